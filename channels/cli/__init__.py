@@ -1,0 +1,1 @@
+"""The ``labops`` command."""

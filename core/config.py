@@ -1,0 +1,263 @@
+"""LabOps configuration: one ``Settings`` object, loaded once at start and passed in.
+
+Sources, highest priority first: keyword arguments, ``LABOPS_*`` environment variables
+(nested sections with ``__``, e.g. ``LABOPS_PVE__HOST``), the TOML file (``labops.toml`` in the
+working directory, or the path in ``LABOPS_CONFIG``/``--config``), then the defaults below.
+
+A section whose host/URI/DSN is unset means "use the embedded lab" (``labops lab up``); setting it
+points the same code at a real host. Nothing here is read at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from core.errors import ConfigError
+
+__all__ = [
+    "AuditSettings",
+    "BackupSettings",
+    "KubernetesSettings",
+    "LlmSettings",
+    "MilvusSettings",
+    "PbsSettings",
+    "PolicySettings",
+    "PostgresSettings",
+    "PveSettings",
+    "RaySettings",
+    "ServerSettings",
+    "Settings",
+    "SlackSettings",
+    "load_settings",
+]
+
+DEFAULT_CONFIG_FILE = "labops.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PveSettings(_Section):
+    """Proxmox VE API. ``host`` unset: the embedded simulator of ``labops lab up``."""
+
+    host: str | None = Field(None, description="PVE host name or address (any cluster node).")
+    port: int = 8006
+    user: str = Field("root@pam", description="user@realm for ticket or token auth.")
+    password: SecretStr | None = None
+    token_name: str | None = Field(None, description="API token name (the part after '!').")
+    token_value: SecretStr | None = None
+    verify_ssl: bool | str = Field(True, description="True, False or a CA bundle path.")
+    timeout: float = Field(15.0, description="Seconds per HTTP request.")
+    default_template: int = Field(9000, description="Template VMID cloned when none is named.")
+    storage: str = Field("local-lvm", description="Storage for cloned disks.")
+    task_timeout: float = Field(300.0, description="Seconds to wait for a PVE task (clone, start).")
+
+
+class PbsSettings(_Section):
+    """Proxmox Backup Server API. ``host`` unset: the embedded simulator."""
+
+    host: str | None = None
+    port: int = 8007
+    user: str = "root@pam"
+    password: SecretStr | None = None
+    token_name: str | None = None
+    token_value: SecretStr | None = None
+    verify_ssl: bool | str = True
+    timeout: float = 15.0
+    datastore: str = Field("store1", description="Datastore holding the VM backups.")
+    pve_storage: str = Field("pbs01", description="PVE storage id that points at this PBS datastore.")
+
+
+class BackupSettings(_Section):
+    """Backup expectations the checker measures against."""
+
+    rpo_hours: float = Field(24.0, description="A VM whose newest backup is older than this is stale.")
+
+
+class PostgresSettings(_Section):
+    """The DESI database. ``dsn`` unset: the embedded PostgreSQL of ``labops lab up``."""
+
+    dsn: SecretStr | None = Field(
+        None, description="libpq DSN of the SELECT-only role, e.g. postgresql://desi_reader:...@host/desi"
+    )
+    schema_name: str = Field("desi_dr1", alias="schema")
+    statement_timeout_ms: int = Field(15000, ge=100)
+    default_limit: int = Field(1000, ge=1)
+    max_limit: int = Field(10000, ge=1)
+    connect_timeout: float = 5.0
+
+
+class RaySettings(_Section):
+    """Ray jobs: the Ray Jobs API (default) or KubeRay RayJobs."""
+
+    backend: Literal["jobs", "kuberay"] = "jobs"
+    address: str | None = Field(
+        None, description="Ray dashboard URL, e.g. http://ray-head:8265; unset: the embedded head."
+    )
+    job_templates_dir: Path | None = Field(
+        None, description="Directory of job templates; unset: the templates shipped with LabOps."
+    )
+    runtime_env_allowlist: list[str] = Field(
+        default_factory=list, description="Extra pip packages a job's runtime env may name."
+    )
+    num_cpus: int = Field(2, description="CPUs of the embedded Ray head.")
+
+
+class KubernetesSettings(_Section):
+    """Kubernetes access for KubeRay. Unset kubeconfig with the jobs backend: not used."""
+
+    kubeconfig: Path | None = None
+    context: str | None = None
+    in_cluster: bool = False
+    namespace: str = "ray"
+    ray_cluster_selector: dict[str, str] = Field(
+        default_factory=lambda: {"ray.io/cluster": "lab-ray"},
+        description="clusterSelector of submitted RayJobs (an existing RayCluster).",
+    )
+
+
+class MilvusSettings(_Section):
+    """Vector store. ``uri`` unset: Milvus Lite in the lab directory (or the embedded server)."""
+
+    uri: str | None = Field(None, description="http://milvus:19530 for a server, or a local path.")
+    token: SecretStr | None = None
+    collection: str = "lab_docs"
+    embedding_provider: Literal["onnx", "ollama"] = "onnx"
+    ollama_embedding_model: str = "nomic-embed-text"
+
+
+class LlmSettings(_Section):
+    """The chat model."""
+
+    provider: Literal["llamacpp", "ollama", "fake"] = "llamacpp"
+    ollama_url: str = "http://127.0.0.1:11434"
+    model: str = "qwen2.5-coder:1.5b"
+    model_path: Path | None = None
+    temperature: float = 0.0
+    timeout: float = 120.0
+
+
+class ServerSettings(_Section):
+    """The OpenAI-compatible API server."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_key: SecretStr | None = None
+
+
+class SlackSettings(_Section):
+    """The Slack-style command bot."""
+
+    signing_secret: SecretStr | None = None
+    bot_token: SecretStr | None = None
+
+
+class PolicySettings(_Section):
+    """Cedar policies, users, roles and quotas."""
+
+    policies_dir: Path | None = Field(None, description="Directory of *.cedar files; unset: shipped ones.")
+    lab_file: Path | None = Field(None, description="Users/roles/quotas TOML; unset: shipped lab.toml.")
+    approval_ttl_seconds: int = Field(3600, ge=60)
+
+
+class AuditSettings(_Section):
+    """Where approvals and the audit log live."""
+
+    database_url: SecretStr | None = Field(
+        None, description="postgresql://... to share approvals/audit between replicas; unset: SQLite."
+    )
+
+
+class Settings(BaseSettings):
+    """All LabOps settings; one section per backend."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LABOPS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        populate_by_name=True,
+    )
+
+    lab_dir: Path = Field(Path(".labops"), description="Where the embedded lab keeps its state.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    pve: PveSettings = Field(default_factory=PveSettings)
+    pbs: PbsSettings = Field(default_factory=PbsSettings)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    ray: RaySettings = Field(default_factory=RaySettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    milvus: MilvusSettings = Field(default_factory=MilvusSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Order the sources: arguments, environment, TOML file."""
+        toml_file = _TOML_FILE.get("path")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+# pydantic-settings builds sources from the class, so the chosen file is handed over here for the
+# duration of one load_settings call (single-threaded start-up).
+_TOML_FILE: dict[str, Path | None] = {"path": None}
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Load the settings once, at start.
+
+    Args:
+        config_file: TOML file to read; default ``$LABOPS_CONFIG`` or ``./labops.toml`` if it exists.
+        **overrides: values that win over every other source (e.g. ``lab_dir`` from ``--lab-dir``).
+
+    Raises:
+        ConfigError: the file is missing or a value is invalid; the message names the setting.
+    """
+    path: Path | None
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist (check --config or LABOPS_CONFIG)")
+    elif os.environ.get("LABOPS_CONFIG"):
+        path = Path(os.environ["LABOPS_CONFIG"])
+        if not path.is_file():
+            raise ConfigError(f"LABOPS_CONFIG points at {path}, which does not exist", setting="LABOPS_CONFIG")
+    else:
+        candidate = Path(DEFAULT_CONFIG_FILE)
+        path = candidate if candidate.is_file() else None
+    _TOML_FILE["path"] = path
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
+        )
+        where = f" in {path}" if path else ""
+        raise ConfigError(f"invalid configuration{where}: {problems}") from exc
+    except ValueError as exc:  # TOML syntax errors surface as ValueError subclasses
+        raise ConfigError(f"cannot read configuration file {path}: {exc}") from exc
+    finally:
+        _TOML_FILE["path"] = None

@@ -1,0 +1,373 @@
+"""The embedded lab's supervisor: start, inspect and stop its parts in the background.
+
+Parts and what runs them:
+
+=========  ==========================================================  ==================
+part       process                                                     address
+=========  ==========================================================  ==================
+pve        ``python -m simlab.server`` (PVE, PBS and Kubernetes APIs)  https://127.0.0.1
+pbs        (same process as pve)                                       https://127.0.0.1
+kube       (same process as pve)                                       https://127.0.0.1
+postgres   PostgreSQL 16 from the ``pgserver`` wheel                   127.0.0.1 (TCP)
+ray        ``ray start --head`` (dashboard + Jobs API)                 http://127.0.0.1
+milvus     ``milvus-lite server`` over the lab's Milvus directory      http://127.0.0.1
+=========  ==========================================================  ==================
+
+Everything lives in one lab directory; ``lab.json`` records each started part (address, pid) so
+that ``down`` stops exactly what ``up`` started, from any later process. The file is rewritten
+after every part starts, so a failure half-way still leaves a record of what to stop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from simlab import postgres as pg
+from simlab import ray_head
+from simlab.desi import desi_row_count, load_desi
+from simlab.secrets import ensure_secrets
+
+__all__ = ["PARTS", "LabStartError", "Part", "lab_down", "lab_reset", "lab_status", "lab_up"]
+
+log = logging.getLogger(__name__)
+
+Part = Literal["pve", "pbs", "kube", "postgres", "ray", "milvus"]
+PARTS: tuple[Part, ...] = ("pve", "pbs", "kube", "postgres", "ray", "milvus")
+
+# Well-known ports are used when free so a person can remember them; otherwise any free port.
+_PREFERRED_PORTS: dict[str, int] = {
+    "pve": 8006,
+    "pbs": 8007,
+    "kube": 6443,
+    "postgres": 54320,
+    "ray": 8265,
+    "milvus": 19530,
+}
+_READY_TIMEOUT = 90.0
+
+Progress = Callable[[str], None]
+
+
+class LabStartError(RuntimeError):
+    """A part of the embedded lab did not start; the message points at its log file."""
+
+
+def _noop(_: str) -> None:
+    return None
+
+
+def _state_path(lab_dir: Path) -> Path:
+    return lab_dir / "lab.json"
+
+
+def _read_state(lab_dir: Path) -> dict[str, Any]:
+    path = _state_path(lab_dir)
+    if not path.is_file():
+        return {"version": 1, "parts": {}}
+    data: dict[str, Any] = json.loads(path.read_text())
+    data.setdefault("parts", {})
+    return data
+
+
+def _write_state(lab_dir: Path, state: dict[str, Any]) -> None:
+    tmp = _state_path(lab_dir).with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    os.replace(tmp, _state_path(lab_dir))
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of this process still "exists"; reap it if it is ours.
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return done == 0
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _pick_port(part: str, taken: set[int]) -> int:
+    preferred = _PREFERRED_PORTS[part]
+    if preferred not in taken and _port_free(preferred):
+        return preferred
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in taken:
+            return port
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _http_ok(url: str, ca_file: Path | None = None) -> bool:
+    """True when the URL answers HTTP at all (an auth error still means the server is up)."""
+    ctx = ssl.create_default_context(cafile=str(ca_file)) if ca_file else None
+    try:
+        with urllib.request.urlopen(url, timeout=3, context=ctx):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (urllib.error.URLError, OSError, ssl.SSLError):
+        return False
+
+
+def _wait_until(check: Callable[[], bool], *, what: str, log_file: Path, pid: int | None = None) -> None:
+    deadline = time.monotonic() + _READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if pid is not None and not _pid_alive(pid):
+            raise LabStartError(f"{what} exited during start-up; see {log_file}")
+        time.sleep(0.3)
+    raise LabStartError(f"{what} did not become ready within {_READY_TIMEOUT:.0f} s; see {log_file}")
+
+
+def _spawn(cmd: list[str], log_file: Path, env: dict[str, str] | None = None) -> int:
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as out:
+        # A session of its own: `down` stops the whole process group, and Ctrl-C in the
+        # terminal that ran `lab up` does not reach the background lab.
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+        )
+    return proc.pid
+
+
+def _kill_group(pid: int, *, grace: float = 10.0) -> None:
+    try:
+        pgid = os.getpgid(pid)
+    except ProcessLookupError:
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if not _pid_alive(pid):
+                return
+            time.sleep(0.1)
+
+
+def _start_simlab(lab_dir: Path, state: dict[str, Any], taken: set[int], task_speed: float) -> None:
+    ports = {p: _pick_port(p, taken) for p in ("pve", "pbs", "kube")}
+    taken.update(ports.values())
+    log_file = lab_dir / "logs" / "simlab.log"
+    cmd = [
+        sys.executable,
+        "-m",
+        "simlab.server",
+        "--lab-dir",
+        str(lab_dir),
+        "--pve-port",
+        str(ports["pve"]),
+        "--pbs-port",
+        str(ports["pbs"]),
+        "--kube-port",
+        str(ports["kube"]),
+        "--task-speed",
+        str(task_speed),
+    ]
+    pid = _spawn(cmd, log_file)
+    ca_file = lab_dir / "tls" / "ca.pem"
+    state["ca_file"] = str(ca_file.resolve())
+    urls = {
+        "pve": f"https://127.0.0.1:{ports['pve']}/api2/json",
+        "pbs": f"https://127.0.0.1:{ports['pbs']}/api2/json",
+        "kube": f"https://127.0.0.1:{ports['kube']}",
+    }
+    for part in ("pve", "pbs", "kube"):
+        state["parts"][part] = {"url": urls[part], "host": "127.0.0.1", "port": ports[part], "pid": pid}
+    _write_state(lab_dir, state)
+    _wait_until(
+        lambda: ca_file.is_file() and all(_http_ok(f"{u}/version", ca_file) for u in urls.values()),
+        what="the PVE/PBS/Kubernetes simulator",
+        log_file=log_file,
+        pid=pid,
+    )
+
+
+def _start_postgres(
+    lab_dir: Path, state: dict[str, Any], taken: set[int], secrets: dict[str, Any], rows: int, progress: Progress
+) -> None:
+    port = _pick_port("postgres", taken)
+    taken.add(port)
+    info = pg.start_postgres(lab_dir, port=port, secrets=secrets)
+    state["parts"]["postgres"] = info
+    _write_state(lab_dir, state)
+    creds = secrets["postgres"]
+    admin_dsn = (
+        f"host={info['host']} port={info['port']} dbname={info['dbname']} "
+        f"user={creds['admin_user']} password={creds['admin_password']}"
+    )
+    have = desi_row_count(admin_dsn)
+    if have != rows:
+        progress(f"loading {rows:,} synthetic DESI DR1 objects into PostgreSQL")
+        load_desi(admin_dsn, rows=rows)
+    state["parts"]["postgres"]["desi_rows"] = rows
+    _write_state(lab_dir, state)
+
+
+def _start_ray(lab_dir: Path, state: dict[str, Any], taken: set[int], num_cpus: int) -> None:
+    port = _pick_port("ray", taken)
+    taken.add(port)
+    info = ray_head.start_ray_head(lab_dir, dashboard_port=port, num_cpus=num_cpus)
+    state["parts"]["ray"] = info
+    _write_state(lab_dir, state)
+
+
+def _start_milvus(lab_dir: Path, state: dict[str, Any], taken: set[int]) -> None:
+    port = _pick_port("milvus", taken)
+    taken.add(port)
+    log_file = lab_dir / "logs" / "milvus.log"
+    exe = Path(sys.executable).with_name("milvus-lite")
+    cmd = [str(exe), "server", "--data-dir", str((lab_dir / "milvus").resolve()), "--host", "127.0.0.1"]
+    pid = _spawn([*cmd, "--port", str(port)], log_file)
+    state["parts"]["milvus"] = {"url": f"http://127.0.0.1:{port}", "host": "127.0.0.1", "port": port, "pid": pid}
+    _write_state(lab_dir, state)
+    _wait_until(lambda: _port_open("127.0.0.1", port), what="milvus-lite server", log_file=log_file, pid=pid)
+
+
+def _part_up(lab_dir: Path, part: str, info: dict[str, Any] | None) -> bool:
+    if not info:
+        return False
+    if part == "postgres":
+        return pg.postgres_status(lab_dir) is not None and _port_open(info["host"], int(info["port"]))
+    if part == "ray":
+        return ray_head.ray_head_status(lab_dir) is not None and _http_ok(f"{info['url']}/api/version")
+    return _pid_alive(info.get("pid")) and _port_open(info.get("host", "127.0.0.1"), int(info["port"]))
+
+
+def lab_up(
+    lab_dir: Path,
+    *,
+    parts: tuple[Part, ...] = PARTS,
+    rows: int = 200_000,
+    ray_cpus: int = 2,
+    task_speed: float = 1.0,
+    progress: Progress = _noop,
+) -> dict[str, Any]:
+    """Start every requested part that is not already running; returns :func:`lab_status`.
+
+    Raises:
+        LabStartError: a part did not come up (what did start stays recorded for ``lab_down``).
+    """
+    lab_dir.mkdir(parents=True, exist_ok=True)
+    secrets = ensure_secrets(lab_dir)
+    state = _read_state(lab_dir)
+    taken = {int(p["port"]) for p in state["parts"].values() if "port" in p}
+
+    sim_parts = {"pve", "pbs", "kube"} & set(parts)
+    if sim_parts and not all(_part_up(lab_dir, p, state["parts"].get(p)) for p in sim_parts):
+        old = state["parts"].get("pve", {}).get("pid")
+        if old and _pid_alive(old):
+            _kill_group(old)
+        progress("starting the PVE/PBS/Kubernetes simulator")
+        _start_simlab(lab_dir, state, taken, task_speed)
+    if "postgres" in parts:
+        if not _part_up(lab_dir, "postgres", state["parts"].get("postgres")):
+            progress("starting PostgreSQL")
+            _start_postgres(lab_dir, state, taken, secrets, rows, progress)
+        elif state["parts"]["postgres"].get("desi_rows") != rows:
+            _start_postgres(lab_dir, state, taken, secrets, rows, progress)
+    if "ray" in parts and not _part_up(lab_dir, "ray", state["parts"].get("ray")):
+        progress("starting the Ray head")
+        _start_ray(lab_dir, state, taken, ray_cpus)
+    if "milvus" in parts and not _part_up(lab_dir, "milvus", state["parts"].get("milvus")):
+        progress("starting the Milvus Lite server")
+        _start_milvus(lab_dir, state, taken)
+    return lab_status(lab_dir)
+
+
+def lab_status(lab_dir: Path) -> dict[str, Any]:
+    """Each part as ``{"status": "up"|"down", "address": ..., "pid": ...}`` (``kube`` too)."""
+    state = _read_state(lab_dir)
+    result: dict[str, Any] = {}
+    for part in PARTS:
+        info = state["parts"].get(part)
+        address = None
+        if info:
+            address = info.get("url") or f"{info.get('host')}:{info.get('port')}"
+        result[part] = {
+            "status": "up" if _part_up(lab_dir, part, info) else "down",
+            "address": address,
+            "pid": info.get("pid") if info else None,
+        }
+    return result
+
+
+def lab_down(lab_dir: Path, *, progress: Progress = _noop) -> list[str]:
+    """Stop every part ``lab_up`` started (by pid / process group); returns the parts stopped."""
+    state = _read_state(lab_dir)
+    stopped: list[str] = []
+    parts = state["parts"]
+    if "ray" in parts:
+        progress("stopping the Ray head")
+        ray_head.stop_ray_head(lab_dir)
+        stopped.append("ray")
+    if "postgres" in parts:
+        progress("stopping PostgreSQL")
+        pg.stop_postgres(lab_dir)
+        stopped.append("postgres")
+    seen: set[int] = set()
+    for part in ("milvus", "pve", "pbs", "kube"):
+        pid = parts.get(part, {}).get("pid")
+        if pid and pid not in seen:
+            progress(f"stopping {part} (pid {pid})")
+            _kill_group(int(pid))
+            seen.add(int(pid))
+        if part in parts:
+            stopped.append(part)
+    state["parts"] = {}
+    if lab_dir.is_dir():
+        _write_state(lab_dir, state)
+    return stopped
+
+
+def lab_reset(lab_dir: Path, *, progress: Progress = _noop) -> None:
+    """Stop everything and delete the lab directory (all simulated state, data and secrets)."""
+    if lab_dir.exists():
+        lab_down(lab_dir, progress=progress)
+        shutil.rmtree(lab_dir)

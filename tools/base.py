@@ -1,0 +1,164 @@
+"""What a tool is: a typed function, its argument model, its risk, a summary of a call, and a plan.
+
+A tool never decides whether it may run: the guard (``policies.guard``) validates the arguments,
+asks policy, handles approvals and writes the audit log, then calls :meth:`Tool.run`. Tools
+import nothing of ``agent``, ``policies`` or ``channels``.
+
+Results travel in one envelope, :class:`ToolResult`, whose ``status`` the model can act on:
+``ok``, ``error`` (recoverable: fix the arguments or try later), ``no_data``, ``needs_approval``
+and ``denied`` (the last two are set by the guard, never by a tool).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tools.context import ToolContext
+
+__all__ = [
+    "Check",
+    "Plan",
+    "ResourceRef",
+    "Risk",
+    "Status",
+    "Tool",
+    "ToolArgs",
+    "ToolResult",
+]
+
+Risk = Literal["read", "write", "destructive"]
+Status = Literal["ok", "error", "no_data", "needs_approval", "denied"]
+
+
+class ToolArgs(BaseModel):
+    """Base of every tool's argument model: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ToolResult(BaseModel):
+    """The one result envelope of every tool call."""
+
+    status: Status
+    data: Any = None
+    message: str
+
+    @classmethod
+    def ok(cls, message: str, data: Any = None) -> ToolResult:
+        """A successful call."""
+        return cls(status="ok", data=data, message=message)
+
+    @classmethod
+    def error(cls, message: str, data: Any = None) -> ToolResult:
+        """A recoverable failure; the message says what to change."""
+        return cls(status="error", data=data, message=message)
+
+    @classmethod
+    def no_data(cls, message: str, data: Any = None) -> ToolResult:
+        """The call worked but found nothing."""
+        return cls(status="no_data", data=data, message=message)
+
+
+class ResourceRef(BaseModel):
+    """A thing a call touches, as policy sees it (a Cedar resource entity)."""
+
+    type: Literal["Lab", "Node", "VM", "Job", "Table", "Datastore"]
+    id: str
+    attrs: dict[str, Any] = Field(default_factory=dict)
+
+
+class Check(BaseModel):
+    """One pre-flight check of a plan."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+class Plan(BaseModel):
+    """What a mutating call would do, without doing it (dry run); approvals show it."""
+
+    tool: str
+    summary: str
+    api_calls: list[str] = Field(default_factory=list, description="Exact API calls, in order.")
+    capacity: dict[str, Any] = Field(default_factory=dict, description="Capacity the call would use.")
+    checks: list[Check] = Field(default_factory=list)
+    resources: list[ResourceRef] = Field(default_factory=list)
+
+    @property
+    def feasible(self) -> bool:
+        """True when every check passed."""
+        return all(c.passed for c in self.checks)
+
+
+A = TypeVar("A", bound=ToolArgs)
+
+
+def _no_resources(ctx: ToolContext, args: Any) -> list[ResourceRef]:
+    return [ResourceRef(type="Lab", id="lab")]
+
+
+def _no_numbers(args: Any) -> dict[str, int]:
+    return {}
+
+
+@dataclass(kw_only=True, frozen=True)
+class Tool(Generic[A]):
+    """A registered tool.
+
+    Attributes:
+        name: dotted name, also the Cedar action id (``vm.provision``).
+        args_model: pydantic model of the arguments; its schema and field descriptions are the prompt.
+        fn: the implementation ``fn(ctx, args) -> ToolResult``; its docstring is the description.
+        risk: ``read``, ``write`` or ``destructive``.
+        summary: one-line human summary of a call (approvals, Slack, audit log).
+        plan: dry run for mutating tools (required unless ``risk == "read"``).
+        resources: the things a call touches, for policy (may read the lab, e.g. a VM's tags).
+        numbers: the call's numbers for policy context (cores, memory_mib, gpus, rows, ...).
+        idempotent_key: whether a request key makes repeats return the first result.
+    """
+
+    name: str
+    args_model: type[A]
+    fn: Callable[[ToolContext, A], ToolResult]
+    risk: Risk
+    summary: Callable[[A], str]
+    plan: Callable[[ToolContext, A], Plan] | None = None
+    resources: Callable[[ToolContext, A], list[ResourceRef]] = field(default=_no_resources)
+    numbers: Callable[[A], dict[str, int]] = field(default=_no_numbers)
+
+    def __post_init__(self) -> None:
+        if self.risk != "read" and self.plan is None:
+            raise TypeError(f"tool {self.name} has risk {self.risk!r} but no plan")
+        if not inspect.getdoc(self.fn):
+            raise TypeError(f"tool {self.name} has no docstring; it is the model's prompt")
+
+    @property
+    def description(self) -> str:
+        """What the model reads: the implementation's docstring."""
+        return inspect.getdoc(self.fn) or ""
+
+    def json_schema(self) -> dict[str, Any]:
+        """JSON schema of the arguments (field descriptions included)."""
+        return self.args_model.model_json_schema()
+
+    def parse(self, raw: dict[str, Any] | A) -> A:
+        """Validate raw arguments; raises ``pydantic.ValidationError``."""
+        if isinstance(raw, self.args_model):
+            return raw
+        return self.args_model.model_validate(raw)
+
+    def run(self, ctx: ToolContext, args: A) -> ToolResult:
+        """Execute the call. Only the guard calls this."""
+        return self.fn(ctx, args)
+
+    def dry_run(self, ctx: ToolContext, args: A) -> Plan:
+        """The plan of a call; read tools get a trivial one-step plan."""
+        if self.plan is not None:
+            return self.plan(ctx, args)
+        return Plan(tool=self.name, summary=self.summary(args), resources=self.resources(ctx, args))
