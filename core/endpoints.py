@@ -30,8 +30,8 @@ __all__ = [
     "KubeEndpoint",
     "ProxmoxEndpoint",
     "kube_endpoint",
-    "lab_state",
     "lab_secrets",
+    "lab_state",
     "milvus_endpoint",
     "pbs_endpoint",
     "postgres_dsn",
@@ -152,7 +152,7 @@ def pbs_endpoint(settings: Settings) -> ProxmoxEndpoint:
 
 
 def postgres_dsn(settings: Settings, *, role: Literal["reader", "admin"] = "reader") -> str:
-    """libpq DSN of the DESI database; the agent always uses the SELECT-only ``reader`` role."""
+    """Libpq DSN of the DESI database; the agent always uses the SELECT-only ``reader`` role."""
     if settings.postgres.dsn is not None:
         if role == "admin":
             raise ConfigError("the admin role exists only in the embedded lab", setting="postgres.dsn")

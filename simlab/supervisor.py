@@ -36,10 +36,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from simlab import postgres as pg
-from simlab import ray_head
 from simlab.desi import desi_row_count, load_desi
 from simlab.secrets import ensure_secrets
+
+from simlab import postgres as pg
+from simlab import ray_head
 
 __all__ = ["PARTS", "LabStartError", "Part", "lab_down", "lab_reset", "lab_status", "lab_up"]
 

@@ -1,0 +1,198 @@
+"""``labops doctor``: is every configured backend reachable, which version, and what to fix.
+
+Each probe asks its backend for its version with the same client and credentials the tools use, so a
+green doctor means the tools can connect. A probe never raises: a failure becomes a row with the
+setting to change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+import psycopg
+
+from core.config import Settings
+from core.endpoints import (
+    kube_endpoint,
+    lab_state,
+    milvus_endpoint,
+    pbs_endpoint,
+    postgres_dsn,
+    pve_endpoint,
+    ray_address,
+)
+from core.errors import LabOpsError
+from knowledge.store import server_version as milvus_server_version
+from tools.proxmox import proxmox_api
+from tools.ray.kube import kube_version
+
+__all__ = ["BackendCheck", "run_checks"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(kw_only=True, frozen=True)
+class BackendCheck:
+    """One row of the doctor's table."""
+
+    backend: str
+    required: bool
+    ok: bool
+    address: str
+    version: str
+    detail: str
+    fix: str
+
+
+@dataclass(kw_only=True, frozen=True)
+class _Probe:
+    backend: str
+    setting: str
+    address: Callable[[Settings], str]
+    version: Callable[[Settings], str]
+    required: Callable[[Settings], bool]
+
+
+def _pve_version(settings: Settings) -> str:
+    api = proxmox_api(pve_endpoint(settings))
+    info = api.version.get()
+    return f"pve-manager {info.get('version', '?')}"
+
+
+def _pbs_version(settings: Settings) -> str:
+    api = proxmox_api(pbs_endpoint(settings))
+    info = api.version.get()
+    return f"proxmox-backup {info.get('version', '?')}"
+
+
+def _pg_version(settings: Settings) -> str:
+    with psycopg.connect(postgres_dsn(settings), connect_timeout=int(settings.postgres.connect_timeout)) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return f"PostgreSQL {row[0] if row else '?'}"
+
+
+def _pg_address(settings: Settings) -> str:
+    if settings.postgres.dsn is not None:
+        return "postgres.dsn"
+    part = ((lab_state(settings.lab_dir) or {}).get("parts") or {}).get("postgres") or {}
+    return f"{part.get('host', '?')}:{part.get('port', '?')}" if part else "embedded (not started)"
+
+
+def _ray_version(settings: Settings) -> str:
+    resp = httpx.get(f"{ray_address(settings)}/api/version", timeout=5.0)
+    resp.raise_for_status()
+    return f"Ray {resp.json().get('ray_version', '?')}"
+
+
+def _llm_version(settings: Settings) -> str:
+    if settings.llm.provider != "ollama":
+        return f"{settings.llm.provider} (in-process)"
+    resp = httpx.get(f"{settings.llm.ollama_url.rstrip('/')}/api/version", timeout=5.0)
+    resp.raise_for_status()
+    return f"Ollama {resp.json().get('version', '?')}"
+
+
+def _safe_address(fn: Callable[[Settings], str]) -> Callable[[Settings], str]:
+    def wrapped(settings: Settings) -> str:
+        try:
+            return fn(settings)
+        except LabOpsError:
+            return "embedded (not started)"
+
+    return wrapped
+
+
+_PROBES: tuple[_Probe, ...] = (
+    _Probe(
+        backend="pve",
+        setting="pve.host",
+        address=_safe_address(lambda s: f"{pve_endpoint(s).host}:{pve_endpoint(s).port}"),
+        version=_pve_version,
+        required=lambda s: True,
+    ),
+    _Probe(
+        backend="pbs",
+        setting="pbs.host",
+        address=_safe_address(lambda s: f"{pbs_endpoint(s).host}:{pbs_endpoint(s).port}"),
+        version=_pbs_version,
+        required=lambda s: True,
+    ),
+    _Probe(
+        backend="postgres",
+        setting="postgres.dsn",
+        address=_pg_address,
+        version=_pg_version,
+        required=lambda s: True,
+    ),
+    _Probe(
+        backend="ray",
+        setting="ray.address",
+        address=_safe_address(ray_address),
+        version=_ray_version,
+        required=lambda s: s.ray.backend == "jobs",
+    ),
+    _Probe(
+        backend="kubernetes",
+        setting="kubernetes.kubeconfig",
+        address=_safe_address(lambda s: str(kube_endpoint(s).host or kube_endpoint(s).kubeconfig or "in-cluster")),
+        version=lambda s: kube_version(s),
+        required=lambda s: s.ray.backend == "kuberay",
+    ),
+    _Probe(
+        backend="milvus",
+        setting="milvus.uri",
+        address=lambda s: milvus_endpoint(s)[0],
+        version=milvus_server_version,
+        required=lambda s: True,
+    ),
+    _Probe(
+        backend="llm",
+        setting="llm.ollama_url",
+        address=lambda s: s.llm.ollama_url if s.llm.provider == "ollama" else s.llm.provider,
+        version=_llm_version,
+        required=lambda s: s.llm.provider == "ollama",
+    ),
+)
+
+
+def run_checks(settings: Settings) -> list[BackendCheck]:
+    """Probe every backend; never raises."""
+    rows: list[BackendCheck] = []
+    for probe in _PROBES:
+        address = probe.address(settings)
+        try:
+            version = probe.version(settings)
+        except LabOpsError as exc:
+            rows.append(_failed(probe, settings, address, str(exc)))
+        except Exception as exc:  # boundary: any client failure is a row in the table, not a crash
+            log.debug("doctor probe %s failed", probe.backend, exc_info=True)
+            rows.append(_failed(probe, settings, address, f"{type(exc).__name__}: {exc}"))
+        else:
+            rows.append(
+                BackendCheck(
+                    backend=probe.backend,
+                    required=probe.required(settings),
+                    ok=True,
+                    address=address,
+                    version=version,
+                    detail="reachable",
+                    fix="",
+                )
+            )
+    return rows
+
+
+def _failed(probe: _Probe, settings: Settings, address: str, detail: str) -> BackendCheck:
+    first_line = detail.strip().splitlines()[0] if detail.strip() else "failed"
+    return BackendCheck(
+        backend=probe.backend,
+        required=probe.required(settings),
+        ok=False,
+        address=address,
+        version="-",
+        detail=first_line[:200],
+        fix=f"check {probe.setting} (or run `labops lab up` for the embedded lab)",
+    )
