@@ -36,11 +36,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from simlab.desi import desi_row_count, load_desi
-from simlab.secrets import ensure_secrets
-
 from simlab import postgres as pg
 from simlab import ray_head
+from simlab.desi import desi_row_count, load_desi
+from simlab.secrets import ensure_secrets
 
 __all__ = ["PARTS", "LabStartError", "Part", "lab_down", "lab_reset", "lab_status", "lab_up"]
 
@@ -230,24 +229,25 @@ def _start_simlab(lab_dir: Path, state: dict[str, Any], taken: set[int], task_sp
     )
 
 
-def _start_postgres(
-    lab_dir: Path, state: dict[str, Any], taken: set[int], secrets: dict[str, Any], rows: int, progress: Progress
-) -> None:
+def _start_postgres(lab_dir: Path, state: dict[str, Any], taken: set[int], secrets: dict[str, Any]) -> None:
     port = _pick_port("postgres", taken)
     taken.add(port)
-    info = pg.start_postgres(lab_dir, port=port, secrets=secrets)
-    state["parts"]["postgres"] = info
+    state["parts"]["postgres"] = pg.start_postgres(lab_dir, port=port, secrets=secrets)
     _write_state(lab_dir, state)
+
+
+def _ensure_desi(lab_dir: Path, state: dict[str, Any], secrets: dict[str, Any], rows: int, progress: Progress) -> None:
+    """Load the synthetic DESI tables unless they already hold ``rows`` objects."""
+    info = state["parts"]["postgres"]
     creds = secrets["postgres"]
     admin_dsn = (
         f"host={info['host']} port={info['port']} dbname={info['dbname']} "
         f"user={creds['admin_user']} password={creds['admin_password']}"
     )
-    have = desi_row_count(admin_dsn)
-    if have != rows:
+    if desi_row_count(admin_dsn) != rows:
         progress(f"loading {rows:,} synthetic DESI DR1 objects into PostgreSQL")
         load_desi(admin_dsn, rows=rows)
-    state["parts"]["postgres"]["desi_rows"] = rows
+    info["desi_rows"] = rows
     _write_state(lab_dir, state)
 
 
@@ -310,9 +310,8 @@ def lab_up(
     if "postgres" in parts:
         if not _part_up(lab_dir, "postgres", state["parts"].get("postgres")):
             progress("starting PostgreSQL")
-            _start_postgres(lab_dir, state, taken, secrets, rows, progress)
-        elif state["parts"]["postgres"].get("desi_rows") != rows:
-            _start_postgres(lab_dir, state, taken, secrets, rows, progress)
+            _start_postgres(lab_dir, state, taken, secrets)
+        _ensure_desi(lab_dir, state, secrets, rows, progress)
     if "ray" in parts and not _part_up(lab_dir, "ray", state["parts"].get("ray")):
         progress("starting the Ray head")
         _start_ray(lab_dir, state, taken, ray_cpus)

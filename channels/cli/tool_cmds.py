@@ -7,11 +7,11 @@ import sys
 from typing import Any
 
 import click
-from policies.guard import Caller, Guard
 from rich.table import Table
 
 from channels.cli.common import console, echo_json, get_settings, handle_errors
 from core.errors import InvalidArguments
+from policies.guard import Caller, Guard
 from tools.base import ToolResult
 from tools.registry import all_tools
 

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts run by hand that print numbers (never timed assertions in tests)."""
