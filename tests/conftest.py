@@ -1,0 +1,80 @@
+"""Shared fixtures: the real simulator process, started once per test session on free ports."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Simulator:
+    """A running ``python -m simlab.server`` and how to reach it."""
+
+    lab_dir: Path
+    pve_port: int
+    pbs_port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def ca(self) -> str:
+        return str(self.lab_dir / "tls" / "ca.pem")
+
+    @property
+    def secrets(self) -> dict[str, dict[str, str]]:
+        data: dict[str, dict[str, str]] = json.loads((self.lab_dir / "secrets.json").read_text())
+        return data
+
+    def start(self) -> None:
+        cmd = [sys.executable, "-m", "simlab.server", "--lab-dir", str(self.lab_dir), "--pve-port",
+               str(self.pve_port), "--pbs-port", str(self.pbs_port), "--task-speed", "20", "--auth-delay", "0.05"]  # fmt: skip
+        with open(self.lab_dir.parent / f"simlab-{self.pve_port}.log", "ab") as log:
+            # The child keeps its own copy of the descriptor; ours can close now.
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"https://127.0.0.1:{self.pve_port}/api2/json/version", verify=self.ca, timeout=1)
+                return
+            except (requests.ConnectionError, OSError):
+                time.sleep(0.1)
+        raise RuntimeError("simulator did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=15)
+            self.proc = None
+
+    def write_lab_json(self) -> None:
+        """Record the simulator where ``core.endpoints`` looks for the embedded lab."""
+        path = self.lab_dir / "lab.json"
+        state = json.loads(path.read_text()) if path.exists() else {"version": 1, "parts": {}}
+        state["ca_file"] = self.ca
+        for part, port in (("pve", self.pve_port), ("pbs", self.pbs_port)):
+            state["parts"][part] = {"url": f"https://127.0.0.1:{port}/api2/json", "host": "127.0.0.1", "port": port,
+                                    "pid": self.proc.pid if self.proc else None}  # fmt: skip
+        path.write_text(json.dumps(state))
+
+
+@pytest.fixture(scope="session")
+def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
+    sim = Simulator(lab_dir=tmp_path_factory.mktemp("lab"), pve_port=free_port(), pbs_port=free_port())
+    sim.start()
+    sim.write_lab_json()
+    yield sim
+    sim.stop()
