@@ -25,9 +25,7 @@ from core.endpoints import (
     ray_address,
 )
 from core.errors import LabOpsError
-from knowledge.store import server_version as milvus_server_version
 from tools.proxmox import proxmox_api
-from tools.ray.kube import kube_version
 
 __all__ = ["BackendCheck", "run_checks"]
 
@@ -87,6 +85,48 @@ def _ray_version(settings: Settings) -> str:
     return f"Ray {resp.json().get('ray_version', '?')}"
 
 
+def _kube_version(settings: Settings) -> str:
+    from kubernetes import client
+
+    ep = kube_endpoint(settings)
+    if ep.host is None:
+        from kubernetes import config
+
+        if ep.in_cluster:
+            config.load_incluster_config()
+        else:
+            config.load_kube_config(config_file=str(ep.kubeconfig) if ep.kubeconfig else None, context=ep.context)
+        api_client = client.ApiClient()
+    else:
+        cfg = client.Configuration()
+        cfg.host = ep.host
+        cfg.ssl_ca_cert = ep.ca_file
+        cfg.api_key = {"authorization": f"Bearer {ep.token}"}
+        api_client = client.ApiClient(cfg)
+    with api_client:
+        info = client.VersionApi(api_client).get_code(_request_timeout=5)
+    return f"Kubernetes {info.git_version}"
+
+
+def _kube_configured(settings: Settings) -> bool:
+    k = settings.kubernetes
+    return bool(k.kubeconfig or k.in_cluster or ((lab_state(settings.lab_dir) or {}).get("parts") or {}).get("kube"))
+
+
+def _milvus_version(settings: Settings) -> str:
+    uri, token = milvus_endpoint(settings)
+    if not uri.startswith(("http://", "https://", "tcp://")):
+        # Milvus Lite in a local directory: nothing to reach, the directory is opened on first use.
+        return "Milvus Lite (local directory)"
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(uri=uri, token=token or "", timeout=5)
+    try:
+        return f"Milvus {client.get_server_version()}"
+    finally:
+        client.close()
+
+
 def _llm_version(settings: Settings) -> str:
     if settings.llm.provider != "ollama":
         return f"{settings.llm.provider} (in-process)"
@@ -138,14 +178,14 @@ _PROBES: tuple[_Probe, ...] = (
         backend="kubernetes",
         setting="kubernetes.kubeconfig",
         address=_safe_address(lambda s: str(kube_endpoint(s).host or kube_endpoint(s).kubeconfig or "in-cluster")),
-        version=lambda s: kube_version(s),
+        version=_kube_version,
         required=lambda s: s.ray.backend == "kuberay",
     ),
     _Probe(
         backend="milvus",
         setting="milvus.uri",
         address=lambda s: milvus_endpoint(s)[0],
-        version=milvus_server_version,
+        version=_milvus_version,
         required=lambda s: True,
     ),
     _Probe(
@@ -162,6 +202,8 @@ def run_checks(settings: Settings) -> list[BackendCheck]:
     """Probe every backend; never raises."""
     rows: list[BackendCheck] = []
     for probe in _PROBES:
+        if probe.backend == "kubernetes" and not probe.required(settings) and not _kube_configured(settings):
+            continue  # only needed for ray.backend = "kuberay"
         address = probe.address(settings)
         try:
             version = probe.version(settings)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import importlib.util
 import os
 import shutil
 import signal
@@ -46,7 +47,9 @@ __all__ = ["PARTS", "LabStartError", "Part", "lab_down", "lab_reset", "lab_statu
 log = logging.getLogger(__name__)
 
 Part = Literal["pve", "pbs", "kube", "postgres", "ray", "milvus"]
-PARTS: tuple[Part, ...] = ("pve", "pbs", "kube", "postgres", "ray", "milvus")
+# The Kubernetes API stand-in (for KubeRay RayJobs) is part of the lab once ``simlab.kube`` exists.
+_HAS_KUBE = importlib.util.find_spec("simlab.kube") is not None
+PARTS: tuple[Part, ...] = ("pve", "pbs", *(("kube",) if _HAS_KUBE else ()), "postgres", "ray", "milvus")
 
 # Well-known ports are used when free so a person can remember them; otherwise any free port.
 _PREFERRED_PORTS: dict[str, int] = {
@@ -58,6 +61,9 @@ _PREFERRED_PORTS: dict[str, int] = {
     "milvus": 19530,
 }
 _READY_TIMEOUT = 90.0
+# The lab's daemons outlive the command that started them. Holding their Popen handles keeps Python
+# from warning ("subprocess is still running") when a handle would be collected while they run.
+_DETACHED: list[subprocess.Popen[bytes]] = []
 
 Progress = Callable[[str], None]
 
@@ -171,6 +177,7 @@ def _spawn(cmd: list[str], log_file: Path, env: dict[str, str] | None = None) ->
             start_new_session=True,
             env=env,
         )
+    _DETACHED.append(proc)
     return proc.pid
 
 
@@ -192,7 +199,8 @@ def _kill_group(pid: int, *, grace: float = 10.0) -> None:
 
 
 def _start_simlab(lab_dir: Path, state: dict[str, Any], taken: set[int], task_speed: float) -> None:
-    ports = {p: _pick_port(p, taken) for p in ("pve", "pbs", "kube")}
+    sim_parts = [p for p in ("pve", "pbs", "kube") if p in PARTS]
+    ports = {p: _pick_port(p, taken) for p in sim_parts}
     taken.update(ports.values())
     log_file = lab_dir / "logs" / "simlab.log"
     cmd = [
@@ -205,8 +213,7 @@ def _start_simlab(lab_dir: Path, state: dict[str, Any], taken: set[int], task_sp
         str(ports["pve"]),
         "--pbs-port",
         str(ports["pbs"]),
-        "--kube-port",
-        str(ports["kube"]),
+        *(["--kube-port", str(ports["kube"])] if "kube" in ports else []),
         "--task-speed",
         str(task_speed),
     ]
@@ -216,9 +223,9 @@ def _start_simlab(lab_dir: Path, state: dict[str, Any], taken: set[int], task_sp
     urls = {
         "pve": f"https://127.0.0.1:{ports['pve']}/api2/json",
         "pbs": f"https://127.0.0.1:{ports['pbs']}/api2/json",
-        "kube": f"https://127.0.0.1:{ports['kube']}",
+        **({"kube": f"https://127.0.0.1:{ports['kube']}"} if "kube" in ports else {}),
     }
-    for part in ("pve", "pbs", "kube"):
+    for part in sim_parts:
         state["parts"][part] = {"url": urls[part], "host": "127.0.0.1", "port": ports[part], "pid": pid}
     _write_state(lab_dir, state)
     _wait_until(
@@ -300,7 +307,7 @@ def lab_up(
     state = _read_state(lab_dir)
     taken = {int(p["port"]) for p in state["parts"].values() if "port" in p}
 
-    sim_parts = {"pve", "pbs", "kube"} & set(parts)
+    sim_parts = {"pve", "pbs", "kube"} & set(parts) & set(PARTS)
     if sim_parts and not all(_part_up(lab_dir, p, state["parts"].get(p)) for p in sim_parts):
         old = state["parts"].get("pve", {}).get("pid")
         if old and _pid_alive(old):

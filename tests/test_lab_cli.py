@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -16,15 +17,23 @@ from simlab import supervisor
 
 def _labops(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.output
+    return result.exit_code, result.stdout
 
 
 def _descendant_free(pids: set[int]) -> bool:
     return not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in pids)
 
 
-def test_lab_lifecycle_through_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    lab_dir = tmp_path / "lab"
+@pytest.fixture
+def lab_dir(tmp_path: Path) -> Iterator[Path]:
+    lab = tmp_path / "lab"
+    yield lab
+    # Whatever the test did, leave no processes behind (a no-op when the test already stopped the lab).
+    if lab.exists():
+        supervisor.lab_down(lab)
+
+
+def test_lab_lifecycle_through_the_cli(tmp_path: Path, lab_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The environment variable is how a user picks another lab directory for every command.
     monkeypatch.setenv("LABOPS_LAB_DIR", str(lab_dir))
 

@@ -1,0 +1,146 @@
+"""A local Ray head (dashboard and Jobs API on 127.0.0.1) for the embedded lab.
+
+``ray start --head --block`` runs as the leader of its own process group, so stopping the lab kills
+exactly this head and its daemons (``ray stop`` would kill every Ray on the machine, including a
+second lab's). Every port is chosen free so two labs (a demo and the tests) can run side by side.
+Ray's temp dir must be short (unix socket paths are limited to ~107 bytes), so it lives in
+``/tmp/ray-<hash of the lab dir>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ray_head_status", "start_ray_head", "stop_ray_head"]
+
+# Token auth turns itself on when RAY_AUTH_MODE is unset and ~/.ray/auth_token exists; the local head
+# listens on 127.0.0.1 only, so it runs without auth and clients must say so too.
+# The head outlives this call; holding the handle avoids a ResourceWarning when it would be collected.
+_DETACHED: list[subprocess.Popen[bytes]] = []
+RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def _info_file(lab_dir: Path) -> Path:
+    return lab_dir / "ray" / "head.json"
+
+
+def _temp_dir(lab_dir: Path) -> Path:
+    return Path("/tmp") / f"ray-{hashlib.sha1(str(lab_dir.resolve()).encode()).hexdigest()[:10]}"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:
+        # A zombie (exited, not yet reaped) is not alive.
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _dashboard_up(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/api/version", timeout=2) as resp:
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def ray_head_status(lab_dir: Path) -> dict[str, Any] | None:
+    """``{"url", "pid", ...}`` when the head's process group leader is alive, else None."""
+    try:
+        info: dict[str, Any] = json.loads(_info_file(lab_dir).read_text())
+    except (OSError, ValueError):
+        return None
+    return info if _alive(int(info["pid"])) else None
+
+
+def start_ray_head(lab_dir: Path, *, dashboard_port: int, num_cpus: int = 2, timeout: float = 90.0) -> dict[str, Any]:
+    """Start the head (or return the running one) and wait until its dashboard answers."""
+    running = ray_head_status(lab_dir)
+    if running is not None:
+        return running
+    temp = _temp_dir(lab_dir)
+    shutil.rmtree(temp, ignore_errors=True)
+    (lab_dir / "ray").mkdir(parents=True, exist_ok=True)
+    ray = Path(sys.executable).with_name("ray")
+    cmd = [
+        str(ray), "start", "--head", "--block", "--disable-usage-stats",
+        "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
+        f"--port={_free_port()}", f"--ray-client-server-port={_free_port()}",
+        f"--node-manager-port={_free_port()}", f"--object-manager-port={_free_port()}",
+        f"--dashboard-agent-listen-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}",
+        f"--runtime-env-agent-port={_free_port()}", f"--metrics-export-port={_free_port()}",
+        f"--num-cpus={num_cpus}", "--num-gpus=0", f"--temp-dir={temp}",
+    ]  # fmt: skip
+    log = lab_dir / "ray" / "head.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, **RAY_ENV})  # fmt: skip
+    _DETACHED.append(proc)
+    url = f"http://127.0.0.1:{dashboard_port}"
+    info = {"url": url, "pid": proc.pid, "temp_dir": str(temp)}
+    _info_file(lab_dir).write_text(json.dumps(info))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"ray start exited with {proc.returncode}; see {log}")
+        if _dashboard_up(url):
+            return info
+        time.sleep(0.5)
+    stop_ray_head(lab_dir)
+    raise RuntimeError(f"the Ray dashboard did not answer on {url} within {timeout:.0f} s; see {log}")
+
+
+def stop_ray_head(lab_dir: Path, *, grace: float = 5.0) -> None:
+    """Stop the head's whole process group (TERM, then KILL: gcs_server can ignore TERM for seconds)."""
+    try:
+        info = json.loads(_info_file(lab_dir).read_text())
+    except (OSError, ValueError):
+        return
+    pgid = int(info["pid"])
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and _group_alive(pgid):
+            time.sleep(0.2)
+        if not _group_alive(pgid):
+            break
+    _info_file(lab_dir).unlink(missing_ok=True)
+    shutil.rmtree(info.get("temp_dir") or _temp_dir(lab_dir), ignore_errors=True)
+
+
+def _group_alive(pgid: int) -> bool:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().split(")")[-1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+    return False
