@@ -56,7 +56,8 @@ class BackendUnavailable(LabOpsError):
     """A backend did not answer; reported to the user, never crashed on."""
 
     def __init__(self, backend: str, message: str, *, setting: str | None = None) -> None:
-        super().__init__(f"{backend} is unavailable: {message}")
+        hint = f"; check the setting {setting}" if setting and setting not in message else ""
+        super().__init__(f"{backend} is unavailable: {message}{hint}")
         self.backend = backend
         self.setting = setting
 
