@@ -1,0 +1,29 @@
+"""VM read tools against the simulator through the guard."""
+
+from __future__ import annotations
+
+from core.config import load_settings
+from policies.guard import Caller, Guard
+
+CALLER = Caller(user="researcher1", channel="cli")
+
+
+def test_nodes_list_and_show(simulator) -> None:  # type: ignore[no-untyped-def]
+    guard = Guard.from_settings(load_settings(None, lab_dir=simulator.lab_dir))
+    nodes = {n["node"]: n for n in guard.call("vm.nodes", {}, caller=CALLER).data}
+    assert nodes["node04"]["status"] == "offline" and nodes["node07"]["memory_gib"] == 128
+    assert nodes["node05"]["memory_allocated_gib"] == 64  # proj-pg01 48 GiB + proj-pg02 16 GiB
+
+    mine = guard.call("vm.list", {"owner": "researcher1"}, caller=CALLER)
+    assert {v["name"] for v in mine.data} == {"void-analysis", "qso-vae-dev"}
+    prod = guard.call("vm.list", {"tag": "production", "status": "running"}, caller=CALLER)
+    assert [v["name"] for v in prod.data] == ["proj-pg01", "proj-pg02"]
+    assert guard.call("vm.list", {"node": "node06"}, caller=CALLER).status == "no_data"
+
+    shown = guard.call("vm.show", {"vmid": 110}, caller=CALLER)
+    assert shown.status == "ok" and shown.data["cores"] == 10 and shown.data["memory_gib"] == 48
+    assert shown.data["ip"].startswith("10.25.60.") and "production" in shown.data["tags"]
+    missing = guard.call("vm.show", {"vmid": 999}, caller=CALLER)
+    assert missing.status == "error" and "vm.list" in missing.message
+    bad = guard.call("vm.list", {"status": "sleeping"}, caller=CALLER)
+    assert bad.status == "error" and "status" in bad.message

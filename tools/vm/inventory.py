@@ -1,0 +1,155 @@
+"""Read-only views of the cluster: nodes with free capacity, VMs with owners and tags, one VM's details."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from core.errors import InvalidArguments
+from tools.base import ResourceRef, ToolArgs, ToolResult
+from tools.context import ToolContext
+from tools.proxmox import call, pve_client
+
+__all__ = ["ListArgs", "NodesArgs", "ShowArgs", "find_vm", "list_vms", "owner_of", "show_vm", "vm_nodes", "vm_resource"]
+
+GIB = 1024**3
+MIB = 1024**2
+
+
+def owner_of(tags: str | None) -> str:
+    """The VM's owner from its ``owner-<user>`` tag ('' when none)."""
+    for tag in (tags or "").replace(",", ";").split(";"):
+        if tag.startswith("owner-"):
+            return tag[len("owner-") :]
+    return ""
+
+
+def _tags(raw: str | None) -> list[str]:
+    return [t for t in (raw or "").replace(",", ";").split(";") if t]
+
+
+def _resources(ctx: ToolContext, kind: str) -> list[dict[str, Any]]:
+    api = ctx.client("pve", pve_client)
+    rows: list[dict[str, Any]] = call("PVE", lambda: api.cluster.resources.get(type=kind), action=f"listing {kind}s")
+    return rows
+
+
+def node_capacity(ctx: ToolContext) -> list[dict[str, Any]]:
+    """Each node with its totals and what the configured VMs leave free."""
+    nodes = _resources(ctx, "node")
+    vms = [v for v in _resources(ctx, "vm") if not v.get("template")]
+    out = []
+    for n in sorted(nodes, key=lambda n: n["node"]):
+        mine = [v for v in vms if v.get("node") == n["node"]]
+        alloc_mem = sum(int(v.get("maxmem", 0)) for v in mine)
+        running_mem = sum(int(v.get("maxmem", 0)) for v in mine if v.get("status") == "running")
+        alloc_cpu = sum(int(v.get("maxcpu", 0)) for v in mine if v.get("status") == "running")
+        out.append({
+            "node": n["node"], "status": n.get("status", "unknown"), "threads": int(n.get("maxcpu", 0)),
+            "cores_in_use": alloc_cpu, "memory_gib": round(int(n.get("maxmem", 0)) / GIB, 1),
+            "memory_allocated_gib": round(alloc_mem / GIB, 1), "memory_running_gib": round(running_mem / GIB, 1),
+            "memory_free_gib": round((int(n.get("maxmem", 0)) - alloc_mem) / GIB, 1), "vms": len(mine),
+            "cpu_load": n.get("cpu"),
+        })  # fmt: skip
+    return out
+
+
+class NodesArgs(ToolArgs):
+    """No arguments."""
+
+
+def vm_nodes(ctx: ToolContext, args: NodesArgs) -> ToolResult:
+    """Cluster nodes with their status (online/offline), CPU threads, memory in GiB, memory already allocated to VMs and what is free for new VMs."""
+    rows = node_capacity(ctx)
+    online = [r for r in rows if r["status"] == "online"]
+    best = max(online, key=lambda r: r["memory_free_gib"], default=None)
+    msg = f"{len(online)} of {len(rows)} nodes online"
+    if best:
+        msg += f"; most free memory: {best['node']} ({best['memory_free_gib']} GiB unallocated)"
+    offline = [r["node"] for r in rows if r["status"] != "online"]
+    if offline:
+        msg += f"; offline: {', '.join(offline)}"
+    return ToolResult.ok(msg, data=rows)
+
+
+class ListArgs(ToolArgs):
+    """Filters for ``vm.list`` (all optional; combine them)."""
+
+    node: str | None = Field(None, description="Only VMs on this node, e.g. 'node03'.")
+    status: Literal["running", "stopped"] | None = Field(None, description="Only running or stopped VMs.")
+    tag: str | None = Field(None, description="Only VMs carrying this tag, e.g. 'production'.")
+    owner: str | None = Field(None, description="Only VMs owned by this user (tag owner-<user>), e.g. 'researcher1'.")
+    include_templates: bool = Field(False, description="Also list templates.")
+
+
+def _vm_row(v: dict[str, Any]) -> dict[str, Any]:
+    return {"vmid": int(v["vmid"]), "name": v.get("name", ""), "node": v.get("node"), "status": v.get("status"),
+            "cores": int(v.get("maxcpu", 0)), "memory_gib": round(int(v.get("maxmem", 0)) / GIB, 1),
+            "disk_gib": round(int(v.get("maxdisk", 0)) / GIB), "tags": _tags(v.get("tags")),
+            "owner": owner_of(v.get("tags")), "template": bool(v.get("template"))}  # fmt: skip
+
+
+def list_vms(ctx: ToolContext, args: ListArgs) -> ToolResult:
+    """List VMs with id, name, node, status, cores, memory in GiB, tags and owner; filter by node, status, tag or owner."""
+    rows = [_vm_row(v) for v in _resources(ctx, "vm")]
+    rows = [r for r in rows if args.include_templates or not r["template"]]
+    if args.node:
+        rows = [r for r in rows if r["node"] == args.node]
+    if args.status:
+        rows = [r for r in rows if r["status"] == args.status]
+    if args.tag:
+        rows = [r for r in rows if args.tag in r["tags"]]
+    if args.owner:
+        rows = [r for r in rows if r["owner"] == args.owner]
+    rows.sort(key=lambda r: r["vmid"])
+    if not rows:
+        return ToolResult.no_data("no VM matches these filters", data=[])
+    running = sum(r["status"] == "running" for r in rows)
+    return ToolResult.ok(f"{len(rows)} VMs ({running} running)", data=rows)
+
+
+def find_vm(ctx: ToolContext, vmid: int) -> dict[str, Any]:
+    """The cluster-resources row of VM ``vmid``; InvalidArguments when there is none."""
+    for v in _resources(ctx, "vm"):
+        if int(v["vmid"]) == vmid:
+            return v
+    raise InvalidArguments(f"there is no VM {vmid}; find ids with vm.list")
+
+
+class ShowArgs(ToolArgs):
+    """Arguments of ``vm.show``."""
+
+    vmid: int = Field(..., ge=100, description="VM id, e.g. 130.")
+
+
+def show_vm(ctx: ToolContext, args: ShowArgs) -> ToolResult:
+    """One VM's details: configuration (cores, memory in MiB, disks, network), status, uptime, tags, owner, protection, and its IP address when it runs with the guest agent."""
+    row = find_vm(ctx, args.vmid)
+    api = ctx.client("pve", pve_client)
+    node = row["node"]
+    config: dict[str, Any] = call("PVE", lambda: api.nodes(node).qemu(args.vmid).config.get(), action="reading the VM config")
+    status: dict[str, Any] = call("PVE", lambda: api.nodes(node).qemu(args.vmid).status.current.get(), action="reading the VM status")
+    ip = None
+    if status.get("status") == "running" and status.get("agent"):
+        try:
+            ifaces = call("PVE", lambda: api.nodes(node).qemu(args.vmid).agent("network-get-interfaces").get())
+        except Exception:  # noqa: BLE001 - boundary: no guest agent answer just means "no IP known"
+            ifaces = {}
+        for iface in (ifaces or {}).get("result", []):
+            for addr in iface.get("ip-addresses", []):
+                if addr.get("ip-address-type") == "ipv4" and not addr["ip-address"].startswith("127."):
+                    ip = addr["ip-address"]
+    data = {**_vm_row(row), "config": config, "uptime_s": status.get("uptime", 0), "ip": ip,
+            "protection": bool(int(config.get("protection", 0) or 0)), "description": config.get("description", "")}  # fmt: skip
+    where = f"on {node}, {data['status']}" + (f", IP {ip}" if ip else "")
+    owner = f", owner {data['owner']}" if data["owner"] else ""
+    return ToolResult.ok(f"VM {args.vmid} '{data['name']}' {where}, {data['cores']} cores, {data['memory_gib']} GiB{owner}", data=data)
+
+
+def vm_resource(ctx: ToolContext, vmid: int) -> ResourceRef:
+    """A VM as policy sees it (tags and owner read live from PVE)."""
+    v = find_vm(ctx, vmid)
+    return ResourceRef(type="VM", id=str(vmid), attrs={"name": v.get("name", ""), "node": v.get("node", ""),
+                                                       "tags": _tags(v.get("tags")), "owner": owner_of(v.get("tags")),
+                                                       "status": v.get("status", "")})  # fmt: skip
