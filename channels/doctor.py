@@ -204,6 +204,8 @@ def run_checks(settings: Settings) -> list[BackendCheck]:
     for probe in _PROBES:
         if probe.backend == "kubernetes" and not probe.required(settings) and not _kube_configured(settings):
             continue  # only needed for ray.backend = "kuberay"
+        if probe.backend == "llm" and settings.llm.provider != "ollama":
+            continue  # an in-process model has no server to probe
         address = probe.address(settings)
         try:
             version = probe.version(settings)

@@ -20,7 +20,7 @@ def _progress(message: str) -> None:
     err_console.print(f"[dim]… {message}[/dim]")
 
 
-def _print_status(status: dict[str, dict[str, object]]) -> None:
+def print_status(status: dict[str, dict[str, object]]) -> None:
     table = Table("part", "status", "address", "pid", box=None)
     for part, info in status.items():
         colour = "green" if info["status"] == "up" else "red"
@@ -74,7 +74,7 @@ def up(parts: tuple[str, ...], rows: int, as_json: bool) -> None:
         echo_json(status)
         return
     console.print(f"Embedded lab in [bold]{settings.lab_dir}[/bold]:")
-    _print_status(status)
+    print_status(status)
 
 
 @lab.command()
@@ -86,7 +86,7 @@ def status(as_json: bool) -> None:
     if as_json:
         echo_json(result)
     else:
-        _print_status(result)
+        print_status(result)
 
 
 @lab.command()

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from channels.cli.common import make_state
+from channels.cli.demo import demo
 from channels.cli.doctor_cmd import doctor
 from channels.cli.lab_cmds import lab
 from channels.cli.tool_cmds import tool
@@ -34,7 +35,7 @@ def cli(ctx: click.Context, config: Path | None, lab_dir: Path | None) -> None:
     ctx.obj = make_state(config, lab_dir)
 
 
-for command in (lab, doctor, tool):
+for command in (lab, doctor, tool, demo):
     cli.add_command(command)
 
 
