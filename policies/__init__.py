@@ -1,1 +1,4 @@
-"""The one guard every tool call passes (argument validation, error envelopes; policy, approvals and audit plug in here)."""
+"""The one guard every tool call passes.
+
+Argument validation and error envelopes today; policy, approvals and audit plug in here.
+"""

@@ -56,7 +56,9 @@ def _validation_message(tool: Tool[Any], exc: ValidationError) -> str:
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(arguments)"
         problems.append(f"{where}: {err['msg']}")
-    return f"invalid arguments for {tool.name}: " + "; ".join(problems) + " (see `labops tool list --json` for the schema)"
+    return (
+        f"invalid arguments for {tool.name}: " + "; ".join(problems) + " (see `labops tool list --json` for the schema)"
+    )
 
 
 @dataclass(kw_only=True)
@@ -85,8 +87,9 @@ class Guard:
         except ValidationError as exc:
             return ToolResult.error(_validation_message(tool, exc), data={"errors": exc.errors(include_url=False)})
 
-    def authorize(self, tool_name: str, raw_args: dict[str, Any], *, caller: Caller,
-                  call_id: str | None = None) -> Authorization | ToolResult:
+    def authorize(
+        self, tool_name: str, raw_args: dict[str, Any], *, caller: Caller, call_id: str | None = None
+    ) -> Authorization | ToolResult:
         """Validate a call; an :class:`Authorization` when it may run, else the envelope to return."""
         parsed = self._parse(tool_name, raw_args)
         if isinstance(parsed, ToolResult):
@@ -103,13 +106,26 @@ class Guard:
             result = tool.run(ctx, authorization.args)
         except (ToolError, BackendUnavailable, ConfigError) as exc:
             result = ToolResult.error(str(exc))
-        log.info("%s %s by %s via %s -> %s (%.0f ms)", tool.name, tool.summary(authorization.args),
-                 authorization.caller.user, authorization.caller.channel, result.status,
-                 (time.monotonic() - started) * 1000)  # fmt: skip
+        log.info(
+            "%s %s by %s via %s -> %s (%.0f ms)",
+            tool.name,
+            tool.summary(authorization.args),
+            authorization.caller.user,
+            authorization.caller.channel,
+            result.status,
+            (time.monotonic() - started) * 1000,
+        )
         return result
 
-    def call(self, tool_name: str, raw_args: dict[str, Any], *, caller: Caller, call_id: str | None = None,
-             approval_id: str | None = None) -> ToolResult:
+    def call(
+        self,
+        tool_name: str,
+        raw_args: dict[str, Any],
+        *,
+        caller: Caller,
+        call_id: str | None = None,
+        approval_id: str | None = None,
+    ) -> ToolResult:
         """Authorize and execute in one step (CLI, scripts)."""
         if approval_id is not None:
             return ToolResult.error("approvals are not available yet (policy and approvals come with issue 4)")
@@ -129,7 +145,7 @@ class Guard:
             plan = tool.dry_run(ctx, args)
         except (ToolError, BackendUnavailable, ConfigError) as exc:
             return ToolResult.error(str(exc))
-        verdict = "feasible" if plan.feasible else "not feasible: " + "; ".join(
-            c.detail for c in plan.checks if not c.passed
+        verdict = (
+            "feasible" if plan.feasible else "not feasible: " + "; ".join(c.detail for c in plan.checks if not c.passed)
         )
         return ToolResult.ok(f"plan for {plan.summary}: {verdict}", data=plan.model_dump(mode="json"))

@@ -26,6 +26,7 @@ from psycopg import sql
 
 __all__ = ["postgres_status", "start_postgres", "stop_postgres"]
 
+
 def _bin_dir() -> Path:
     # Located without importing pgserver: its import touches platformdirs, which warns without XDG_RUNTIME_DIR.
     spec = importlib.util.find_spec("pgserver")
@@ -109,14 +110,25 @@ def _init(lab_dir: Path, user: str | None) -> None:
     _chown(data, user)
     if user is not None:
         _traversable(data.parent)
-    _pg("initdb", ["-D", str(data), "-U", "postgres", "--encoding=UTF8", "--locale=C.UTF-8",
-                   "--auth-local=trust", "--auth-host=scram-sha-256", "--no-instructions"], user)  # fmt: skip
+    _pg(
+        "initdb",
+        [
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "--no-instructions",
+        ],
+        user,
+    )
     hba = data / "pg_hba.conf"
     # Only the superuser over the private socket, everyone else with a password over TCP.
     hba.write_text(
-        "local all postgres trust\n"
-        "host  all all 127.0.0.1/32 scram-sha-256\n"
-        "host  all all ::1/128 scram-sha-256\n"
+        "local all postgres trust\nhost  all all 127.0.0.1/32 scram-sha-256\nhost  all all ::1/128 scram-sha-256\n"
     )
     _chown(hba, user)
 
@@ -153,15 +165,21 @@ def _provision(sock: Path, port: int, creds: dict[str, str]) -> None:
         for role, password in ((admin, creds["admin_password"]), (reader, creds["reader_password"])):
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
             verb = "ALTER" if exists else "CREATE"
-            conn.execute(sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+            conn.execute(
+                sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
+            )
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DBNAME,)).fetchone():
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(DBNAME), sql.Identifier(admin)))
         # The backstops; the real guard is that the reader only ever gets SELECT.
         conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(sql.Identifier(reader)))
         conn.execute(sql.SQL("ALTER ROLE {} SET statement_timeout = '120s'").format(sql.Identifier(reader)))
     with psycopg.connect(f"host={sock} port={port} user=postgres dbname={DBNAME}", autocommit=True) as conn:
-        ident = {"a": sql.Identifier(admin), "r": sql.Identifier(reader), "s": sql.Identifier(SCHEMA),
-                 "d": sql.Identifier(DBNAME)}  # fmt: skip
+        ident = {
+            "a": sql.Identifier(admin),
+            "r": sql.Identifier(reader),
+            "s": sql.Identifier(SCHEMA),
+            "d": sql.Identifier(DBNAME),
+        }
         for stmt in (
             "REVOKE ALL ON DATABASE {d} FROM PUBLIC",
             "GRANT CONNECT ON DATABASE {d} TO {r}",

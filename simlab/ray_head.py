@@ -86,18 +86,31 @@ def start_ray_head(lab_dir: Path, *, dashboard_port: int, num_cpus: int = 2, tim
     (lab_dir / "ray").mkdir(parents=True, exist_ok=True)
     ray = Path(sys.executable).with_name("ray")
     cmd = [
-        str(ray), "start", "--head", "--block", "--disable-usage-stats",
-        "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
-        f"--port={_free_port()}", f"--ray-client-server-port={_free_port()}",
-        f"--node-manager-port={_free_port()}", f"--object-manager-port={_free_port()}",
-        f"--dashboard-agent-listen-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}",
-        f"--runtime-env-agent-port={_free_port()}", f"--metrics-export-port={_free_port()}",
-        f"--num-cpus={num_cpus}", "--num-gpus=0", f"--temp-dir={temp}",
-    ]  # fmt: skip
+        str(ray),
+        "start",
+        "--head",
+        "--block",
+        "--disable-usage-stats",
+        "--node-ip-address=127.0.0.1",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dashboard_port}",
+        f"--port={_free_port()}",
+        f"--ray-client-server-port={_free_port()}",
+        f"--node-manager-port={_free_port()}",
+        f"--object-manager-port={_free_port()}",
+        f"--dashboard-agent-listen-port={_free_port()}",
+        f"--dashboard-agent-grpc-port={_free_port()}",
+        f"--runtime-env-agent-port={_free_port()}",
+        f"--metrics-export-port={_free_port()}",
+        f"--num-cpus={num_cpus}",
+        "--num-gpus=0",
+        f"--temp-dir={temp}",
+    ]
     log = lab_dir / "ray" / "head.log"
     with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, **RAY_ENV})  # fmt: skip
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **RAY_ENV}
+        )
     _DETACHED.append(proc)
     url = f"http://127.0.0.1:{dashboard_port}"
     info = {"url": url, "pid": proc.pid, "temp_dir": str(temp)}

@@ -93,7 +93,9 @@ def _prune(data: dict[str, Any]) -> None:
 
 def _verify(data: dict[str, Any], t: float) -> None:
     internal = data["internal"]
-    upid = f"UPID:pbs01:00000F1E:00000A2C:{int(t) & 0xFFFFFFFF:08X}:{int(t):08X}:verificationjob:store1\\x3av\\x2ddaily:root@pam:"
+    # PBS UPIDs carry an extra task-id field; the worker id escapes ':' and '-' like systemd does.
+    worker = "store1\\x3av\\x2ddaily"
+    upid = f"UPID:pbs01:00000F1E:00000A2C:{int(t) & 0xFFFFFFFF:08X}:{int(t):08X}:verificationjob:{worker}:root@pam:"
     for snap in data["pbs"]["snapshots"]:
         if snap.get("verification") or snap["backup-time"] > t:
             continue

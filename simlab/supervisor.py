@@ -20,9 +20,9 @@ after every part starts, so a failure half-way still leaves a record of what to 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
-import importlib.util
 import os
 import shutil
 import signal

@@ -10,9 +10,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
+
+from simlab.desi import load_desi
+from simlab.postgres import start_postgres, stop_postgres
+from simlab.secrets import ensure_secrets
 
 
 def free_port() -> int:
@@ -40,8 +45,21 @@ class Simulator:
         return data
 
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "simlab.server", "--lab-dir", str(self.lab_dir), "--pve-port",
-               str(self.pve_port), "--pbs-port", str(self.pbs_port), "--task-speed", "20", "--auth-delay", "0.05"]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "simlab.server",
+            "--lab-dir",
+            str(self.lab_dir),
+            "--pve-port",
+            str(self.pve_port),
+            "--pbs-port",
+            str(self.pbs_port),
+            "--task-speed",
+            "20",
+            "--auth-delay",
+            "0.05",
+        ]
         with open(self.lab_dir.parent / f"simlab-{self.pve_port}.log", "ab") as log:
             # The child keeps its own copy of the descriptor; ours can close now.
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
@@ -63,11 +81,15 @@ class Simulator:
     def write_lab_json(self) -> None:
         """Record the simulator where ``core.endpoints`` looks for the embedded lab."""
         path = self.lab_dir / "lab.json"
-        state = json.loads(path.read_text()) if path.exists() else {"version": 1, "parts": {}}
+        state: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"version": 1, "parts": {}}
         state["ca_file"] = self.ca
         for part, port in (("pve", self.pve_port), ("pbs", self.pbs_port)):
-            state["parts"][part] = {"url": f"https://127.0.0.1:{port}/api2/json", "host": "127.0.0.1", "port": port,
-                                    "pid": self.proc.pid if self.proc else None}  # fmt: skip
+            state["parts"][part] = {
+                "url": f"https://127.0.0.1:{port}/api2/json",
+                "host": "127.0.0.1",
+                "port": port,
+                "pid": self.proc.pid if self.proc else None,
+            }
         path.write_text(json.dumps(state))
 
 
@@ -78,3 +100,34 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
     sim.write_lab_json()
     yield sim
     sim.stop()
+
+
+DESI_ROWS = 20_000
+
+
+@dataclass
+class Desi:
+    lab_dir: Path
+    admin_dsn: str
+    reader_dsn: str
+    counts: dict[str, int]
+    rows: int
+
+
+@pytest.fixture(scope="session")
+def desi_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desi]:
+    lab_dir = tmp_path_factory.mktemp("desi-lab")
+    secrets = ensure_secrets(lab_dir)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    info = start_postgres(lab_dir, port=port, secrets=secrets)
+    c = secrets["postgres"]
+    base = f"host=127.0.0.1 port={info['port']} dbname={info['dbname']}"
+    admin = f"{base} user={c['admin_user']} password={c['admin_password']}"
+    reader = f"{base} user={c['reader_user']} password={c['reader_password']}"
+    try:
+        counts = load_desi(admin, rows=DESI_ROWS, seed=3)
+        yield Desi(lab_dir=lab_dir, admin_dsn=admin, reader_dsn=reader, counts=counts, rows=DESI_ROWS)
+    finally:
+        stop_postgres(lab_dir)

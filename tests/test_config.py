@@ -24,9 +24,7 @@ def test_example_file_loads_and_documents_every_section() -> None:
             assert f"[{section}]" in text, f"labops.example.toml lacks a [{section}] section"
 
 
-def test_environment_beats_file_and_arguments_beat_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_environment_beats_file_and_arguments_beat_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = tmp_path / "labops.toml"
     cfg.write_text('[pve]\nhost = "from-file"\nport = 1\n[postgres]\nschema = "iron"\n')
     monkeypatch.setenv("LABOPS_PVE__PORT", "2")

@@ -40,7 +40,9 @@ def proxmox_api(endpoint: ProxmoxEndpoint) -> ProxmoxAPI:
             return ProxmoxAPI(token_name=endpoint.token_name, token_value=endpoint.token_value, **common)
         if endpoint.password:
             return ProxmoxAPI(password=endpoint.password, **common)
-    raise ConfigError(f"no credentials for {endpoint.service}: set {key}.token_value or {key}.password", setting=f"{key}.token_value")
+    raise ConfigError(
+        f"no credentials for {endpoint.service}: set {key}.token_value or {key}.password", setting=f"{key}.token_value"
+    )
 
 
 def pve_client(settings: Settings) -> ProxmoxAPI:
@@ -72,7 +74,9 @@ def proxmox_errors(service: Literal["PVE", "PBS"], *, action: str = "") -> Itera
             setting=f"{key}.verify_ssl",
         ) from exc
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-        raise BackendUnavailable(service, f"cannot reach the API{what} ({type(exc).__name__})", setting=f"{key}.host") from exc
+        raise BackendUnavailable(
+            service, f"cannot reach the API{what} ({type(exc).__name__})", setting=f"{key}.host"
+        ) from exc
     except ResourceException as exc:
         raise _resource_error(service, exc, what) from exc
 
@@ -89,7 +93,9 @@ def _resource_error(service: str, exc: ResourceException, what: str) -> Exceptio
         details = "; ".join(f"{k}: {v}" for k, v in errors.items())
         return InvalidArguments(f"{service} refused the parameters{what}: {details}")
     if exc.status_code == 401:
-        return ConfigError(f"{service} authentication failed{what}: {message}", setting=f"{service.lower()}.token_value")
+        return ConfigError(
+            f"{service} authentication failed{what}: {message}", setting=f"{service.lower()}.token_value"
+        )
     if exc.status_code == 403:
         return ConfigError(
             f"{service} permission denied{what}: {message} (give the API token the privilege)",
@@ -128,7 +134,9 @@ def wait_task(api: ProxmoxAPI, upid: str, *, timeout: float, poll: float = 0.5) 
             break
         time.sleep(poll)
     else:
-        return TaskResult(upid=upid, ok=False, exitstatus="timeout", log_tail=_log_tail(api, node, upid), timed_out=True)
+        return TaskResult(
+            upid=upid, ok=False, exitstatus="timeout", log_tail=_log_tail(api, node, upid), timed_out=True
+        )
     exit_status = str(status.get("exitstatus", "unknown"))
     ok = exit_status == "OK" or exit_status.startswith("WARNINGS:")
     return TaskResult(upid=upid, ok=ok, exitstatus=exit_status, log_tail=[] if ok else _log_tail(api, node, upid))

@@ -67,7 +67,9 @@ def _vms(s: _Session) -> None:
 def _backups(s: _Session) -> None:
     check = s.call("admin1", "Are our backups healthy?", "backup.check", {}, expect={"ok"})
     found = (check.data or {}).get("by_problem", {})
-    s.expect(bool(found.get("failed")) and bool(found.get("stale")), "the failed and stale backups are found, worst first")
+    s.expect(
+        bool(found.get("failed")) and bool(found.get("stale")), "the failed and stale backups are found, worst first"
+    )
     s.call("admin1", "Show me the backup schedule", "backup.jobs", {}, expect={"ok"})
     s.call("admin1", "How full is the backup datastore?", "backup.datastore", {}, expect={"ok"})
 
@@ -77,9 +79,12 @@ def _desi(s: _Session) -> None:
     dsn = postgres_dsn(s.settings)  # the SELECT-only role the DESI tools use
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(
-            f"SELECT spectype, count(*) FROM {schema}.zpix WHERE zcat_primary AND zwarn = 0 GROUP BY spectype ORDER BY 2 DESC"
+            f"SELECT spectype, count(*) FROM {schema}.zpix WHERE zcat_primary AND zwarn = 0 "
+            "GROUP BY spectype ORDER BY 2 DESC"
         ).fetchall()
-        console.print("\n  good unique redshifts by class (as the read-only role): " + ", ".join(f"{t} {n:,}" for t, n in rows))
+        console.print(
+            "\n  good unique redshifts by class (as the read-only role): " + ", ".join(f"{t} {n:,}" for t, n in rows)
+        )
         s.expect(len(rows) == 3, "GALAXY, QSO and STAR are all present")
         conn.rollback()
         try:
@@ -133,6 +138,10 @@ def demo(rows: int, down_after: bool) -> None:
     if session.failures:
         console.print(Panel("\n".join(session.failures), title="steps that did not go as scripted", style="red"))
         raise SystemExit(1)
-    after = ("The lab is stopped." if down_after else "The lab is still running: try `labops tool list`, "
-             "`labops tool call backup.check --as admin1`, or stop it with `labops lab down`.")  # fmt: skip
+    after = (
+        "The lab is stopped."
+        if down_after
+        else "The lab is still running: try `labops tool list`, "
+        "`labops tool call backup.check --as admin1`, or stop it with `labops lab down`."
+    )
     console.print(Panel(f"Every step behaved as scripted. {after}", style="green"))

@@ -92,9 +92,7 @@ def plan(name: str, raw_args: str, user: str, as_json: bool) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help='Print {"status", "data", "message"} as JSON.')
 @handle_errors
-def call(
-    name: str, raw_args: str, user: str, approval_id: str | None, request_key: str | None, as_json: bool
-) -> None:
+def call(name: str, raw_args: str, user: str, approval_id: str | None, request_key: str | None, as_json: bool) -> None:
     """Call a tool through the guard (policy, approvals, audit log)."""
     guard = Guard.from_settings(get_settings())
     caller = Caller(user=user, channel="cli", request_text=f"labops tool call {name} --args {raw_args}")

@@ -53,7 +53,9 @@ def _footprint(rng: np.random.Generator, n: int) -> tuple[npt.NDArray[np.float64
     return np.concatenate(ras)[:n], np.concatenate(decs)[:n]
 
 
-def _redshifts(rng: np.random.Generator, cls: npt.NDArray[np.int8], tracer: npt.NDArray[np.int8]) -> npt.NDArray[np.float64]:
+def _redshifts(
+    rng: np.random.Generator, cls: npt.NDArray[np.int8], tracer: npt.NDArray[np.int8]
+) -> npt.NDArray[np.float64]:
     n = len(cls)
     z = np.empty(n)
     star = cls == 2
@@ -74,7 +76,7 @@ def generate(rows: int, *, seed: int = 1) -> Iterator[tuple[Arrays, Arrays]]:
         yield _chunk(rng, start, n)
 
 
-def _chunk(rng: np.random.Generator, start: int, n: int) -> tuple[Arrays, Arrays]:  # noqa: PLR0915
+def _chunk(rng: np.random.Generator, start: int, n: int) -> tuple[Arrays, Arrays]:
     targetid = TARGETID_BASE + (np.arange(start, start + n, dtype=np.int64) * 7919) % (1 << 40) * 16
     ra, dec = _footprint(rng, n)
     cls = rng.choice(3, size=n, p=CLASS_P).astype(np.int8)  # 0 GALAXY, 1 QSO, 2 STAR
@@ -102,8 +104,11 @@ def _chunk(rng: np.random.Generator, start: int, n: int) -> tuple[Arrays, Arrays
     deltachi2 = np.where(warn, rng.uniform(0, 9, n), rng.lognormal(6, 1.5, n))
 
     subtype = np.full(n, "", dtype=object)
-    subtype[cls == 2] = rng.choice(np.array(["G", "K", "M", "F", "WD", "A"], dtype=object), size=int((cls == 2).sum()),
-                                   p=[0.3, 0.3, 0.2, 0.12, 0.03, 0.05])  # fmt: skip
+    subtype[cls == 2] = rng.choice(
+        np.array(["G", "K", "M", "F", "WD", "A"], dtype=object),
+        size=int((cls == 2).sum()),
+        p=[0.3, 0.3, 0.2, 0.12, 0.03, 0.05],
+    )
     healpix = ang2pix_nest(64, ra, dec).astype(np.int32)
     spectype = np.array(["GALAXY", "QSO", "STAR"], dtype=object)[cls]
 
@@ -119,8 +124,9 @@ def _chunk(rng: np.random.Generator, start: int, n: int) -> tuple[Arrays, Arrays
         "brickid": brickid,
         "brickname": brickname,
         "brick_objid": (np.arange(n) % 5000).astype(np.int32),
-        "morphtype": np.where(cls == 0, rng.choice(np.array(["EXP", "DEV", "SER", "REX"], dtype=object), n),
-                              "PSF").astype(object),  # fmt: skip
+        "morphtype": np.where(
+            cls == 0, rng.choice(np.array(["EXP", "DEV", "SER", "REX"], dtype=object), n), "PSF"
+        ).astype(object),
         "ra": ra,
         "ra_ivar": rng.uniform(1e10, 1e12, n),
         "dec": dec,
@@ -162,8 +168,9 @@ def _chunk(rng: np.random.Generator, start: int, n: int) -> tuple[Arrays, Arrays
     zpix: Arrays = {
         "id": (zt.astype(object) * 100 + survey_code * 10 + prog_code),
         "targetid": zt,
-        "desiname": np.char.add(np.char.add("DESI J", np.char.mod("%08.4f", ra[rows])),
-                                np.char.mod("%+08.4f", dec[rows])).astype(object),  # fmt: skip
+        "desiname": np.char.add(
+            np.char.add("DESI J", np.char.mod("%08.4f", ra[rows])), np.char.mod("%+08.4f", dec[rows])
+        ).astype(object),
         "survey": zsurvey,
         "program": program[rows],
         "spgrp": np.full(m, "healpix", dtype=object),

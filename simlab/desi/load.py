@@ -57,7 +57,8 @@ INDEXES = [
     "ALTER TABLE {s}.photometry ADD PRIMARY KEY (targetid)",
     "ALTER TABLE {s}.zpix ADD PRIMARY KEY (id)",
     "ALTER TABLE {s}.zpix ADD CONSTRAINT zpix_targetid_survey_program_key UNIQUE (targetid, survey, program)",
-    "ALTER TABLE {s}.zpix ADD CONSTRAINT zpix_targetid_fkey FOREIGN KEY (targetid) REFERENCES {s}.photometry (targetid)",
+    "ALTER TABLE {s}.zpix ADD CONSTRAINT zpix_targetid_fkey FOREIGN KEY (targetid) "
+    "REFERENCES {s}.photometry (targetid)",
     "CREATE INDEX zpix_spectype_z_idx ON {s}.zpix (spectype, z)",
     "CREATE INDEX zpix_healpix_idx ON {s}.zpix (healpix)",
     "CREATE INDEX photometry_radec_gist ON {s}.photometry USING gist (point(ra, dec))",
@@ -73,7 +74,9 @@ def _copy(cur: psycopg.Cursor[tuple[object, ...]], table: str, frame: pd.DataFra
         copy.write(buf.getvalue())
 
 
-def load_desi(admin_dsn: str, *, rows: int = 200_000, seed: int = 1, progress: Progress | None = None) -> dict[str, int]:
+def load_desi(
+    admin_dsn: str, *, rows: int = 200_000, seed: int = 1, progress: Progress | None = None
+) -> dict[str, int]:
     """(Re)create the tables with ``rows`` synthetic objects; returns zpix row counts per spectype.
 
     Runs in one transaction: an interrupted load leaves the previous tables in place.
@@ -95,7 +98,9 @@ def load_desi(admin_dsn: str, *, rows: int = 200_000, seed: int = 1, progress: P
         for stmt in INDEXES:
             cur.execute(stmt.format(s=SCHEMA))
         comment = psycopg.sql.Literal(f"synthetic DESI DR1 objects: rows={rows} seed={seed}")
-        cur.execute(psycopg.sql.SQL("COMMENT ON TABLE {}.photometry IS {}").format(psycopg.sql.Identifier(SCHEMA), comment))
+        cur.execute(
+            psycopg.sql.SQL("COMMENT ON TABLE {}.photometry IS {}").format(psycopg.sql.Identifier(SCHEMA), comment)
+        )
         counts = dict(cur.execute(f"SELECT spectype, count(*) FROM {SCHEMA}.zpix GROUP BY spectype").fetchall())
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(f"ANALYZE {SCHEMA}.zpix")

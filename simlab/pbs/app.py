@@ -94,26 +94,44 @@ class PbsApp(HttpApp):
         last = int(time.time() // DAY) * DAY + GC_AT
         if last > time.time():
             last -= DAY
-        return {"schedule": "daily", "next-run": last + DAY, "last-run-endtime": last + 420, "last-run-state": "ok",
-                "duration": 420}  # fmt: skip
+        return {
+            "schedule": "daily",
+            "next-run": last + DAY,
+            "last-run-endtime": last + 420,
+            "last-run-state": "ok",
+            "duration": 420,
+        }
 
     def _status(self, req: Request) -> Any:
         store = self._store(req)
         total = self.data["pbs"]["total"]
         used = self._used()
         groups = {s["backup-id"] for s in self.data["pbs"]["snapshots"]}
-        return {"total": total, "used": used, "avail": total - used, "gc-status": self._gc(store),
-                "counts": {"vm": {"groups": len(groups), "snapshots": len(self.data["pbs"]["snapshots"])}}}  # fmt: skip
+        return {
+            "total": total,
+            "used": used,
+            "avail": total - used,
+            "gc-status": self._gc(store),
+            "counts": {"vm": {"groups": len(groups), "snapshots": len(self.data["pbs"]["snapshots"])}},
+        }
 
     def _usage(self, req: Request) -> Any:
         total = self.data["pbs"]["total"]
         used = self._used()
         now = int(time.time())
-        return [{"store": self.store, "total": total, "used": used, "avail": total - used,
-                 "history": [round((used - i * 2 * GIB) / total, 6) for i in range(30, 0, -1)],
-                 "history-start": now - 30 * DAY, "history-delta": DAY,
-                 "estimated-full-date": now + int((total - used) / (2 * GIB)) * DAY,
-                 "gc-status": self._gc(self.store)}]  # fmt: skip
+        return [
+            {
+                "store": self.store,
+                "total": total,
+                "used": used,
+                "avail": total - used,
+                "history": [round((used - i * 2 * GIB) / total, 6) for i in range(30, 0, -1)],
+                "history-start": now - 30 * DAY,
+                "history-delta": DAY,
+                "estimated-full-date": now + int((total - used) / (2 * GIB)) * DAY,
+                "gc-status": self._gc(self.store),
+            }
+        ]
 
     def _filtered(self, req: Request) -> list[dict[str, Any]]:
         self._store(req)
@@ -134,16 +152,29 @@ class PbsApp(HttpApp):
         groups: dict[str, list[dict[str, Any]]] = {}
         for snap in self._filtered(req):
             groups.setdefault(snap["backup-id"], []).append(snap)
-        return [{"backup-type": "vm", "backup-id": gid, "last-backup": max(s["backup-time"] for s in snaps),
-                 "backup-count": len(snaps), "owner": "root@pam", "comment": snaps[-1].get("comment", ""),
-                 "files": [f["filename"] for f in snaps[-1]["files"]]}
-                for gid, snaps in sorted(groups.items(), key=lambda kv: int(kv[0]))]  # fmt: skip
+        return [
+            {
+                "backup-type": "vm",
+                "backup-id": gid,
+                "last-backup": max(s["backup-time"] for s in snaps),
+                "backup-count": len(snaps),
+                "owner": "root@pam",
+                "comment": snaps[-1].get("comment", ""),
+                "files": [f["filename"] for f in snaps[-1]["files"]],
+            }
+            for gid, snaps in sorted(groups.items(), key=lambda kv: int(kv[0]))
+        ]
 
     def _verify_config(self) -> dict[str, Any]:
         job = self.data["pbs"]["verify_job"]
-        return {"id": job["id"], "store": job["store"], "schedule": job["schedule"],
-                "ignore-verified": job["ignore-verified"], "outdated-after": 30,
-                "comment": "verify new snapshots every day at 11:00"}  # fmt: skip
+        return {
+            "id": job["id"],
+            "store": job["store"],
+            "schedule": job["schedule"],
+            "ignore-verified": job["ignore-verified"],
+            "outdated-after": 30,
+            "comment": "verify new snapshots every day at 11:00",
+        }
 
     def _verify_jobs(self, req: Request) -> Any:
         item = self._verify_config()
@@ -152,10 +183,17 @@ class PbsApp(HttpApp):
         nxt = int(now // DAY) * DAY + 11 * 3600
         item["next-run"] = nxt if nxt > now else nxt + DAY
         if last:
-            failed = any((s.get("verification") or {}).get("state") == "failed" and s["backup-time"] > last["time"] - DAY
-                         for s in self.data["pbs"]["snapshots"])  # fmt: skip
-            item.update({"last-run-upid": last["upid"], "last-run-endtime": last["time"] + 600,
-                         "last-run-state": "verification failed" if failed else "ok"})  # fmt: skip
+            failed = any(
+                (s.get("verification") or {}).get("state") == "failed" and s["backup-time"] > last["time"] - DAY
+                for s in self.data["pbs"]["snapshots"]
+            )
+            item.update(
+                {
+                    "last-run-upid": last["upid"],
+                    "last-run-endtime": last["time"] + 600,
+                    "last-run-state": "verification failed" if failed else "ok",
+                }
+            )
         return [item]
 
     def handle(self, request: Request) -> Response:

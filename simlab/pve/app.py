@@ -34,10 +34,14 @@ class PveApp(HttpApp):
         cluster.register(self.router, lambda: self.state.data)
         qemu.register(self.router, lambda: self.state.data, lambda: self.task_speed)
         self.router.add("POST", "/access/ticket", self._login)
-        self.router.add("GET", "/access/domains", lambda req: [
-            {"realm": "pam", "type": "pam", "comment": "Linux PAM standard authentication"},
-            {"realm": "pve", "type": "pve", "comment": "Proxmox VE authentication server"},
-        ])  # fmt: skip
+        self.router.add(
+            "GET",
+            "/access/domains",
+            lambda req: [
+                {"realm": "pam", "type": "pam", "comment": "Linux PAM standard authentication"},
+                {"realm": "pve", "type": "pve", "comment": "Proxmox VE authentication server"},
+            ],
+        )
 
     def _login(self, req: Request) -> Any:
         ticket = self.auth.login(req)

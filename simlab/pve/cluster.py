@@ -19,15 +19,25 @@ LOCAL_LVM_TOTAL = 1800 * GIB
 
 def _node_payload(data: dict[str, Any], name: str, now: float) -> dict[str, Any]:
     node = data["nodes"][name]
-    out: dict[str, Any] = {"id": f"node/{name}", "type": "node", "node": name, "level": "",
-                           "status": "online" if node["online"] else "offline", "maxcpu": node["maxcpu"],
-                           "maxmem": node["maxmem"], "maxdisk": node["rootfs"],
-                           "ssl_fingerprint": "5A:1D:" + ":".join(f"{(i * 37 + len(name)) % 256:02X}" for i in range(30))}  # fmt: skip
+    out: dict[str, Any] = {
+        "id": f"node/{name}",
+        "type": "node",
+        "node": name,
+        "level": "",
+        "status": "online" if node["online"] else "offline",
+        "maxcpu": node["maxcpu"],
+        "maxmem": node["maxmem"],
+        "maxdisk": node["rootfs"],
+        "ssl_fingerprint": "5A:1D:" + ":".join(f"{(i * 37 + len(name)) % 256:02X}" for i in range(30)),
+    }
     if node["online"]:
         busy = sum(vm["cores"] for vm in data["vms"].values() if vm["node"] == name and vm["status"] == "running")
-        out.update(cpu=round(min(0.95, 0.03 + busy * 0.15 / node["maxcpu"]), 4),
-                   mem=running_mib(data, name) * MIB + 3 * GIB, disk=int(node["rootfs"] * 0.21),
-                   uptime=int(now - node["boot"]))  # fmt: skip
+        out.update(
+            cpu=round(min(0.95, 0.03 + busy * 0.15 / node["maxcpu"]), 4),
+            mem=running_mib(data, name) * MIB + 3 * GIB,
+            disk=int(node["rootfs"] * 0.21),
+            uptime=int(now - node["boot"]),
+        )
     return out
 
 
@@ -38,15 +48,28 @@ def _storages(data: dict[str, Any], node: str) -> list[dict[str, Any]]:
     pbs = data["pbs"]
     pbs_used = pbs["base_used"] + sum(s["size"] for s in pbs["snapshots"]) // 5
     rows = [
-        {"storage": "local-lvm", "type": "lvmthin", "content": "images,rootdir", "shared": 0,
-         "total": LOCAL_LVM_TOTAL, "used": local_used},
-        {"storage": CEPH["storage"], "type": CEPH["type"], "content": CEPH["content"], "shared": 1,
-         "total": ceph_total, "used": used},
+        {
+            "storage": "local-lvm",
+            "type": "lvmthin",
+            "content": "images,rootdir",
+            "shared": 0,
+            "total": LOCAL_LVM_TOTAL,
+            "used": local_used,
+        },
+        {
+            "storage": CEPH["storage"],
+            "type": CEPH["type"],
+            "content": CEPH["content"],
+            "shared": 1,
+            "total": ceph_total,
+            "used": used,
+        },
         {"storage": "pbs01", "type": "pbs", "content": "backup", "shared": 1, "total": pbs["total"], "used": pbs_used},
-    ]  # fmt: skip
+    ]
     for row in rows:
-        row.update(active=1, enabled=1, avail=row["total"] - row["used"],
-                   used_fraction=round(row["used"] / row["total"], 6))  # fmt: skip
+        row.update(
+            active=1, enabled=1, avail=row["total"] - row["used"], used_fraction=round(row["used"] / row["total"], 6)
+        )
     return rows
 
 
@@ -58,9 +81,11 @@ def _not_backed_up(data: dict[str, Any]) -> list[dict[str, Any]]:
             covered.update(int(v) for v in data["vms"] if int(v) not in excluded)
         else:
             covered.update(int(v) for v in str(job.get("vmid", "")).split(",") if v)
-    return [{"vmid": vm["vmid"], "name": vm["name"], "type": "qemu"}
-            for vm in sorted(data["vms"].values(), key=lambda v: v["vmid"])
-            if vm["vmid"] not in covered and not vm["template"]]  # fmt: skip
+    return [
+        {"vmid": vm["vmid"], "name": vm["name"], "type": "qemu"}
+        for vm in sorted(data["vms"].values(), key=lambda v: v["vmid"])
+        if vm["vmid"] not in covered and not vm["template"]
+    ]
 
 
 def _next_run(schedule: str, now: float) -> int:
@@ -92,27 +117,60 @@ def register(router: Router, data: Callable[[], dict[str, Any]]) -> None:
         payload = _node_payload(data(), name, time.time())
         used = payload["mem"]
         return {
-            "cpu": payload["cpu"], "uptime": payload["uptime"], "loadavg": ["0.52", "0.61", "0.58"], "wait": 0.0012,
-            "memory": {"total": node["maxmem"], "used": used, "free": node["maxmem"] - used,
-                       "available": node["maxmem"] - used},
+            "cpu": payload["cpu"],
+            "uptime": payload["uptime"],
+            "loadavg": ["0.52", "0.61", "0.58"],
+            "wait": 0.0012,
+            "memory": {
+                "total": node["maxmem"],
+                "used": used,
+                "free": node["maxmem"] - used,
+                "available": node["maxmem"] - used,
+            },
             "swap": {"total": 8 * GIB, "used": 0, "free": 8 * GIB},
-            "rootfs": {"total": node["rootfs"], "used": payload["disk"], "free": node["rootfs"] - payload["disk"],
-                       "avail": node["rootfs"] - payload["disk"]},
+            "rootfs": {
+                "total": node["rootfs"],
+                "used": payload["disk"],
+                "free": node["rootfs"] - payload["disk"],
+                "avail": node["rootfs"] - payload["disk"],
+            },
             "cpuinfo": {"model": node["cpu_model"], "cores": node["cores"], "cpus": node["maxcpu"], "sockets": 1},
             "boot-info": {"mode": "efi", "secureboot": 0},
-            "current-kernel": {"sysname": "Linux", "release": "6.8.12-9-pve", "machine": "x86_64",
-                               "version": "#1 SMP PREEMPT_DYNAMIC PMX 6.8.12-9"},
+            "current-kernel": {
+                "sysname": "Linux",
+                "release": "6.8.12-9-pve",
+                "machine": "x86_64",
+                "version": "#1 SMP PREEMPT_DYNAMIC PMX 6.8.12-9",
+            },
             "kversion": "Linux 6.8.12-9-pve #1 SMP PREEMPT_DYNAMIC PMX 6.8.12-9",
             "pveversion": f"pve-manager/{data()['pve_version']['version']}/{data()['pve_version']['repoid']}",
-        }  # fmt: skip
+        }
 
     @router.route("GET", "/cluster/status")
     def cluster_status(req: Request) -> Any:
-        rows: list[dict[str, Any]] = [{"id": "cluster", "type": "cluster", "name": data()["cluster"], "version": 7,
-                                       "nodes": len(data()["nodes"]), "quorate": 1}]  # fmt: skip
+        rows: list[dict[str, Any]] = [
+            {
+                "id": "cluster",
+                "type": "cluster",
+                "name": data()["cluster"],
+                "version": 7,
+                "nodes": len(data()["nodes"]),
+                "quorate": 1,
+            }
+        ]
         for i, (name, node) in enumerate(sorted(data()["nodes"].items()), start=1):
-            rows.append({"id": f"node/{name}", "type": "node", "name": name, "nodeid": i, "ip": node["ip"],
-                         "online": int(node["online"]), "local": int(i == 1), "level": ""})  # fmt: skip
+            rows.append(
+                {
+                    "id": f"node/{name}",
+                    "type": "node",
+                    "name": name,
+                    "nodeid": i,
+                    "ip": node["ip"],
+                    "online": int(node["online"]),
+                    "local": int(i == 1),
+                    "level": "",
+                }
+            )
         return rows
 
     @router.route("GET", "/cluster/resources")
@@ -129,10 +187,20 @@ def register(router: Router, data: Callable[[], dict[str, Any]]) -> None:
         if kind in (None, "storage"):
             for name, node in sorted(data()["nodes"].items()):
                 for st in _storages(data(), name):
-                    out.append({"id": f"storage/{name}/{st['storage']}", "type": "storage", "storage": st["storage"],
-                                "node": name, "plugintype": st["type"], "content": st["content"],
-                                "shared": st["shared"], "status": "available" if node["online"] else "unknown",
-                                "disk": st["used"], "maxdisk": st["total"]})  # fmt: skip
+                    out.append(
+                        {
+                            "id": f"storage/{name}/{st['storage']}",
+                            "type": "storage",
+                            "storage": st["storage"],
+                            "node": name,
+                            "plugintype": st["type"],
+                            "content": st["content"],
+                            "shared": st["shared"],
+                            "status": "available" if node["online"] else "unknown",
+                            "disk": st["used"],
+                            "maxdisk": st["total"],
+                        }
+                    )
         return out
 
     @router.route("GET", "/cluster/nextid")
@@ -208,10 +276,17 @@ def register(router: Router, data: Callable[[], dict[str, Any]]) -> None:
                 if vmid is not None and int(snap["backup-id"]) != vmid:
                     continue
                 stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(snap["backup-time"]))
-                row: dict[str, Any] = {"volid": f"pbs01:backup/vm/{snap['backup-id']}/{stamp}", "content": "backup",
-                                       "format": "pbs-vm", "subtype": "qemu", "vmid": int(snap["backup-id"]),
-                                       "ctime": snap["backup-time"], "size": snap["size"],
-                                       "protected": bool(snap["protected"]), "notes": snap.get("comment", "")}  # fmt: skip
+                row: dict[str, Any] = {
+                    "volid": f"pbs01:backup/vm/{snap['backup-id']}/{stamp}",
+                    "content": "backup",
+                    "format": "pbs-vm",
+                    "subtype": "qemu",
+                    "vmid": int(snap["backup-id"]),
+                    "ctime": snap["backup-time"],
+                    "size": snap["size"],
+                    "protected": bool(snap["protected"]),
+                    "notes": snap.get("comment", ""),
+                }
                 if snap.get("verification"):
                     row["verification"] = dict(snap["verification"])
                 rows.append(row)
@@ -219,16 +294,37 @@ def register(router: Router, data: Callable[[], dict[str, Any]]) -> None:
             for vm in sorted(data()["vms"].values(), key=lambda v: v["vmid"]):
                 if vmid is None or vm["vmid"] == vmid:
                     prefix = "base" if vm["template"] else "vm"
-                    rows.append({"volid": f"{name}:{prefix}-{vm['vmid']}-disk-0", "content": "images",
-                                 "format": "raw", "size": vm["disk_gib"] * GIB, "vmid": vm["vmid"]})  # fmt: skip
+                    rows.append(
+                        {
+                            "volid": f"{name}:{prefix}-{vm['vmid']}-disk-0",
+                            "content": "images",
+                            "format": "raw",
+                            "size": vm["disk_gib"] * GIB,
+                            "vmid": vm["vmid"],
+                        }
+                    )
         return rows
 
     @router.route("GET", "/nodes/{node}/tasks")
     def tasks(req: Request) -> Any:
         node = req.params["node"]
         node_or_error(data(), node)
-        p = Params(req.args(), {"source", "vmid", "typefilter", "statusfilter", "errors", "since", "until", "start",
-                                "limit", "userfilter"}, req.params)  # fmt: skip
+        p = Params(
+            req.args(),
+            {
+                "source",
+                "vmid",
+                "typefilter",
+                "statusfilter",
+                "errors",
+                "since",
+                "until",
+                "start",
+                "limit",
+                "userfilter",
+            },
+            req.params,
+        )
         source = p.enum("source", {"archive", "active", "all"}, default="archive")
         vmid = p.integer("vmid", minimum=100)
         limit = p.integer("limit", minimum=0, default=50) or 50

@@ -22,7 +22,13 @@ MIB = 1024**2
 GIB = 1024**3
 # Guess: the lab's "NVMe primary, distributed" storage is modelled as one shared Ceph RBD pool, so a
 # template on node01 can be cloned to any node (PVE refuses cross-node clones from local storage).
-CEPH = {"storage": "ceph-nvme", "type": "rbd", "content": "images,rootdir", "shared": 1, "total": 13 * 1024**4}
+CEPH: dict[str, Any] = {
+    "storage": "ceph-nvme",
+    "type": "rbd",
+    "content": "images,rootdir",
+    "shared": 1,
+    "total": 13 * 1024**4,
+}
 
 
 def node_or_error(data: dict[str, Any], node: str) -> dict[str, Any]:

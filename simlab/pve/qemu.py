@@ -28,12 +28,39 @@ from simlab.validate import Params
 __all__ = ["EFFECTS", "register"]
 
 _CONFIG_KEYS = {
-    "name", "cores", "sockets", "memory", "description", "tags", "protection", "onboot", "agent", "cpu", "net0",
-    "ipconfig0", "ciuser", "sshkeys", "balloon", "ostype", "delete", "digest", "scsi0", "boot", "scsihw",
-}  # fmt: skip
+    "name",
+    "cores",
+    "sockets",
+    "memory",
+    "description",
+    "tags",
+    "protection",
+    "onboot",
+    "agent",
+    "cpu",
+    "net0",
+    "ipconfig0",
+    "ciuser",
+    "sshkeys",
+    "balloon",
+    "ostype",
+    "delete",
+    "digest",
+    "scsi0",
+    "boot",
+    "scsihw",
+}
 # Durations in seconds at task speed 1 (a real clone of a 32 GiB cloud image takes longer; kept short).
-_DURATION = {"qmclone": 4.0, "qmstart": 2.0, "qmstop": 1.0, "qmshutdown": 2.5, "qmreboot": 3.0, "qmdestroy": 1.5,
-             "qmcreate": 1.0, "qmconfig": 0.3}  # fmt: skip
+_DURATION = {
+    "qmclone": 4.0,
+    "qmstart": 2.0,
+    "qmstop": 1.0,
+    "qmshutdown": 2.5,
+    "qmreboot": 3.0,
+    "qmdestroy": 1.5,
+    "qmcreate": 1.0,
+    "qmconfig": 0.3,
+}
 
 
 def _owner_check_lock(vm: dict[str, Any]) -> None:
@@ -62,7 +89,7 @@ def _effect_clone(data: dict[str, Any], task: dict[str, Any]) -> tuple[str | Non
             f"clone failed: not enough memory on node '{vm['node']}' "
             f"(VM needs {need} MiB, {max(have, 0)} MiB not yet allocated)"
         )
-    elif ceph_used(data) > CEPH["total"]:
+    elif ceph_used(data) > int(CEPH["total"]):
         error = f"clone failed: not enough space on storage '{CEPH['storage']}'"
     if error:
         # As PVE does: a failed clone removes the half-made VM's config and disks.
@@ -198,12 +225,25 @@ def register(router: Router, data: Callable[[], dict[str, Any]], speed: Callable
         if match:
             size = int(match.group(1))
         data()["vms"][str(vmid)] = {
-            "vmid": vmid, "name": name or f"VM{vmid}", "node": node, "cores": cores, "sockets": 1, "memory": memory,
-            "disk_gib": size, "status": "stopped", "started": None, "tags": tags or "",
-            "description": p.raw.get("description", ""), "template": 0, "protection": 0, "agent": 1,
-            "ostype": p.raw.get("ostype", "other"), "net0": p.raw.get("net0", "virtio,bridge=vmbr1"),
-            "scsi0": f"{CEPH['storage']}:vm-{vmid}-disk-0,size={size}G", "lock": "create",
-        }  # fmt: skip
+            "vmid": vmid,
+            "name": name or f"VM{vmid}",
+            "node": node,
+            "cores": cores,
+            "sockets": 1,
+            "memory": memory,
+            "disk_gib": size,
+            "status": "stopped",
+            "started": None,
+            "tags": tags or "",
+            "description": p.raw.get("description", ""),
+            "template": 0,
+            "protection": 0,
+            "agent": 1,
+            "ostype": p.raw.get("ostype", "other"),
+            "net0": p.raw.get("net0", "virtio,bridge=vmbr1"),
+            "scsi0": f"{CEPH['storage']}:vm-{vmid}-disk-0,size={size}G",
+            "lock": "create",
+        }
         upid = task(req, node, "qmcreate", str(vmid), "unlock")
         if start:
             task(req, node, "qmstart", str(vmid), "start")
@@ -214,7 +254,7 @@ def register(router: Router, data: Callable[[], dict[str, Any]], speed: Callable
         node, vmid = req.params["node"], req.params["vmid"]
         allowed = {"newid", "name", "full", "target", "storage", "format", "pool", "snapname", "description", "bwlimit"}
         p = Params(req.args(), allowed, req.params)
-        newid = p.integer("newid", minimum=100, maximum=999999999, required=True)
+        newid_or_none = p.integer("newid", minimum=100, maximum=999999999, required=True)
         name = p.dns_name("name")
         p.boolean("full")
         target = p.string("target")
@@ -222,17 +262,28 @@ def register(router: Router, data: Callable[[], dict[str, Any]], speed: Callable
         if p.has("storage") and p.raw["storage"] != CEPH["storage"]:
             p.errors["storage"] = f"storage '{p.raw['storage']}' does not exist"
         p.check()
+        assert newid_or_none is not None  # p.check() raised if it was missing
+        newid = newid_or_none
         src = find_vm(data(), node, vmid)
         target = target or node
         node_or_error(data(), target)
         if str(newid) in data()["vms"]:
             raise ApiError(500, f"unable to create VM {newid}: config file already exists")
         _owner_check_lock(src)
-        vm = {**src, "vmid": newid, "name": name or f"Copy-of-VM-{src['name']}", "node": target, "template": 0,
-              "status": "stopped", "started": None, "protection": 0, "lock": "clone",
-              "description": p.raw.get("description", src["description"] if not src["template"] else ""),
-              "scsi0": f"{CEPH['storage']}:vm-{newid}-disk-0,size={src['disk_gib']}G",
-              "net0": f"virtio=BC:24:11:00:{newid // 256 % 256:02X}:{newid % 256:02X},bridge=vmbr1"}  # fmt: skip
+        vm = {
+            **src,
+            "vmid": newid,
+            "name": name or f"Copy-of-VM-{src['name']}",
+            "node": target,
+            "template": 0,
+            "status": "stopped",
+            "started": None,
+            "protection": 0,
+            "lock": "clone",
+            "description": p.raw.get("description", src["description"] if not src["template"] else ""),
+            "scsi0": f"{CEPH['storage']}:vm-{newid}-disk-0,size={src['disk_gib']}G",
+            "net0": f"virtio=BC:24:11:00:{newid // 256 % 256:02X}:{newid % 256:02X},bridge=vmbr1",
+        }
         data()["vms"][str(newid)] = vm
         return task(
             req,
@@ -248,11 +299,19 @@ def register(router: Router, data: Callable[[], dict[str, Any]], speed: Callable
     def get_config(req: Request) -> Any:
         vm = find_vm(data(), req.params["node"], req.params["vmid"])
         out: dict[str, Any] = {
-            "name": vm["name"], "cores": vm["cores"], "sockets": vm["sockets"], "memory": str(vm["memory"]),
-            "ostype": vm["ostype"], "net0": vm["net0"], "scsi0": vm["scsi0"], "scsihw": "virtio-scsi-single",
-            "boot": "order=scsi0;net0", "agent": str(vm["agent"]), "digest": hashlib.sha1(json.dumps(vm, sort_keys=True).encode()).hexdigest(),
+            "name": vm["name"],
+            "cores": vm["cores"],
+            "sockets": vm["sockets"],
+            "memory": str(vm["memory"]),
+            "ostype": vm["ostype"],
+            "net0": vm["net0"],
+            "scsi0": vm["scsi0"],
+            "scsihw": "virtio-scsi-single",
+            "boot": "order=scsi0;net0",
+            "agent": str(vm["agent"]),
+            "digest": hashlib.sha1(json.dumps(vm, sort_keys=True).encode()).hexdigest(),
             "ide2": f"{CEPH['storage']}:vm-{vm['vmid']}-cloudinit,media=cdrom",
-        }  # fmt: skip
+        }
         for key in ("description", "tags", "hostpci0", "ipconfig0", "ciuser"):
             if vm.get(key):
                 out[key] = vm[key]
@@ -277,8 +336,14 @@ def register(router: Router, data: Callable[[], dict[str, Any]], speed: Callable
         p.check()
         if vm.get("lock") and not p.boolean("skiplock"):
             _owner_check_lock(vm)
-        for key, value in (("cores", cores), ("sockets", sockets), ("memory", memory), ("name", name), ("tags", tags),
-                           ("description", desc)):  # fmt: skip
+        for key, value in (
+            ("cores", cores),
+            ("sockets", sockets),
+            ("memory", memory),
+            ("name", name),
+            ("tags", tags),
+            ("description", desc),
+        ):
             if value is not None:
                 vm[key] = value
         vm["protection"] = protection
@@ -307,8 +372,24 @@ def register(router: Router, data: Callable[[], dict[str, Any]], speed: Callable
     def status_current(req: Request) -> Any:
         vm = find_vm(data(), req.params["node"], req.params["vmid"])
         res = vm_resource(vm)
-        out = {k: res[k] for k in ("vmid", "name", "status", "cpu", "mem", "maxmem", "maxdisk", "disk", "uptime",
-                                   "netin", "netout", "diskread", "diskwrite")}  # fmt: skip
+        out = {
+            k: res[k]
+            for k in (
+                "vmid",
+                "name",
+                "status",
+                "cpu",
+                "mem",
+                "maxmem",
+                "maxdisk",
+                "disk",
+                "uptime",
+                "netin",
+                "netout",
+                "diskread",
+                "diskwrite",
+            )
+        }
         out.update(cpus=res["maxcpu"], qmpstatus=vm["status"], agent=vm["agent"], ha={"managed": 0})
         if vm["status"] == "running":
             out["pid"] = 10000 + vm["vmid"]
@@ -367,9 +448,17 @@ def register(router: Router, data: Callable[[], dict[str, Any]], speed: Callable
         if not vm["agent"]:
             raise ApiError(500, "No QEMU guest agent configured")
         mac = vm["net0"].split(",")[0].partition("=")[2].lower() or "bc:24:11:00:00:00"
-        return {"result": [
-            {"name": "lo", "hardware-address": "00:00:00:00:00:00",
-             "ip-addresses": [{"ip-address": "127.0.0.1", "ip-address-type": "ipv4", "prefix": 8}]},
-            {"name": "eth0", "hardware-address": mac,
-             "ip-addresses": [{"ip-address": vm_ip(vm), "ip-address-type": "ipv4", "prefix": 24}]},
-        ]}  # fmt: skip
+        return {
+            "result": [
+                {
+                    "name": "lo",
+                    "hardware-address": "00:00:00:00:00:00",
+                    "ip-addresses": [{"ip-address": "127.0.0.1", "ip-address-type": "ipv4", "prefix": 8}],
+                },
+                {
+                    "name": "eth0",
+                    "hardware-address": mac,
+                    "ip-addresses": [{"ip-address": vm_ip(vm), "ip-address-type": "ipv4", "prefix": 24}],
+                },
+            ]
+        }

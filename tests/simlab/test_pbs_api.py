@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from proxmoxer import ProxmoxAPI, ResourceException
@@ -11,10 +12,18 @@ from proxmoxer import ProxmoxAPI, ResourceException
 def _pbs(sim, *, token: bool = True) -> ProxmoxAPI:  # type: ignore[no-untyped-def]
     creds = sim.secrets["pbs"]
     if token:
-        return ProxmoxAPI("127.0.0.1", port=sim.pbs_port, service="PBS", user="root@pam", token_name="labops",
-                          token_value=creds["token_secret"], verify_ssl=sim.ca)  # fmt: skip
-    return ProxmoxAPI("127.0.0.1", port=sim.pbs_port, service="PBS", user="root@pam", password=creds["password"],
-                      verify_ssl=sim.ca)  # fmt: skip
+        return ProxmoxAPI(
+            "127.0.0.1",
+            port=sim.pbs_port,
+            service="PBS",
+            user="root@pam",
+            token_name="labops",
+            token_value=creds["token_secret"],
+            verify_ssl=sim.ca,
+        )
+    return ProxmoxAPI(
+        "127.0.0.1", port=sim.pbs_port, service="PBS", user="root@pam", password=creds["password"], verify_ssl=sim.ca
+    )
 
 
 def test_both_auth_modes(simulator) -> None:  # type: ignore[no-untyped-def]
@@ -25,7 +34,7 @@ def test_both_auth_modes(simulator) -> None:  # type: ignore[no-untyped-def]
 def test_snapshots_carry_verification_and_the_seeded_problems(simulator) -> None:  # type: ignore[no-untyped-def]
     api = _pbs(simulator)
     snaps = api.admin.datastore("store1").snapshots.get()
-    by_vm: dict[str, list[dict]] = {}  # type: ignore[type-arg]
+    by_vm: dict[str, list[dict[str, Any]]] = {}
     for snap in snaps:
         assert {"backup-type", "backup-id", "backup-time", "size", "protected", "files"} <= set(snap)
         by_vm.setdefault(snap["backup-id"], []).append(snap)
@@ -35,8 +44,11 @@ def test_snapshots_carry_verification_and_the_seeded_problems(simulator) -> None
     assert time.time() - latest["151"]["backup-time"] > 3 * 86400
     assert "140" not in latest
     fresh = [vm for vm in latest if vm not in {"131", "132", "151"}]
-    assert fresh and all(latest[vm]["verification"]["state"] == "ok" for vm in fresh
-                         if time.time() - latest[vm]["backup-time"] > 3 * 3600)  # fmt: skip
+    assert fresh and all(
+        latest[vm]["verification"]["state"] == "ok"
+        for vm in fresh
+        if time.time() - latest[vm]["backup-time"] > 3 * 3600
+    )
     groups = api.admin.datastore("store1").groups.get()
     assert {g["backup-id"] for g in groups} == set(by_vm)
 

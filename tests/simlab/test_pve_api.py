@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import requests
 from proxmoxer import AuthenticationError, ProxmoxAPI, ResourceException
@@ -11,16 +13,27 @@ from simlab.seed import SEEDED_BACKUP_PROBLEMS
 
 
 def _password_api(sim, password: str | None = None) -> ProxmoxAPI:  # type: ignore[no-untyped-def]
-    return ProxmoxAPI("127.0.0.1", port=sim.pve_port, user="root@pam",
-                      password=password or sim.secrets["pve"]["password"], verify_ssl=sim.ca)  # fmt: skip
+    return ProxmoxAPI(
+        "127.0.0.1",
+        port=sim.pve_port,
+        user="root@pam",
+        password=password or sim.secrets["pve"]["password"],
+        verify_ssl=sim.ca,
+    )
 
 
 def _token_api(sim) -> ProxmoxAPI:  # type: ignore[no-untyped-def]
-    return ProxmoxAPI("127.0.0.1", port=sim.pve_port, user="root@pam", token_name="labops",
-                      token_value=sim.secrets["pve"]["token_secret"], verify_ssl=sim.ca)  # fmt: skip
+    return ProxmoxAPI(
+        "127.0.0.1",
+        port=sim.pve_port,
+        user="root@pam",
+        token_name="labops",
+        token_value=sim.secrets["pve"]["token_secret"],
+        verify_ssl=sim.ca,
+    )
 
 
-def _wait(api: ProxmoxAPI, upid: str) -> dict:  # type: ignore[type-arg]
+def _wait(api: ProxmoxAPI, upid: str) -> dict[str, Any]:
     status = Tasks.blocking_status(api, upid, timeout=30, polling_interval=0.1)
     assert status is not None, "task did not finish"
     return status
@@ -42,8 +55,12 @@ def test_wrong_password_is_an_authentication_error(simulator) -> None:  # type: 
 
 def test_ticket_writes_need_the_csrf_token(simulator) -> None:  # type: ignore[no-untyped-def]
     base = f"https://127.0.0.1:{simulator.pve_port}/api2/json"
-    login = requests.post(f"{base}/access/ticket", verify=simulator.ca, timeout=5,
-                          data={"username": "root@pam", "password": simulator.secrets["pve"]["password"]}).json()["data"]  # fmt: skip
+    login = requests.post(
+        f"{base}/access/ticket",
+        verify=simulator.ca,
+        timeout=5,
+        data={"username": "root@pam", "password": simulator.secrets["pve"]["password"]},
+    ).json()["data"]
     cookies = {"PVEAuthCookie": login["ticket"]}
     no_csrf = requests.post(
         f"{base}/nodes/node01/qemu/130/status/reboot", cookies=cookies, verify=simulator.ca, timeout=5
@@ -119,7 +136,7 @@ def test_protected_vm_cannot_be_deleted(simulator) -> None:  # type: ignore[no-u
 def test_backups_show_the_seeded_problems(simulator) -> None:  # type: ignore[no-untyped-def]
     api = _token_api(simulator)
     content = api.nodes("node01").storage("pbs01").content.get(content="backup")
-    latest: dict[int, dict] = {}  # type: ignore[type-arg]
+    latest: dict[int, dict[str, Any]] = {}
     for item in content:
         if item["vmid"] not in latest or item["ctime"] > latest[item["vmid"]]["ctime"]:
             latest[item["vmid"]] = item

@@ -55,7 +55,8 @@ def test_bad_arguments_and_a_down_pve_are_error_envelopes(simulator, tmp_path: P
     bad = _guard(simulator.lab_dir).call("backup.status", {"vmid": "abc", "extra": 1}, caller=CALLER)
     assert bad.status == "error" and "vmid" in bad.message and "extra" in bad.message
     # A configured host that does not answer: reported, naming the setting.
-    settings = Settings.model_validate({"lab_dir": tmp_path, "pve": {"host": "127.0.0.1", "port": 9, "password": "x",
-                                                                     "timeout": 2}})  # fmt: skip
+    settings = Settings.model_validate(
+        {"lab_dir": tmp_path, "pve": {"host": "127.0.0.1", "port": 9, "password": "x", "timeout": 2}}
+    )
     down = Guard.from_settings(settings).call("backup.check", {}, caller=CALLER)
     assert down.status == "error" and "pve.host" in down.message

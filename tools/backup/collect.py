@@ -51,7 +51,11 @@ def _job_vmids(job: dict[str, Any], all_vmids: set[int]) -> set[int]:
 def collect_jobs(ctx: ToolContext) -> tuple[list[dict[str, Any]], dict[int, list[str]], list[dict[str, Any]]]:
     """``(jobs, enabled job ids per vmid, guests)``; a disabled job does not protect anything."""
     pve = ctx.client("pve", pve_client)
-    guests = [g for g in call("PVE", lambda: pve.cluster.resources.get(type="vm"), action="listing VMs") if not g.get("template")]
+    guests = [
+        g
+        for g in call("PVE", lambda: pve.cluster.resources.get(type="vm"), action="listing VMs")
+        if not g.get("template")
+    ]
     jobs = call("PVE", lambda: pve.cluster.backup.get(), action="listing backup jobs")
     all_vmids = {int(g["vmid"]) for g in guests}
     covered: dict[int, list[str]] = {}
@@ -68,8 +72,11 @@ def collect_vm_backups(ctx: ToolContext, settings: Settings) -> list[VmBackup]:
     _jobs, covered, guests = collect_jobs(ctx)
     pbs = ctx.client("pbs", pbs_client)
     store = settings.pbs.datastore
-    snaps = call("PBS", lambda: pbs.admin.datastore(store).snapshots.get(**{"backup-type": "vm"}),
-                 action=f"listing snapshots of datastore {store} (pbs.datastore)")  # fmt: skip
+    snaps = call(
+        "PBS",
+        lambda: pbs.admin.datastore(store).snapshots.get(**{"backup-type": "vm"}),
+        action=f"listing snapshots of datastore {store} (pbs.datastore)",
+    )
     latest: dict[int, dict[str, Any]] = {}
     counts: dict[int, int] = {}
     for snap in snaps:
@@ -97,7 +104,11 @@ def collect_vm_backups(ctx: ToolContext, settings: Settings) -> list[VmBackup]:
                 last_backup=int(snap["backup-time"]) if snap else None,
                 age_hours=round(age, 1) if age is not None else None,
                 size_bytes=int(snap["size"]) if snap and snap.get("size") is not None else None,
-                verification="ok" if state.get("state") == "ok" else "failed" if state.get("state") == "failed" else "none",
+                verification="ok"
+                if state.get("state") == "ok"
+                else "failed"
+                if state.get("state") == "failed"
+                else "none",
                 protected=bool((snap or {}).get("protected", False)),
                 stale=age is None or age > settings.backup.rpo_hours,
             )

@@ -38,18 +38,31 @@ def findings(vms: list[VmBackup], rpo_hours: float) -> list[Finding]:
     out: list[Finding] = []
     for vm in vms:
         if vm.verification == "failed":
-            out.append(Finding(problem="failed", vmid=vm.vmid, name=vm.name,
-                               detail="newest snapshot failed verification: restore from an older one is not tested"))  # fmt: skip
+            out.append(
+                Finding(
+                    problem="failed",
+                    vmid=vm.vmid,
+                    name=vm.name,
+                    detail="newest snapshot failed verification: restore from an older one is not tested",
+                )
+            )
         if not vm.jobs:
             detail = "in no enabled backup job" + ("" if vm.last_backup else " and never backed up")
             out.append(Finding(problem="missing", vmid=vm.vmid, name=vm.name, detail=detail))
         if vm.last_backup is not None and vm.age_hours is not None and vm.age_hours > rpo_hours:
-            out.append(Finding(problem="stale", vmid=vm.vmid, name=vm.name,
-                               detail=f"last backup {_age(vm.age_hours)} ago (RPO {rpo_hours:.0f} h)"))  # fmt: skip
+            out.append(
+                Finding(
+                    problem="stale",
+                    vmid=vm.vmid,
+                    name=vm.name,
+                    detail=f"last backup {_age(vm.age_hours)} ago (RPO {rpo_hours:.0f} h)",
+                )
+            )
         # The verify job runs a couple of hours after the backups: only older snapshots count as unverified.
         if vm.last_backup is not None and vm.verification == "none" and (vm.age_hours or 0) > VERIFY_GRACE_HOURS:
-            out.append(Finding(problem="unverified", vmid=vm.vmid, name=vm.name,
-                               detail="newest snapshot was never verified"))  # fmt: skip
+            out.append(
+                Finding(problem="unverified", vmid=vm.vmid, name=vm.name, detail="newest snapshot was never verified")
+            )
     return sorted(out, key=lambda f: (SEVERITY[f.problem], f.vmid))
 
 

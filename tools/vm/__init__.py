@@ -19,9 +19,26 @@ def _show_resources(ctx: ToolContext, args: ShowArgs) -> list[ResourceRef]:
 
 
 TOOLS: list[Tool[Any]] = [
-    Tool(name="vm.nodes", args_model=NodesArgs, fn=vm_nodes, risk="read", summary=lambda a: "list nodes and free capacity"),
-    Tool(name="vm.list", args_model=ListArgs, fn=list_vms, risk="read",
-         summary=lambda a: "list VMs" + "".join(f" {k}={v}" for k, v in a.model_dump(exclude_defaults=True).items())),
-    Tool(name="vm.show", args_model=ShowArgs, fn=show_vm, risk="read", resources=_show_resources,
-         summary=lambda a: f"show VM {a.vmid}"),
-]  # fmt: skip
+    Tool(
+        name="vm.nodes",
+        args_model=NodesArgs,
+        fn=vm_nodes,
+        risk="read",
+        summary=lambda a: "list nodes and free capacity",
+    ),
+    Tool(
+        name="vm.list",
+        args_model=ListArgs,
+        fn=list_vms,
+        risk="read",
+        summary=lambda a: "list VMs" + "".join(f" {k}={v}" for k, v in a.model_dump(exclude_defaults=True).items()),
+    ),
+    Tool(
+        name="vm.show",
+        args_model=ShowArgs,
+        fn=show_vm,
+        risk="read",
+        resources=_show_resources,
+        summary=lambda a: f"show VM {a.vmid}",
+    ),
+]

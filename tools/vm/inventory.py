@@ -45,13 +45,20 @@ def node_capacity(ctx: ToolContext) -> list[dict[str, Any]]:
         alloc_mem = sum(int(v.get("maxmem", 0)) for v in mine)
         running_mem = sum(int(v.get("maxmem", 0)) for v in mine if v.get("status") == "running")
         alloc_cpu = sum(int(v.get("maxcpu", 0)) for v in mine if v.get("status") == "running")
-        out.append({
-            "node": n["node"], "status": n.get("status", "unknown"), "threads": int(n.get("maxcpu", 0)),
-            "cores_in_use": alloc_cpu, "memory_gib": round(int(n.get("maxmem", 0)) / GIB, 1),
-            "memory_allocated_gib": round(alloc_mem / GIB, 1), "memory_running_gib": round(running_mem / GIB, 1),
-            "memory_free_gib": round((int(n.get("maxmem", 0)) - alloc_mem) / GIB, 1), "vms": len(mine),
-            "cpu_load": n.get("cpu"),
-        })  # fmt: skip
+        out.append(
+            {
+                "node": n["node"],
+                "status": n.get("status", "unknown"),
+                "threads": int(n.get("maxcpu", 0)),
+                "cores_in_use": alloc_cpu,
+                "memory_gib": round(int(n.get("maxmem", 0)) / GIB, 1),
+                "memory_allocated_gib": round(alloc_mem / GIB, 1),
+                "memory_running_gib": round(running_mem / GIB, 1),
+                "memory_free_gib": round((int(n.get("maxmem", 0)) - alloc_mem) / GIB, 1),
+                "vms": len(mine),
+                "cpu_load": n.get("cpu"),
+            }
+        )
     return out
 
 
@@ -60,7 +67,10 @@ class NodesArgs(ToolArgs):
 
 
 def vm_nodes(ctx: ToolContext, args: NodesArgs) -> ToolResult:
-    """Cluster nodes with their status (online/offline), CPU threads, memory in GiB, memory already allocated to VMs and what is free for new VMs."""
+    """Cluster nodes with their status (online/offline).
+
+    CPU threads, memory in GiB, memory already allocated to VMs and what is free for new VMs.
+    """
     rows = node_capacity(ctx)
     online = [r for r in rows if r["status"] == "online"]
     best = max(online, key=lambda r: r["memory_free_gib"], default=None)
@@ -84,14 +94,25 @@ class ListArgs(ToolArgs):
 
 
 def _vm_row(v: dict[str, Any]) -> dict[str, Any]:
-    return {"vmid": int(v["vmid"]), "name": v.get("name", ""), "node": v.get("node"), "status": v.get("status"),
-            "cores": int(v.get("maxcpu", 0)), "memory_gib": round(int(v.get("maxmem", 0)) / GIB, 1),
-            "disk_gib": round(int(v.get("maxdisk", 0)) / GIB), "tags": _tags(v.get("tags")),
-            "owner": owner_of(v.get("tags")), "template": bool(v.get("template"))}  # fmt: skip
+    return {
+        "vmid": int(v["vmid"]),
+        "name": v.get("name", ""),
+        "node": v.get("node"),
+        "status": v.get("status"),
+        "cores": int(v.get("maxcpu", 0)),
+        "memory_gib": round(int(v.get("maxmem", 0)) / GIB, 1),
+        "disk_gib": round(int(v.get("maxdisk", 0)) / GIB),
+        "tags": _tags(v.get("tags")),
+        "owner": owner_of(v.get("tags")),
+        "template": bool(v.get("template")),
+    }
 
 
 def list_vms(ctx: ToolContext, args: ListArgs) -> ToolResult:
-    """List VMs with id, name, node, status, cores, memory in GiB, tags and owner; filter by node, status, tag or owner."""
+    """List VMs with id, name, node, status, cores.
+
+    Memory in GiB, tags and owner; filter by node, status, tag or owner.
+    """
     rows = [_vm_row(v) for v in _resources(ctx, "vm")]
     rows = [r for r in rows if args.include_templates or not r["template"]]
     if args.node:
@@ -124,32 +145,56 @@ class ShowArgs(ToolArgs):
 
 
 def show_vm(ctx: ToolContext, args: ShowArgs) -> ToolResult:
-    """One VM's details: configuration (cores, memory in MiB, disks, network), status, uptime, tags, owner, protection, and its IP address when it runs with the guest agent."""
+    """One VM's details.
+
+    Configuration (cores, memory in MiB, disks, network), status, uptime, tags, owner, protection, and its IP
+    address when it runs with the guest agent.
+    """
     row = find_vm(ctx, args.vmid)
     api = ctx.client("pve", pve_client)
     node = row["node"]
-    config: dict[str, Any] = call("PVE", lambda: api.nodes(node).qemu(args.vmid).config.get(), action="reading the VM config")
-    status: dict[str, Any] = call("PVE", lambda: api.nodes(node).qemu(args.vmid).status.current.get(), action="reading the VM status")
+    config: dict[str, Any] = call(
+        "PVE", lambda: api.nodes(node).qemu(args.vmid).config.get(), action="reading the VM config"
+    )
+    status: dict[str, Any] = call(
+        "PVE", lambda: api.nodes(node).qemu(args.vmid).status.current.get(), action="reading the VM status"
+    )
     ip = None
     if status.get("status") == "running" and status.get("agent"):
         try:
             ifaces = call("PVE", lambda: api.nodes(node).qemu(args.vmid).agent("network-get-interfaces").get())
-        except Exception:  # noqa: BLE001 - boundary: no guest agent answer just means "no IP known"
+        except Exception:
             ifaces = {}
         for iface in (ifaces or {}).get("result", []):
             for addr in iface.get("ip-addresses", []):
                 if addr.get("ip-address-type") == "ipv4" and not addr["ip-address"].startswith("127."):
                     ip = addr["ip-address"]
-    data = {**_vm_row(row), "config": config, "uptime_s": status.get("uptime", 0), "ip": ip,
-            "protection": bool(int(config.get("protection", 0) or 0)), "description": config.get("description", "")}  # fmt: skip
+    data = {
+        **_vm_row(row),
+        "config": config,
+        "uptime_s": status.get("uptime", 0),
+        "ip": ip,
+        "protection": bool(int(config.get("protection", 0) or 0)),
+        "description": config.get("description", ""),
+    }
     where = f"on {node}, {data['status']}" + (f", IP {ip}" if ip else "")
     owner = f", owner {data['owner']}" if data["owner"] else ""
-    return ToolResult.ok(f"VM {args.vmid} '{data['name']}' {where}, {data['cores']} cores, {data['memory_gib']} GiB{owner}", data=data)
+    return ToolResult.ok(
+        f"VM {args.vmid} '{data['name']}' {where}, {data['cores']} cores, {data['memory_gib']} GiB{owner}", data=data
+    )
 
 
 def vm_resource(ctx: ToolContext, vmid: int) -> ResourceRef:
     """A VM as policy sees it (tags and owner read live from PVE)."""
     v = find_vm(ctx, vmid)
-    return ResourceRef(type="VM", id=str(vmid), attrs={"name": v.get("name", ""), "node": v.get("node", ""),
-                                                       "tags": _tags(v.get("tags")), "owner": owner_of(v.get("tags")),
-                                                       "status": v.get("status", "")})  # fmt: skip
+    return ResourceRef(
+        type="VM",
+        id=str(vmid),
+        attrs={
+            "name": v.get("name", ""),
+            "node": v.get("node", ""),
+            "tags": _tags(v.get("tags")),
+            "owner": owner_of(v.get("tags")),
+            "status": v.get("status", ""),
+        },
+    )
