@@ -60,7 +60,7 @@ class PveSettings(_Section):
     verify_ssl: bool | str = Field(True, description="True, False or a CA bundle path.")
     timeout: float = Field(15.0, description="Seconds per HTTP request.")
     default_template: int = Field(9000, description="Template VMID cloned when none is named.")
-    storage: str = Field("local-lvm", description="Storage for cloned disks.")
+    storage: str | None = Field(None, description="Storage for cloned disks (unset: the template's storage).")
     task_timeout: float = Field(300.0, description="Seconds to wait for a PVE task (clone, start).")
 
 
