@@ -122,13 +122,17 @@ def plan_provision(ctx: ToolContext, args: ProvisionArgs) -> Plan:
     )
 
 
+def _config(api: Any, node: str, vmid: int) -> dict[str, Any]:
+    config: dict[str, Any] = call("PVE", lambda: api.nodes(node).qemu(vmid).config.get(), action="reading a VM config")
+    return config
+
+
 def _find_by_key(ctx: ToolContext, key: str) -> dict[str, Any] | None:
     api = ctx.client("pve", pve_client)
     for vm in _resources(ctx, "vm"):
         if vm.get("template"):
             continue
-        node, vmid = vm["node"], vm["vmid"]
-        cfg = call("PVE", lambda: api.nodes(node).qemu(vmid).config.get(), action="looking for an earlier attempt")
+        cfg = _config(api, vm["node"], int(vm["vmid"]))
         if f"request: {key}" in str(cfg.get("description", "")):
             return {"vmid": int(vm["vmid"]), "name": vm.get("name"), "node": vm["node"], "status": vm.get("status")}
     return None
