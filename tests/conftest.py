@@ -122,6 +122,8 @@ def desi_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desi]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     info = start_postgres(lab_dir, port=port, secrets=secrets)
+    # Where core.endpoints finds the embedded database.
+    (lab_dir / "lab.json").write_text(json.dumps({"version": 1, "parts": {"postgres": info}}))
     c = secrets["postgres"]
     base = f"host=127.0.0.1 port={info['port']} dbname={info['dbname']}"
     admin = f"{base} user={c['admin_user']} password={c['admin_password']}"

@@ -1,0 +1,103 @@
+"""Run a checked query as the SELECT-only role: READ ONLY transaction, statement timeout, bounded rows."""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import errors as pgerrors
+from psycopg import sql as pgsql
+
+from core.config import Settings
+from core.endpoints import postgres_dsn
+from core.errors import BackendUnavailable, InvalidArguments, QueryError
+
+__all__ = ["QueryResult", "export_csv", "run_query"]
+
+Params = dict[str, Any] | tuple[Any, ...] | None
+
+
+@dataclass(kw_only=True, frozen=True)
+class QueryResult:
+    """Columns, rows (at most ``limit``), whether more existed, the SQL and how long it took."""
+
+    columns: list[str]
+    rows: list[list[Any]]
+    truncated: bool
+    sql: str
+    ms: float
+
+    def as_data(self) -> dict[str, Any]:
+        """The envelope's data."""
+        return {
+            "columns": self.columns,
+            "rows": self.rows,
+            "row_count": len(self.rows),
+            "truncated": self.truncated,
+            "sql": self.sql,
+            "ms": round(self.ms, 1),
+        }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float | int | str | bool) or value is None:
+        return value
+    return str(value)  # Decimal (zpix.id is numeric(39)), dates, ...
+
+
+def run_query(
+    settings: Settings, query: str | pgsql.SQL | pgsql.Composed, params: Params = None, *, limit: int
+) -> QueryResult:
+    """Run ``query`` (which should ask for ``limit + 1`` rows) and keep ``limit``."""
+    dsn = postgres_dsn(settings)
+    timeout = settings.postgres.statement_timeout_ms
+    started = time.monotonic()
+    try:
+        with psycopg.connect(dsn, connect_timeout=int(settings.postgres.connect_timeout)) as conn:
+            conn.read_only = True
+            with conn.transaction(), conn.cursor() as cur:
+                cur.execute(pgsql.SQL("SET LOCAL statement_timeout = {}").format(pgsql.Literal(timeout)))
+                cur.execute(
+                    pgsql.SQL("SET LOCAL search_path = {}").format(pgsql.Identifier(settings.postgres.schema_name))
+                )
+                cur.execute(query, params)
+                rows = cur.fetchmany(limit + 1)
+                columns = [d.name for d in cur.description or []]
+                text = query if isinstance(query, str) else query.as_string(conn)
+    except pgerrors.QueryCanceled as exc:
+        raise QueryError(
+            f"the query ran longer than {timeout} ms and was cancelled: add filters (spectype, z range, a smaller "
+            "cone) or raise postgres.statement_timeout_ms"
+        ) from exc
+    except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BackendUnavailable("PostgreSQL", first, setting="postgres.dsn") from exc
+    except psycopg.Error as exc:
+        diag = exc.diag.message_primary or str(exc)
+        hint = f" ({exc.diag.message_hint})" if exc.diag.message_hint else ""
+        raise QueryError(f"PostgreSQL refused the query: {diag}{hint}") from exc
+    return QueryResult(
+        columns=columns,
+        rows=[[_plain(v) for v in r] for r in rows[:limit]],
+        truncated=len(rows) > limit,
+        sql=text,
+        ms=(time.monotonic() - started) * 1000,
+    )
+
+
+def export_csv(settings: Settings, result: QueryResult, name: str) -> Path:
+    """Write the rows to ``<lab_dir>/exports/<name>`` (a plain file name; no paths outside the folder)."""
+    base = (settings.lab_dir / "exports").resolve()
+    target = (base / name).resolve()
+    if target.parent != base or not name.endswith(".csv"):
+        raise InvalidArguments(f"out_csv must be a plain file name ending in .csv (e.g. 'qsos.csv'), not {name!r}")
+    base.mkdir(parents=True, exist_ok=True)
+    with target.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(result.columns)
+        writer.writerows(result.rows)
+    return target

@@ -1,0 +1,237 @@
+"""The read-only SQL checker: one SELECT over the DESI tables, allow-listed functions, a bounded result.
+
+SQL is parsed with sqlglot (PostgreSQL dialect) and accepted only when the whole tree is a single
+query: no writes anywhere (also not in CTEs), no ``SELECT INTO``, no locking clause, no DDL or
+``COPY``, no second statement, only the allowed schema's tables, only functions on an allow-list
+(aggregates, maths including the astro trigonometry, strings, dates, window functions), and no join
+without a join condition. The text that runs is re-generated from the checked tree (comments
+dropped) and wrapped in an outer ``LIMIT``. Refusals raise :class:`~core.errors.QueryRefused` with
+the reason and what to do instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError
+
+from core.errors import QueryRefused
+
+__all__ = ["ALLOWED_FUNCTIONS", "CheckedQuery", "check_sql"]
+
+TABLES = frozenset({"zpix", "photometry"})
+
+# sqlglot node keys (typed functions) and plain names (functions sqlglot does not know).
+ALLOWED_FUNCTIONS = frozenset(
+    {
+        # aggregates and statistics
+        "count",
+        "sum",
+        "avg",
+        "min",
+        "max",
+        "stddev",
+        "stddevsamp",
+        "stddevpop",
+        "variance",
+        "variancepop",
+        "percentilecont",
+        "percentiledisc",
+        "median",
+        "corr",
+        "covarsamp",
+        "covarpop",
+        "arrayagg",
+        "groupconcat",
+        "stringagg",
+        "logicaland",
+        "logicalor",
+        "booland",
+        "boolor",
+        "bool_and",
+        "bool_or",
+        "countif",
+        "anyvalue",
+        "mode",
+        "regr_slope",
+        "regr_intercept",
+        # maths and the trigonometry cone searches need
+        "abs",
+        "round",
+        "floor",
+        "ceil",
+        "sqrt",
+        "cbrt",
+        "exp",
+        "ln",
+        "log",
+        "log10",
+        "pow",
+        "power",
+        "mod",
+        "sign",
+        "sin",
+        "cos",
+        "tan",
+        "asin",
+        "acos",
+        "atan",
+        "atan2",
+        "degrees",
+        "radians",
+        "pi",
+        "trunc",
+        "widthbucket",
+        "greatest",
+        "least",
+        "div",
+        "random_not_allowed_placeholder",
+        # conditionals and casts
+        "coalesce",
+        "nullif",
+        "case",
+        "if",
+        "cast",
+        "trycast",
+        "not",
+        # strings
+        "lower",
+        "upper",
+        "length",
+        "substring",
+        "trim",
+        "concat",
+        "left",
+        "right",
+        "replace",
+        "strposition",
+        "lpad",
+        "rpad",
+        "initcap",
+        "split_part",
+        "splitpart",
+        "regexplike",
+        "startswith",
+        # dates
+        "currentdate",
+        "currenttimestamp",
+        "datetrunc",
+        "extract",
+        "timestamptrunc",
+        "todate",
+        "totimestamp",
+        # windows
+        "rownumber",
+        "rank",
+        "denserank",
+        "percentrank",
+        "cumedist",
+        "ntile",
+        "lag",
+        "lead",
+        "firstvalue",
+        "lastvalue",
+        "nthvalue",
+        "window",
+    }
+) - {"random_not_allowed_placeholder"}
+
+_WRITES: tuple[type[exp.Expression], ...] = (
+    exp.Insert,
+    exp.Update,
+    exp.Delete,
+    exp.Merge,
+    exp.Create,
+    exp.Drop,
+    exp.Alter,
+    exp.Command,
+    exp.Copy,
+    exp.TruncateTable,
+    exp.Set,
+    exp.Transaction,
+    exp.Commit,
+    exp.Rollback,
+    exp.Grant,
+)
+
+
+@dataclass(kw_only=True, frozen=True)
+class CheckedQuery:
+    """A query that passed the checker: the SQL to run (limit applied) and the limit."""
+
+    sql: str
+    limit: int
+
+
+def _function_name(node: exp.Func) -> str:
+    if isinstance(node, exp.Anonymous):
+        return str(node.name).lower()
+    return str(node.key).lower()
+
+
+def _refuse(reason: str) -> QueryRefused:
+    return QueryRefused(f"query refused: {reason}")
+
+
+def check_sql(sql: str, *, schema: str, limit: int, max_limit: int) -> CheckedQuery:
+    """Check ``sql`` and return the SQL that may run; raises QueryRefused with the reason."""
+    text = (sql or "").strip().rstrip(";").strip()
+    if not text:
+        raise _refuse("the SQL is empty; write one SELECT over desi_dr1.zpix / desi_dr1.photometry")
+    try:
+        statements = [s for s in sqlglot.parse(text, read="postgres") if s is not None]
+    except ParseError as exc:
+        first = str(exc).splitlines()[0]
+        raise _refuse(f"it does not parse as PostgreSQL ({first}); fix the syntax") from exc
+    if len(statements) != 1:
+        raise _refuse(f"{len(statements)} statements; send exactly one SELECT (no ';' inside)")
+    tree = statements[0]
+    if not isinstance(tree, exp.Query):
+        raise _refuse(f"only SELECT queries may run here, not {tree.key.upper()}")
+    for node in tree.walk():
+        if isinstance(node, _WRITES):
+            raise _refuse(f"it contains a {node.key.upper()} (writes and DDL are not allowed, also not inside a CTE)")
+        if isinstance(node, exp.Into):
+            raise _refuse("SELECT INTO creates a table; remove INTO")
+        if isinstance(node, exp.Lock):
+            raise _refuse("FOR UPDATE/SHARE takes row locks; remove the locking clause")
+        if isinstance(node, exp.Func) and not isinstance(node, exp.Window):
+            name = _function_name(node)
+            if name not in ALLOWED_FUNCTIONS:
+                raise _refuse(f"function {name}() is not allowed here (only aggregates, maths, strings, dates)")
+    _check_tables(tree, schema)
+    _check_joins(tree)
+    if limit < 1:
+        raise _refuse("limit must be at least 1")
+    effective = min(limit, max_limit)
+    inner = tree.sql(dialect="postgres", comments=False)
+    return CheckedQuery(sql=f"SELECT * FROM ({inner}) AS q LIMIT {effective + 1}", limit=effective)
+
+
+def _check_tables(tree: Any, schema: str) -> None:
+    ctes = {str(cte.alias_or_name).lower() for cte in tree.find_all(exp.CTE)}
+    for table in tree.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            raise _refuse("table functions (e.g. generate_series) are not allowed in FROM")
+        name, db = str(table.name).lower(), str(table.db or "").lower()
+        if table.catalog:
+            raise _refuse(f"{table.sql(dialect='postgres')}: database-qualified names are not allowed")
+        if not db and name in ctes:
+            continue
+        if db and db != schema.lower():
+            raise _refuse(f"schema {db} is not allowed; only {schema}.zpix and {schema}.photometry")
+        if name not in TABLES:
+            raise _refuse(f"table {name} is not allowed; only {schema}.zpix and {schema}.photometry")
+
+
+def _check_joins(tree: Any) -> None:
+    for select in tree.find_all(exp.Select):
+        for join in select.args.get("joins") or []:
+            if not join.args.get("on") and not join.args.get("using"):
+                raise _refuse(
+                    "a join without ON/USING (cross or comma join) would multiply the tables; "
+                    "join with ON z.targetid = p.targetid"
+                )
