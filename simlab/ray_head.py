@@ -67,6 +67,13 @@ def _dashboard_up(url: str) -> bool:
         return False
 
 
+def _head_env() -> dict[str, str]:
+    # Job entrypoints say `python ...`: on this head that must be the interpreter Ray runs in (the
+    # project's virtualenv), as on a real cluster image where `python` is the one with Ray installed.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return {**os.environ, **RAY_ENV, "PATH": path}
+
+
 def ray_head_status(lab_dir: Path) -> dict[str, Any] | None:
     """``{"url", "pid", ...}`` when the head's process group leader is alive, else None."""
     try:
@@ -108,9 +115,7 @@ def start_ray_head(lab_dir: Path, *, dashboard_port: int, num_cpus: int = 2, tim
     ]
     log = lab_dir / "ray" / "head.log"
     with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **RAY_ENV}
-        )
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=_head_env())
     _DETACHED.append(proc)
     url = f"http://127.0.0.1:{dashboard_port}"
     info = {"url": url, "pid": proc.pid, "temp_dir": str(temp)}

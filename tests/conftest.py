@@ -133,3 +133,18 @@ def desi_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desi]:
         yield Desi(lab_dir=lab_dir, admin_dsn=admin, reader_dsn=reader, counts=counts, rows=DESI_ROWS)
     finally:
         stop_postgres(lab_dir)
+
+
+@pytest.fixture(scope="session")
+def ray_lab(desi_db: Desi) -> Iterator[Path]:
+    """A local Ray head sharing the DESI test database's lab directory (jobs can query the tables)."""
+    from simlab.ray_head import start_ray_head, stop_ray_head
+
+    info = start_ray_head(desi_db.lab_dir, dashboard_port=free_port(), num_cpus=2)
+    state = json.loads((desi_db.lab_dir / "lab.json").read_text())
+    state["parts"]["ray"] = info
+    (desi_db.lab_dir / "lab.json").write_text(json.dumps(state))
+    try:
+        yield desi_db.lab_dir
+    finally:
+        stop_ray_head(desi_db.lab_dir)

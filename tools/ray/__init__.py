@@ -1,0 +1,293 @@
+"""Ray job tools: submit a job from a reviewed template, follow it, read its logs, stop it, list jobs.
+
+Backend: the Ray Jobs API of ``ray.address`` (default: the embedded head). The KubeRay backend
+(``ray.backend = "kuberay"``) is not built yet; selecting it gives a clear error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import uuid
+from typing import Any, Literal
+
+from pydantic import Field
+
+from core.endpoints import postgres_dsn
+from core.errors import ConfigError, InvalidArguments
+from tools.base import Check, Plan, ResourceRef, Tool, ToolArgs, ToolResult
+from tools.context import ToolContext
+from tools.ray.jobs_api import JobsApi
+from tools.ray.templates import load_templates, template
+
+__all__ = ["TOOLS"]
+
+TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+MAX_LOG_BYTES = 64 * 1024
+
+
+def _api(ctx: ToolContext) -> JobsApi:
+    if ctx.settings.ray.backend != "jobs":
+        raise ConfigError(
+            "ray.backend = 'kuberay' is not available yet; set ray.backend = 'jobs'", setting="ray.backend"
+        )
+    return ctx.client("ray", JobsApi)
+
+
+class NoArgs(ToolArgs):
+    """No arguments."""
+
+
+def list_templates(ctx: ToolContext, args: NoArgs) -> ToolResult:
+    """The job templates that ray.submit can run: name, what it does, default CPUs."""
+    templates = load_templates(ctx.settings).values()
+    rows = [
+        {"name": t.name, "description": t.description, "entrypoint": t.entrypoint, "num_cpus": t.num_cpus}
+        for t in templates
+    ]
+    return ToolResult.ok("templates: " + ", ".join(t.name for t in templates), data=rows)
+
+
+class SubmitArgs(ToolArgs):
+    """Arguments of ``ray.submit``."""
+
+    template: str = Field(..., description="Job template name, e.g. 'parallel-sum' (see ray.templates).")
+    args: list[str] = Field(default_factory=list, description="Extra command-line arguments, e.g. ['--n', '1000'].")
+    num_cpus: float | None = Field(
+        None, gt=0, le=64, description="CPUs for the job's driver; default from the template."
+    )
+    num_gpus: float = Field(0, ge=0, le=1, description="GPUs (the lab has one RTX A4000).")
+    memory_gib: float | None = Field(None, gt=0, le=256, description="Memory for the driver in GiB.")
+    pip: list[str] = Field(
+        default_factory=list, description="Extra pip packages; only names on ray.runtime_env_allowlist."
+    )
+
+
+def _submission_id(request_key: str | None) -> str:
+    # A request key maps to a fixed submission id, so Ray itself refuses a second job for a repeated call.
+    if request_key:
+        return "labops_" + hashlib.sha1(request_key.encode()).hexdigest()[:16]
+    return "labops_" + uuid.uuid4().hex[:16]
+
+
+def _body(ctx: ToolContext, args: SubmitArgs, working_dir: str) -> dict[str, Any]:
+    tpl = template(ctx.settings, args.template)
+    not_allowed = [p for p in [*tpl.pip, *args.pip] if p not in ctx.settings.ray.runtime_env_allowlist]
+    if not_allowed:
+        raise InvalidArguments(f"pip packages not on ray.runtime_env_allowlist: {', '.join(not_allowed)}")
+    runtime_env: dict[str, Any] = {"working_dir": working_dir, "env_vars": {"RAY_AUTH_MODE": "disabled"}}
+    if tpl.needs_desi_dsn:
+        runtime_env["env_vars"].update(
+            DESI_DSN=postgres_dsn(ctx.settings), DESI_SCHEMA=ctx.settings.postgres.schema_name
+        )
+    if tpl.pip or args.pip:
+        runtime_env["pip"] = [*tpl.pip, *args.pip]
+    body: dict[str, Any] = {
+        "entrypoint": " ".join([tpl.entrypoint, *(shlex.quote(a) for a in args.args)]),
+        "submission_id": _submission_id(ctx.request_key),
+        "runtime_env": runtime_env,
+        "metadata": {"owner": ctx.user, "template": tpl.name, "submitted_by": "labops"},
+        "entrypoint_num_cpus": args.num_cpus if args.num_cpus is not None else tpl.num_cpus,
+        "entrypoint_num_gpus": args.num_gpus,
+    }
+    if args.memory_gib:
+        body["entrypoint_memory"] = int(args.memory_gib * 1024**3)
+    return body
+
+
+def _job_row(job: dict[str, Any]) -> dict[str, Any]:
+    meta = job.get("metadata") or {}
+    return {
+        "job_id": job.get("submission_id"),
+        "status": job.get("status"),
+        "message": job.get("message"),
+        "owner": meta.get("owner", ""),
+        "template": meta.get("template", ""),
+        "entrypoint": job.get("entrypoint"),
+        "start_time_ms": job.get("start_time"),
+        "end_time_ms": job.get("end_time"),
+    }
+
+
+def submit(ctx: ToolContext, args: SubmitArgs) -> ToolResult:
+    """Submit a Ray job from a job template (code reviewed in the repository), with its CPU/GPU/memory request."""
+    api = _api(ctx)
+    sid = _submission_id(ctx.request_key)
+    if ctx.request_key and (existing := api.get(sid)) is not None:
+        return ToolResult.ok(
+            f"this request already submitted job {sid} ({existing.get('status')})", data=_job_row(existing)
+        )
+    tpl = template(ctx.settings, args.template)
+    body = _body(ctx, args, api.upload_dir(tpl.directory))
+    body["submission_id"] = sid
+    job_id = api.submit(body)
+    job = api.get(job_id) or {"submission_id": job_id, "status": "PENDING", "metadata": body["metadata"]}
+    return ToolResult.ok(
+        f"submitted job {job_id} from template {tpl.name}; follow it with ray.status", data=_job_row(job)
+    )
+
+
+def plan_submit(ctx: ToolContext, args: SubmitArgs) -> Plan:
+    """What a submit would do."""
+    try:
+        tpl = template(ctx.settings, args.template)
+        ok, detail = True, f"template {tpl.name}: {tpl.entrypoint}"
+    except InvalidArguments as exc:
+        ok, detail = False, str(exc)
+    bad_pip = [p for p in args.pip if p not in ctx.settings.ray.runtime_env_allowlist]
+    return Plan(
+        tool="ray.submit",
+        summary=_submit_summary(args),
+        api_calls=["PUT /api/packages/gcs/<template package> (if new)", "POST /api/jobs/", "GET /api/jobs/<id>"],
+        capacity={"num_cpus": args.num_cpus, "num_gpus": args.num_gpus, "memory_gib": args.memory_gib},
+        checks=[
+            Check(name="template", passed=ok, detail=detail),
+            Check(
+                name="pip allow-list",
+                passed=not bad_pip,
+                detail="ok" if not bad_pip else f"not allowed: {', '.join(bad_pip)}",
+            ),
+        ],
+        resources=[ResourceRef(type="Job", id=args.template, attrs={"owner": ctx.user})],
+    )
+
+
+def _submit_summary(args: SubmitArgs) -> str:
+    extra = f" {' '.join(args.args)}" if args.args else ""
+    cpus = f", {args.num_cpus} CPUs" if args.num_cpus else ""
+    gpus = f", {args.num_gpus} GPU" if args.num_gpus else ""
+    return f"run Ray job template {args.template}{extra}{cpus}{gpus}"
+
+
+class JobArgs(ToolArgs):
+    """A job by id."""
+
+    job_id: str = Field(
+        ..., description="The job's submission id exactly as returned, e.g. 'labops_3f2a…' or 'raysubmit_…'."
+    )
+
+
+def _job(ctx: ToolContext, job_id: str) -> dict[str, Any]:
+    job = _api(ctx).get(job_id)
+    if job is None:
+        raise InvalidArguments(f"there is no job {job_id!r}; list jobs with ray.list (copy the id exactly)")
+    return job
+
+
+def status(ctx: ToolContext, args: JobArgs) -> ToolResult:
+    """A Ray job's status (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED) and message."""
+    row = _job_row(_job(ctx, args.job_id))
+    return ToolResult.ok(f"job {args.job_id}: {row['status']} ({row['message']})", data=row)
+
+
+class LogsArgs(JobArgs):
+    """Arguments of ``ray.logs``."""
+
+    tail: int = Field(50, ge=1, le=2000, description="Number of last lines to return.")
+
+
+def logs(ctx: ToolContext, args: LogsArgs) -> ToolResult:
+    """The last lines of a Ray job's log (at most 64 KiB)."""
+    _job(ctx, args.job_id)
+    text = _api(ctx).logs(args.job_id)
+    lines = text.splitlines()[-args.tail :]
+    out = "\n".join(lines)
+    if len(out.encode()) > MAX_LOG_BYTES:
+        out = out.encode()[-MAX_LOG_BYTES:].decode("utf-8", "ignore")
+    if not out.strip():
+        return ToolResult.no_data(f"job {args.job_id} has no log output yet", data={"lines": []})
+    return ToolResult.ok(f"last {len(lines)} log lines of {args.job_id}:\n{out}", data={"lines": out.splitlines()})
+
+
+def stop(ctx: ToolContext, args: JobArgs) -> ToolResult:
+    """Stop a running Ray job."""
+    job = _job(ctx, args.job_id)
+    if job.get("status") in TERMINAL:
+        return ToolResult.ok(f"job {args.job_id} already ended ({job.get('status')})", data=_job_row(job))
+    stopped = _api(ctx).stop(args.job_id)
+    return ToolResult.ok(
+        f"job {args.job_id} {'is stopping' if stopped else 'was not running'}", data=_job_row(_job(ctx, args.job_id))
+    )
+
+
+def plan_stop(ctx: ToolContext, args: JobArgs) -> Plan:
+    """What a stop would do."""
+    job = _job(ctx, args.job_id)
+    return Plan(
+        tool="ray.stop",
+        summary=f"stop Ray job {args.job_id}",
+        api_calls=[f"POST /api/jobs/{args.job_id}/stop"],
+        checks=[Check(name="running", passed=job.get("status") not in TERMINAL, detail=str(job.get("status")))],
+        resources=_job_ref(ctx, args),
+    )
+
+
+def _job_ref(ctx: ToolContext, args: JobArgs) -> list[ResourceRef]:
+    job = _api(ctx).get(args.job_id) or {}
+    return [ResourceRef(type="Job", id=args.job_id, attrs={"owner": (job.get("metadata") or {}).get("owner", "")})]
+
+
+class ListArgs(ToolArgs):
+    """Filters for ``ray.list``."""
+
+    owner: str | None = Field(None, description="Only jobs submitted by this user.")
+    status: Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "STOPPED"] | None = Field(
+        None, description="Only this status."
+    )
+
+
+def list_jobs(ctx: ToolContext, args: ListArgs) -> ToolResult:
+    """Ray jobs on the cluster, newest first, with status, owner and template; filter by owner or status."""
+    rows = [_job_row(j) for j in _api(ctx).list() if j.get("type", "SUBMISSION") == "SUBMISSION"]
+    rows = [
+        r
+        for r in rows
+        if (args.owner is None or r["owner"] == args.owner) and (args.status is None or r["status"] == args.status)
+    ]
+    rows.sort(key=lambda r: r["start_time_ms"] or 0, reverse=True)
+    if not rows:
+        return ToolResult.no_data("no jobs match", data=[])
+    return ToolResult.ok(
+        f"{len(rows)} jobs; {sum(r['status'] in ('PENDING', 'RUNNING') for r in rows)} pending or running", data=rows
+    )
+
+
+TOOLS: list[Tool[Any]] = [
+    Tool(
+        name="ray.templates",
+        args_model=NoArgs,
+        fn=list_templates,
+        risk="read",
+        summary=lambda a: "list Ray job templates",
+    ),
+    Tool(
+        name="ray.submit",
+        args_model=SubmitArgs,
+        fn=submit,
+        risk="write",
+        summary=_submit_summary,
+        plan=plan_submit,
+        numbers=lambda a: {"ray_jobs": 1, "cpus": int(a.num_cpus or 1), "gpus": int(a.num_gpus > 0)},
+        resources=lambda ctx, a: [ResourceRef(type="Job", id=a.template, attrs={"owner": ctx.user})],
+    ),
+    Tool(
+        name="ray.status", args_model=JobArgs, fn=status, risk="read", summary=lambda a: f"status of Ray job {a.job_id}"
+    ),
+    Tool(
+        name="ray.logs",
+        args_model=LogsArgs,
+        fn=logs,
+        risk="read",
+        summary=lambda a: f"last {a.tail} log lines of {a.job_id}",
+    ),
+    Tool(
+        name="ray.stop",
+        args_model=JobArgs,
+        fn=stop,
+        risk="write",
+        summary=lambda a: f"stop Ray job {a.job_id}",
+        plan=plan_stop,
+        resources=_job_ref,
+    ),
+    Tool(name="ray.list", args_model=ListArgs, fn=list_jobs, risk="read", summary=lambda a: "list Ray jobs"),
+]
