@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.error
@@ -23,12 +22,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from simlab.spawn import pid_alive, spawn_detached
+
 __all__ = ["ray_head_status", "start_ray_head", "stop_ray_head"]
 
 # Token auth turns itself on when RAY_AUTH_MODE is unset and ~/.ray/auth_token exists; the local head
 # listens on 127.0.0.1 only, so it runs without auth and clients must say so too.
-# The head outlives this call; holding the handle avoids a ResourceWarning when it would be collected.
-_DETACHED: list[subprocess.Popen[bytes]] = []
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
@@ -47,6 +46,8 @@ def _free_port() -> int:
 
 
 def _alive(pid: int) -> bool:
+    if not pid_alive(pid):
+        return False
     try:
         os.kill(pid, 0)
     except OSError:
@@ -114,16 +115,14 @@ def start_ray_head(lab_dir: Path, *, dashboard_port: int, num_cpus: int = 2, tim
         f"--temp-dir={temp}",
     ]
     log = lab_dir / "ray" / "head.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=_head_env())
-    _DETACHED.append(proc)
+    pid = spawn_detached(cmd, log, _head_env())
     url = f"http://127.0.0.1:{dashboard_port}"
-    info = {"url": url, "pid": proc.pid, "temp_dir": str(temp)}
+    info = {"url": url, "pid": pid, "temp_dir": str(temp)}
     _info_file(lab_dir).write_text(json.dumps(info))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"ray start exited with {proc.returncode}; see {log}")
+        if not pid_alive(pid):
+            raise RuntimeError(f"ray start exited during start-up; see {log}")
         if _dashboard_up(url):
             return info
         time.sleep(0.5)

@@ -28,7 +28,6 @@ import shutil
 import signal
 import socket
 import ssl
-import subprocess
 import sys
 import time
 import urllib.error
@@ -41,6 +40,7 @@ from simlab import postgres as pg
 from simlab import ray_head
 from simlab.desi import desi_row_count, load_desi
 from simlab.secrets import ensure_secrets
+from simlab.spawn import pid_alive, spawn_detached
 
 __all__ = ["PARTS", "LabStartError", "Part", "lab_down", "lab_reset", "lab_status", "lab_up"]
 
@@ -61,9 +61,6 @@ _PREFERRED_PORTS: dict[str, int] = {
     "milvus": 19530,
 }
 _READY_TIMEOUT = 90.0
-# The lab's daemons outlive the command that started them. Holding their Popen handles keeps Python
-# from warning ("subprocess is still running") when a handle would be collected while they run.
-_DETACHED: list[subprocess.Popen[bytes]] = []
 
 Progress = Callable[[str], None]
 
@@ -96,20 +93,7 @@ def _write_state(lab_dir: Path, state: dict[str, Any]) -> None:
 
 
 def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of this process still "exists"; reap it if it is ours.
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return done == 0
+    return pid_alive(pid)
 
 
 def _port_free(port: int) -> bool:
@@ -165,20 +149,9 @@ def _wait_until(check: Callable[[], bool], *, what: str, log_file: Path, pid: in
 
 
 def _spawn(cmd: list[str], log_file: Path, env: dict[str, str] | None = None) -> int:
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("ab") as out:
-        # A session of its own: `down` stops the whole process group, and Ctrl-C in the
-        # terminal that ran `lab up` does not reach the background lab.
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=env,
-        )
-    _DETACHED.append(proc)
-    return proc.pid
+    # A session of its own: `down` stops the whole process group, and Ctrl-C in the terminal that
+    # ran `lab up` does not reach the background lab.
+    return spawn_detached(cmd, log_file, env)
 
 
 def _kill_group(pid: int, *, grace: float = 10.0) -> None:

@@ -27,11 +27,13 @@ class JobsApi:
 
     def __init__(self, settings: Settings) -> None:
         self.address = ray_address(settings)
-        self.http = httpx.Client(base_url=self.address, timeout=30.0)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            resp = self.http.request(method, path, **kwargs)
+            # A client per request: the dashboard is local to the cluster and calls are few, and nothing
+            # keeps a pooled connection open after the tool call ends.
+            with httpx.Client(base_url=self.address, timeout=30.0) as http:
+                resp = http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise BackendUnavailable(
                 "Ray", f"cannot reach the Jobs API at {self.address} ({type(exc).__name__})", setting="ray.address"
