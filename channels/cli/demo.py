@@ -9,16 +9,15 @@ issues (policy and approvals, knowledge, the agent) add their steps here.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import click
-import psycopg
 from rich.panel import Panel
 
 from channels.cli.common import console, get_settings, handle_errors
 from core.config import Settings
-from core.endpoints import postgres_dsn
 from core.errors import LabOpsError
 from policies.guard import Caller, Guard
 from tools.base import ToolResult
@@ -34,15 +33,18 @@ class _Session:
     guard: Guard
     failures: list[str] = field(default_factory=list)
 
-    def call(self, user: str, text: str, tool: str, args: dict[str, Any], *, expect: set[str]) -> ToolResult:
+    def call(
+        self, user: str, text: str, tool: str, args: dict[str, Any], *, expect: set[str], call_id: str | None = None
+    ) -> ToolResult:
         """One request through the guard, printed as the user's words and the envelope."""
         console.print(f"\n[bold cyan]{user}[/bold cyan] asks: [italic]{text}[/italic]")
         console.print(f"  → {tool} {json.dumps(args)}")
-        result = self.guard.call(tool, args, caller=Caller(user=user, channel="cli", request_text=text))
+        caller = Caller(user=user, channel="cli", request_text=text)
+        result = self.guard.call(tool, args, caller=caller, call_id=call_id)
         colour = {"ok": "green", "no_data": "yellow"}.get(result.status, "red")
         first, *rest = result.message.splitlines() or [""]
         console.print(f"  [{colour}]{result.status}[/{colour}]: {first}")
-        for line in rest[:8]:
+        for line in rest[:12]:
             console.print(f"    {line}")
         if result.status not in expect:
             self.failures.append(f"{tool} as {user}: expected {'/'.join(sorted(expect))}, got {result.status}")
@@ -75,23 +77,109 @@ def _backups(s: _Session) -> None:
 
 
 def _desi(s: _Session) -> None:
-    schema = s.settings.postgres.schema_name
-    dsn = postgres_dsn(s.settings)  # the SELECT-only role the DESI tools use
-    with psycopg.connect(dsn) as conn:
-        rows = conn.execute(
-            f"SELECT spectype, count(*) FROM {schema}.zpix WHERE zcat_primary AND zwarn = 0 "
-            "GROUP BY spectype ORDER BY 2 DESC"
-        ).fetchall()
-        console.print(
-            "\n  good unique redshifts by class (as the read-only role): " + ", ".join(f"{t} {n:,}" for t, n in rows)
+    s.call(
+        "researcher1",
+        "How many clean quasars are in DR1?",
+        "desi.count_by_spectype",
+        {"spectype": "QSO"},
+        expect={"ok"},
+    )
+    s.call(
+        "researcher1",
+        "Give me the ten highest-redshift quasars",
+        "desi.redshift_range",
+        {"spectype": "QSO", "z_min": 3.5, "z_max": 4.5, "limit": 10, "order": "-z"},
+        expect={"ok"},
+    )
+    s.call(
+        "researcher1",
+        "What is within 20 arcminutes of RA 185, Dec 15?",
+        "desi.cone_search",
+        {"ra": 185.0, "dec": 15.0, "radius_arcmin": 20.0, "limit": 5},
+        expect={"ok", "no_data"},
+    )
+    s.call(
+        "researcher2",
+        "Mean redshift of bright-program galaxies per survey",
+        "desi.query",
+        {
+            "sql": "SELECT survey, count(*) AS n, round(avg(z)::numeric, 3) AS mean_z FROM desi_dr1.zpix "
+            "WHERE spectype = 'GALAXY' AND program = 'bright' GROUP BY survey ORDER BY n DESC"
+        },
+        expect={"ok"},
+    )
+    s.call(
+        "researcher2",
+        "Delete the stars, they are noise",
+        "desi.query",
+        {
+            "sql": "WITH gone AS (DELETE FROM desi_dr1.zpix WHERE spectype = 'STAR' RETURNING 1) "
+            "SELECT count(*) FROM gone"
+        },
+        expect={"error"},
+    )
+
+
+def _provision(s: _Session) -> None:
+    plan = s.guard.plan(
+        "vm.provision",
+        {"name": "demo-worker-1", "cores": 2, "memory_gib": 4},
+        caller=Caller(user="researcher1", channel="cli"),
+    )
+    console.print(f"\n  plan: {plan.message}")
+    for line in (plan.data or {}).get("api_calls", []):
+        console.print(f"    {line}")
+    made = s.call(
+        "researcher1",
+        "I need a 2-core 4 GB VM called demo-worker-1",
+        "vm.provision",
+        {"name": "demo-worker-1", "cores": 2, "memory_gib": 4},
+        expect={"ok"},
+        call_id="demo-provision-1",
+    )
+    again = s.call(
+        "researcher1",
+        "(the chat client retries the same call)",
+        "vm.provision",
+        {"name": "demo-worker-1", "cores": 2, "memory_gib": 4},
+        expect={"ok"},
+        call_id="demo-provision-1",
+    )
+    vmid = (made.data or {}).get("vmid")
+    s.expect(
+        vmid is not None and (again.data or {}).get("vmid") == vmid, "the retry returned the same VM, not a second one"
+    )
+    if vmid is not None:
+        s.call(
+            "researcher1",
+            f"Delete VM {vmid}, I am done",
+            "vm.delete",
+            {"vmid": vmid, "stop_first": True},
+            expect={"ok"},
         )
-        s.expect(len(rows) == 3, "GALAXY, QSO and STAR are all present")
-        conn.rollback()
-        try:
-            conn.execute(f"DELETE FROM {schema}.zpix")
-            s.expect(False, "the read-only role must not delete")
-        except (psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.InsufficientPrivilege) as exc:
-            s.expect(True, f"a DELETE as the read-only role is refused by PostgreSQL ({exc.diag.message_primary})")
+
+
+def _ray(s: _Session) -> None:
+    submitted = s.call(
+        "researcher1",
+        "Run the redshift histogram on Ray",
+        "ray.submit",
+        {"template": "redshift-histogram"},
+        expect={"ok"},
+    )
+    job_id = (submitted.data or {}).get("job_id")
+    if not job_id:
+        return
+    deadline = time.monotonic() + 180
+    status = ""
+    while time.monotonic() < deadline:
+        result = s.guard.call("ray.status", {"job_id": job_id}, caller=Caller(user="researcher1", channel="cli"))
+        status = str((result.data or {}).get("status", ""))
+        if status in {"SUCCEEDED", "FAILED", "STOPPED"}:
+            break
+        time.sleep(2)
+    s.expect(status == "SUCCEEDED", f"job {job_id} ended {status or 'without a status'}")
+    s.call("researcher1", "Show me the end of its log", "ray.logs", {"job_id": job_id, "tail": 8}, expect={"ok"})
 
 
 def _step(s: _Session, title: str, body: Any) -> None:
@@ -99,7 +187,7 @@ def _step(s: _Session, title: str, body: Any) -> None:
     console.print(Panel(title, style="bold"))
     try:
         body(s)
-    except (LabOpsError, psycopg.Error) as exc:
+    except LabOpsError as exc:
         # A failing backend is reported and the demo goes on with the next step.
         console.print(f"  [red]error:[/red] {exc}")
         s.failures.append(f"{title}: {exc}")
@@ -130,7 +218,9 @@ def demo(rows: int, down_after: bool) -> None:
 
     _step(session, "3. VMs on the Proxmox VE cluster (simulated, over HTTPS with proxmoxer)", _vms)
     _step(session, "4. Backups (PBS and PVE APIs): the ten-second check", _backups)
-    _step(session, "5. The DESI DR1 tables in PostgreSQL", _desi)
+    _step(session, "5. DESI DR1 queries (read-only role, checked SQL)", _desi)
+    _step(session, "6. A VM from a plan to running, retried safely, and deleted", _provision)
+    _step(session, "7. A Ray job on the cluster", _ray)
 
     if down_after:
         lab_down(settings.lab_dir)

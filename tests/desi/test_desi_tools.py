@@ -148,3 +148,23 @@ def test_timeout_and_unreachable_database_are_error_envelopes(desi_db: Any, tmp_
     )
     gone = Guard.from_settings(down).call("desi.count_by_spectype", {}, caller=CALLER)
     assert gone.status == "error" and "postgres.dsn" in gone.message
+
+
+ACCEPTED = [
+    "SELECT survey, count(*) AS n, round(avg(z)::numeric, 3) FROM desi_dr1.zpix "
+    "WHERE spectype = 'GALAXY' AND (program = 'bright' OR NOT zwarn <> 0) GROUP BY survey",
+    "WITH q AS (SELECT targetid, z FROM desi_dr1.zpix WHERE spectype = 'QSO') "
+    "SELECT width_bucket(q.z, 0, 5, 10) AS b, count(*) FROM q GROUP BY b ORDER BY b",
+    "SELECT p.ra, p.dec, z.z FROM desi_dr1.zpix z JOIN desi_dr1.photometry p ON p.targetid = z.targetid "
+    "WHERE degrees(acos(least(1, sin(radians(p.dec)) * sin(radians(10)) + cos(radians(p.dec)) * cos(radians(10)) "
+    "* cos(radians(p.ra - 150))))) < 1",
+    "SELECT spectype, percentile_cont(0.5) WITHIN GROUP (ORDER BY z) FROM desi_dr1.zpix GROUP BY spectype "
+    "UNION ALL SELECT 'ALL', percentile_cont(0.5) WITHIN GROUP (ORDER BY z) FROM desi_dr1.zpix",
+    "SELECT targetid, z, rank() OVER (PARTITION BY spectype ORDER BY z DESC) FROM zpix WHERE z IS NOT NULL",
+]
+
+
+@pytest.mark.parametrize("sql", ACCEPTED)
+def test_ordinary_analysis_queries_run(guard: Guard, sql: str) -> None:
+    result = guard.call("desi.query", {"sql": sql, "limit": 5}, caller=CALLER)
+    assert result.status in {"ok", "no_data"}, result.message

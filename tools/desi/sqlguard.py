@@ -198,7 +198,8 @@ def check_sql(sql: str, *, schema: str, limit: int, max_limit: int) -> CheckedQu
             raise _refuse("SELECT INTO creates a table; remove INTO")
         if isinstance(node, exp.Lock):
             raise _refuse("FOR UPDATE/SHARE takes row locks; remove the locking clause")
-        if isinstance(node, exp.Func) and not isinstance(node, exp.Window):
+        # AND/OR are Func subclasses in sqlglot but operators in SQL.
+        if isinstance(node, exp.Func) and not isinstance(node, exp.Window | exp.Connector):
             name = _function_name(node)
             if name not in ALLOWED_FUNCTIONS:
                 raise _refuse(f"function {name}() is not allowed here (only aggregates, maths, strings, dates)")
