@@ -32,9 +32,12 @@ class Claim:
 class IdempotencyStore:
     """Request key → first result, per tool."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, ttl_seconds: float = 86400.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        # Keys identify one request (a chat's tool-call id); after a day a key is free again, as with
+        # payment APIs' idempotency keys.
+        self.ttl_seconds = ttl_seconds
         with self._connect() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS requests (key TEXT NOT NULL, tool TEXT NOT NULL, state TEXT NOT NULL, "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,6 +122,8 @@ def _desi(s: _Session) -> None:
 
 
 def _provision(s: _Session) -> None:
+    # Like a chat client's tool-call id: one per request, reused only when the same request is retried.
+    call_id = f"demo-{uuid.uuid4().hex[:12]}"
     plan = s.guard.plan(
         "vm.provision",
         {"name": "demo-worker-1", "cores": 2, "memory_gib": 4},
@@ -135,7 +138,7 @@ def _provision(s: _Session) -> None:
         "vm.provision",
         {"name": "demo-worker-1", "cores": 2, "memory_gib": 4},
         expect={"ok"},
-        call_id="demo-provision-1",
+        call_id=call_id,
     )
     again = s.call(
         "researcher1",
@@ -143,7 +146,7 @@ def _provision(s: _Session) -> None:
         "vm.provision",
         {"name": "demo-worker-1", "cores": 2, "memory_gib": 4},
         expect={"ok"},
-        call_id="demo-provision-1",
+        call_id=call_id,
     )
     vmid = (made.data or {}).get("vmid")
     s.expect(
