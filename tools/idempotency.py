@@ -60,6 +60,9 @@ class IdempotencyStore:
             row = db.execute(
                 "SELECT state, result, started FROM requests WHERE key = ? AND tool = ?", (key, tool)
             ).fetchone()
+            if row is not None and time.time() - row[2] > self.ttl_seconds:
+                db.execute("DELETE FROM requests WHERE key = ? AND tool = ?", (key, tool))
+                row = None
             if row is None:
                 db.execute(
                     "INSERT INTO requests (key, tool, state, started) VALUES (?, ?, 'in_progress', ?)",
