@@ -39,6 +39,7 @@ READ_CALLS: list[tuple[str, dict[str, Any]]] = [
     ("desi.redshift_range", {"spectype": "QSO", "z_min": 2.0, "z_max": 2.5, "limit": 100}),
     ("desi.cone_search", {"ra": 150.0, "dec": 2.2, "radius_arcmin": 30.0}),
     ("desi.query", {"sql": "SELECT spectype, count(*) FROM desi_dr1.zpix GROUP BY spectype"}),
+    ("ray.templates", {}),
     ("ray.list", {}),
 ]
 
