@@ -44,7 +44,7 @@ READ_CALLS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 BIG_LAB = Path(".labops-bench")
-CONE = {"ra": 185.0, "dec": 15.0, "radius_arcmin": 10.0}
+CONE = {"ra": 185.0, "dec": 15.0, "radius_arcmin": 30.0}
 
 
 def _time(fn: Any, repeat: int) -> tuple[float, float, str]:
