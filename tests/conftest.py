@@ -33,6 +33,7 @@ class Simulator:
     lab_dir: Path
     pve_port: int
     pbs_port: int
+    kube_port: int
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -55,6 +56,8 @@ class Simulator:
             str(self.pve_port),
             "--pbs-port",
             str(self.pbs_port),
+            "--kube-port",
+            str(self.kube_port),
             "--task-speed",
             "20",
             "--auth-delay",
@@ -83,9 +86,9 @@ class Simulator:
         path = self.lab_dir / "lab.json"
         state: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"version": 1, "parts": {}}
         state["ca_file"] = self.ca
-        for part, port in (("pve", self.pve_port), ("pbs", self.pbs_port)):
+        for part, port in (("pve", self.pve_port), ("pbs", self.pbs_port), ("kube", self.kube_port)):
             state["parts"][part] = {
-                "url": f"https://127.0.0.1:{port}/api2/json",
+                "url": f"https://127.0.0.1:{port}" + ("" if part == "kube" else "/api2/json"),
                 "host": "127.0.0.1",
                 "port": port,
                 "pid": self.proc.pid if self.proc else None,
@@ -95,7 +98,9 @@ class Simulator:
 
 @pytest.fixture(scope="session")
 def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
-    sim = Simulator(lab_dir=tmp_path_factory.mktemp("lab"), pve_port=free_port(), pbs_port=free_port())
+    sim = Simulator(
+        lab_dir=tmp_path_factory.mktemp("lab"), pve_port=free_port(), pbs_port=free_port(), kube_port=free_port()
+    )
     sim.start()
     sim.write_lab_json()
     yield sim

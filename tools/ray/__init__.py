@@ -1,7 +1,7 @@
 """Ray job tools: submit a job from a reviewed template, follow it, read its logs, stop it, list jobs.
 
-Backend: the Ray Jobs API of ``ray.address`` (default: the embedded head). The KubeRay backend
-(``ray.backend = "kuberay"``) is not built yet; selecting it gives a clear error.
+Backends (``ray.backend``): ``jobs``, the Ray Jobs API of ``ray.address`` (default: the embedded head), or
+``kuberay``, RayJob objects through the Kubernetes API (see :mod:`tools.ray.kuberay`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from typing import Any, Literal
 from pydantic import Field
 
 from core.endpoints import postgres_dsn
-from core.errors import ConfigError, InvalidArguments
+from core.errors import InvalidArguments
 from tools.base import Check, Plan, ResourceRef, Tool, ToolArgs, ToolResult
 from tools.context import ToolContext
+from tools.ray.backend import RayBackend
 from tools.ray.jobs_api import JobsApi
 from tools.ray.templates import load_templates, template
 
@@ -26,11 +27,11 @@ TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 MAX_LOG_BYTES = 64 * 1024
 
 
-def _api(ctx: ToolContext) -> JobsApi:
-    if ctx.settings.ray.backend != "jobs":
-        raise ConfigError(
-            "ray.backend = 'kuberay' is not available yet; set ray.backend = 'jobs'", setting="ray.backend"
-        )
+def _api(ctx: ToolContext) -> RayBackend:
+    if ctx.settings.ray.backend == "kuberay":
+        from tools.ray.kuberay import KubeRayBackend  # the kubernetes client is only imported when used
+
+        return ctx.client("kuberay", KubeRayBackend)
     return ctx.client("ray", JobsApi)
 
 
