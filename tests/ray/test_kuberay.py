@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
@@ -55,7 +55,7 @@ def test_a_rayjob_runs_through_the_kubernetes_client(kube_lab: Path) -> None:
     # The same object as the official client sees it.
     api = client.CustomObjectsApi(_api_client(load_settings(None, lab_dir=kube_lab)))
     name = job_id.replace("_", "-")
-    obj: dict[str, Any] = api.get_namespaced_custom_object_status("ray.io", "v1", "ray", "rayjobs", name)
+    obj = cast(dict[str, Any], api.get_namespaced_custom_object_status("ray.io", "v1", "ray", "rayjobs", name))
     assert obj["status"]["jobStatus"] == "SUCCEEDED" and obj["status"]["jobDeploymentStatus"] == "Complete"
     with pytest.raises(ApiException) as dup:
         api.create_namespaced_custom_object(
