@@ -5,9 +5,9 @@ Parts and what runs them:
 =========  ==========================================================  ==================
 part       process                                                     address
 =========  ==========================================================  ==================
-pve        ``python -m simlab.server`` (PVE and PBS APIs)              https://127.0.0.1
+pve        ``python -m simlab.server`` (PVE, PBS and Kubernetes APIs)  https://127.0.0.1
 pbs        (same process as pve)                                       https://127.0.0.1
-kube       (same process, once ``simlab.kube`` exists)                 https://127.0.0.1
+kube       (same process as pve: the RayJob API stand-in)              https://127.0.0.1
 postgres   PostgreSQL 16 from the ``pgserver`` wheel                   127.0.0.1 (TCP)
 ray        ``ray start --head`` (dashboard + Jobs API)                 http://127.0.0.1
 milvus     ``milvus-lite server`` over the lab's Milvus directory      http://127.0.0.1
@@ -203,7 +203,7 @@ def _start_simlab(lab_dir: Path, state: dict[str, Any], taken: set[int], task_sp
     _write_state(lab_dir, state)
     _wait_until(
         lambda: ca_file.is_file() and all(_http_ok(f"{u}/version", ca_file) for u in urls.values()),
-        what="the PVE/PBS simulator",
+        what="the PVE/PBS/Kubernetes simulator",
         log_file=log_file,
         pid=pid,
     )
@@ -285,7 +285,7 @@ def lab_up(
         old = state["parts"].get("pve", {}).get("pid")
         if old and _pid_alive(old):
             _kill_group(old)
-        progress("starting the PVE/PBS simulator")
+        progress("starting the PVE/PBS/Kubernetes simulator")
         _start_simlab(lab_dir, state, taken, task_speed)
     if "postgres" in parts:
         if not _part_up(lab_dir, "postgres", state["parts"].get("postgres")):
