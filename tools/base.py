@@ -67,7 +67,7 @@ class ToolResult(BaseModel):
 class ResourceRef(BaseModel):
     """A thing a call touches, as policy sees it (a Cedar resource entity)."""
 
-    type: Literal["Lab", "Node", "VM", "Job", "Table", "Datastore"]
+    type: Literal["Lab", "Node", "VM", "Job", "Table", "Datastore", "Approval"]
     id: str
     attrs: dict[str, Any] = Field(default_factory=dict)
 

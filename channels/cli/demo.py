@@ -19,7 +19,7 @@ from rich.panel import Panel
 
 from channels.cli.common import console, get_settings, handle_errors
 from core.config import Settings
-from core.errors import LabOpsError
+from core.errors import ApprovalError, LabOpsError
 from policies.guard import Caller, Guard
 from tools.base import ToolResult
 
@@ -35,14 +35,22 @@ class _Session:
     failures: list[str] = field(default_factory=list)
 
     def call(
-        self, user: str, text: str, tool: str, args: dict[str, Any], *, expect: set[str], call_id: str | None = None
+        self,
+        user: str,
+        text: str,
+        tool: str,
+        args: dict[str, Any],
+        *,
+        expect: set[str],
+        call_id: str | None = None,
+        approval_id: str | None = None,
     ) -> ToolResult:
         """One request through the guard, printed as the user's words and the envelope."""
         console.print(f"\n[bold cyan]{user}[/bold cyan] asks: [italic]{text}[/italic]")
         console.print(f"  → {tool} {json.dumps(args)}")
         caller = Caller(user=user, channel="cli", request_text=text)
-        result = self.guard.call(tool, args, caller=caller, call_id=call_id)
-        colour = {"ok": "green", "no_data": "yellow"}.get(result.status, "red")
+        result = self.guard.call(tool, args, caller=caller, call_id=call_id, approval_id=approval_id)
+        colour = {"ok": "green", "no_data": "yellow", "needs_approval": "yellow"}.get(result.status, "red")
         first, *rest = result.message.splitlines() or [""]
         console.print(f"  [{colour}]{result.status}[/{colour}]: {first}")
         for line in rest[:12]:
@@ -121,44 +129,83 @@ def _desi(s: _Session) -> None:
     )
 
 
+def _approve(s: _Session, approval_id: str, *, wrong: str, right: str) -> None:
+    """Show that the wrong person cannot approve, then approve as the right one."""
+    assert s.guard.approvals is not None
+    try:
+        s.guard.approvals.approve(approval_id, approver=wrong)
+        s.expect(False, f"{wrong} must not be able to approve {approval_id}")
+    except ApprovalError as exc:
+        s.expect(True, f"{wrong} cannot approve: {exc}")
+    s.guard.approvals.approve(approval_id, approver=right, reason="demo")
+    console.print(f"  [bold]{right}[/bold] approves {approval_id}")
+
+
 def _provision(s: _Session) -> None:
+    args = {"name": "demo-worker-1", "cores": 2, "memory_gib": 4}
     # Like a chat client's tool-call id: one per request, reused only when the same request is retried.
     call_id = f"demo-{uuid.uuid4().hex[:12]}"
-    plan = s.guard.plan(
-        "vm.provision",
-        {"name": "demo-worker-1", "cores": 2, "memory_gib": 4},
-        caller=Caller(user="researcher1", channel="cli"),
-    )
-    console.print(f"\n  plan: {plan.message}")
-    for line in (plan.data or {}).get("api_calls", []):
-        console.print(f"    {line}")
-    made = s.call(
+    asked = s.call(
         "researcher1",
         "I need a 2-core 4 GB VM called demo-worker-1",
         "vm.provision",
-        {"name": "demo-worker-1", "cores": 2, "memory_gib": 4},
-        expect={"ok"},
+        args,
+        expect={"needs_approval"},
         call_id=call_id,
     )
-    again = s.call(
+    approval = (asked.data or {}).get("approval") or {}
+    for line in ((asked.data or {}).get("plan") or {}).get("api_calls", []):
+        console.print(f"    plan: {line}")
+    if not approval:
+        return
+    _approve(s, approval["id"], wrong="researcher1", right="admin1")
+    s.call(
         "researcher1",
-        "(the chat client retries the same call)",
+        "(asks for 3 cores with the same approval)",
         "vm.provision",
-        {"name": "demo-worker-1", "cores": 2, "memory_gib": 4},
+        {**args, "cores": 3},
+        expect={"error"},
+        approval_id=approval["id"],
+    )
+    made = s.call(
+        "researcher1",
+        "(runs the approved call)",
+        "vm.provision",
+        args,
         expect={"ok"},
         call_id=call_id,
+        approval_id=approval["id"],
     )
+    s.call(
+        "researcher1",
+        "(replays the approval)",
+        "vm.provision",
+        args,
+        expect={"error", "denied"},
+        approval_id=approval["id"],
+    )
+    s.call("researcher2", "Stop proj-pg01, I need its memory", "vm.stop", {"vmid": 110}, expect={"denied"})
     vmid = (made.data or {}).get("vmid")
-    s.expect(
-        vmid is not None and (again.data or {}).get("vmid") == vmid, "the retry returned the same VM, not a second one"
-    )
-    if vmid is not None:
+    if vmid is None:
+        return
+    delete_args = {"vmid": vmid, "stop_first": True}
+    asked = s.call("admin1", f"Delete VM {vmid}, the demo is over", "vm.delete", delete_args, expect={"needs_approval"})
+    approval = (asked.data or {}).get("approval") or {}
+    if approval:
+        _approve(s, approval["id"], wrong="admin1", right="admin2")
         s.call(
-            "researcher1",
-            f"Delete VM {vmid}, I am done",
-            "vm.delete",
-            {"vmid": vmid, "stop_first": True},
-            expect={"ok"},
+            "admin1", "(runs the approved delete)", "vm.delete", delete_args, expect={"ok"}, approval_id=approval["id"]
+        )
+
+
+def _audit(s: _Session) -> None:
+    assert s.guard.audit is not None
+    report = s.guard.audit.verify()
+    s.expect(report.ok, f"audit log: {report.message}")
+    for e in s.guard.audit.tail(6):
+        console.print(
+            f"    {e['seq']:>4} {e.get('user')} {e.get('event')} {e.get('tool')} "
+            f"{e.get('decision') or e.get('result') or ''}"
         )
 
 
@@ -222,8 +269,9 @@ def demo(rows: int, down_after: bool) -> None:
     _step(session, "3. VMs on the Proxmox VE cluster (simulated, over HTTPS with proxmoxer)", _vms)
     _step(session, "4. Backups (PBS and PVE APIs): the ten-second check", _backups)
     _step(session, "5. DESI DR1 queries (read-only role, checked SQL)", _desi)
-    _step(session, "6. A VM from a plan to running, retried safely, and deleted", _provision)
+    _step(session, "6. A VM with an admin's approval; deleted with a second admin's", _provision)
     _step(session, "7. A Ray job on the cluster", _ray)
+    _step(session, "8. The audit log proves nothing was edited", _audit)
 
     if down_after:
         lab_down(settings.lab_dir)

@@ -21,7 +21,7 @@ __all__ = ["tool"]
 _EXIT = {"ok": 0, "no_data": 0, "error": 1, "needs_approval": 4, "denied": 5}
 
 
-def _parse_args(raw: str) -> dict[str, Any]:
+def parse_args(raw: str) -> dict[str, Any]:
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -77,7 +77,7 @@ def list_tools(as_json: bool) -> None:
 def plan(name: str, raw_args: str, user: str, as_json: bool) -> None:
     """Show what a call would do (API calls, capacity, checks) without changing anything."""
     guard = Guard.from_settings(get_settings())
-    _emit(guard.plan(name, _parse_args(raw_args), caller=Caller(user=user, channel="cli")), as_json)
+    _emit(guard.plan(name, parse_args(raw_args), caller=Caller(user=user, channel="cli")), as_json)
 
 
 @tool.command()
@@ -96,5 +96,5 @@ def call(name: str, raw_args: str, user: str, approval_id: str | None, request_k
     """Call a tool through the guard (policy, approvals, audit log)."""
     guard = Guard.from_settings(get_settings())
     caller = Caller(user=user, channel="cli", request_text=f"labops tool call {name} --args {raw_args}")
-    result = guard.call(name, _parse_args(raw_args), caller=caller, call_id=request_key, approval_id=approval_id)
+    result = guard.call(name, parse_args(raw_args), caller=caller, call_id=request_key, approval_id=approval_id)
     _emit(result, as_json)

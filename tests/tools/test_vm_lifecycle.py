@@ -7,7 +7,20 @@ from typing import Any
 from core.config import load_settings
 from policies.guard import Caller, Guard
 
-CALLER = Caller(user="researcher2", channel="cli")
+# Admins provision and power VMs without approval; deleting needs a second admin (policies/cedar).
+CALLER = Caller(user="admin1", channel="cli")
+SECOND = "admin2"
+
+
+def _delete(guard: Guard, args: dict[str, Any]) -> Any:
+    """Delete through the four-eyes approval: admin1 asks, admin2 approves, admin1 runs it."""
+    asked = guard.call("vm.delete", args, caller=CALLER)
+    if asked.status != "needs_approval":
+        return asked
+    approval_id = asked.data["approval"]["id"]
+    assert guard.approvals is not None
+    guard.approvals.approve(approval_id, approver=SECOND)
+    return guard.call("vm.delete", args, caller=CALLER, approval_id=approval_id)
 
 
 def _guard(simulator: Any, *, task_timeout: float | None = None) -> Guard:
@@ -45,15 +58,15 @@ def test_provision_runs_and_the_same_request_key_makes_one_vm(simulator: Any) ->
     assert list(_names(guard)).count("ray-worker-9") == 1
 
     shown = guard.call("vm.show", {"vmid": vmid}, caller=CALLER).data
-    assert shown["status"] == "running" and shown["owner"] == "researcher2" and shown["memory_gib"] == 4
-    assert guard.call("vm.list", {"owner": "researcher2", "node": "node03"}, caller=CALLER).data[0]["vmid"] == vmid
+    assert shown["status"] == "running" and shown["owner"] == "admin1" and shown["memory_gib"] == 4
+    assert guard.call("vm.list", {"owner": "admin1", "node": "node03"}, caller=CALLER).data[0]["vmid"] == vmid
 
-    refused = guard.call("vm.delete", {"vmid": vmid}, caller=CALLER)
+    refused = _delete(guard, {"vmid": vmid})
     assert refused.status == "error" and "stop_first" in refused.message
     assert guard.call("vm.stop", {"vmid": vmid, "mode": "stop"}, caller=CALLER).status == "ok"
     assert guard.call("vm.start", {"vmid": vmid}, caller=CALLER).status == "ok"
     assert guard.call("vm.reboot", {"vmid": vmid}, caller=CALLER).status == "ok"
-    deleted = guard.call("vm.delete", {"vmid": vmid, "stop_first": True}, caller=CALLER)
+    deleted = _delete(guard, {"vmid": vmid, "stop_first": True})
     assert deleted.status == "ok", deleted.message
     assert "ray-worker-9" not in _names(guard)
 
@@ -75,6 +88,7 @@ def test_refusals_are_errors_the_model_can_act_on(simulator: Any) -> None:
     assert taken.status == "error" and "already called proj-pg01" in taken.message
     bad_name = guard.call("vm.provision", {"name": "Bad_Name"}, caller=CALLER)
     assert bad_name.status == "error" and "DNS label" in bad_name.message
-    protected = guard.call("vm.delete", {"vmid": 150, "stop_first": True}, caller=CALLER)
-    assert protected.status == "error" and "protection" in protected.message
+    # Policy refuses first (tag `protected`); PVE's own protection flag would refuse too.
+    protected = _delete(guard, {"vmid": 150, "stop_first": True})
+    assert protected.status == "denied" and "protected" in protected.message
     assert guard.call("vm.show", {"vmid": 150}, caller=CALLER).data["status"] == "running"

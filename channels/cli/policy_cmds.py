@@ -1,0 +1,178 @@
+"""``labops policy check|test``, ``labops approvals list|show|approve|deny``, ``labops audit verify|tail``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from channels.cli.common import console, echo_json, get_settings, handle_errors
+from channels.cli.tool_cmds import parse_args
+from policies.approvals import ApprovalService
+from policies.audit import AuditLog
+from policies.engine import PolicyEngine
+from policies.guard import Caller, Guard
+from policies.policytest import load_cases, run_cases
+from tools.base import ToolResult
+
+__all__ = ["approvals", "audit", "policy"]
+
+
+@click.group()
+def policy() -> None:
+    """Check what the Cedar policies decide, and run the lab's policy test cases."""
+
+
+@policy.command()
+@click.option("--as", "user", required=True, help="Who asks.")
+@click.argument("tool")
+@click.option("--args", "raw_args", default="{}", show_default=True, help="Arguments as a JSON object.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"decision", "reasons", ...} as JSON.')
+@handle_errors
+def check(user: str, tool: str, raw_args: str, as_json: bool) -> None:
+    """Show the decision (allow, needs_approval, deny) for a call, and why. Nothing runs."""
+    guard = Guard.from_settings(get_settings())
+    decision = guard.check(tool, parse_args(raw_args), caller=Caller(user=user, channel="cli"))
+    if isinstance(decision, ToolResult):
+        console.print(f"[red]error[/red]: {decision.message}")
+        sys.exit(1)
+    out = {**decision.as_dict(), "policy_version": guard.engine.version if guard.engine else None}
+    if as_json:
+        echo_json(out)
+    else:
+        colour = {"allow": "green", "needs_approval": "yellow"}.get(decision.decision, "red")
+        console.print(f"[{colour}]{decision.decision}[/{colour}]")
+        for reason in decision.reasons:
+            console.print(f"  - {reason}")
+        if decision.approval:
+            a = decision.approval
+            console.print(f"  approval by role {a.role}" + (", not the requester" if a.four_eyes else ""))
+
+
+@policy.command("test")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@handle_errors
+def test_cmd(files: tuple[Path, ...]) -> None:
+    """Run policy test cases (default: policies/tests/*.yaml); exit 1 if any fails."""
+    engine = PolicyEngine.from_settings(get_settings())
+    results = run_cases(engine, load_cases(list(files) or None))
+    failed = [r for r in results if not r.passed]
+    for r in failed:
+        console.print(
+            f"[red]FAIL[/red] {r.file}: {r.name}: expected {r.expected}, got {r.got} ({'; '.join(r.reasons)})"
+        )
+    console.print(
+        f"{len(results) - len(failed)} of {len(results)} policy cases passed (policy version {engine.version})"
+    )
+    if failed:
+        sys.exit(1)
+
+
+@click.group()
+def approvals() -> None:
+    """List, show, approve and deny approval requests."""
+
+
+def _service() -> ApprovalService:
+    return ApprovalService.from_settings(get_settings())
+
+
+@approvals.command("list")
+@click.option("--state", type=click.Choice(["pending", "approved", "used", "denied", "expired"]), default=None)
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def list_approvals(state: str | None, as_json: bool) -> None:
+    """Approval requests, newest first."""
+    items = _service().list(state=state)  # type: ignore[arg-type]
+    if as_json:
+        echo_json([a.as_dict() for a in items])
+        return
+    table = Table("id", "state", "requester", "call", "needs", "expires", box=None)
+    for a in items:
+        left = max(0, int(a.expires - time.time())) // 60
+        table.add_row(
+            a.id, a.state, a.requester, a.summary, a.role + (" (4 eyes)" if a.four_eyes else ""), f"{left} min"
+        )
+    console.print(table)
+
+
+@approvals.command()
+@click.argument("approval_id")
+@handle_errors
+def show(approval_id: str) -> None:
+    """One approval request with its exact arguments."""
+    echo_json(_service().get(approval_id).as_dict())
+
+
+@approvals.command()
+@click.argument("approval_id")
+@click.option("--as", "user", required=True, help="Who approves.")
+@click.option("--reason", default="", help="Why (kept in the audit log).")
+@handle_errors
+def approve(approval_id: str, user: str, reason: str) -> None:
+    """Approve a request (policy decides who may; the requester cannot where four eyes apply)."""
+    a = _service().approve(approval_id, approver=user, reason=reason)
+    AuditLog.from_settings(get_settings()).append(
+        {
+            "user": user,
+            "channel": "cli",
+            "tool": a.tool,
+            "event": "approved",
+            "approval_id": a.id,
+            "state": a.state,
+            "reason": reason,
+        }
+    )
+    console.print(f"{a.id} is {a.state}: {a.requester} may now run {a.summary} (with --approval {a.id})")
+
+
+@approvals.command()
+@click.argument("approval_id")
+@click.option("--as", "user", required=True, help="Who denies.")
+@click.option("--reason", required=True, help="Why; the requester sees it.")
+@handle_errors
+def deny(approval_id: str, user: str, reason: str) -> None:
+    """Deny a request with a reason."""
+    a = _service().deny(approval_id, approver=user, reason=reason)
+    AuditLog.from_settings(get_settings()).append(
+        {"user": user, "channel": "cli", "tool": a.tool, "event": "denied", "approval_id": a.id, "reason": reason}
+    )
+    console.print(f"{a.id} denied: {reason}")
+
+
+@click.group()
+def audit() -> None:
+    """Verify and read the hash-chained audit log."""
+
+
+@audit.command()
+@handle_errors
+def verify() -> None:
+    """Check that no entry was edited, removed or reordered; exit 1 and name the entry if one was."""
+    report = AuditLog.from_settings(get_settings()).verify()
+    console.print(("[green]ok[/green]: " if report.ok else "[red]TAMPERED[/red]: ") + report.message)
+    if not report.ok:
+        sys.exit(1)
+
+
+@audit.command()
+@click.option("-n", "count", default=20, show_default=True, help="How many entries.")
+@click.option("--json", "as_json", is_flag=True, help="Export as a JSON list.")
+@handle_errors
+def tail(count: int, as_json: bool) -> None:
+    """The last entries of the audit log."""
+    entries = AuditLog.from_settings(get_settings()).tail(count)
+    if as_json:
+        echo_json(entries)
+        return
+    for e in entries:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["ts"]))
+        what = e.get("decision") or e.get("result") or e.get("state") or ""
+        console.print(
+            f"{e['seq']:>5} {when} {e.get('user', '')}@{e.get('channel', '')} {e.get('event', '')} "
+            f"{e.get('tool', '')} {what} {json.dumps(e.get('args', {}))[:80]}"
+        )
