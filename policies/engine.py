@@ -105,7 +105,9 @@ class PolicyEngine:
                 )
             texts.append(text)
         self.text = "\n".join(texts)
-        self.policy_set = cedarpy.PolicySet.from_str(self.text) if hasattr(cedarpy, "PolicySet") else self.text
+        # Parsed once: evaluating against pre-parsed handles avoids re-reading policies and schema per call.
+        self.policy_set = cedarpy.PolicySet.from_str(self.text)
+        self.schema_handle = cedarpy.Schema.from_str(self.schema)
         self.version = digest.hexdigest()[:16]
 
     @classmethod
@@ -171,7 +173,9 @@ class PolicyEngine:
             "resource": f'{resource.type}::"{resource.id}"',
             "context": context,
         }
-        result = cedarpy.is_authorized(request, self.policy_set, self._entities(user, resource), schema=self.schema)
+        result = cedarpy.is_authorized(
+            request, self.policy_set, self._entities(user, resource), schema=self.schema_handle
+        )
         if result.diagnostics.errors:
             raise PolicyError(f"policy evaluation failed for {action}: {result.diagnostics.errors[0]}")
         matched = [self.policies[p] for p in result.diagnostics.reasons if p in self.policies]
