@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import time
 import uuid
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +19,7 @@ from core.config import Settings
 from core.errors import ApprovalError
 from policies.directory import Directory
 from policies.engine import ApprovalRule
+from policies.stores import Database, Session
 
 __all__ = ["Approval", "ApprovalService", "binding"]
 
@@ -63,11 +62,12 @@ class Approval:
 class ApprovalService:
     """Create, decide and consume approvals."""
 
-    def __init__(self, path: Path, directory: Directory, *, ttl_seconds: int) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path, self.directory, self.ttl = path, directory, ttl_seconds
-        with closing(self._connect()) as db:
+    def __init__(self, store: Database | Path, directory: Directory, *, ttl_seconds: int) -> None:
+        self.db = store if isinstance(store, Database) else Database.sqlite(store)
+        self.directory, self.ttl = directory, ttl_seconds
+        with self.db.session() as db:
             db.execute("CREATE TABLE IF NOT EXISTS approvals (id TEXT PRIMARY KEY, data TEXT NOT NULL)")
+            db.commit()
 
     @classmethod
     def from_settings(cls, settings: Settings, directory: Directory | None = None) -> ApprovalService:
@@ -76,17 +76,15 @@ class ApprovalService:
             from policies.engine import PolicyEngine
 
             directory = PolicyEngine.from_settings(settings).directory
-        return cls(settings.lab_dir / "labops.sqlite", directory, ttl_seconds=settings.policy.approval_ttl_seconds)
+        return cls(Database.from_settings(settings), directory, ttl_seconds=settings.policy.approval_ttl_seconds)
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30, isolation_level=None)
-
-    def _save(self, db: sqlite3.Connection, approval: Approval) -> None:
+    def _save(self, db: Session, approval: Approval) -> None:
         db.execute(
-            "INSERT OR REPLACE INTO approvals (id, data) VALUES (?, ?)", (approval.id, json.dumps(approval.as_dict()))
+            "INSERT INTO approvals (id, data) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+            (approval.id, json.dumps(approval.as_dict())),
         )
 
-    def _load(self, db: sqlite3.Connection, approval_id: str) -> Approval:
+    def _load(self, db: Session, approval_id: str) -> Approval:
         row = db.execute("SELECT data FROM approvals WHERE id = ?", (approval_id,)).fetchone()
         if row is None:
             raise ApprovalError(f"there is no approval {approval_id!r}; list them with `labops approvals list`")
@@ -118,27 +116,31 @@ class ApprovalService:
             expires=now + (rule.expires_seconds or self.ttl),
             reason="",
         )
-        with closing(self._connect()) as db:
+        with self.db.session() as db:
             self._save(db, approval)
+            db.commit()
         return approval
 
     def get(self, approval_id: str) -> Approval:
         """One approval."""
-        with closing(self._connect()) as db:
-            return self._load(db, approval_id)
+        with self.db.session() as db:
+            approval = self._load(db, approval_id)
+            db.commit()
+            return approval
 
     def list(self, *, state: State | None = None) -> list[Approval]:
         """Approvals, newest first."""
-        with closing(self._connect()) as db:
+        with self.db.session() as db:
             ids = [r[0] for r in db.execute("SELECT id FROM approvals").fetchall()]
             items = [self._load(db, i) for i in ids]
+            db.commit()
         items = [a for a in items if state is None or a.state == state]
         return sorted(items, key=lambda a: -a.created)
 
     def approve(self, approval_id: str, *, approver: str, reason: str = "") -> Approval:
         """Record an approval by ``approver``; raises ApprovalError naming what is wrong."""
-        with closing(self._connect()) as db:
-            db.execute("BEGIN IMMEDIATE")
+        with self.db.session() as db:
+            db.exclusive("approvals")
             try:
                 a = self._load(db, approval_id)
                 if a.state != "pending":
@@ -155,16 +157,16 @@ class ApprovalService:
                 state: State = "approved" if len(approvers) >= a.required else "pending"
                 a = Approval(**{**a.as_dict(), "approvers": approvers, "state": state, "reason": reason})
                 self._save(db, a)
-                db.execute("COMMIT")
+                db.commit()
                 return a
             except BaseException:
-                db.execute("ROLLBACK")
+                db.rollback()
                 raise
 
     def deny(self, approval_id: str, *, approver: str, reason: str) -> Approval:
         """Refuse a request, with a reason that goes back to the requester."""
-        with closing(self._connect()) as db:
-            db.execute("BEGIN IMMEDIATE")
+        with self.db.session() as db:
+            db.exclusive("approvals")
             try:
                 a = self._load(db, approval_id)
                 if a.state not in ("pending", "approved"):
@@ -180,16 +182,16 @@ class ApprovalService:
                     }
                 )
                 self._save(db, a)
-                db.execute("COMMIT")
+                db.commit()
                 return a
             except BaseException:
-                db.execute("ROLLBACK")
+                db.rollback()
                 raise
 
     def consume(self, approval_id: str, *, bound_to: str) -> Approval:
         """Use an approved approval for the call with hash ``bound_to`` (atomically, exactly once)."""
-        with closing(self._connect()) as db:
-            db.execute("BEGIN IMMEDIATE")
+        with self.db.session() as db:
+            db.exclusive("approvals")
             try:
                 a = self._load(db, approval_id)
                 if a.binding != bound_to:
@@ -202,8 +204,8 @@ class ApprovalService:
                     raise ApprovalError(f"approval {approval_id} is {a.state}{detail}")
                 a = Approval(**{**a.as_dict(), "state": "used"})
                 self._save(db, a)
-                db.execute("COMMIT")
+                db.commit()
                 return a
             except BaseException:
-                db.execute("ROLLBACK")
+                db.rollback()
                 raise

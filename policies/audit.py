@@ -1,8 +1,8 @@
-"""The tamper-evident audit log: an append-only, hash-chained table in SQLite (``<lab_dir>/labops.sqlite``).
+"""The tamper-evident audit log: an append-only, hash-chained table (SQLite in the lab dir, or PostgreSQL).
 
 Each entry's hash is sha256 over the previous entry's hash and the canonical JSON of the entry (its
 sequence number and time included), so editing, removing or reordering any entry breaks the chain at
-that entry; :meth:`AuditLog.verify` says where. Appends are serialised (``BEGIN IMMEDIATE``), so
+that entry; :meth:`AuditLog.verify` says where. Appends are serialised (an exclusive write transaction), so
 concurrent writers cannot fork the chain. Secrets in arguments are redacted before they are written.
 """
 
@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import time
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core.config import Settings
-from core.errors import AuditError, ConfigError
+from policies.stores import Database
 
 __all__ = ["AuditLog", "VerifyReport", "redact"]
 
@@ -58,57 +56,58 @@ class VerifyReport:
 class AuditLog:
     """Append and verify the chain."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        with closing(self._connect()) as db:
+    def __init__(self, store: Database | Path) -> None:
+        self.db = store if isinstance(store, Database) else Database.sqlite(store)
+        with self.db.session() as db:
             db.execute(
-                "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, ts REAL NOT NULL, entry TEXT NOT NULL, "
-                "prev_hash TEXT NOT NULL, hash TEXT NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS audit (seq BIGINT PRIMARY KEY, ts DOUBLE PRECISION NOT NULL, "
+                "entry TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)"
             )
+            db.commit()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuditLog:
-        """The lab's audit log (SQLite in the lab directory)."""
-        if settings.audit.database_url is not None:
-            # A shared PostgreSQL store for several replicas is not built yet; refuse rather than silently split.
-            raise ConfigError(
-                "audit.database_url (PostgreSQL) is not supported yet; unset it to use SQLite",
-                setting="audit.database_url",
-            )
-        return cls(settings.lab_dir / "labops.sqlite")
+        """The lab's audit log (``audit.database_url`` or SQLite in the lab directory)."""
+        return cls(Database.from_settings(settings))
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30, isolation_level=None)
+    @property
+    def path(self) -> Path:
+        """The SQLite file (tests and operators inspect it)."""
+        return Path(self.db.target)
+
+    @path.setter
+    def path(self, value: Path) -> None:
+        self.db = Database(dialect="sqlite", target=str(value))
 
     def append(self, entry: dict[str, Any]) -> int:
         """Write one entry; returns its sequence number. Raises AuditError when it cannot be written."""
-        try:
-            with closing(self._connect()) as db:
-                db.execute("BEGIN IMMEDIATE")
+        with self.db.session() as db:
+            db.exclusive("audit")
+            try:
                 row = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-                seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
+                seq, prev = (int(row[0]) + 1, row[1]) if row else (1, GENESIS)
                 ts = time.time()
                 clean = redact(entry)
                 db.execute(
                     "INSERT INTO audit (seq, ts, entry, prev_hash, hash) VALUES (?, ?, ?, ?, ?)",
                     (seq, ts, _canonical(clean), prev, _hash(prev, seq, ts, clean)),
                 )
-                db.execute("COMMIT")
-                return int(seq)
-        except sqlite3.Error as exc:
-            raise AuditError(f"cannot write the audit log {self.path}: {exc}") from exc
+                db.commit()
+            except BaseException:
+                db.rollback()
+                raise
+            return seq
 
     def tail(self, n: int = 20) -> list[dict[str, Any]]:
         """The last ``n`` entries, oldest first."""
-        with closing(self._connect()) as db:
+        with self.db.session() as db:
             rows = db.execute("SELECT seq, ts, entry, hash FROM audit ORDER BY seq DESC LIMIT ?", (n,)).fetchall()
         return [{"seq": s, "ts": ts, **json.loads(e), "hash": h} for s, ts, e, h in reversed(rows)]
 
     def verify(self) -> VerifyReport:
         """Recompute the chain; the first entry that does not fit is named."""
-        with closing(self._connect()) as db:
-            rows = db.execute("SELECT seq, ts, entry, prev_hash, hash FROM audit ORDER BY rowid").fetchall()
+        with self.db.session() as db:
+            rows = db.execute("SELECT seq, ts, entry, prev_hash, hash FROM audit ORDER BY seq").fetchall()
         prev, expected_seq = GENESIS, 1
         for seq, ts, entry, prev_hash, digest in rows:
             if seq != expected_seq:
@@ -121,10 +120,7 @@ class AuditLog:
                 )
             if prev_hash != prev:
                 return VerifyReport(
-                    ok=False,
-                    entries=len(rows),
-                    bad_seq=seq,
-                    message=f"entry {seq} does not follow entry {seq - 1} (chain broken)",
+                    ok=False, entries=len(rows), bad_seq=seq, message=f"entry {seq} does not follow entry {seq - 1}"
                 )
             try:
                 recomputed = _hash(prev, seq, ts, json.loads(entry))

@@ -30,13 +30,23 @@ def guard(simulator: Any, tmp_path: Path) -> Guard:
     from policies.audit import AuditLog
 
     engine = PolicyEngine.from_settings(settings)
-    return Guard(settings=settings, engine=engine, audit=AuditLog(tmp_path / "audit.sqlite"),
-                 approvals=ApprovalService(tmp_path / "audit.sqlite", engine.directory, ttl_seconds=3600))  # fmt: skip
+    return Guard(
+        settings=settings,
+        engine=engine,
+        audit=AuditLog(tmp_path / "audit.sqlite"),
+        approvals=ApprovalService(tmp_path / "audit.sqlite", engine.directory, ttl_seconds=3600),
+    )
 
 
 def _pve(simulator: Any) -> ProxmoxAPI:
-    return ProxmoxAPI("127.0.0.1", port=simulator.pve_port, user="root@pam", token_name="labops",
-                      token_value=simulator.secrets["pve"]["token_secret"], verify_ssl=simulator.ca)  # fmt: skip
+    return ProxmoxAPI(
+        "127.0.0.1",
+        port=simulator.pve_port,
+        user="root@pam",
+        token_name="labops",
+        token_value=simulator.secrets["pve"]["token_secret"],
+        verify_ssl=simulator.ca,
+    )
 
 
 def _names(guard: Guard) -> list[str]:
@@ -104,8 +114,12 @@ def test_approval_is_bound_single_use_and_four_eyes(guard: Guard, simulator: Any
     with pytest.raises(ApprovalError, match="second person"):
         guard.approvals.approve(delete_id, approver="admin1")
     guard.approvals.approve(delete_id, approver="admin2")
-    assert guard.call("vm.delete", {"vmid": done.data["vmid"], "stop_first": True}, caller=A1,
-                      approval_id=delete_id).status == "ok"  # fmt: skip
+    assert (
+        guard.call(
+            "vm.delete", {"vmid": done.data["vmid"], "stop_first": True}, caller=A1, approval_id=delete_id
+        ).status
+        == "ok"
+    )
 
 
 def test_expired_and_denied_approvals_do_not_run(guard: Guard, simulator: Any, tmp_path: Path) -> None:
@@ -176,4 +190,39 @@ def test_the_audit_log_detects_edits_and_blocks_calls_it_cannot_record(guard: Gu
     guard.audit.path.chmod(0o444)
     guard.audit.path = tmp_path / "missing-dir" / "nested" / "x.sqlite"
     blocked = guard.call("vm.nodes", {}, caller=R1)
-    assert blocked.status == "error" and blocked.message.startswith("not run: cannot write the audit log")
+    assert blocked.status == "error" and blocked.message.startswith("not run: cannot use the audit and approval store")
+
+
+def test_audit_and_approvals_in_postgresql(desi_db: Any) -> None:
+    from policies.approvals import ApprovalService
+    from policies.audit import AuditLog
+    from policies.engine import ApprovalRule
+    from policies.stores import Database
+
+    # The embedded database's admin role stands in for a shared PostgreSQL (audit.database_url).
+    store = Database(dialect="postgres", target=desi_db.admin_dsn)
+    log = AuditLog(store)
+    first = log.append({"user": "admin1", "event": "test", "args": {"password": "hunter2"}})
+    log.append({"user": "admin1", "event": "test2"})
+    assert log.verify().ok and log.tail(2)[0]["args"] == {"password": "[redacted]"}
+    with store.session() as db:
+        db.execute("UPDATE audit SET entry = replace(entry, 'admin1', 'admin2') WHERE seq = ?", (first,))
+        db.commit()
+    assert not log.verify().ok and log.verify().bad_seq == first
+
+    directory = PolicyEngine.from_settings(load_settings(None)).directory
+    approvals = ApprovalService(store, directory, ttl_seconds=60)
+    a = approvals.create(
+        tool="vm.delete",
+        args={"vmid": 140},
+        summary="destroy VM 140",
+        requester="admin1",
+        policy_version="v1",
+        rule=ApprovalRule(role="admin"),
+    )
+    approvals.approve(a.id, approver="admin2")
+    from policies.approvals import binding
+
+    assert approvals.consume(a.id, bound_to=binding("vm.delete", {"vmid": 140}, "admin1", "v1")).state == "used"
+    with pytest.raises(ApprovalError):
+        approvals.consume(a.id, bound_to=binding("vm.delete", {"vmid": 140}, "admin1", "v1"))
