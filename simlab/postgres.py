@@ -143,6 +143,9 @@ def start_postgres(lab_dir: Path, *, port: int, secrets: dict[str, Any]) -> dict
     running = postgres_status(lab_dir)
     sock = _socket_dir(lab_dir)
     if running is None:
+        if user is not None:
+            # Again on every start: something (e.g. pytest's temp root) may have tightened a parent since initdb.
+            _traversable(_data_dir(lab_dir).parent)
         sock.mkdir(mode=0o700, exist_ok=True)
         _chown(sock, user)
         log = _data_dir(lab_dir).parent / "postgres.log"
