@@ -20,6 +20,7 @@ after every part starts, so a failure half-way still leaves a record of what to 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import logging
@@ -318,25 +319,45 @@ def lab_status(lab_dir: Path) -> dict[str, Any]:
     return result
 
 
+def _best_effort(what: str, fn: Callable[[], None]) -> None:
+    try:
+        fn()
+    except Exception:  # boundary: one part failing to stop must not leave the others running
+        log.warning("stopping %s failed", what, exc_info=True)
+
+
+def _stop_postgres(lab_dir: Path) -> None:
+    try:
+        pg.stop_postgres(lab_dir)
+    finally:
+        running = pg.postgres_status(lab_dir)
+        if running is not None:
+            os.kill(int(running["pid"]), signal.SIGINT)  # PostgreSQL's "fast shutdown" signal
+
+
 def lab_down(lab_dir: Path, *, progress: Progress = _noop) -> list[str]:
-    """Stop every part ``lab_up`` started (by pid / process group); returns the parts stopped."""
+    """Stop every part ``lab_up`` started (by pid / process group); returns the parts stopped.
+
+    Best effort per part: a part that fails to stop is logged and the others are still stopped.
+    """
     state = _read_state(lab_dir)
     stopped: list[str] = []
     parts = state["parts"]
-    if "ray" in parts:
+    if "ray" in parts or ray_head.ray_head_status(lab_dir) is not None:
         progress("stopping the Ray head")
-        ray_head.stop_ray_head(lab_dir)
+        _best_effort("the Ray head", lambda: ray_head.stop_ray_head(lab_dir))
         stopped.append("ray")
-    if "postgres" in parts:
+    # Also when lab.json lost track of it (a start that failed half-way).
+    if "postgres" in parts or pg.postgres_status(lab_dir) is not None:
         progress("stopping PostgreSQL")
-        pg.stop_postgres(lab_dir)
+        _best_effort("PostgreSQL", lambda: _stop_postgres(lab_dir))
         stopped.append("postgres")
     seen: set[int] = set()
     for part in ("milvus", "pve", "pbs", "kube"):
         pid = parts.get(part, {}).get("pid")
         if pid and pid not in seen:
             progress(f"stopping {part} (pid {pid})")
-            _kill_group(int(pid))
+            _best_effort(part, functools.partial(_kill_group, int(pid)))
             seen.add(int(pid))
         if part in parts:
             stopped.append(part)
