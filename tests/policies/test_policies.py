@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -226,3 +227,23 @@ def test_audit_and_approvals_in_postgresql(desi_db: Any) -> None:
     assert approvals.consume(a.id, bound_to=binding("vm.delete", {"vmid": 140}, "admin1", "v1")).state == "used"
     with pytest.raises(ApprovalError):
         approvals.consume(a.id, bound_to=binding("vm.delete", {"vmid": 140}, "admin1", "v1"))
+
+
+def test_labops_audit_verify_names_the_edited_entry(tmp_path: Path) -> None:
+    from policies.audit import AuditLog
+
+    log = AuditLog.from_settings(load_settings(None, lab_dir=tmp_path))
+    for i in range(3):
+        log.append({"user": "researcher1", "event": "test", "n": i})
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["--lab-dir", str(tmp_path), "audit", "verify"])
+    assert ok.exit_code == 0 and "3 entries" in ok.stdout
+    db = sqlite3.connect(tmp_path / "labops.sqlite")
+    entry = db.execute("SELECT entry FROM audit WHERE seq = 2").fetchone()[0]
+    db.execute("UPDATE audit SET entry = ? WHERE seq = 2", (entry.replace('"n":1', '"n":7'),))  # one byte
+    db.commit()
+    db.close()
+    bad = runner.invoke(cli, ["--lab-dir", str(tmp_path), "audit", "verify"])
+    assert bad.exit_code == 1 and "entry 2 was edited" in bad.stdout
+    exported = runner.invoke(cli, ["--lab-dir", str(tmp_path), "audit", "tail", "-n", "2", "--json"])
+    assert [e["seq"] for e in json.loads(exported.stdout)] == [2, 3]
