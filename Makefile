@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m knowledge.build_assets
 	touch $(STAMP)
 
 install: $(STAMP)

