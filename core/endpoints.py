@@ -183,7 +183,8 @@ def milvus_endpoint(settings: Settings) -> tuple[str, str | None]:
     part = state.get("parts", {}).get("milvus")
     if part:
         return str(part["url"]), None
-    return str((settings.lab_dir / "milvus").resolve()), None
+    # Milvus Lite wants a path ending in .db; `labops lab up` serves the same directory over gRPC.
+    return str((settings.lab_dir / "milvus.db").resolve()), None
 
 
 @dataclass(kw_only=True, frozen=True)

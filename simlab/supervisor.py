@@ -245,7 +245,7 @@ def _start_milvus(lab_dir: Path, state: dict[str, Any], taken: set[int]) -> None
     taken.add(port)
     log_file = lab_dir / "logs" / "milvus.log"
     exe = Path(sys.executable).with_name("milvus-lite")
-    cmd = [str(exe), "server", "--data-dir", str((lab_dir / "milvus").resolve()), "--host", "127.0.0.1"]
+    cmd = [str(exe), "server", "--data-dir", str((lab_dir / "milvus.db").resolve()), "--host", "127.0.0.1"]
     pid = _spawn([*cmd, "--port", str(port)], log_file)
     state["parts"]["milvus"] = {"url": f"http://127.0.0.1:{port}", "host": "127.0.0.1", "port": port, "pid": pid}
     _write_state(lab_dir, state)
