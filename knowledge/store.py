@@ -2,8 +2,8 @@
 
 The schema version is part of the collection's name (``<milvus.collection>__v1``), so a new schema
 starts a new collection instead of misreading an old one; a collection whose vectors have another
-dimension (another embedding model) is refused with the fix (re-ingest with ``--rebuild``). Filter fields are plain VARCHARs
-(JSON-path filters are slow in Milvus Lite).
+dimension (another embedding model) is refused with the fix (re-ingest with ``--rebuild``). Filter
+fields are plain VARCHARs (JSON-path filters are slow in Milvus Lite).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class Store:
             dim = int(fields.get("dense", {}).get("dim", 0))
             if dim != self.dim:
                 raise KnowledgeError(
-                    f"collection {self.collection!r} holds {dim}-dimensional vectors but the embedder makes {self.dim}: "
+                    f"collection {self.collection!r} holds {dim}-dimensional vectors, the embedder makes {self.dim}: "
                     "re-ingest with `labops ingest --rebuild PATH` (or set milvus.collection)"
                 )
             c.load_collection(self.collection)
