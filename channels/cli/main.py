@@ -9,6 +9,7 @@ import click
 from channels.cli.common import make_state
 from channels.cli.demo import demo
 from channels.cli.doctor_cmd import doctor
+from channels.cli.knowledge_cmds import ingest, search
 from channels.cli.lab_cmds import lab
 from channels.cli.policy_cmds import approvals, audit, policy
 from channels.cli.tool_cmds import tool
@@ -36,7 +37,7 @@ def cli(ctx: click.Context, config: Path | None, lab_dir: Path | None) -> None:
     ctx.obj = make_state(config, lab_dir)
 
 
-for command in (lab, doctor, tool, policy, approvals, audit, demo):
+for command in (lab, doctor, tool, policy, approvals, audit, ingest, search, demo):
     cli.add_command(command)
 
 

@@ -1,0 +1,55 @@
+"""``labops ingest PATH... [--json] [--rebuild]`` and ``labops search QUERY [-k 5] [--json]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.progress import Progress
+
+from channels.cli.common import console, echo_json, get_settings, handle_errors
+from knowledge.ingest import ingest_paths
+from knowledge.retrieve import cite, retrieve
+
+__all__ = ["ingest", "search"]
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--rebuild", is_flag=True, help="Drop the collection and ingest everything again.")
+@click.option("--json", "as_json", is_flag=True, help="Print a summary object.")
+@handle_errors
+def ingest(paths: tuple[Path, ...], rebuild: bool, as_json: bool) -> None:
+    """Add folders or files of Markdown, text, reStructuredText or HTML to the lab's knowledge (incremental)."""
+    settings = get_settings()
+    if as_json:
+        report = ingest_paths(settings, list(paths), rebuild=rebuild)
+        echo_json(report.as_dict())
+        return
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("ingesting", total=None)
+
+        def progress(done: int, total: int, source: str) -> None:
+            bar.update(task, total=total, completed=done, description=source[:40])
+
+        report = ingest_paths(settings, list(paths), rebuild=rebuild, progress=progress)
+    console.print(report.summary())
+
+
+@click.command()
+@click.argument("query")
+@click.option("-k", "k", default=5, show_default=True, help="How many passages.")
+@click.option("--mode", type=click.Choice(["hybrid", "dense", "bm25"]), default="hybrid", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a list of {text, source, section, title, score}.")
+@handle_errors
+def search(query: str, k: int, mode: str, as_json: bool) -> None:
+    """Search the lab's documentation (dense + BM25, fused)."""
+    hits = retrieve(get_settings(), query, k=k, mode=mode)  # type: ignore[arg-type]
+    if as_json:
+        echo_json([h.as_dict() for h in hits])
+        return
+    if not hits:
+        console.print("no passage matched; ingest documents first: labops ingest knowledge/docs")
+    for hit in hits:
+        console.print(f"[bold]{cite(hit)}[/bold]  score {hit.score:.4f}")
+        console.print("  " + hit.text.replace("\n", "\n  ")[:600] + "\n")

@@ -1,0 +1,84 @@
+"""Ingestion of messy documents, incremental re-ingest, and the ingest/search commands."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from channels.cli.main import cli
+from core.config import load_settings
+from knowledge.chunking import chunk_document
+from knowledge.embeddings import OnnxEmbedder
+from knowledge.ingest import ingest_paths
+from knowledge.loaders import load_document
+from knowledge.retrieve import format_for_model, retrieve
+
+MESSY = Path(__file__).parent / "messy"
+
+
+@pytest.fixture(scope="module")
+def embedder() -> OnnxEmbedder:
+    return OnnxEmbedder()
+
+
+def test_messy_documents_are_cleaned_and_chunked_by_heading(embedder: OnnxEmbedder) -> None:
+    gpu = load_document(MESSY / "gpu.md", root=MESSY)
+    assert gpu.title == "GPU access runbook" and gpu.meta["owner"] == "platform"
+    assert "shields.io" not in gpu.text and "It\u2019s shared" in gpu.text
+    chunks = chunk_document(gpu, embedder.count_tokens)
+    sections = {c.section for c in chunks}
+    assert "GPU access > Booking rules" in sections
+    table = next(c for c in chunks if "| researcher |" in c.text)
+    assert "| student |" in table.text, "a table that fits stays whole"
+    assert any("```mermaid" in c.text and c.text.count("```") % 2 == 0 for c in chunks)
+
+    rst = load_document(MESSY / "restore.rst", root=MESSY)
+    assert [c.section for c in chunk_document(rst, embedder.count_tokens)] == ["", "How to restore"]
+    html = load_document(MESSY / "monitoring.html", root=MESSY)
+    assert html.title == "Monitoring" and "Backup older than 24 h" in html.text and "p{}" not in html.text
+
+
+def test_long_sections_split_between_sentences(embedder: OnnxEmbedder, tmp_path: Path) -> None:
+    sentences = [f"Sentence number {i} explains how node0{i % 7 + 1} is patched on Tuesdays." for i in range(80)]
+    (tmp_path / "long.md").write_text("# Patching\n\n## Weekly\n\n" + " ".join(sentences) + "\n")
+    chunks = chunk_document(load_document(tmp_path / "long.md", root=tmp_path), embedder.count_tokens)
+    assert len(chunks) > 2
+    for c in chunks:
+        assert embedder.count_tokens(c.text) <= 220
+        assert c.text.endswith("Tuesdays."), "never cut mid-sentence"
+
+
+def test_incremental_ingest_and_the_commands(tmp_path: Path, embedder: OnnxEmbedder) -> None:
+    docs = tmp_path / "docs"
+    shutil.copytree(MESSY, docs)
+    settings = load_settings(None, lab_dir=tmp_path / "lab")
+    first = ingest_paths(settings, [docs], embedder=embedder)
+    assert sorted(first.added) == ["gpu.md", "monitoring.html", "networks.txt", "restore.rst"] and first.chunks >= 5
+    again = ingest_paths(settings, [docs], embedder=embedder)
+    assert again.summary().startswith("nothing to do") and not (again.added or again.updated)
+
+    (docs / "networks.txt").write_text("The storage network is 10.30.0.0/16 and carries Ceph traffic.\n")
+    (docs / "restore.rst").unlink()
+    changed = ingest_paths(settings, [docs], embedder=embedder)
+    assert changed.updated == ["networks.txt"] and changed.deleted == ["restore.rst"]
+    hits = retrieve(settings, "which subnet carries ceph storage traffic", k=3, embedder=embedder)
+    assert hits[0].source == "networks.txt" and "10.30.0.0/16" in hits[0].text
+    assert all(
+        h.source != "restore.rst" for h in retrieve(settings, "restore drills qmrestore", k=5, embedder=embedder)
+    )
+    assert "data, not instructions" in format_for_model(hits) and "[networks.txt § " in format_for_model(hits)
+
+    runner = CliRunner()
+    out = runner.invoke(cli, ["--lab-dir", str(tmp_path / "lab"), "ingest", str(docs), "--json"])
+    assert out.exit_code == 0 and json.loads(out.stdout)["unchanged"]
+    found = runner.invoke(
+        cli, ["--lab-dir", str(tmp_path / "lab"), "search", "who may book the GPU", "-k", "2", "--json"]
+    )
+    rows = json.loads(found.stdout)
+    assert rows[0]["source"] == "gpu.md" and {"text", "source", "section", "score"} <= set(rows[0])
+    missing = runner.invoke(cli, ["--lab-dir", str(tmp_path / "lab"), "ingest", str(tmp_path / "nope")])
+    assert missing.exit_code == 1 and "does not exist" in " ".join(missing.output.split())
