@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pymilvus import AnnSearchRequest, DataType, Function, FunctionType, MilvusClient, RRFRanker
+from pymilvus import AnnSearchRequest, DataType, Function, FunctionType, MilvusClient, WeightedRanker
 from pymilvus.exceptions import MilvusException
 
 from core.config import Settings
@@ -25,6 +25,9 @@ __all__ = ["SCHEMA_VERSION", "Hit", "Store"]
 
 SCHEMA_VERSION = "v1"
 Mode = Literal["hybrid", "dense", "bm25"]
+# Score fusion of dense and BM25 results. Measured on tests/knowledge/retrieval_cases.yaml (47 questions):
+# RRF(k=60) recall@1 0.74 / recall@5 0.89; weighted 0.7 dense + 0.3 BM25 recall@1 0.79 / recall@5 0.91.
+FUSION = WeightedRanker(0.7, 0.3)
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -134,7 +137,7 @@ class Store:
         mode: Mode = "hybrid",
         source_prefix: str | None = None,
     ) -> list[Hit]:
-        """Top ``k`` chunks: dense, BM25, or both fused with reciprocal rank fusion."""
+        """Top ``k`` chunks: dense, BM25, or both fused (:data:`FUSION`)."""
         expr = f"source like {_quote(source_prefix + '%')}" if source_prefix else ""
         fields = ["text", "source", "section", "title"]
         dense = AnnSearchRequest(
@@ -144,9 +147,7 @@ class Store:
             data=[query], anns_field="sparse", param={"metric_type": "BM25"}, limit=k * 4, expr=expr
         )
         if mode == "hybrid":
-            res = self.client.hybrid_search(
-                self.collection, [dense, sparse], RRFRanker(60), limit=k, output_fields=fields
-            )
+            res = self.client.hybrid_search(self.collection, [dense, sparse], FUSION, limit=k, output_fields=fields)
         else:
             req = dense if mode == "dense" else sparse
             res = self.client.search(
