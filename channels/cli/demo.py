@@ -12,9 +12,11 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.panel import Panel
 
 from channels.cli.common import console, get_settings, handle_errors
@@ -24,6 +26,8 @@ from policies.guard import Caller, Guard
 from tools.base import ToolResult
 
 __all__ = ["demo"]
+
+DOCS = Path(__file__).resolve().parents[2] / "knowledge" / "docs"
 
 
 @dataclass(kw_only=True)
@@ -64,6 +68,23 @@ class _Session:
         console.print(f"  {'[green]✓[/green]' if ok else '[red]✗[/red]'} {what}")
         if not ok:
             self.failures.append(what)
+
+
+def _knowledge(s: _Session) -> None:
+    from knowledge.ingest import ingest_paths
+    from knowledge.retrieve import cite, retrieve
+
+    report = ingest_paths(s.settings, [DOCS])
+    console.print(f"  ingest {DOCS.name}/: {report.summary()}")
+    for question in (
+        "When are backups verified, and what is our recovery point objective?",
+        "How do I get a GPU for training?",
+    ):
+        hits = retrieve(s.settings, question, k=3)
+        console.print(f"\n  [bold]search:[/bold] {question}")
+        for hit in hits:
+            console.print(f"    {hit.score:.3f} {escape(cite(hit))}  {escape(' '.join(hit.text.split())[:70])}…")
+        s.expect(bool(hits), f"{len(hits)} cited passages")
 
 
 def _vms(s: _Session) -> None:
@@ -266,12 +287,13 @@ def demo(rows: int, down_after: bool) -> None:
         if check.required and not check.ok:
             session.failures.append(f"doctor: {check.backend} is down ({check.detail})")
 
-    _step(session, "3. VMs on the Proxmox VE cluster (simulated, over HTTPS with proxmoxer)", _vms)
-    _step(session, "4. Backups (PBS and PVE APIs): the ten-second check", _backups)
-    _step(session, "5. DESI DR1 queries (read-only role, checked SQL)", _desi)
-    _step(session, "6. A VM with an admin's approval; deleted with a second admin's", _provision)
-    _step(session, "7. A Ray job on the cluster", _ray)
-    _step(session, "8. The audit log proves nothing was edited", _audit)
+    _step(session, "3. The lab's documentation in Milvus: hybrid search with citations", _knowledge)
+    _step(session, "4. VMs on the Proxmox VE cluster (simulated, over HTTPS with proxmoxer)", _vms)
+    _step(session, "5. Backups (PBS and PVE APIs): the ten-second check", _backups)
+    _step(session, "6. DESI DR1 queries (read-only role, checked SQL)", _desi)
+    _step(session, "7. A VM with an admin's approval; deleted with a second admin's", _provision)
+    _step(session, "8. A Ray job on the cluster", _ray)
+    _step(session, "9. The audit log proves nothing was edited", _audit)
 
     if down_after:
         lab_down(settings.lab_dir)

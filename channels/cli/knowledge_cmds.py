@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.progress import Progress
 
 from channels.cli.common import console, echo_json, get_settings, handle_errors
@@ -51,5 +52,5 @@ def search(query: str, k: int, mode: str, as_json: bool) -> None:
     if not hits:
         console.print("no passage matched; ingest documents first: labops ingest knowledge/docs")
     for hit in hits:
-        console.print(f"[bold]{cite(hit)}[/bold]  score {hit.score:.4f}")
-        console.print("  " + hit.text.replace("\n", "\n  ")[:600] + "\n")
+        console.print(f"[bold]{escape(cite(hit))}[/bold]  score {hit.score:.4f}")
+        console.print(escape("  " + hit.text.replace("\n", "\n  ")[:600]) + "\n")
