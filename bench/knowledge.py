@@ -43,7 +43,7 @@ def main() -> int:
                 for case in cases:
                     start = time.perf_counter()
                     vector = embedder.embed([case["q"]])[0]
-                    hits = store.search(case["q"], vector, k=5, mode=mode)  # type: ignore[arg-type]
+                    hits = store.search(case["q"], vector, k=5, mode=mode)
                     times.append((time.perf_counter() - start) * 1000)
                     sources = [h.source for h in hits]
                     at1 += bool(sources) and sources[0] == case["doc"]

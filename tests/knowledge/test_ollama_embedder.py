@@ -22,7 +22,8 @@ class _Ollama(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if self.path != "/api/embed" or body.get("model") != "nomic-embed-text":
-            payload, status = {"error": f"model {body.get('model')!r} not found"}, 404
+            payload: dict[str, Any] = {"error": f"model {body.get('model')!r} not found"}
+            status = 404
         else:
             # Deterministic 8-dimensional vectors from the text, not normalised (the client normalises).
             payload = {
