@@ -70,7 +70,7 @@ def test_embedded_lab_not_running_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"ray\.address"):
         ray_address(settings)
     # Without a server, Milvus falls back to Milvus Lite inside the lab directory.
-    assert milvus_endpoint(settings) == (str(tmp_path.resolve() / "milvus"), None)
+    assert milvus_endpoint(settings) == (str(tmp_path.resolve() / "milvus.db"), None)
 
 
 def test_configured_hosts_win_over_the_embedded_lab(tmp_path: Path) -> None:
