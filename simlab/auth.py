@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import unquote
 
+from simlab import clock
 from simlab.httpapi import ApiError, Request
 
 __all__ = ["Authenticator", "Principal"]
@@ -50,7 +51,7 @@ class Authenticator:
 
     def issue(self, user: str, now: float | None = None) -> dict[str, str]:
         """A fresh ticket and CSRF token for ``user``."""
-        stamp = f"{int(now or time.time()):08X}"
+        stamp = f"{int(now or clock.now()):08X}"
         plain = f"{self.service}:{user}:{stamp}"
         return {
             "username": user,
@@ -66,7 +67,7 @@ class Authenticator:
         if not hmac.compare_digest(self._sign(plain), sig):
             return None
         try:
-            age = time.time() - int(parts[2], 16)
+            age = clock.now() - int(parts[2], 16)
         except ValueError:
             return None
         return parts[1] if -300 < age < TICKET_LIFETIME else None

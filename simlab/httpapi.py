@@ -85,11 +85,13 @@ class Router:
 
     def __init__(self) -> None:
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self.patterns: list[tuple[str, str]] = []
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
         """Register a handler; ``{upid}`` matches anything up to the next ``/``."""
         regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern.rstrip("/")) + "/?$"
         self.routes.append((method, re.compile(regex), handler))
+        self.patterns.append((method, pattern))
 
     def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
         """Decorator form of :meth:`add`."""

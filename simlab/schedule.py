@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BACKUP_AT", "DAY", "KEEP_LAST", "VERIFY_AT", "run_schedule"]
+__all__ = ["BACKUP_AT", "DAY", "KEEP_LAST", "VERIFY_AT", "run_schedule", "verification_result"]
 
 DAY = 86400
 BACKUP_AT = 9 * 3600  # seconds after midnight UTC (the simulator's guess for the lab's local 09:00)
@@ -101,10 +101,14 @@ def _verify(data: dict[str, Any], t: float) -> None:
             continue
         if snap["backup-id"] in internal["verify_skips"]:
             continue
-        fails_from = internal["verify_fails_from"].get(snap["backup-id"])
-        state = "failed" if fails_from is not None and snap["backup-time"] >= fails_from else "ok"
-        snap["verification"] = {"state": state, "upid": upid}
+        snap["verification"] = {"state": verification_result(data, snap), "upid": upid}
     data["pbs"]["verify_job"]["last-run"] = {"time": int(t), "upid": upid}
+
+
+def verification_result(data: dict[str, Any], snap: dict[str, Any]) -> str:
+    """What verifying ``snap`` finds: ``failed`` for the seeded bad chunks, else ``ok``."""
+    fails_from = data["internal"]["verify_fails_from"].get(snap["backup-id"])
+    return "failed" if fails_from is not None and snap["backup-time"] >= fails_from else "ok"
 
 
 def run_schedule(data: dict[str, Any], now: float) -> bool:

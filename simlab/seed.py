@@ -35,8 +35,9 @@ the first start, and the simulator keeps running both jobs while it is up or cat
 
 Deliberate backup problems
 --------------------------
-- **stale**: 151 monitoring. It is only in job ``backup-legacy``, which was disabled 3 days before the
-  first start, so its last snapshot is 3 days old and gets older.
+- **stale**: 151 monitoring. It is only in job ``backup-legacy``, which was disabled at 10:00 UTC three
+  days before the first start, so its last snapshot is from 09:00 UTC that day: between 2.6 and 3.6 days
+  old on the day of the first start (the age depends on the hour), and older every day after.
 - **failed**: 132 qso-vae-dev. Its snapshots since 2 days before the first start fail verification
   (a bad chunk); the latest one is ``failed``.
 - **unverified**: 131 agn-fit. Its group is not picked up by the verify job, so no snapshot carries a
@@ -52,7 +53,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from simlab.schedule import DAY, run_schedule
+from simlab.schedule import BACKUP_AT, DAY, run_schedule
 
 __all__ = ["SEEDED_BACKUP_PROBLEMS", "seed_state"]
 
@@ -193,7 +194,7 @@ def seed_state(now: float) -> dict[str, Any]:
         # Simulator bookkeeping that no API returns as such.
         "internal": {
             "schedule_from": first_day,
-            "job_disabled_at": {"backup-legacy": first_day + 11 * DAY},
+            "job_disabled_at": {"backup-legacy": first_day + 11 * DAY + BACKUP_AT + 3600},
             "verify_fails_from": {"132": first_day + 12 * DAY},
             "verify_skips": ["131"],
             "seed": random.Random(7).randrange(1 << 30),

@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
 from typing import Any
 
+from simlab import clock
 from simlab.httpapi import HttpApp, serve
 from simlab.pbs import PbsApp
 from simlab.pve import PveApp
@@ -32,7 +34,7 @@ def build_apps(lab_dir: Path, *, task_speed: float = 1.0, auth_delay: float = 3.
     state = LabState.open(lab_dir)
     apps: dict[str, HttpApp] = {
         "pve": PveApp(state, secrets, task_speed=task_speed, auth_delay=auth_delay),
-        "pbs": PbsApp(state, secrets, auth_delay=auth_delay),
+        "pbs": PbsApp(state, secrets, auth_delay=auth_delay, task_speed=task_speed),
     }
     if importlib.util.find_spec("simlab.kube") is not None:
         from simlab.kube import KubeApp
@@ -51,7 +53,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kube-port", type=int, default=None)
     parser.add_argument("--task-speed", type=float, default=1.0, help="task durations are divided by this")
     parser.add_argument("--auth-delay", type=float, default=3.0, help="seconds before a 401 (PVE waits ~3 s)")
+    parser.add_argument(
+        "--now",
+        default=os.environ.get("LABOPS_SIM_NOW") or None,
+        help="start the simulator's clock at this ISO 8601 time (UTC) or epoch; default $LABOPS_SIM_NOW or real time",
+    )
     opts = parser.parse_args(argv)
+    if opts.now:
+        try:
+            clock.set_now(clock.parse_instant(opts.now))
+        except ValueError as exc:
+            parser.error(f"--now / LABOPS_SIM_NOW: {exc}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     lab_dir = opts.lab_dir.resolve()

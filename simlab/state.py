@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Any
+
+from simlab import clock
 
 __all__ = ["LabState"]
 
@@ -32,7 +33,7 @@ class LabState:
         path = lab_dir / "simlab" / "state.json"
         if path.is_file():
             return cls(lab_dir, json.loads(path.read_text()))
-        state = cls(lab_dir, seed_state(time.time()))
+        state = cls(lab_dir, seed_state(clock.now()))
         state.save()
         return state
 

@@ -7,9 +7,10 @@ real worker does, so a clone fails if the node filled up while it was running.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
+
+from simlab import clock
 
 __all__ = ["Effect", "finish_due", "new_task", "task_status"]
 
@@ -32,7 +33,7 @@ def new_task(
     """Register a running task; returns its UPID (format of pve-common ``upid_encode``)."""
     data["pid"] += 1
     pid = data["pid"]
-    now = time.time()
+    now = clock.now()
     pstart = int((now - data["nodes"][node]["boot"]) * 100) & 0xFFFFFFFF
     upid = f"UPID:{node}:{pid:08X}:{pstart:08X}:{int(now):08X}:{kind}:{obj_id}:{user}:"
     data["tasks"][upid] = {
@@ -64,7 +65,7 @@ def _trim(data: dict[str, Any], keep: int = 500) -> None:
 
 def finish_due(data: dict[str, Any], effects: dict[str, Effect], now: float | None = None) -> bool:
     """Finish every running task whose time has come; True if any finished."""
-    now = time.time() if now is None else now
+    now = clock.now() if now is None else now
     changed = False
     for task in sorted(data["tasks"].values(), key=lambda t: t["due"]):
         if task["status"] != "running" or task["due"] > now:

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import yaml
 
+from simlab import clock
 from simlab.httpapi import HttpApp, Request, Response
 
 __all__ = ["KubeApp"]
@@ -39,7 +40,7 @@ _TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(clock.now(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _ms_to_time(ms: int | None) -> str | None:

@@ -1,21 +1,23 @@
-"""PBS ``/api2/json``: datastores, usage, groups, snapshots, garbage collection and verify jobs.
+"""PBS ``/api2/json``: nodes, datastores, usage, groups, snapshots, garbage collection, verification, tasks.
 
 PBS is a Rust server: errors come back as the plain message text with the status code (400 for
-anything that is not a specific HTTP error), not as PVE's JSON envelope, and UPIDs carry an extra
-task-id field.
+anything that is not a specific HTTP error, 404 for an unknown path), not as PVE's JSON envelope, and
+UPIDs carry an extra task-id field. Parameters are checked against the schema of each endpoint before
+the handler runs; a bad one answers ``parameter verification errors`` with one line per parameter.
 """
 
 from __future__ import annotations
 
 import json
-import time
+import re
 from typing import Any
 
+from simlab import clock
 from simlab.auth import Authenticator
 from simlab.httpapi import ApiError, HttpApp, Request, Response, Router
+from simlab.pbs import jobs
 from simlab.schedule import DAY, run_schedule
 from simlab.state import LabState
-from simlab.validate import Params
 
 __all__ = ["PbsApp"]
 
@@ -23,9 +25,75 @@ PREFIX = "/api2/json"
 GC_AT = 2 * 3600  # the datastore's daily garbage collection at 02:00
 GIB = 1024**3
 
+# Schemas of the parameters the simulated endpoints take (proxmox-backup pbs-api-types: SAFE_ID for
+# datastore names, 3..32 characters; BACKUP_ID; the node name; the UPID).
+_SAFE_ID = re.compile(r"^(?:[A-Za-z0-9_][A-Za-z0-9._\-]*)$")
+_BACKUP_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._\-]*$")
+_NODE = re.compile(r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?)$")
+_UPID = re.compile(
+    r"^UPID:[^:\s]+:[0-9A-Fa-f]{8}:[0-9A-Fa-f]{8,9}:[0-9A-Fa-f]{8,}:[0-9A-Fa-f]{8}:[^:\s]+:[^:\s]*:[^:\s]+:$"
+)
 
-def _upid(kind: str, worker_id: str, t: int) -> str:
-    return f"UPID:pbs01:000003E8:00000A2C:{t & 0xFFFF:08X}:{t:08X}:{kind}:{worker_id}:root@pam:"
+
+def _check_string(value: str, *, pattern: re.Pattern[str], min_len: int = 1, max_len: int = 256) -> str | None:
+    if len(value) < min_len:
+        return f"value must be at least {min_len} characters long"
+    if len(value) > max_len:
+        return f"value may only be {max_len} characters long"
+    if not pattern.match(value):
+        return "value does not match the regex pattern"
+    return None
+
+
+_PARAM_SCHEMAS: dict[str, dict[str, Any]] = {
+    "store": {"pattern": _SAFE_ID, "min_len": 3, "max_len": 32},
+    "node": {"pattern": _NODE},
+    "backup-id": {"pattern": _BACKUP_ID},
+    "upid": {"pattern": _UPID, "max_len": 256},
+}
+
+
+class _Params:
+    """One request's parameters checked against an endpoint's declared schema (PBS wording)."""
+
+    def __init__(self, req: Request, allowed: dict[str, str]) -> None:
+        self.values: dict[str, Any] = {}
+        errors: list[str] = []
+        raw = {**req.args(), **req.params}
+        for name, value in raw.items():
+            kind = allowed.get(name)
+            if kind is None:
+                errors.append(f"parameter '{name}': schema does not allow additional properties.")
+                continue
+            problem, parsed = self._check(name, kind, value)
+            if problem:
+                errors.append(f"parameter '{name}': {problem}")
+            else:
+                self.values[name] = parsed
+        if errors:
+            raise ApiError(400, "parameter verification errors\n\n" + "\n".join(errors) + "\n")
+
+    @staticmethod
+    def _check(name: str, kind: str, value: str) -> tuple[str | None, Any]:
+        if kind == "bool":
+            lowered = value.strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return None, True
+            if lowered in {"0", "false", "no", "off"}:
+                return None, False
+            return f"unable to parse boolean '{value}'", None
+        if kind in {"int", "uint"}:
+            if not re.fullmatch(r"[+-]?\d+", value.strip()):
+                return f"value '{value}' is not a valid integer", None
+            number = int(value)
+            if kind == "uint" and number < 0:
+                return f"value must have a minimum value of 0 (got {number})", None
+            return None, number
+        if kind.startswith("enum:"):
+            options = kind[5:].split("|")
+            return (None, value) if value in options else (f"value '{value}' is not defined in the enumeration.", None)
+        schema = _PARAM_SCHEMAS.get(name, {"pattern": re.compile(r"^[^\x00-\x1f]*$")})
+        return _check_string(value, **schema), value
 
 
 class PbsApp(HttpApp):
@@ -33,22 +101,32 @@ class PbsApp(HttpApp):
 
     name = "proxmox-backup-api"
 
-    def __init__(self, state: LabState, secrets: dict[str, Any], *, auth_delay: float = 3.0) -> None:
+    def __init__(
+        self, state: LabState, secrets: dict[str, Any], *, auth_delay: float = 3.0, task_speed: float = 1.0
+    ) -> None:
         self.state = state
+        self.task_speed = task_speed
         self.auth = Authenticator("PBS", secrets["pbs"], fail_delay=auth_delay)
         self.router = Router()
         r = self.router
         r.add("POST", "/access/ticket", lambda req: self.auth.login(req))
         r.add("GET", "/version", lambda req: dict(self.data["pbs_version"]))
-        r.add("GET", "/admin/datastore", lambda req: [{"store": self.store, "comment": "pbs01 NVMe, all lab VMs"}])
+        r.add("GET", "/nodes", lambda req: [{"node": jobs.NODE}])
+        r.add("GET", "/nodes/{node}/time", self._time)
+        r.add("GET", "/nodes/{node}/tasks", self._tasks)
+        r.add("GET", "/nodes/{node}/tasks/{upid}/status", self._task_status)
+        r.add("GET", "/nodes/{node}/tasks/{upid}/log", self._task_log)
+        r.add("GET", "/admin/datastore", self._datastores)
         r.add("GET", "/admin/datastore/{store}/status", self._status)
         r.add("GET", "/status/datastore-usage", self._usage)
         r.add("GET", "/admin/datastore/{store}/groups", self._groups)
         r.add("GET", "/admin/datastore/{store}/snapshots", self._snapshots)
-        r.add("GET", "/admin/datastore/{store}/gc", lambda req: self._gc(self._store(req)))
-        r.add("GET", "/admin/gc", lambda req: [{"store": self.store, **self._gc(self.store), **self._gc_job()}])
+        r.add("GET", "/admin/datastore/{store}/gc", self._gc_status)
+        r.add("POST", "/admin/datastore/{store}/gc", self._start_gc)
+        r.add("POST", "/admin/datastore/{store}/verify", self._start_verify)
+        r.add("GET", "/admin/gc", self._gc_jobs)
         r.add("GET", "/admin/verify", self._verify_jobs)
-        r.add("GET", "/config/verify", lambda req: [self._verify_config()])
+        r.add("GET", "/config/verify", self._verify_configs)
 
     @property
     def data(self) -> dict[str, Any]:
@@ -60,24 +138,36 @@ class PbsApp(HttpApp):
         """The one datastore's name."""
         return str(self.data["pbs"]["store"])
 
-    def _store(self, req: Request) -> str:
-        if req.params["store"] != self.store:
-            raise ApiError(400, f"datastore '{req.params['store']}' does not exist")
-        return self.store
+    # --- helpers ---------------------------------------------------------------------------------
+    def _store(self, req: Request, allowed: dict[str, str] | None = None) -> _Params:
+        p = _Params(req, {"store": "str", **(allowed or {})})
+        if p.values["store"] != self.store:
+            raise ApiError(400, f"datastore '{p.values['store']}' does not exist")
+        return p
+
+    def _node(self, req: Request, allowed: dict[str, str] | None = None) -> _Params:
+        p = _Params(req, {"node": "str", **(allowed or {})})
+        # PBS answers for its own host name and for "localhost".
+        if p.values["node"] not in {jobs.NODE, "localhost"}:
+            raise ApiError(400, f"no such node '{p.values['node']}'")
+        return p
 
     def _used(self) -> int:
         pbs = self.data["pbs"]
         # Deduplication: consecutive snapshots of a VM share most chunks (about 5:1 in this lab).
         return int(pbs["base_used"] + sum(s["size"] for s in pbs["snapshots"]) // 5)
 
+    def _last_scheduled_gc(self) -> int:
+        last = int(clock.now() // DAY) * DAY + GC_AT
+        return last - DAY if last > clock.now() else last
+
     def _gc(self, store: str) -> dict[str, Any]:
         snaps = self.data["pbs"]["snapshots"]
         used = self._used()
-        last = int(time.time() // DAY) * DAY + GC_AT
-        if last > time.time():
-            last -= DAY
+        last = max(self._last_scheduled_gc(), int(self.data["pbs"]["gc"].get("last") or 0))
         return {
-            "upid": _upid("garbage_collection", store, last),
+            "store": store,
+            "upid": jobs.upid_for("garbage_collection", store, last),
             "index-file-count": len(snaps) * 2,
             "index-data-bytes": sum(s["size"] for s in snaps),
             "disk-bytes": used,
@@ -91,9 +181,7 @@ class PbsApp(HttpApp):
         }
 
     def _gc_job(self) -> dict[str, Any]:
-        last = int(time.time() // DAY) * DAY + GC_AT
-        if last > time.time():
-            last -= DAY
+        last = self._last_scheduled_gc()
         return {
             "schedule": "daily",
             "next-run": last + DAY,
@@ -102,8 +190,63 @@ class PbsApp(HttpApp):
             "duration": 420,
         }
 
+    # --- nodes and tasks -------------------------------------------------------------------------
+    def _time(self, req: Request) -> Any:
+        self._node(req)
+        now = int(clock.now())
+        # The lab's servers run on UTC (a guess shared with the simulated schedule).
+        return {"timezone": "UTC", "time": now, "localtime": now}
+
+    def _tasks(self, req: Request) -> Any:
+        p = self._node(req, {"start": "uint", "limit": "uint", "store": "str", "running": "bool", "errors": "bool"})
+        rows = []
+        for task in sorted(self.data["pbs"].get("tasks", {}).values(), key=lambda t: -t["starttime"]):
+            if p.values.get("running") and task["status"] != "running":
+                continue
+            if p.values.get("errors") and task.get("exitstatus", "OK") == "OK":
+                continue
+            if p.values.get("store") and task["id"] != jobs.worker_id(p.values["store"]):
+                continue
+            item = {k: task[k] for k in ("upid", "node", "pid", "pstart", "starttime", "user")}
+            item.update(worker_type=task["type"], worker_id=task["id"])
+            if task["status"] == "stopped":
+                item.update(endtime=task["endtime"], status=task["exitstatus"])
+            rows.append(item)
+        start = int(p.values.get("start", 0))
+        return rows[start : start + int(p.values.get("limit", 50))]
+
+    def _find_task(self, req: Request, allowed: dict[str, str] | None = None) -> tuple[_Params, str]:
+        p = self._node(req, {"upid": "str", **(allowed or {})})
+        upid = p.values["upid"]
+        if jobs.task_status(self.data, upid) is None:
+            raise ApiError(400, f"task '{upid}' does not exist")
+        return p, upid
+
+    def _task_status(self, req: Request) -> Any:
+        _p, upid = self._find_task(req)
+        return jobs.task_status(self.data, upid)
+
+    def _task_log(self, req: Request) -> Any:
+        p, upid = self._find_task(req, {"start": "uint", "limit": "uint", "test-status": "bool", "download": "bool"})
+        lines = jobs.task_log(self.data, upid) or []
+        start, limit = int(p.values.get("start", 0)), int(p.values.get("limit", 50))
+        return [{"n": i + 1, "t": line} for i, line in enumerate(lines)][start : start + limit]
+
+    # --- datastores ------------------------------------------------------------------------------
+    def _datastores(self, req: Request) -> Any:
+        _Params(req, {})
+        # Current PBS lists the backend and mount state of each datastore (removable-datastore support).
+        return [
+            {
+                "store": self.store,
+                "comment": "pbs01 NVMe, all lab VMs",
+                "backend-type": "filesystem",
+                "mount-status": "nonremovable",
+            }
+        ]
+
     def _status(self, req: Request) -> Any:
-        store = self._store(req)
+        store = self._store(req, {"verbose": "bool"}).values["store"]
         total = self.data["pbs"]["total"]
         used = self._used()
         groups = {s["backup-id"] for s in self.data["pbs"]["snapshots"]}
@@ -116,9 +259,10 @@ class PbsApp(HttpApp):
         }
 
     def _usage(self, req: Request) -> Any:
+        _Params(req, {})
         total = self.data["pbs"]["total"]
         used = self._used()
-        now = int(time.time())
+        now = int(clock.now())
         return [
             {
                 "store": self.store,
@@ -130,19 +274,17 @@ class PbsApp(HttpApp):
                 "history-delta": DAY,
                 "estimated-full-date": now + int((total - used) / (2 * GIB)) * DAY,
                 "gc-status": self._gc(self.store),
+                "mount-status": "nonremovable",
             }
         ]
 
     def _filtered(self, req: Request) -> list[dict[str, Any]]:
-        self._store(req)
-        p = Params(req.args(), {"backup-type", "backup-id", "ns"})
-        kind = p.enum("backup-type", {"vm", "ct", "host"})
-        p.check()
-        snaps = self.data["pbs"]["snapshots"]
+        p = self._store(req, {"backup-type": "enum:vm|ct|host", "backup-id": "str", "ns": "str"})
+        kind, bid = p.values.get("backup-type"), p.values.get("backup-id")
         return [
             s
-            for s in snaps
-            if (kind in (None, s["backup-type"])) and p.raw.get("backup-id", s["backup-id"]) == s["backup-id"]
+            for s in self.data["pbs"]["snapshots"]
+            if kind in (None, s["backup-type"]) and bid in (None, s["backup-id"])
         ]
 
     def _snapshots(self, req: Request) -> Any:
@@ -165,6 +307,51 @@ class PbsApp(HttpApp):
             for gid, snaps in sorted(groups.items(), key=lambda kv: int(kv[0]))
         ]
 
+    def _gc_status(self, req: Request) -> Any:
+        store = self._store(req).values["store"]
+        return {**self._gc(store), **self._gc_job()}
+
+    def _gc_jobs(self, req: Request) -> Any:
+        p = _Params(req, {"store": "str"})
+        if p.values.get("store") not in (None, self.store):
+            raise ApiError(400, f"datastore '{p.values['store']}' does not exist")
+        return [{**self._gc(self.store), **self._gc_job()}]
+
+    def _start_gc(self, req: Request) -> Any:
+        store = self._store(req).values["store"]
+        return jobs.new_task(
+            self.data,
+            kind="garbage_collection",
+            wid=store,
+            authid=req.auth.authid,
+            params={"store": store},
+            speed=self.task_speed,
+        )
+
+    def _start_verify(self, req: Request) -> Any:
+        p = self._store(
+            req,
+            {
+                "ignore-verified": "bool",
+                "outdated-after": "uint",
+                "backup-type": "enum:vm|ct|host",
+                "backup-id": "str",
+                "backup-time": "int",
+                "ns": "str",
+                "max-depth": "uint",
+            },
+        )
+        store = p.values["store"]
+        return jobs.new_task(
+            self.data,
+            kind="verify",
+            wid=jobs.worker_id(store),
+            authid=req.auth.authid,
+            params={"ignore-verified": True, **p.values},
+            speed=self.task_speed,
+        )
+
+    # --- verify jobs -----------------------------------------------------------------------------
     def _verify_config(self) -> dict[str, Any]:
         job = self.data["pbs"]["verify_job"]
         return {
@@ -176,15 +363,23 @@ class PbsApp(HttpApp):
             "comment": "verify new snapshots every day at 11:00",
         }
 
+    def _verify_configs(self, req: Request) -> Any:
+        _Params(req, {})
+        return [self._verify_config()]
+
     def _verify_jobs(self, req: Request) -> Any:
+        p = _Params(req, {"store": "str"})
+        if p.values.get("store") not in (None, self.store):
+            raise ApiError(400, f"datastore '{p.values['store']}' does not exist")
         item = self._verify_config()
         last = self.data["pbs"]["verify_job"].get("last-run")
-        now = time.time()
+        now = clock.now()
         nxt = int(now // DAY) * DAY + 11 * 3600
         item["next-run"] = nxt if nxt > now else nxt + DAY
         if last:
             failed = any(
-                (s.get("verification") or {}).get("state") == "failed" and s["backup-time"] > last["time"] - DAY
+                (s.get("verification") or {}).get("upid") == last["upid"]
+                and (s.get("verification") or {}).get("state") == "failed"
                 for s in self.data["pbs"]["snapshots"]
             )
             item.update(
@@ -192,6 +387,7 @@ class PbsApp(HttpApp):
                     "last-run-upid": last["upid"],
                     "last-run-endtime": last["time"] + 600,
                     "last-run-state": "verification failed" if failed else "ok",
+                    "duration": 600,
                 }
             )
         return [item]
@@ -208,11 +404,12 @@ class PbsApp(HttpApp):
             if path != "/access/ticket":
                 request.auth = self.auth.authenticate(request)
             with self.state.lock:
-                changed = run_schedule(self.data, time.time())
+                changed = run_schedule(self.data, clock.now())
+                changed = jobs.finish_due(self.data) or changed
                 try:
                     result = handler(request)
                 finally:
-                    if changed:
+                    if changed or request.method != "GET":
                         self.state.save()
         except ApiError as exc:
             # proxmox-rest-server: the body is the plain message, the reason phrase the standard one.

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import time
+import re
 from typing import Any
 
+from simlab import clock
 from simlab.auth import Authenticator
 from simlab.httpapi import ApiError, HttpApp, Request, Response, Router
 from simlab.pve import cluster, qemu
@@ -49,7 +50,7 @@ class PveApp(HttpApp):
 
     def advance(self) -> bool:
         """Finish due tasks and run due scheduled jobs."""
-        now = time.time()
+        now = clock.now()
         changed = finish_due(self.state.data, qemu.EFFECTS, now)
         return run_schedule(self.state.data, now) or changed
 
@@ -66,6 +67,7 @@ class PveApp(HttpApp):
             request.params = params
             if (request.method, path.rstrip("/")) not in _NO_AUTH:
                 request.auth = self.auth.authenticate(request)
+            _check_path_params(params)
             with self.state.lock:
                 changed = self.advance()
                 try:
@@ -76,6 +78,31 @@ class PveApp(HttpApp):
         except ApiError as exc:
             return _error(exc)
         return Response(body=json.dumps({"data": result}).encode())
+
+
+_NODE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?$")
+_STORAGE_ID = re.compile(r"^[a-z][a-z0-9\-_.]*[a-z0-9]$", re.IGNORECASE)
+
+
+def _check_path_params(params: dict[str, str]) -> None:
+    """PVE validates path parameters against the endpoint's schema before the handler runs (400, ``errors``)."""
+    errors: dict[str, str] = {}
+    vmid = params.get("vmid")
+    if vmid is not None:
+        if not re.fullmatch(r"[+-]?\d+", vmid):
+            errors["vmid"] = f"type check ('integer') failed - got '{vmid}'"
+        elif int(vmid) < 100:
+            errors["vmid"] = "value must have a minimum value of 100"
+        elif int(vmid) > 999999999:
+            errors["vmid"] = "value may not exceed 999999999"
+    node = params.get("node")
+    if node is not None and not _NODE.match(node):
+        errors["node"] = f"invalid format - value does not look like a valid node name ({node!r})"
+    storage = params.get("storage")
+    if storage is not None and not _STORAGE_ID.match(storage):
+        errors["storage"] = f"invalid format - storage ID '{storage}' contains illegal characters"
+    if errors:
+        raise ApiError(400, "Parameter verification failed.", errors=errors)
 
 
 def _error(exc: ApiError) -> Response:

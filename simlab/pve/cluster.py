@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from simlab import clock
 from simlab.httpapi import ApiError, Request, Router
 from simlab.pve.model import CEPH, GIB, MIB, ceph_used, node_or_error, running_mib, vm_resource
 from simlab.schedule import BACKUP_AT, DAY
@@ -107,14 +108,14 @@ def register(router: Router, data: Callable[[], dict[str, Any]]) -> None:
 
     @router.route("GET", "/nodes")
     def nodes(req: Request) -> Any:
-        now = time.time()
+        now = clock.now()
         return [_node_payload(data(), name, now) for name in sorted(data()["nodes"])]
 
     @router.route("GET", "/nodes/{node}/status")
     def node_status(req: Request) -> Any:
         name = req.params["node"]
         node = node_or_error(data(), name)
-        payload = _node_payload(data(), name, time.time())
+        payload = _node_payload(data(), name, clock.now())
         used = payload["mem"]
         return {
             "cpu": payload["cpu"],
@@ -145,6 +146,14 @@ def register(router: Router, data: Callable[[], dict[str, Any]]) -> None:
             "kversion": "Linux 6.8.12-9-pve #1 SMP PREEMPT_DYNAMIC PMX 6.8.12-9",
             "pveversion": f"pve-manager/{data()['pve_version']['version']}/{data()['pve_version']['repoid']}",
         }
+
+    @router.route("GET", "/nodes/{node}/time")
+    def node_time(req: Request) -> Any:
+        node_or_error(data(), req.params["node"])
+        Params(req.args(), set(), req.params).check()
+        now = int(clock.now())
+        # The lab's nodes keep UTC (the simulator's guess; the schedule times are UTC too).
+        return {"timezone": "UTC", "time": now, "localtime": now}
 
     @router.route("GET", "/cluster/status")
     def cluster_status(req: Request) -> Any:
@@ -178,7 +187,7 @@ def register(router: Router, data: Callable[[], dict[str, Any]]) -> None:
         p = Params(req.args(), {"type"})
         kind = p.enum("type", {"vm", "storage", "node", "sdn"})
         p.check()
-        now = time.time()
+        now = clock.now()
         out: list[dict[str, Any]] = []
         if kind in (None, "vm"):
             out += [vm_resource(vm, now) for vm in sorted(data()["vms"].values(), key=lambda v: v["vmid"])]
@@ -220,7 +229,7 @@ def register(router: Router, data: Callable[[], dict[str, Any]]) -> None:
 
     @router.route("GET", "/cluster/backup")
     def backup_jobs(req: Request) -> Any:
-        now = time.time()
+        now = clock.now()
         jobs = []
         for job in data()["backup_jobs"]:
             item = dict(job)
@@ -377,7 +386,7 @@ def register(router: Router, data: Callable[[], dict[str, Any]]) -> None:
         if task["status"] == "running":
             task["status"] = "stopped"
             task["exitstatus"] = "unexpected status"
-            task["endtime"] = int(time.time())
+            task["endtime"] = int(clock.now())
             task["log"].append("received interrupt")
             task["log"].append("TASK ERROR: interrupted by signal")
         return None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
+from simlab import clock
 from simlab.httpapi import ApiError
 
 __all__ = [
@@ -84,7 +84,7 @@ def _load(vm: dict[str, Any]) -> float:
 
 def vm_resource(vm: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     """A VM as ``/cluster/resources`` and ``/nodes/{node}/qemu`` list it."""
-    now = now or time.time()
+    now = now or clock.now()
     running = vm["status"] == "running"
     maxmem = vm["memory"] * MIB
     out: dict[str, Any] = {

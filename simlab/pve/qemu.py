@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
+from simlab import clock
 from simlab.auth import Principal
 from simlab.httpapi import ApiError, Request, Router
 from simlab.pve.model import (
@@ -114,7 +114,7 @@ def _effect_start(data: dict[str, Any], task: dict[str, Any]) -> tuple[str | Non
             f"(VM needs {vm['memory']} MiB, {max(free, 0)} MiB free)"
         ), []
     vm["status"] = "running"
-    vm["started"] = time.time()
+    vm["started"] = clock.now()
     return None, [f"start VM {vm['vmid']}: UPID ok", "generating cloud-init ISO"]
 
 
@@ -131,7 +131,7 @@ def _effect_reboot(data: dict[str, Any], task: dict[str, Any]) -> tuple[str | No
     vm = data["vms"].get(task["id"])
     if vm is None or vm["status"] != "running":
         return f"VM {task['id']} not running", []
-    vm["started"] = time.time()
+    vm["started"] = clock.now()
     return None, ["guest rebooted"]
 
 

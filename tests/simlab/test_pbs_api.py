@@ -39,9 +39,13 @@ def test_snapshots_carry_verification_and_the_seeded_problems(simulator) -> None
         assert {"backup-type", "backup-id", "backup-time", "size", "protected", "files"} <= set(snap)
         by_vm.setdefault(snap["backup-id"], []).append(snap)
     latest = {vm: max(s, key=lambda x: x["backup-time"]) for vm, s in by_vm.items()}
-    assert latest["132"]["verification"]["state"] == "failed"
-    assert "verification" not in latest["131"]
-    assert time.time() - latest["151"]["backup-time"] > 3 * 86400
+    # Hour-independent facts: the newest snapshot may be waiting for the 11:00 verify job.
+    results_132 = [
+        s["verification"]["state"] for s in sorted(by_vm["132"], key=lambda x: x["backup-time"]) if "verification" in s
+    ]
+    assert results_132[-1] == "failed"
+    assert not any("verification" in s for s in by_vm["131"])
+    assert time.time() - latest["151"]["backup-time"] > 2.5 * 86400
     assert "140" not in latest
     fresh = [vm for vm in latest if vm not in {"131", "132", "151"}]
     assert fresh and all(
