@@ -82,7 +82,17 @@ class PbsSettings(_Section):
 class BackupSettings(_Section):
     """Backup expectations the checker measures against."""
 
-    rpo_hours: float = Field(24.0, description="A VM whose newest backup is older than this is stale.")
+    # The lab backs VMs up once a day (09:00): one missed run makes a VM stale. The extra 2 h cover the
+    # job's own run time, so a VM is not reported stale while the 09:00 job is still working through the list.
+    rpo_hours: float = Field(26.0, gt=0, description="A VM whose newest backup is older than this is stale.")
+    verify_window_days: float = Field(
+        7.0, gt=0, description="A VM none of whose snapshots in this window was verified is unverified."
+    )
+    verify_grace_hours: float = Field(
+        26.0,
+        gt=0,
+        description="Without a verify job report, a snapshot younger than this counts as pending verification.",
+    )
 
 
 class PostgresSettings(_Section):

@@ -153,3 +153,59 @@ def ray_lab(desi_db: Desi) -> Iterator[Path]:
         yield desi_db.lab_dir
     finally:
         stop_ray_head(desi_db.lab_dir)
+
+
+@dataclass
+class InProcessLab:
+    """The PVE and PBS simulators served from threads of the test process (so ``time-machine`` moves their clock)."""
+
+    lab_dir: Path
+    apps: dict[str, Any]
+    servers: list[Any]
+
+    def settings(self) -> Any:
+        from core.config import load_settings
+
+        return load_settings(None, lab_dir=self.lab_dir)
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+
+
+def start_inprocess_lab(lab_dir: Path, *, task_speed: float = 50.0) -> InProcessLab:
+    """Serve PVE and PBS on free ports in this process and record them in ``lab.json``.
+
+    The TLS files are made first, on the machine's clock: OpenSSL checks certificates against the real
+    time, whatever time the test travels to.
+    """
+    from simlab.httpapi import serve
+    from simlab.server import build_apps
+    from simlab.tls import ensure_tls
+
+    ca, cert, key = ensure_tls(lab_dir)
+    apps = build_apps(lab_dir, task_speed=task_speed, auth_delay=0.01)
+    servers, parts = [], {}
+    for name in ("pve", "pbs"):
+        port = free_port()
+        server, _thread = serve(apps[name], host="127.0.0.1", port=port, cert_file=cert, key_file=key)
+        servers.append(server)
+        parts[name] = {"url": f"https://127.0.0.1:{port}/api2/json", "host": "127.0.0.1", "port": port, "pid": None}
+    (lab_dir / "lab.json").write_text(json.dumps({"version": 1, "ca_file": str(ca), "parts": parts}))
+    return InProcessLab(lab_dir=lab_dir, apps=apps, servers=servers)
+
+
+@pytest.fixture
+def inprocess_lab() -> Iterator[Any]:
+    """A factory: ``inprocess_lab(lab_dir)`` starts an in-process PVE/PBS lab, closed after the test."""
+    labs: list[InProcessLab] = []
+
+    def start(lab_dir: Path, **kwargs: Any) -> InProcessLab:
+        lab = start_inprocess_lab(lab_dir, **kwargs)
+        labs.append(lab)
+        return lab
+
+    yield start
+    for lab in labs:
+        lab.close()

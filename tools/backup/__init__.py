@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from tools.backup.collect import collect_jobs, collect_vm_backups
+from tools.backup.collect import VmBackup, collect_jobs, collect_vm_backups
 from tools.backup.report import findings, verdict
 from tools.base import ResourceRef, Tool, ToolArgs, ToolResult
 from tools.context import ToolContext
@@ -24,29 +24,47 @@ class StatusArgs(ToolArgs):
     vmid: int | None = Field(None, ge=100, description="VM id (e.g. 110); omit for every VM.")
 
 
+def _status_line(vm: VmBackup, rpo_hours: float) -> str:
+    if vm.last_backup is None:
+        return f"VM {vm.vmid} ({vm.name}) has never been backed up"
+    verified = {
+        "ok": "verified ok",
+        "failed": "FAILED verification",
+        "pending": "waiting for the next verify run",
+        "unverified": "skipped by the verify job",
+    }.get(vm.verification, vm.verification)
+    text = f"VM {vm.vmid} ({vm.name}): last backup {vm.age_hours} h ago ({verified})"
+    if vm.last_result == "failed" and vm.verification != "failed":
+        text += "; the latest verification result is FAILED"
+    if vm.last_good_time:
+        text += f"; last good snapshot {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(vm.last_good_time))}"
+        if vm.last_good_size:
+            text += f" ({vm.last_good_size / GIB:.1f} GiB)"
+    return text + f"; {'stale' if vm.stale else 'within'} the {rpo_hours:g} h RPO"
+
+
 def backup_status(ctx: ToolContext, args: StatusArgs) -> ToolResult:
     """Backup status per VM.
 
-    Last backup time, age in hours against the RPO, size, verification (ok/failed/none), protected flag, and the
-    backup jobs that cover it.
+    Last backup time and age against the RPO, size, verification of the newest snapshot (ok, failed,
+    pending = waiting for the verify job), the latest verification result, the last good snapshot and its
+    size, and the backup jobs that cover the VM.
     """
-    vms = collect_vm_backups(ctx, ctx.settings)
+    picture = collect_vm_backups(ctx, ctx.settings)
+    vms = picture.vms
     if args.vmid is not None:
         vms = [vm for vm in vms if vm.vmid == args.vmid]
         if not vms:
             return ToolResult.error(f"no VM {args.vmid} in the cluster; list VMs with vm.list")
     rows = [vm.as_dict() for vm in vms]
+    rpo = ctx.settings.backup.rpo_hours
     if args.vmid is not None:
         vm = vms[0]
         if vm.last_backup is None:
-            return ToolResult.no_data(f"VM {vm.vmid} ({vm.name}) has never been backed up", data=rows)
-        return ToolResult.ok(
-            f"VM {vm.vmid} ({vm.name}): last backup {vm.age_hours} h ago, verification {vm.verification}, "
-            f"{'stale' if vm.stale else 'within'} the {ctx.settings.backup.rpo_hours:.0f} h RPO",
-            data=rows,
-        )
+            return ToolResult.no_data(_status_line(vm, rpo), data=rows)
+        return ToolResult.ok(_status_line(vm, rpo), data=rows)
     stale = sum(1 for vm in vms if vm.stale)
-    return ToolResult.ok(f"{len(vms)} VMs; {stale} without a backup within the RPO", data=rows)
+    return ToolResult.ok(f"{len(vms)} VMs; {stale} without a backup within the {rpo:g} h RPO", data=rows)
 
 
 class NoArgs(ToolArgs):
@@ -129,13 +147,18 @@ def backup_datastore(ctx: ToolContext, args: NoArgs) -> ToolResult:
 def backup_check(ctx: ToolContext, args: NoArgs) -> ToolResult:
     """One backup health summary, worst first.
 
-    VMs whose newest backup failed verification, VMs in no backup job (missing), backups older than the RPO
-    (stale), and unverified backups.
+    VMs whose latest verification failed, VMs in no backup job (missing), backups older than the RPO
+    (stale), and VMs none of whose recent snapshots was verified (unverified). Snapshots waiting for the
+    next verify run are pending, not problems.
     """
-    vms = collect_vm_backups(ctx, ctx.settings)
-    found = findings(vms, ctx.settings.backup.rpo_hours)
-    line = verdict(found, len(vms))
+    picture = collect_vm_backups(ctx, ctx.settings)
+    cfg = ctx.settings.backup
+    found = findings(picture.vms, cfg.rpo_hours, window_days=cfg.verify_window_days)
+    line = verdict(found, len(picture.vms))
     lines = [line] + [f"- {f.problem.upper():10} {f.vmid} {f.name}: {f.detail}" for f in found]
+    pending = [vm.vmid for vm in picture.vms if vm.verification == "pending"]
+    if pending:
+        lines.append(f"({len(pending)} VMs have a new snapshot waiting for the next verify run)")
     by_problem: dict[str, list[int]] = {}
     for f in found:
         by_problem.setdefault(f.problem, []).append(f.vmid)
@@ -145,8 +168,10 @@ def backup_check(ctx: ToolContext, args: NoArgs) -> ToolResult:
             "verdict": line,
             "findings": [f.as_dict() for f in found],
             "by_problem": by_problem,
-            "checked_vms": len(vms),
-            "checked_at": int(time.time()),
+            "pending_verification": pending,
+            "checked_vms": len(picture.vms),
+            "checked_at": int(picture.now),
+            "rpo_hours": cfg.rpo_hours,
         },
     )
 

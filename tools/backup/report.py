@@ -1,7 +1,12 @@
-"""The ten-second backup summary: what is failed, missing, stale or unverified, worst first."""
+"""The ten-second backup summary: what is failed, missing, stale or unverified, worst first.
+
+Every rule reads the VM's history (see :mod:`tools.backup.collect`), so the same lab gives the same
+findings at every hour: a snapshot waiting for the verify job is *pending* and changes nothing.
+"""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -11,7 +16,6 @@ __all__ = ["Finding", "findings", "verdict"]
 
 Problem = Literal["failed", "missing", "stale", "unverified"]
 # Worst first: a backup that exists but is corrupt is worse than one that is old.
-VERIFY_GRACE_HOURS = 6.0
 SEVERITY: dict[Problem, int] = {"failed": 0, "missing": 1, "stale": 2, "unverified": 3}
 
 
@@ -33,19 +37,24 @@ def _age(hours: float) -> str:
     return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.0f} h"
 
 
-def findings(vms: list[VmBackup], rpo_hours: float) -> list[Finding]:
+def _when(epoch: int | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch)) if epoch else "never"
+
+
+def _failed_detail(vm: VmBackup) -> str:
+    text = f"the latest verification (snapshot of {_when(vm.last_result_time)}) failed"
+    if vm.verification == "pending":
+        text += "; the newest snapshot waits for the next verify run"
+    good = f"last good snapshot {_when(vm.last_good_time)}" if vm.last_good_time else "no snapshot verified ok"
+    return f"{text}; {good}: restore from it and take a fresh backup"
+
+
+def findings(vms: list[VmBackup], rpo_hours: float, *, window_days: float = 7.0) -> list[Finding]:
     """Every problem, worst first, then by VM id."""
     out: list[Finding] = []
     for vm in vms:
-        if vm.verification == "failed":
-            out.append(
-                Finding(
-                    problem="failed",
-                    vmid=vm.vmid,
-                    name=vm.name,
-                    detail="newest snapshot failed verification: restore from an older one is not tested",
-                )
-            )
+        if vm.last_result == "failed":
+            out.append(Finding(problem="failed", vmid=vm.vmid, name=vm.name, detail=_failed_detail(vm)))
         if not vm.jobs:
             detail = "in no enabled backup job" + ("" if vm.last_backup else " and never backed up")
             out.append(Finding(problem="missing", vmid=vm.vmid, name=vm.name, detail=detail))
@@ -55,13 +64,18 @@ def findings(vms: list[VmBackup], rpo_hours: float) -> list[Finding]:
                     problem="stale",
                     vmid=vm.vmid,
                     name=vm.name,
-                    detail=f"last backup {_age(vm.age_hours)} ago (RPO {rpo_hours:.0f} h)",
+                    detail=f"last backup {_age(vm.age_hours)} ago (RPO {rpo_hours:g} h)",
                 )
             )
-        # The verify job runs a couple of hours after the backups: only older snapshots count as unverified.
-        if vm.last_backup is not None and vm.verification == "none" and (vm.age_hours or 0) > VERIFY_GRACE_HOURS:
+        if not vm.verified_in_window and vm.due_unverified:
             out.append(
-                Finding(problem="unverified", vmid=vm.vmid, name=vm.name, detail="newest snapshot was never verified")
+                Finding(
+                    problem="unverified",
+                    vmid=vm.vmid,
+                    name=vm.name,
+                    detail=f"no snapshot of the last {window_days:g} days was verified "
+                    f"({vm.due_unverified} skipped by the verify job)",
+                )
             )
     return sorted(out, key=lambda f: (SEVERITY[f.problem], f.vmid))
 
