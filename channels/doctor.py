@@ -25,7 +25,7 @@ from core.endpoints import (
     ray_address,
 )
 from core.errors import LabOpsError
-from tools.proxmox import proxmox_api
+from tools.proxmox import call, pbs_client, pve_client
 
 __all__ = ["BackendCheck", "run_checks"]
 
@@ -55,14 +55,12 @@ class _Probe:
 
 
 def _pve_version(settings: Settings) -> str:
-    api = proxmox_api(pve_endpoint(settings))
-    info = api.version.get()
+    info = call("PVE", lambda: pve_client(settings).version.get(), action="reading the version")
     return f"pve-manager {info.get('version', '?')}"
 
 
 def _pbs_version(settings: Settings) -> str:
-    api = proxmox_api(pbs_endpoint(settings))
-    info = api.version.get()
+    info = call("PBS", lambda: pbs_client(settings).version.get(), action="reading the version")
     return f"proxmox-backup {info.get('version', '?')}"
 
 
@@ -80,30 +78,18 @@ def _pg_address(settings: Settings) -> str:
 
 
 def _ray_version(settings: Settings) -> str:
-    resp = httpx.get(f"{ray_address(settings)}/api/version", timeout=5.0)
-    resp.raise_for_status()
-    return f"Ray {resp.json().get('ray_version', '?')}"
+    from tools.ray.jobs_api import JobsApi
+
+    return f"Ray {JobsApi(settings).version()}"
 
 
 def _kube_version(settings: Settings) -> str:
+    # The same client constructor the KubeRay tools use (TLS verified against the cluster's CA).
     from kubernetes import client
 
-    ep = kube_endpoint(settings)
-    if ep.host is None:
-        from kubernetes import config
+    from tools.ray.kuberay import kube_api_client
 
-        if ep.in_cluster:
-            config.load_incluster_config()
-        else:
-            config.load_kube_config(config_file=str(ep.kubeconfig) if ep.kubeconfig else None, context=ep.context)
-        api_client = client.ApiClient()
-    else:
-        cfg = client.Configuration()
-        cfg.host = ep.host
-        cfg.ssl_ca_cert = ep.ca_file
-        cfg.api_key = {"authorization": f"Bearer {ep.token}"}
-        api_client = client.ApiClient(cfg)
-    with api_client:
+    with kube_api_client(settings) as api_client:
         info = client.VersionApi(api_client).get_code(_request_timeout=5)
     return f"Kubernetes {info.git_version}"
 

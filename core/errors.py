@@ -14,6 +14,7 @@ Every message says what fixes the problem (the setting or argument name)::
     │       └── QueryRefused   a SQL text was refused before it ran
     ├── PolicyError            policies or the schema do not load or validate
     ├── ApprovalError          an approval is unknown, expired, used, or not yours to give
+    ├── IdentityError          who is asking cannot be established, or may not act as someone else
     ├── AuditError             the audit log cannot be written or does not verify
     └── KnowledgeError         ingestion, embeddings or the vector store failed
 
@@ -28,6 +29,7 @@ __all__ = [
     "BackendUnavailable",
     "BackupError",
     "ConfigError",
+    "IdentityError",
     "InvalidArguments",
     "KnowledgeError",
     "LabOpsError",
@@ -96,6 +98,10 @@ class PolicyError(LabOpsError):
 
 class ApprovalError(LabOpsError):
     """An approval is unknown, expired, already used, bound to other arguments, or not yours to give."""
+
+
+class IdentityError(LabOpsError):
+    """The caller's identity is unknown or unverifiable, or it may not act as the user it claims."""
 
 
 class AuditError(LabOpsError):

@@ -86,6 +86,13 @@ class ApprovalService:
 
     def _load(self, db: Session, approval_id: str) -> Approval:
         row = db.execute("SELECT data FROM approvals WHERE id = ?", (approval_id,)).fetchone()
+        if row is None and len(approval_id) >= 6 and approval_id.replace("_", "").isalnum():
+            # A unique prefix is enough (people copy ids from narrow terminals and chat messages).
+            like = approval_id.replace("%", "").replace("_", "\\_") + "%"
+            rows = db.execute("SELECT data FROM approvals WHERE id LIKE ? ESCAPE '\\'", (like,)).fetchall()
+            if len(rows) > 1:
+                raise ApprovalError(f"{approval_id!r} matches {len(rows)} approvals; give more of the id")
+            row = rows[0] if rows else None
         if row is None:
             raise ApprovalError(f"there is no approval {approval_id!r}; list them with `labops approvals list`")
         approval = Approval(**json.loads(row[0]))
@@ -144,7 +151,7 @@ class ApprovalService:
             try:
                 a = self._load(db, approval_id)
                 if a.state != "pending":
-                    raise ApprovalError(f"approval {approval_id} is {a.state}; only pending approvals can be approved")
+                    raise ApprovalError(f"approval {a.id} is {a.state}; only pending approvals can be approved")
                 if a.role not in self.directory.user(approver).roles:
                     raise ApprovalError(
                         f"{approver} cannot approve {approval_id}: it needs a user with role {a.role!r}"

@@ -31,6 +31,7 @@ class Directory:
     users: dict[str, tuple[str, ...]]
     quotas: dict[str, dict[str, int]]
     unknown_users: Literal["read_only", "deny"]
+    os_users: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> Directory:
@@ -48,16 +49,25 @@ class Directory:
                 raise PolicyError(f"{path}: role {role}: unknown quota keys {bad}; use {', '.join(AMOUNTS)}")
             quotas[role] = {k: int(v) for k, v in quota.items()}
         users: dict[str, tuple[str, ...]] = {}
+        os_users: dict[str, str] = {}
         for name, spec in (data.get("users") or {}).items():
             user_roles = tuple(spec.get("roles") or ())
             unknown = [r for r in user_roles if r not in roles]
             if unknown:
                 raise PolicyError(f"{path}: user {name}: unknown roles {unknown}; define them under [roles]")
             users[name] = user_roles
+            for account in spec.get("os_users") or ():
+                if account in os_users:
+                    raise PolicyError(f"{path}: operating-system user {account!r} is mapped to two lab users")
+                os_users[str(account)] = name
         mode = data.get("unknown_users", "read_only")
         if mode not in ("read_only", "deny"):
             raise PolicyError(f"{path}: unknown_users must be 'read_only' or 'deny', not {mode!r}")
-        return cls(users=users, quotas=quotas, unknown_users=mode)
+        return cls(users=users, quotas=quotas, unknown_users=mode, os_users=os_users)
+
+    def approvers(self, role: str, *, excluding: str | None = None) -> list[str]:
+        """The users holding ``role`` (sorted), without ``excluding``."""
+        return sorted(name for name, roles in self.users.items() if role in roles and name != excluding)
 
     def user(self, name: str) -> User:
         """The principal ``name`` (unknown users have no roles and a zero quota)."""

@@ -20,7 +20,9 @@ import cedarpy
 from core.config import Settings
 from core.errors import PolicyError
 from policies.directory import AMOUNTS, Directory, User
+from policies.schema import build_schema
 from tools.base import ResourceRef
+from tools.registry import all_tools
 
 __all__ = ["ApprovalRule", "Decision", "PolicyEngine"]
 
@@ -85,7 +87,7 @@ class PolicyEngine:
         schema_file = policies_dir / "labops.cedarschema"
         if not schema_file.is_file():
             raise PolicyError(f"{schema_file}: the Cedar schema is missing (policy.policies_dir)")
-        self.schema = schema_file.read_text()
+        self.schema = build_schema(schema_file.read_text(), all_tools(), source=str(schema_file))
         self.directory = Directory.load(lab_file)
         files = sorted(policies_dir.glob("*.cedar"))
         if not files:
@@ -153,6 +155,8 @@ class PolicyEngine:
             }
         elif resource.type == "Job":
             attrs = {"owner": str(resource.attrs.get("owner", ""))}
+        elif resource.type == "Approval":
+            attrs = {k: str(resource.attrs.get(k, "")) for k in ("requester", "tool", "role")}
         entities.append({"uid": {"type": resource.type, "id": resource.id}, "attrs": attrs, "parents": []})
         return entities
 

@@ -1,9 +1,10 @@
-"""The guard: the single entry point for tool calls from every channel.
+"""The guard: the single entry point for tool calls, and for deciding approvals, from every channel.
 
 ``authorize`` validates the arguments, asks the Cedar policies, and either returns an
 :class:`Authorization`, creates an approval (``needs_approval``), or refuses (``denied``). ``execute``
 evaluates policy again (a quota used up or a tag added since stops the call), consumes the approval
 exactly once, writes the audit entry *before* the side effect (no entry, no call) and the result after.
+``approve`` and ``deny`` decide an approval the same way: Cedar first, an audit entry, then the change.
 The guard does not know the agent graph: an agent can authorize in one node and execute in a later one,
 after an approval interrupt, so a resumed graph never repeats a side effect; the CLI calls both at once.
 """
@@ -20,29 +21,39 @@ from pydantic import ValidationError
 
 from core.config import Settings
 from core.errors import ApprovalError, AuditError, BackendUnavailable, ConfigError, InvalidArguments, ToolError
-from policies.approvals import ApprovalService, binding
+from policies.approvals import Approval, ApprovalService, binding
 from policies.audit import AuditLog
 from policies.engine import Decision, PolicyEngine
+from policies.requests import RequestKeys, request_binding
+from policies.usage import UsageProvider, live_usage, quota_overruns
 from tools.base import ResourceRef, Tool, ToolArgs, ToolResult
 from tools.context import ToolContext
 from tools.registry import get_tool
 
-__all__ = ["Authorization", "Caller", "Guard", "UsageProvider", "live_usage"]
+__all__ = ["Authorization", "Caller", "Guard", "validation_errors"]
 
 log = logging.getLogger(__name__)
 
 Channel = Literal["cli", "chat", "slack", "eval", "api"]
-# (context, user, the amounts the call asks for) -> the user's current usage of those amounts
-UsageProvider = Callable[[ToolContext, str, set[str]], dict[str, int]]
 
 
 @dataclass(kw_only=True, frozen=True)
 class Caller:
-    """Who is calling, and from where."""
+    """Who is calling, and from where.
+
+    Attributes:
+        user: the identity policy judges (from the channel's authentication, never from a model's words).
+        channel: where the request came from.
+        request_text: the user's words or command line, for the audit log.
+        real_user: who is really behind the call when ``user`` was claimed (an operator's ``--as``).
+        request_id: the channel's request id (HTTP request, chat turn), carried into the audit log.
+    """
 
     user: str
     channel: Channel
     request_text: str | None = None
+    real_user: str | None = None
+    request_id: str | None = None
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -57,21 +68,16 @@ class Authorization:
     decision: Decision | None = None
 
 
-def live_usage(ctx: ToolContext, user: str, needs: set[str]) -> dict[str, int]:
-    """The user's current VMs and/or Ray jobs, counted from the lab (only what the call needs)."""
-    from tools.ray.usage import ray_usage
-    from tools.vm.usage import vm_usage
-
-    usage: dict[str, int] = {}
-    if needs & {"vms", "cores", "memory_mib"}:
-        usage.update(vm_usage(ctx, user))
-    if "ray_jobs" in needs:
-        usage.update(ray_usage(ctx, user))
-    return usage
+def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """A validation error as JSON-safe ``{loc, msg, type}`` items (never the exception objects inside)."""
+    return [
+        {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+        for e in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
 
 
 def _validation_message(tool: Tool[Any], exc: ValidationError) -> str:
-    problems = [f"{'.'.join(str(p) for p in e['loc']) or '(arguments)'}: {e['msg']}" for e in exc.errors()]
+    problems = [f"{'.'.join(e['loc']) or '(arguments)'}: {e['msg']}" for e in validation_errors(exc)]
     return f"invalid arguments for {tool.name}: " + "; ".join(problems) + " (see `labops tool list --json`)"
 
 
@@ -84,19 +90,22 @@ class Guard:
     engine: PolicyEngine | None = None
     approvals: ApprovalService | None = None
     audit: AuditLog | None = None
+    keys: RequestKeys | None = None
     usage: UsageProvider = live_usage
+    services: dict[str, Any] = field(default_factory=dict)
     context: ToolContext = field(init=False)
 
     def __post_init__(self) -> None:
-        self.context = ToolContext(settings=self.settings)
+        self.context = ToolContext(settings=self.settings, services=self.services)
         self.engine = self.engine or PolicyEngine.from_settings(self.settings)
         self.approvals = self.approvals or ApprovalService.from_settings(self.settings, self.engine.directory)
         self.audit = self.audit or AuditLog.from_settings(self.settings)
+        self.keys = self.keys or RequestKeys.from_settings(self.settings)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Guard:
+    def from_settings(cls, settings: Settings, *, services: dict[str, Any] | None = None) -> Guard:
         """A guard over the registered toolsets and the configured policies."""
-        return cls(settings=settings)
+        return cls(settings=settings, services=dict(services or {}))
 
     # --- helpers -------------------------------------------------------------------------------------
     def _record(self, caller: Caller, tool: str, args: Any, **fields: Any) -> int:
@@ -109,6 +118,10 @@ class Guard:
             "args": args,
             **fields,
         }
+        if caller.real_user and caller.real_user != caller.user:
+            entry["real_user"] = caller.real_user
+        if caller.request_id:
+            entry["request_id"] = caller.request_id
         return self.audit.append(entry)
 
     def _parse(self, tool_name: str, raw: dict[str, Any]) -> tuple[Tool[Any], ToolArgs] | ToolResult:
@@ -119,7 +132,7 @@ class Guard:
         try:
             return tool, tool.parse(raw)
         except ValidationError as exc:
-            return ToolResult.error(_validation_message(tool, exc), data={"errors": exc.errors(include_url=False)})
+            return ToolResult.error(_validation_message(tool, exc), data={"errors": validation_errors(exc)})
 
     def decide(self, tool: Tool[Any], args: ToolArgs, caller: Caller) -> Decision:
         """Ask the policies about one call (resources and usage read from the lab)."""
@@ -141,7 +154,12 @@ class Guard:
                 return Decision(decision="deny", reasons=[f"current usage could not be determined: {exc}"])
         user = self.engine.user(caller.user)
         context = self.engine.context(channel=caller.channel, numbers=numbers, usage=usage, user=user)
-        return self.engine.decide(user=caller.user, action=tool.name, resources=resources, context=context)
+        decision = self.engine.decide(user=caller.user, action=tool.name, resources=resources, context=context)
+        if decision.decision == "deny" and any(p.endswith("quota") for p in decision.policies):
+            what = {"vm.provision": "this VM", "ray.submit": "this job"}.get(tool.name, "this call")
+            details = quota_overruns(caller.user, request=numbers, usage=usage, quota=user.quota, what=what)
+            decision = Decision(decision="deny", reasons=[*details, *decision.reasons], policies=decision.policies)
+        return decision
 
     # --- the API -------------------------------------------------------------------------------------
     def check(self, tool_name: str, raw_args: dict[str, Any], *, caller: Caller) -> Decision | ToolResult:
@@ -171,6 +189,9 @@ class Guard:
             return parsed
         tool, args = parsed
         dumped = args.model_dump(mode="json")
+        replay = self._replay(tool, dumped, caller, call_id)
+        if replay is not None:
+            return replay
         try:
             decision = self.decide(tool, args, caller)
         except InvalidArguments as exc:
@@ -191,14 +212,44 @@ class Guard:
             return Authorization(tool=tool, args=args, caller=caller, call_id=call_id, decision=decision)
         bound = binding(tool.name, dumped, caller.user, self.engine.version)
         if approval_id is not None:
-            approval = self.approvals.get(approval_id) if self._exists(approval_id) else None
+            approval = self._find(approval_id)
             if approval is not None and approval.binding == bound and approval.state == "approved":
                 return Authorization(
-                    tool=tool, args=args, caller=caller, call_id=call_id, approval_id=approval_id, decision=decision
+                    tool=tool, args=args, caller=caller, call_id=call_id, approval_id=approval.id, decision=decision
                 )
             why = self._approval_problem(approval_id, approval, bound)
+            self._record(caller, tool.name, dumped, event="approval_refused", approval_id=approval_id, message=why)
             return ToolResult.error(why, data={"approval_id": approval_id})
-        assert decision.approval is not None
+        return self._request_approval(tool, args, caller, decision)
+
+    def _replay(
+        self, tool: Tool[Any], dumped: dict[str, Any], caller: Caller, call_id: str | None
+    ) -> ToolResult | None:
+        """The stored result of a finished call with this request key, or a refusal of a reused key."""
+        if call_id is None or tool.risk == "read":
+            return None
+        assert self.keys is not None
+        found = self.keys.lookup(call_id, tool.name, request_binding(tool.name, caller.user, dumped))
+        if found.state == "conflict":
+            why = (
+                f"request key {call_id!r} was already used for a different {tool.name} call (another user or other "
+                "arguments); use a new request key"
+            )
+            self._record(
+                caller, tool.name, dumped, event="decision", decision="deny", reasons=[why], request_key=call_id
+            )
+            return ToolResult.error(why)
+        if found.state == "done" and found.result is not None:
+            self._record(caller, tool.name, dumped, event="replayed", request_key=call_id)
+            result = ToolResult.model_validate(found.result)
+            return result.model_copy(
+                update={"message": f"(repeated request {call_id}: nothing new was done) {result.message}"}
+            )
+        return None
+
+    def _request_approval(self, tool: Tool[Any], args: ToolArgs, caller: Caller, decision: Decision) -> ToolResult:
+        assert self.engine is not None and self.approvals is not None and decision.approval is not None
+        dumped = args.model_dump(mode="json")
         approval = self.approvals.create(
             tool=tool.name,
             args=dumped,
@@ -216,35 +267,41 @@ class Guard:
             except (ToolError, BackendUnavailable, ConfigError) as exc:
                 plan = {"error": str(exc)}
         self._record(caller, tool.name, dumped, event="approval_requested", approval_id=approval.id)
+        approvers = self.engine.directory.approvers(
+            approval.role, excluding=caller.user if approval.four_eyes else None
+        )
         who = f"a user with role {approval.role}" + (" other than you" if approval.four_eyes else "")
+        if approvers:
+            who += f" ({', '.join(approvers)})"
+        example = approvers[0] if approvers else "<approver>"
         return ToolResult(
             status="needs_approval",
             message=f"{tool.summary(args)} needs approval by {who}: approval {approval.id}, expires in "
-            f"{int(approval.expires - approval.created) // 60} min. "
-            f"Ask them to run `labops approvals approve {approval.id}`.",
-            data={"approval": approval.as_dict(), "plan": plan, "reasons": decision.reasons},
+            f"{int(approval.expires - approval.created) // 60} min. An approver runs "
+            f"`labops approvals approve {approval.id} --as {example}`; then repeat this request with "
+            f"`--approval {approval.id}`.",
+            data={"approval": approval.as_dict(), "plan": plan, "reasons": decision.reasons, "approvers": approvers},
         )
 
-    def _exists(self, approval_id: str) -> bool:
+    def _find(self, approval_id: str) -> Approval | None:
         assert self.approvals is not None
         try:
-            self.approvals.get(approval_id)
+            return self.approvals.get(approval_id)
         except ApprovalError:
-            return False
-        return True
+            return None
 
     @staticmethod
-    def _approval_problem(approval_id: str, approval: Any, bound: str) -> str:
+    def _approval_problem(approval_id: str, approval: Approval | None, bound: str) -> str:
         if approval is None:
-            return f"there is no approval {approval_id!r}"
+            return f"there is no approval {approval_id!r}; list them with `labops approvals list`"
         if approval.binding != bound:
             return (
-                f"approval {approval_id} was given for a different call ({approval.summary}); "
+                f"approval {approval.id} was given for a different call ({approval.summary}); "
                 "changed arguments need a new approval"
             )
         if approval.state == "denied":
-            return f"approval {approval_id} was denied: {approval.reason}"
-        return f"approval {approval_id} is {approval.state}" + (
+            return f"approval {approval.id} was denied: {approval.reason}"
+        return f"approval {approval.id} is {approval.state}" + (
             " (waiting for an approver)" if approval.state == "pending" else ""
         )
 
@@ -267,6 +324,22 @@ class Guard:
             except ApprovalError as exc:
                 self._record(caller, tool.name, dumped, event="approval_refused", message=str(exc))
                 return ToolResult.error(str(exc))
+        key = authorization.call_id if tool.risk != "read" else None
+        resuming = False
+        if key is not None:
+            assert self.keys is not None
+            claim = self.keys.claim(key, tool.name, request_binding(tool.name, caller.user, dumped))
+            if claim.state == "done" and claim.result is not None:
+                return ToolResult.model_validate(claim.result)
+            if claim.state in ("running", "conflict"):
+                why = (
+                    f"a call with request key {key!r} is still running; ask again in a minute"
+                    if claim.state == "running"
+                    else f"request key {key!r} was already used for a different call; use a new request key"
+                )
+                self._record(caller, tool.name, dumped, event="refused", message=why, request_key=key)
+                return ToolResult.error(why)
+            resuming = claim.state == "resume"
         try:
             seq = self._record(
                 caller,
@@ -275,19 +348,30 @@ class Guard:
                 event="started",
                 approval_id=authorization.approval_id,
                 summary=tool.summary(args),
+                request_key=key,
+                resuming=resuming or None,
             )
         except AuditError as exc:
+            if key is not None:
+                assert self.keys is not None
+                self.keys.release(key, tool.name)
             return ToolResult.error(f"not run: {exc}")
-        ctx = self.context.for_call(user=caller.user, request_key=authorization.call_id)
+        ctx = self.context.for_call(user=caller.user, request_key=key, audit_seq=seq, resuming=resuming)
         started = time.monotonic()
         try:
             result = tool.run(ctx, args)
         except (ToolError, BackendUnavailable, ConfigError) as exc:
             result = ToolResult.error(str(exc))
         except Exception as exc:
-            # A bug: record it, then let it raise.
+            # A bug: record it, then let it raise (the key stays claimed: a retry resumes).
             self._record(caller, tool.name, dumped, event="crashed", started_seq=seq, error=repr(exc))
             raise
+        if key is not None:
+            assert self.keys is not None
+            if result.status in ("ok", "no_data"):
+                self.keys.finish(key, tool.name, result.model_dump(mode="json"))
+            else:
+                self.keys.release(key, tool.name)  # tools leave nothing behind when they fail
         ms = (time.monotonic() - started) * 1000
         self._record(
             caller,
@@ -337,3 +421,57 @@ class Guard:
         )
         data = {**plan.model_dump(mode="json"), "policy": decision.as_dict()}
         return ToolResult.ok(f"plan for {plan.summary}: {verdict}; policy: {decision.decision}", data=data)
+
+    # --- deciding approvals --------------------------------------------------------------------------
+    def approve(self, approval_id: str, *, caller: Caller, reason: str = "") -> ToolResult:
+        """Approve a request: Cedar decides who may, the audit log records it before anything changes."""
+        return self._decide_approval("approval.approve", approval_id, caller=caller, reason=reason)
+
+    def deny(self, approval_id: str, *, caller: Caller, reason: str) -> ToolResult:
+        """Deny a request with a reason the requester sees (same checks as :meth:`approve`)."""
+        return self._decide_approval("approval.deny", approval_id, caller=caller, reason=reason)
+
+    def _decide_approval(self, action: str, approval_id: str, *, caller: Caller, reason: str) -> ToolResult:
+        assert self.engine is not None and self.approvals is not None
+        args = {"approval_id": approval_id, "reason": reason}
+        try:
+            approval = self.approvals.get(approval_id)
+        except ApprovalError as exc:
+            self._record(caller, action, args, event="decision", decision="deny", reasons=[str(exc)])
+            return ToolResult.error(str(exc))
+        args["approval_id"] = approval.id
+        resource = ResourceRef(
+            type="Approval",
+            id=approval.id,
+            attrs={"requester": approval.requester, "tool": approval.tool, "role": approval.role},
+        )
+        user = self.engine.user(caller.user)
+        context = self.engine.context(channel=caller.channel, numbers={}, usage={}, user=user)
+        decision = self.engine.decide(user=caller.user, action=action, resources=[resource], context=context)
+        self._record(
+            caller,
+            action,
+            args,
+            event="decision",
+            decision=decision.decision,
+            reasons=decision.reasons,
+            call=approval.tool,
+        )
+        if decision.decision != "allow":
+            return ToolResult(status="denied", message="; ".join(decision.reasons), data=decision.as_dict())
+        try:
+            if action == "approval.approve":
+                done = self.approvals.approve(approval.id, approver=caller.user, reason=reason)
+            else:
+                done = self.approvals.deny(approval.id, approver=caller.user, reason=reason)
+        except ApprovalError as exc:
+            self._record(caller, action, args, event="approval_refused", message=str(exc))
+            return ToolResult.error(str(exc), data={"approval": approval.as_dict()})
+        self._record(caller, action, args, event="approved" if done.state != "denied" else "denied", state=done.state)
+        if done.state == "denied":
+            message = f"{done.id} denied: {done.requester} is told: {done.reason}"
+        elif done.state == "approved":
+            message = f"{done.id} is approved: {done.requester} may now run {done.summary} (with --approval {done.id})"
+        else:
+            message = f"{done.id} has {len(done.approvers)} of {done.required} approvals; it needs more"
+        return ToolResult.ok(message, data={"approval": done.as_dict()})

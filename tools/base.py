@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tools.context import ToolContext
 
 __all__ = [
+    "DEFAULT_RESOURCE_TYPES",
     "Check",
     "Plan",
     "ResourceRef",
@@ -29,10 +30,12 @@ __all__ = [
     "Tool",
     "ToolArgs",
     "ToolResult",
+    "UnguardedCall",
 ]
 
 Risk = Literal["read", "write", "destructive"]
 Status = Literal["ok", "error", "no_data", "needs_approval", "denied"]
+ResourceType = Literal["Lab", "Node", "VM", "Job", "Table", "Datastore", "Approval"]
 
 
 class ToolArgs(BaseModel):
@@ -67,7 +70,7 @@ class ToolResult(BaseModel):
 class ResourceRef(BaseModel):
     """A thing a call touches, as policy sees it (a Cedar resource entity)."""
 
-    type: Literal["Lab", "Node", "VM", "Job", "Table", "Datastore", "Approval"]
+    type: ResourceType
     id: str
     attrs: dict[str, Any] = Field(default_factory=dict)
 
@@ -107,6 +110,18 @@ def _no_numbers(args: Any) -> dict[str, int]:
     return {}
 
 
+# What each risk group's actions may touch, unless a tool names its own resource types.
+DEFAULT_RESOURCE_TYPES: dict[Risk, tuple[ResourceType, ...]] = {
+    "read": ("Lab", "Node", "VM", "Job", "Table", "Datastore"),
+    "write": ("Lab", "Node", "VM", "Job"),
+    "destructive": ("VM",),
+}
+
+
+class UnguardedCall(RuntimeError):
+    """A tool was run without the guard (no audit entry records the call): a bug in the caller."""
+
+
 @dataclass(kw_only=True, frozen=True)
 class Tool(Generic[A]):
     """A registered tool.
@@ -120,7 +135,10 @@ class Tool(Generic[A]):
         plan: dry run for mutating tools (required unless ``risk == "read"``).
         resources: the things a call touches, for policy (may read the lab, e.g. a VM's tags).
         numbers: the call's numbers for policy context (cores, memory_mib, gpus, rows, ...).
-        idempotent_key: whether a request key makes repeats return the first result.
+        resource_types: the Cedar resource types the action applies to (default: by risk).
+
+    The risk is the tool's only declaration of how dangerous it is: the Cedar action group (``read``,
+    ``write``, ``destructive``) is generated from it (``policies.schema``), so the two cannot disagree.
     """
 
     name: str
@@ -131,6 +149,7 @@ class Tool(Generic[A]):
     plan: Callable[[ToolContext, A], Plan] | None = None
     resources: Callable[[ToolContext, A], list[ResourceRef]] = field(default=_no_resources)
     numbers: Callable[[A], dict[str, int]] = field(default=_no_numbers)
+    resource_types: tuple[ResourceType, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.risk != "read" and self.plan is None:
@@ -153,8 +172,25 @@ class Tool(Generic[A]):
             return raw
         return self.args_model.model_validate(raw)
 
+    @property
+    def cedar_group(self) -> Risk:
+        """The Cedar action group of this tool: its risk."""
+        return self.risk
+
+    @property
+    def cedar_resource_types(self) -> tuple[ResourceType, ...]:
+        """The resource types its Cedar action applies to."""
+        return self.resource_types or DEFAULT_RESOURCE_TYPES[self.risk]
+
     def run(self, ctx: ToolContext, args: A) -> ToolResult:
-        """Execute the call. Only the guard calls this."""
+        """Execute the call. Only the guard calls this, with the context of an audited call.
+
+        Raises:
+            UnguardedCall: ``ctx`` carries no audit entry (the call did not pass the guard). Tests and
+                benchmarks that mean to skip policy use :func:`tools.testing.run_unguarded`.
+        """
+        if ctx.audit_seq is None:
+            raise UnguardedCall(f"{self.name} must be called through policies.guard.Guard (no audit entry)")
         return self.fn(ctx, args)
 
     def dry_run(self, ctx: ToolContext, args: A) -> Plan:

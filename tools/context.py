@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from core.config import Settings
+from core.errors import ConfigError
 
 __all__ = ["ToolContext"]
 
@@ -24,12 +25,21 @@ class ToolContext:
         request_key: idempotency key of the call (from the chat's tool-call id or the CLI);
             a mutating tool called twice with the same key returns the first result.
         clients: lazily created client objects shared by calls (see :meth:`client`).
+        services: objects a higher layer hands to the tools (e.g. ``"docs"``, the documentation
+            search), so tools use them without importing that layer.
+        audit_seq: the audit entry that records this call; set only by the guard, and a tool refuses to
+            run without it (see :meth:`tools.base.Tool.run`).
+        resuming: an earlier call with the same request key was cut off (its process died); the tool
+            finishes or cleans up what that call started instead of starting afresh.
     """
 
     settings: Settings
     user: str = "anonymous"
     request_key: str | None = None
     clients: dict[str, Any] = field(default_factory=dict)
+    services: dict[str, Any] = field(default_factory=dict)
+    audit_seq: int | None = None
+    resuming: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def client(self, name: str, factory: Callable[[Settings], T]) -> T:
@@ -40,8 +50,26 @@ class ToolContext:
             value: T = self.clients[name]
             return value
 
-    def for_call(self, *, user: str, request_key: str | None) -> ToolContext:
-        """A context for one call that shares this one's clients."""
+    def service(self, name: str) -> Any:
+        """A service handed in by a higher layer; ConfigError naming it when it was not."""
+        try:
+            return self.services[name]
+        except KeyError:
+            raise ConfigError(
+                f"the {name!r} service is not available in this process (it is provided by the agent and the CLI)"
+            ) from None
+
+    def for_call(
+        self, *, user: str, request_key: str | None, audit_seq: int | None = None, resuming: bool = False
+    ) -> ToolContext:
+        """A context for one call that shares this one's clients and services."""
         return ToolContext(
-            settings=self.settings, user=user, request_key=request_key, clients=self.clients, _lock=self._lock
+            settings=self.settings,
+            user=user,
+            request_key=request_key,
+            clients=self.clients,
+            services=self.services,
+            audit_seq=audit_seq,
+            resuming=resuming,
+            _lock=self._lock,
         )

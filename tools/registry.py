@@ -8,13 +8,14 @@ from core.errors import InvalidArguments
 from tools.backup import TOOLS as BACKUP_TOOLS
 from tools.base import Tool
 from tools.desi import TOOLS as DESI_TOOLS
+from tools.docs import TOOLS as DOCS_TOOLS
 from tools.ray import TOOLS as RAY_TOOLS
 from tools.vm import TOOLS as VM_TOOLS
 
 __all__ = ["all_tools", "get_tool"]
 
 # One explicit entry per toolset.
-_TOOLSETS: tuple[list[Tool[Any]], ...] = (VM_TOOLS, RAY_TOOLS, DESI_TOOLS, BACKUP_TOOLS)
+_TOOLSETS: tuple[list[Tool[Any]], ...] = (VM_TOOLS, RAY_TOOLS, DESI_TOOLS, BACKUP_TOOLS, DOCS_TOOLS)
 
 
 def all_tools() -> list[Tool[Any]]:

@@ -15,8 +15,22 @@ from rich.console import Console
 
 from core.config import Settings, load_settings
 from core.errors import LabOpsError
+from policies.guard import Caller
+from policies.identity import cli_identity
 
-__all__ = ["console", "echo_json", "err_console", "get_settings", "handle_errors"]
+__all__ = [
+    "EXIT_CODES",
+    "add_location_options",
+    "cli_caller",
+    "console",
+    "echo_json",
+    "err_console",
+    "get_settings",
+    "handle_errors",
+]
+
+# Exit codes a script can branch on; the envelope's status says the same in words.
+EXIT_CODES = {"ok": 0, "no_data": 0, "error": 1, "needs_approval": 4, "denied": 5}
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False)
@@ -56,6 +70,62 @@ def get_settings(ctx: click.Context | None = None) -> Settings:
 def make_state(config: Path | None, lab_dir: Path | None) -> _State:
     """Root-group state holder."""
     return _State(config, lab_dir)
+
+
+def _root_state(ctx: click.Context) -> _State:
+    root = ctx.find_root()
+    if not isinstance(root.obj, _State):
+        root.obj = _State(None, None)
+    return root.obj
+
+
+def _set_lab_dir(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        _root_state(ctx).lab_dir = value
+
+
+def _set_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        _root_state(ctx).config = value
+
+
+def add_location_options(command: click.Command) -> None:
+    """Let ``--lab-dir`` and ``--config`` also follow the sub-command (``labops lab status --lab-dir X``)."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            add_location_options(sub)
+        return
+    names = {opt for param in command.params for opt in getattr(param, "opts", [])}
+    if "--lab-dir" not in names:
+        command.params.append(
+            click.Option(
+                ["--lab-dir"],
+                type=click.Path(path_type=Path, file_okay=False),
+                expose_value=False,
+                is_eager=True,
+                callback=_set_lab_dir,
+                help="Directory of the embedded lab (same as before the sub-command).",
+            )
+        )
+    if "--config" not in names:
+        command.params.append(
+            click.Option(
+                ["--config"],
+                type=click.Path(path_type=Path, dir_okay=False),
+                expose_value=False,
+                is_eager=True,
+                callback=_set_config,
+                help="TOML configuration file (same as before the sub-command).",
+            )
+        )
+
+
+def cli_caller(claimed: str | None, request_text: str | None = None) -> Caller:
+    """The CLI's caller: the operating-system account's lab user, or ``--as`` for operators."""
+    from policies.engine import PolicyEngine
+
+    identity = cli_identity(PolicyEngine.from_settings(get_settings()).directory, claimed=claimed)
+    return Caller(user=identity.user, real_user=identity.real_user, channel="cli", request_text=request_text)
 
 
 def echo_json(value: Any) -> None:

@@ -6,7 +6,7 @@ import dataclasses
 import sys
 
 import click
-from rich.table import Table
+from rich.table import Column, Table
 
 from channels.cli.common import console, echo_json, get_settings
 from channels.doctor import run_checks
@@ -22,7 +22,8 @@ def doctor(as_json: bool) -> None:
     if as_json:
         echo_json([dataclasses.asdict(c) for c in checks])
     else:
-        table = Table("backend", "status", "address", "version", "detail / fix", box=None)
+        # Addresses are never cut short: people copy them.
+        table = Table("backend", "status", Column("address", no_wrap=True), "version", "detail / fix", box=None)
         for c in checks:
             if c.ok:
                 status = "[green]ok[/green]"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from channels.cli.common import make_state
+from channels.cli.common import add_location_options, make_state
 from channels.cli.demo import demo
 from channels.cli.doctor_cmd import doctor
 from channels.cli.knowledge_cmds import ingest, search
@@ -38,6 +38,7 @@ def cli(ctx: click.Context, config: Path | None, lab_dir: Path | None) -> None:
 
 
 for command in (lab, doctor, tool, policy, approvals, audit, ingest, search, demo):
+    add_location_options(command)
     cli.add_command(command)
 
 

@@ -8,14 +8,15 @@ import time
 from pathlib import Path
 
 import click
-from rich.table import Table
+from rich.markup import escape
+from rich.table import Column, Table
 
-from channels.cli.common import console, echo_json, get_settings, handle_errors
-from channels.cli.tool_cmds import parse_args
+from channels.cli.common import EXIT_CODES, cli_caller, console, echo_json, get_settings, handle_errors
+from channels.cli.tool_cmds import parse_args, render_result
 from policies.approvals import ApprovalService
 from policies.audit import AuditLog
 from policies.engine import PolicyEngine
-from policies.guard import Caller, Guard
+from policies.guard import Guard
 from policies.policytest import load_cases, run_cases
 from tools.base import ToolResult
 
@@ -28,15 +29,15 @@ def policy() -> None:
 
 
 @policy.command()
-@click.option("--as", "user", required=True, help="Who asks.")
+@click.option("--as", "user", default=None, help="Who asks (operators only; default: your own user).")
 @click.argument("tool")
 @click.option("--args", "raw_args", default="{}", show_default=True, help="Arguments as a JSON object.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"decision", "reasons", ...} as JSON.')
 @handle_errors
-def check(user: str, tool: str, raw_args: str, as_json: bool) -> None:
+def check(user: str | None, tool: str, raw_args: str, as_json: bool) -> None:
     """Show the decision (allow, needs_approval, deny) for a call, and why. Nothing runs."""
     guard = Guard.from_settings(get_settings())
-    decision = guard.check(tool, parse_args(raw_args), caller=Caller(user=user, channel="cli"))
+    decision = guard.check(tool, parse_args(raw_args), caller=cli_caller(user))
     if isinstance(decision, ToolResult):
         console.print(f"[red]error[/red]: {decision.message}")
         sys.exit(1)
@@ -74,7 +75,7 @@ def test_cmd(files: tuple[Path, ...]) -> None:
 
 @click.group()
 def approvals() -> None:
-    """List, show, approve and deny approval requests."""
+    """List, show, approve and deny approval requests (ids may be shortened to a unique prefix)."""
 
 
 def _service() -> ApprovalService:
@@ -91,11 +92,12 @@ def list_approvals(state: str | None, as_json: bool) -> None:
     if as_json:
         echo_json([a.as_dict() for a in items])
         return
-    table = Table("id", "state", "requester", "call", "needs", "expires", box=None)
+    # Ids are never cut short: people copy them into `approvals approve`.
+    table = Table(Column("id", no_wrap=True, min_width=16), "state", "requester", "call", "needs", "expires", box=None)
     for a in items:
         left = max(0, int(a.expires - time.time())) // 60
         table.add_row(
-            a.id, a.state, a.requester, a.summary, a.role + (" (4 eyes)" if a.four_eyes else ""), f"{left} min"
+            a.id, a.state, a.requester, escape(a.summary), a.role + (" (4 eyes)" if a.four_eyes else ""), f"{left} min"
         )
     console.print(table)
 
@@ -108,40 +110,42 @@ def show(approval_id: str) -> None:
     echo_json(_service().get(approval_id).as_dict())
 
 
+def _decide(approve: bool, approval_id: str, user: str | None, reason: str, as_json: bool) -> None:
+    settings = get_settings()
+    guard = Guard.from_settings(settings)
+    verb = "approve" if approve else "deny"
+    caller = cli_caller(user, request_text=f"labops approvals {verb} {approval_id}")
+    if approve:
+        result = guard.approve(approval_id, caller=caller, reason=reason)
+    else:
+        result = guard.deny(approval_id, caller=caller, reason=reason)
+    if as_json:
+        echo_json(result.model_dump(mode="json"))
+    else:
+        render_result(result)
+    sys.exit(EXIT_CODES[result.status])
+
+
 @approvals.command()
 @click.argument("approval_id")
-@click.option("--as", "user", required=True, help="Who approves.")
+@click.option("--as", "user", default=None, help="Approve as this user (operators only; default: your own user).")
 @click.option("--reason", default="", help="Why (kept in the audit log).")
+@click.option("--json", "as_json", is_flag=True, help="Print the envelope as JSON.")
 @handle_errors
-def approve(approval_id: str, user: str, reason: str) -> None:
+def approve(approval_id: str, user: str | None, reason: str, as_json: bool) -> None:
     """Approve a request (policy decides who may; the requester cannot where four eyes apply)."""
-    a = _service().approve(approval_id, approver=user, reason=reason)
-    AuditLog.from_settings(get_settings()).append(
-        {
-            "user": user,
-            "channel": "cli",
-            "tool": a.tool,
-            "event": "approved",
-            "approval_id": a.id,
-            "state": a.state,
-            "reason": reason,
-        }
-    )
-    console.print(f"{a.id} is {a.state}: {a.requester} may now run {a.summary} (with --approval {a.id})")
+    _decide(True, approval_id, user, reason, as_json)
 
 
 @approvals.command()
 @click.argument("approval_id")
-@click.option("--as", "user", required=True, help="Who denies.")
+@click.option("--as", "user", default=None, help="Deny as this user (operators only; default: your own user).")
 @click.option("--reason", required=True, help="Why; the requester sees it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the envelope as JSON.")
 @handle_errors
-def deny(approval_id: str, user: str, reason: str) -> None:
+def deny(approval_id: str, user: str | None, reason: str, as_json: bool) -> None:
     """Deny a request with a reason."""
-    a = _service().deny(approval_id, approver=user, reason=reason)
-    AuditLog.from_settings(get_settings()).append(
-        {"user": user, "channel": "cli", "tool": a.tool, "event": "denied", "approval_id": a.id, "reason": reason}
-    )
-    console.print(f"{a.id} denied: {reason}")
+    _decide(False, approval_id, user, reason, as_json)
 
 
 @click.group()

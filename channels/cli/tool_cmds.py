@@ -1,4 +1,10 @@
-"""``labops tool list|plan|call``: the guarded tools without the LLM."""
+"""``labops tool list|plan|call``: the guarded tools without the LLM.
+
+Output: a human summary by default, or with ``--json`` the envelope ``{"status", "data", "message"}``
+and nothing else. Exit codes (:data:`channels.cli.common.EXIT_CODES`): 0 ``ok``/``no_data``, 1 ``error``,
+4 ``needs_approval``, 5 ``denied``; ``plan`` exits 0 when the call is feasible and policy would not deny
+it, 1 when it is not feasible or the arguments are wrong, 5 when policy would deny it.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +13,25 @@ import sys
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
-from channels.cli.common import console, echo_json, get_settings, handle_errors
+from channels.cli.common import EXIT_CODES, cli_caller, console, echo_json, get_settings, handle_errors
+from channels.cli.services import tool_services
 from core.errors import InvalidArguments
-from policies.guard import Caller, Guard
+from policies.guard import Guard
 from tools.base import ToolResult
 from tools.registry import all_tools
 
-__all__ = ["tool"]
+__all__ = ["parse_args", "render_result", "tool"]
 
-# Exit codes a script can branch on; the envelope's status says the same in words.
-_EXIT = {"ok": 0, "no_data": 0, "error": 1, "needs_approval": 4, "denied": 5}
+_MAX_ARGS_BYTES = 64 * 1024
 
 
 def parse_args(raw: str) -> dict[str, Any]:
+    """``--args`` as a JSON object; InvalidArguments naming the problem and an example."""
+    if len(raw.encode()) > _MAX_ARGS_BYTES:
+        raise InvalidArguments(f"--args is {len(raw.encode())} bytes; the limit is {_MAX_ARGS_BYTES} bytes")
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -33,15 +43,36 @@ def parse_args(raw: str) -> dict[str, Any]:
     return value
 
 
+def _rows(data: Any) -> list[dict[str, Any]] | None:
+    if isinstance(data, list) and data and all(isinstance(r, dict) for r in data):
+        return data
+    return None
+
+
+def render_result(result: ToolResult) -> None:
+    """The human form: status and message, then a compact table of list data (never raw JSON)."""
+    colour = {"ok": "green", "no_data": "yellow", "needs_approval": "yellow"}.get(result.status, "red")
+    first, *rest = result.message.splitlines() or [""]
+    console.print(f"[{colour}]{result.status}[/{colour}]: {escape(first)}")
+    for line in rest:
+        console.print(f"  {escape(line)}")
+    rows = _rows(result.data)
+    if rows:
+        keys = [k for k in rows[0] if not isinstance(rows[0][k], dict | list)][:8]
+        table = Table(*keys, box=None)
+        for row in rows[:50]:
+            table.add_row(*(escape(str(row.get(k, ""))) for k in keys))
+        console.print(table)
+        if len(rows) > 50:
+            console.print(f"  … {len(rows) - 50} more rows (use --json for all)")
+
+
 def _emit(result: ToolResult, as_json: bool) -> None:
     if as_json:
         echo_json(result.model_dump(mode="json"))
     else:
-        colour = {"ok": "green", "no_data": "yellow", "needs_approval": "yellow"}.get(result.status, "red")
-        console.print(f"[{colour}]{result.status}[/{colour}]: {result.message}")
-        if result.data is not None:
-            console.print_json(json.dumps(result.data, default=str))
-    sys.exit(_EXIT[result.status])
+        render_result(result)
+    sys.exit(EXIT_CODES[result.status])
 
 
 @click.group()
@@ -68,22 +99,42 @@ def list_tools(as_json: bool) -> None:
     console.print(table)
 
 
+_AS_HELP = "Act as this lab user (operators only; default: the user your OS account maps to in lab.toml)."
+
+
 @tool.command()
 @click.argument("name")
 @click.option("--args", "raw_args", default="{}", show_default=True, help="Arguments as a JSON object.")
-@click.option("--as", "user", default="anonymous", show_default=True, help="Who asks (policy is checked).")
+@click.option("--as", "user", default=None, help=_AS_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the envelope as JSON.")
 @handle_errors
-def plan(name: str, raw_args: str, user: str, as_json: bool) -> None:
-    """Show what a call would do (API calls, capacity, checks) without changing anything."""
-    guard = Guard.from_settings(get_settings())
-    _emit(guard.plan(name, parse_args(raw_args), caller=Caller(user=user, channel="cli")), as_json)
+def plan(name: str, raw_args: str, user: str | None, as_json: bool) -> None:
+    """Show what a call would do (API calls, capacity, checks) and what policy would decide; changes nothing.
+
+    Exit 0: feasible and policy allows it or asks for an approval; 1: not feasible or bad arguments;
+    5: policy would deny it.
+    """
+    settings = get_settings()
+    guard = Guard.from_settings(settings, services=tool_services(settings))
+    result = guard.plan(name, parse_args(raw_args), caller=cli_caller(user))
+    if as_json:
+        echo_json(result.model_dump(mode="json"))
+    else:
+        render_result(result)
+        for line in (result.data or {}).get("api_calls", []) if isinstance(result.data, dict) else []:
+            console.print(f"  api: {escape(line)}")
+    if result.status != "ok":
+        sys.exit(EXIT_CODES[result.status])
+    data = result.data or {}
+    checks_ok = all(c.get("passed") for c in data.get("checks", []))
+    decision = (data.get("policy") or {}).get("decision")
+    sys.exit(5 if decision == "deny" else 0 if checks_ok else 1)
 
 
 @tool.command()
 @click.argument("name")
 @click.option("--args", "raw_args", default="{}", show_default=True, help="Arguments as a JSON object.")
-@click.option("--as", "user", required=True, help="Who asks; policy decides what they may do.")
+@click.option("--as", "user", default=None, help=_AS_HELP)
 @click.option("--approval", "approval_id", default=None, help="An approved approval id for exactly this call.")
 @click.option(
     "--request-key",
@@ -92,9 +143,12 @@ def plan(name: str, raw_args: str, user: str, as_json: bool) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help='Print {"status", "data", "message"} as JSON.')
 @handle_errors
-def call(name: str, raw_args: str, user: str, approval_id: str | None, request_key: str | None, as_json: bool) -> None:
+def call(
+    name: str, raw_args: str, user: str | None, approval_id: str | None, request_key: str | None, as_json: bool
+) -> None:
     """Call a tool through the guard (policy, approvals, audit log)."""
-    guard = Guard.from_settings(get_settings())
-    caller = Caller(user=user, channel="cli", request_text=f"labops tool call {name} --args {raw_args}")
+    settings = get_settings()
+    guard = Guard.from_settings(settings, services=tool_services(settings))
+    caller = cli_caller(user, request_text=f"labops tool call {name} --args {raw_args[:2000]}")
     result = guard.call(name, parse_args(raw_args), caller=caller, call_id=request_key, approval_id=approval_id)
     _emit(result, as_json)

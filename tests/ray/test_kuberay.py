@@ -13,7 +13,7 @@ from kubernetes.client.exceptions import ApiException
 
 from core.config import load_settings
 from policies.guard import Caller, Guard
-from tools.ray.kuberay import _api_client
+from tools.ray.kuberay import kube_api_client
 
 CALLER = Caller(user="researcher2", channel="cli")
 
@@ -53,7 +53,7 @@ def test_a_rayjob_runs_through_the_kubernetes_client(kube_lab: Path) -> None:
     assert job_id in [j["job_id"] for j in guard.call("ray.list", {"owner": "researcher2"}, caller=CALLER).data]
 
     # The same object as the official client sees it.
-    api = client.CustomObjectsApi(_api_client(load_settings(None, lab_dir=kube_lab)))
+    api = client.CustomObjectsApi(kube_api_client(load_settings(None, lab_dir=kube_lab)))
     name = job_id.replace("_", "-")
     obj = cast(dict[str, Any], api.get_namespaced_custom_object_status("ray.io", "v1", "ray", "rayjobs", name))
     assert obj["status"]["jobStatus"] == "SUCCEEDED" and obj["status"]["jobDeploymentStatus"] == "Complete"

@@ -38,7 +38,7 @@ def test_parallel_sum_succeeds_and_its_logs_come_back(guard: Guard) -> None:
     again = guard.call(
         "ray.submit", {"template": "parallel-sum", "args": ["--n", "100000"]}, caller=CALLER, call_id="sum-1"
     )
-    assert again.data["job_id"] == job_id and "already submitted" in again.message
+    assert again.data["job_id"] == job_id and "repeated request" in again.message
     final = _wait(guard, job_id)
     assert final["status"] == "SUCCEEDED", final
     logs = guard.call("ray.logs", {"job_id": job_id, "tail": 5}, caller=CALLER)

@@ -7,6 +7,7 @@ Backends (``ray.backend``): ``jobs``, the Ray Jobs API of ``ray.address`` (defau
 from __future__ import annotations
 
 import hashlib
+import re
 import shlex
 import uuid
 from typing import Any, Literal
@@ -24,6 +25,7 @@ from tools.ray.templates import load_templates, template
 __all__ = ["TOOLS"]
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 MAX_LOG_BYTES = 64 * 1024
 
 
@@ -164,7 +166,11 @@ class JobArgs(ToolArgs):
     """A job by id."""
 
     job_id: str = Field(
-        ..., description="The job's submission id exactly as returned, e.g. 'labops_3f2a…' or 'raysubmit_…'."
+        ...,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="The job's submission id exactly as returned, e.g. 'labops_3f2a…' or 'raysubmit_…'.",
     )
 
 
@@ -190,7 +196,8 @@ class LogsArgs(JobArgs):
 def logs(ctx: ToolContext, args: LogsArgs) -> ToolResult:
     """The last lines of a Ray job's log (at most 64 KiB)."""
     _job(ctx, args.job_id)
-    text = _api(ctx).logs(args.job_id)
+    # Job output often carries terminal colours (Ray's own log prefixes do); they are noise to people and models.
+    text = _ANSI.sub("", _api(ctx).logs(args.job_id))
     lines = text.splitlines()[-args.tail :]
     out = "\n".join(lines)
     if len(out.encode()) > MAX_LOG_BYTES:

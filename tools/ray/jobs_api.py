@@ -49,6 +49,11 @@ class JobsApi:
             return resp.text  # e.g. the package upload answers with plain text
         return resp.json()
 
+    def version(self) -> str:
+        """The cluster's Ray version (``GET /api/version``)."""
+        data = self._ok(self._request("GET", "/api/version"), "reading the Ray version")
+        return str(data.get("ray_version", "?")) if isinstance(data, dict) else "?"
+
     def upload_dir(self, directory: Path) -> str:
         """Upload ``directory`` as a working_dir package (once per content) and return its ``gcs://`` URI."""
         buf = io.BytesIO()

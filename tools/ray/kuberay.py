@@ -23,13 +23,14 @@ from core.endpoints import kube_endpoint
 from core.errors import BackendUnavailable, InvalidArguments, RayError
 from tools.ray.jobs_api import JobsApi
 
-__all__ = ["KubeRayBackend"]
+__all__ = ["KubeRayBackend", "kube_api_client"]
 
 GROUP, VERSION, PLURAL = "ray.io", "v1", "rayjobs"
 _SETTING = "kubernetes.kubeconfig"
 
 
-def _api_client(settings: Settings) -> client.ApiClient:
+def kube_api_client(settings: Settings) -> client.ApiClient:
+    """A Kubernetes API client: kubeconfig, in-cluster, or the embedded stand-in (TLS verified)."""
     ep = kube_endpoint(settings)
     if ep.host is None:
         if ep.in_cluster:
@@ -56,7 +57,7 @@ class KubeRayBackend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.namespace = kube_endpoint(settings).namespace
-        self.api = client.CustomObjectsApi(_api_client(settings))
+        self.api = client.CustomObjectsApi(kube_api_client(settings))
         self.dashboard = JobsApi(settings)
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:

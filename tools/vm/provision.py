@@ -1,8 +1,8 @@
 """``vm.provision``: clone a template, size it, tag its owner, start it, and report its address.
 
 Nothing half-made stays behind: if the clone, the configuration or the start fails (or times out),
-the new VM is stopped and destroyed before the error is reported. With a request key, a repeat of
-the same call returns the first result; a repeat after a crash finds the VM by the key written into
+the new VM is stopped and destroyed before the error is reported. The guard makes a repeat with the same request key
+return the first result; a repeat after a crash (``ctx.resuming``) finds the VM by the key written into
 its description.
 """
 
@@ -17,7 +17,6 @@ from pydantic import Field, field_validator
 from core.errors import InvalidArguments, ProxmoxError
 from tools.base import Check, Plan, ResourceRef, ToolArgs, ToolResult
 from tools.context import ToolContext
-from tools.idempotency import IdempotencyStore
 from tools.proxmox import call, pve_client, wait_task
 from tools.vm.inventory import _resources, node_capacity
 from tools.vm.placement import Placement, choose_node
@@ -178,29 +177,12 @@ def provision(ctx: ToolContext, args: ProvisionArgs) -> ToolResult:
     Clones the template (default: the lab's Ubuntu 24.04 cloud template) onto the node with the most room
     (or the named node), sets cores, memory and the owner tag, starts it and returns its id and IP address.
     """
-    store = IdempotencyStore.from_settings(ctx.settings) if ctx.request_key else None
-    key = ctx.request_key
-    if store and key:
-        claim = store.claim(key, TOOL)
-        if claim.state == "done" and claim.result is not None:
-            return ToolResult.model_validate(claim.result)
-        if claim.state == "in_progress":
-            found = _find_by_key(ctx, key)
-            if found:
-                return ToolResult.ok(f"this request already created VM {found['vmid']} '{found['name']}'", data=found)
-            return ToolResult.error(f"a call with request key {key} is still running; ask again in a minute")
-    try:
-        result = _provision(ctx, args)
-    except BaseException:
-        if store and key:
-            store.release(key, TOOL)
-        raise
-    if store and key:
-        if result.status == "ok":
-            store.finish(key, TOOL, result.model_dump(mode="json"))
-        else:
-            store.release(key, TOOL)  # nothing was left behind, so a retry may try again
-    return result
+    if ctx.resuming and ctx.request_key:
+        # The first attempt with this key was cut off: report what it made rather than make a second VM.
+        found = _find_by_key(ctx, ctx.request_key)
+        if found:
+            return ToolResult.ok(f"this request already created VM {found['vmid']} '{found['name']}'", data=found)
+    return _provision(ctx, args)
 
 
 def _provision(ctx: ToolContext, args: ProvisionArgs) -> ToolResult:

@@ -1,0 +1,47 @@
+"""The documentation search as a service the tools and the agent share (``docs.search`` and the retrieve step)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from core.config import Settings
+from knowledge.embeddings import Embedder, embedder_for
+from knowledge.retrieve import cite
+from knowledge.store import Hit, Mode, Store
+
+__all__ = ["DocsService"]
+
+
+class DocsService:
+    """Hybrid search over the lab's documentation; the embedder and the store open on first use."""
+
+    def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self._embedder = embedder
+        self._store: Store | None = None
+        self._lock = threading.Lock()
+
+    def hits(self, query: str, *, k: int = 4, mode: Mode = "hybrid") -> list[Hit]:
+        """The ``k`` best passages."""
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = embedder_for(self.settings)
+            if self._store is None:
+                self._store = Store(self.settings, dim=self._embedder.dim)
+            vector = self._embedder.embed([query])[0]
+            return self._store.search(query, vector, k=k, mode=mode)
+
+    def search(self, query: str, *, k: int = 4) -> list[dict[str, Any]]:
+        """Passages as ``{"text", "source", "section", "citation", "score"}`` (the ``docs.search`` tool's data)."""
+        return [
+            {"text": h.text, "source": h.source, "section": h.section, "citation": cite(h), "score": round(h.score, 4)}
+            for h in self.hits(query, k=k)
+        ]
+
+    def close(self) -> None:
+        """Release the store (Milvus Lite allows one process per directory)."""
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None

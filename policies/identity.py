@@ -1,0 +1,64 @@
+"""Who is asking from the CLI: the operating-system account mapped in ``lab.toml``; ``--as`` only for operators.
+
+A shell is not an authentication: anyone who can type ``--as admin2`` must not become admin2. The CLI
+acts as the lab user whose ``os_users`` lists the account running it (an unmapped account acts under its
+own name, as an unknown user). Claiming another identity with ``--as`` needs the ``operator`` role; the
+audit log records both the real and the claimed user.
+"""
+
+from __future__ import annotations
+
+import getpass
+import re
+from dataclasses import dataclass
+
+from core.errors import IdentityError
+from policies.directory import Directory
+
+__all__ = ["OPERATOR_ROLE", "Identity", "cli_identity", "os_account", "valid_user_name"]
+
+OPERATOR_ROLE = "operator"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+
+@dataclass(kw_only=True, frozen=True)
+class Identity:
+    """The effective user and, when they differ, the real one behind it."""
+
+    user: str
+    real_user: str
+
+    @property
+    def claimed(self) -> bool:
+        """Whether the effective user was claimed with ``--as``."""
+        return self.user != self.real_user
+
+
+def valid_user_name(name: str) -> bool:
+    """Lab user names: letters, digits and ``._@-``, up to 64 characters (no quotes, spaces or controls)."""
+    return bool(_NAME.match(name))
+
+
+def os_account() -> str:
+    """The operating-system account running this process."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError) as exc:  # no passwd entry and no LOGNAME/USER
+        raise IdentityError("cannot tell which operating-system user runs LabOps (set USER)") from exc
+
+
+def cli_identity(directory: Directory, *, claimed: str | None, account: str | None = None) -> Identity:
+    """Resolve the CLI's identity; raises IdentityError for a bad name or a claim the account may not make."""
+    account = account or os_account()
+    real = directory.os_users.get(account, account)
+    if claimed is None or claimed == real:
+        return Identity(user=real, real_user=real)
+    if not valid_user_name(claimed):
+        raise IdentityError(f"--as {claimed!r} is not a user name (letters, digits and . _ @ -, up to 64 characters)")
+    if OPERATOR_ROLE not in directory.user(real).roles:
+        raise IdentityError(
+            f"you are {real} (operating-system user {account}); only users with the {OPERATOR_ROLE!r} role may act "
+            f"as someone else with --as. Drop --as, or map your account to {claimed} under [users.{claimed}] "
+            "os_users in policies/lab.toml"
+        )
+    return Identity(user=claimed, real_user=real)
