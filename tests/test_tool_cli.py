@@ -51,3 +51,34 @@ def test_policy_check_json(simulator: Any) -> None:
     decision = json.loads(out)
     assert code == 0 and decision["decision"] == "needs_approval" and decision["approval"]["role"] == "admin"
     assert decision["reasons"] and decision["policy_version"]
+
+
+def test_lab_dir_after_the_sub_command_and_human_output(simulator: Any) -> None:
+    result = CliRunner().invoke(
+        cli, ["tool", "call", "vm.nodes", "--as", "admin1", "--lab-dir", str(simulator.lab_dir)]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("ok: ") and "{" not in result.output, "a human summary, not JSON"
+    as_json = CliRunner().invoke(
+        cli, ["tool", "call", "vm.nodes", "--as", "admin1", "--json", "--lab-dir", str(simulator.lab_dir)]
+    )
+    assert set(json.loads(as_json.output)) == {"status", "data", "message"}, "only the envelope"
+
+
+def test_bad_input_is_an_error_envelope_never_a_traceback(simulator: Any) -> None:
+    for args in ('{"name": "Bad_Name!"}', '{"name": ""}', '{"name": "ünïcode"}', '{"name": "x", "cores": true}'):
+        code, out = _run(simulator, "tool", "call", "vm.provision", "--args", args, "--as", "researcher1", "--json")
+        envelope = json.loads(out)
+        assert (code == 1 and envelope["status"] == "error" and "name" in envelope["message"]) or "cores" in out
+        assert all(set(e) == {"loc", "msg", "type"} for e in envelope["data"]["errors"])
+    code, out = _run(simulator, "tool", "call", "ray.status", "--args", '{"job_id": "../../api/version"}', "--as", "r1")
+    assert code == 1 and "job_id" in out
+
+
+def test_as_is_refused_for_a_non_operator(simulator: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv("USER", "alice")
+    monkeypatch.setenv("LOGNAME", "alice")
+    code, out = _run(simulator, "tool", "call", "vm.nodes", "--as", "admin2")
+    assert code == 1 and "operator" in out
+    code, out = _run(simulator, "tool", "call", "vm.nodes", "--json")
+    assert code == 0 and json.loads(out)["status"] == "ok", "alice may read as herself"

@@ -41,7 +41,8 @@ ResourceType = Literal["Lab", "Node", "VM", "Job", "Table", "Datastore", "Approv
 class ToolArgs(BaseModel):
     """Base of every tool's argument model: unknown fields are an error, not silently dropped."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # Strict: numbers are numbers and booleans are booleans ("yes" is not true, true is not 1).
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
 
 class ToolResult(BaseModel):

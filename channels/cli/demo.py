@@ -21,7 +21,7 @@ from rich.panel import Panel
 
 from channels.cli.common import console, get_settings, handle_errors
 from core.config import Settings
-from core.errors import ApprovalError, LabOpsError
+from core.errors import LabOpsError
 from policies.guard import Caller, Guard
 from tools.base import ToolResult
 
@@ -36,7 +36,12 @@ class _Session:
 
     settings: Settings
     guard: Guard
+    operator: str = "lab-operator"
     failures: list[str] = field(default_factory=list)
+
+    def caller(self, user: str, text: str) -> Caller:
+        """A demo persona; the audit log also records who really ran the demo."""
+        return Caller(user=user, channel="cli", request_text=text, real_user=self.operator)
 
     def call(
         self,
@@ -52,8 +57,7 @@ class _Session:
         """One request through the guard, printed as the user's words and the envelope."""
         console.print(f"\n[bold cyan]{user}[/bold cyan] asks: [italic]{text}[/italic]")
         console.print(f"  → {tool} {json.dumps(args)}")
-        caller = Caller(user=user, channel="cli", request_text=text)
-        result = self.guard.call(tool, args, caller=caller, call_id=call_id, approval_id=approval_id)
+        result = self.guard.call(tool, args, caller=self.caller(user, text), call_id=call_id, approval_id=approval_id)
         colour = {"ok": "green", "no_data": "yellow", "needs_approval": "yellow"}.get(result.status, "red")
         first, *rest = result.message.splitlines() or [""]
         console.print(f"  [{colour}]{result.status}[/{colour}]: {first}")
@@ -151,15 +155,13 @@ def _desi(s: _Session) -> None:
 
 
 def _approve(s: _Session, approval_id: str, *, wrong: str, right: str) -> None:
-    """Show that the wrong person cannot approve, then approve as the right one."""
-    assert s.guard.approvals is not None
-    try:
-        s.guard.approvals.approve(approval_id, approver=wrong)
-        s.expect(False, f"{wrong} must not be able to approve {approval_id}")
-    except ApprovalError as exc:
-        s.expect(True, f"{wrong} cannot approve: {exc}")
-    s.guard.approvals.approve(approval_id, approver=right, reason="demo")
-    console.print(f"  [bold]{right}[/bold] approves {approval_id}")
+    """Show that the wrong person cannot approve, then approve as the right one (both through the guard)."""
+    refused = s.guard.approve(approval_id, caller=s.caller(wrong, f"labops approvals approve {approval_id}"))
+    s.expect(refused.status != "ok", f"{wrong} cannot approve: {refused.message}")
+    given = s.guard.approve(
+        approval_id, caller=s.caller(right, f"labops approvals approve {approval_id}"), reason="demo"
+    )
+    s.expect(given.status == "ok", f"{right} approves: {given.message}")
 
 
 def _provision(s: _Session) -> None:
@@ -244,7 +246,7 @@ def _ray(s: _Session) -> None:
     deadline = time.monotonic() + 180
     status = ""
     while time.monotonic() < deadline:
-        result = s.guard.call("ray.status", {"job_id": job_id}, caller=Caller(user="researcher1", channel="cli"))
+        result = s.guard.call("ray.status", {"job_id": job_id}, caller=s.caller("researcher1", "(follows the job)"))
         status = str((result.data or {}).get("status", ""))
         if status in {"SUCCEEDED", "FAILED", "STOPPED"}:
             break
@@ -278,7 +280,13 @@ def demo(rows: int, down_after: bool) -> None:
     console.print(Panel("1. The embedded lab", style="bold"))
     print_status(lab_up(settings.lab_dir, rows=rows, progress=lambda msg: console.print(f"  {msg} …")))
 
-    session = _Session(settings=settings, guard=Guard.from_settings(settings))
+    from channels.cli.services import tool_services
+    from policies.identity import cli_identity
+
+    guard = Guard.from_settings(settings, services=tool_services(settings))
+    assert guard.engine is not None
+    operator = cli_identity(guard.engine.directory, claimed=None).user
+    session = _Session(settings=settings, guard=guard, operator=operator)
     console.print()
     console.print(Panel("2. Doctor: every backend reachable?", style="bold"))
     for check in run_checks(settings):
@@ -300,11 +308,14 @@ def demo(rows: int, down_after: bool) -> None:
     console.print()
     if session.failures:
         console.print(Panel("\n".join(session.failures), title="steps that did not go as scripted", style="red"))
+        if not down_after:
+            console.print("The lab is still running; stop it with `.venv/bin/labops lab down`.")
         raise SystemExit(1)
     after = (
         "The lab is stopped."
         if down_after
-        else "The lab is still running: try `labops tool list`, "
-        "`labops tool call backup.check --as admin1`, or stop it with `labops lab down`."
+        else "The lab is still running in the background. Try `.venv/bin/labops tool list` or "
+        "`.venv/bin/labops tool call backup.check --as admin1`; stop it with `.venv/bin/labops lab down`."
     )
-    console.print(Panel(f"Every step behaved as scripted. {after}", style="green"))
+    console.print("[bold green]Every step behaved as scripted.[/bold green]")
+    console.print(after)

@@ -6,7 +6,7 @@ import sys
 from typing import cast
 
 import click
-from rich.table import Table
+from rich.table import Column, Table
 
 from channels.cli.common import console, echo_json, err_console, get_settings
 from simlab import supervisor
@@ -21,7 +21,7 @@ def _progress(message: str) -> None:
 
 
 def print_status(status: dict[str, dict[str, object]]) -> None:
-    table = Table("part", "status", "address", "pid", box=None)
+    table = Table("part", "status", Column("address", no_wrap=True), "pid", box=None)
     for part, info in status.items():
         colour = "green" if info["status"] == "up" else "red"
         table.add_row(

@@ -17,9 +17,12 @@ __all__ = ["TOOLS"]
 Spectype = Literal["GALAXY", "QSO", "STAR"]
 
 
-def _table_text(result: QueryResult, max_rows: int = 8, width: int = 14) -> str:
+def _table_text(result: QueryResult, max_rows: int = 8, width: int = 40) -> str:
     def cell(v: Any) -> str:
-        text = f"{v:.5g}" if isinstance(v, float) else str(v)
+        # Identifiers (TARGETIDs are 18-digit integers) are never shortened: people copy them.
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return f"{v:.7g}" if isinstance(v, float) else str(v)
+        text = str(v)
         return text if len(text) <= width else text[: width - 1] + "…"
 
     lines = [" | ".join(cell(c) for c in result.columns)]
