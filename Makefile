@@ -8,12 +8,18 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install demo test lint check lab-up lab-down clean
 
+# llama-cpp-python (the embedded GPU node's model runtime) builds from source: no curl, no tools, two jobs.
+LLAMA_CMAKE := -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
+
 $(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"LabOps needs Python 3.11, found {sys.version.split()[0]}: set PYTHON=/path/to/python3.11"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/pip install --quiet -e '.[dev]'
+	@echo "installing LabOps (the first run builds llama-cpp-python from source: about 10 minutes)"
+	CMAKE_ARGS="$(LLAMA_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/pip install --quiet -e '.[dev,lab]'
 	$(BIN)/python -m knowledge.build_assets
+	$(BIN)/python -m simlab.ollama.assets 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+	$(BIN)/python -m simlab.ollama.assets --check
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -19,12 +19,13 @@ from core.endpoints import (
     kube_endpoint,
     lab_state,
     milvus_endpoint,
+    ollama_url,
     pbs_endpoint,
     postgres_dsn,
     pve_endpoint,
     ray_address,
 )
-from core.errors import LabOpsError
+from core.errors import ConfigError, LabOpsError
 from tools.proxmox import call, pbs_client, pve_client
 
 __all__ = ["BackendCheck", "run_checks"]
@@ -114,11 +115,33 @@ def _milvus_version(settings: Settings) -> str:
 
 
 def _llm_version(settings: Settings) -> str:
-    if settings.llm.provider != "ollama":
-        return f"{settings.llm.provider} (in-process)"
-    resp = httpx.get(f"{settings.llm.ollama_url.rstrip('/')}/api/version", timeout=5.0)
-    resp.raise_for_status()
-    return f"Ollama {resp.json().get('version', '?')}"
+    """Reachable, which version, and whether the configured model is there."""
+    model = settings.llm.model
+    if settings.llm.provider == "openai":
+        base = (settings.llm.openai_base_url or "").rstrip("/")
+        key = settings.llm.openai_api_key.get_secret_value() if settings.llm.openai_api_key else ""
+        resp = httpx.get(f"{base}/models", headers={"Authorization": f"Bearer {key}"} if key else {}, timeout=5.0)
+        resp.raise_for_status()
+        names = [m.get("id") for m in resp.json().get("data", [])]
+        if model not in names:
+            raise ConfigError(f"the server has no model {model!r} (it has {', '.join(map(str, names))}): set llm.model")
+        return f"OpenAI-compatible, model {model}"
+    url = ollama_url(settings)
+    version = httpx.get(f"{url}/api/version", timeout=5.0).raise_for_status().json().get("version", "?")
+    tags = httpx.get(f"{url}/api/tags", timeout=5.0).raise_for_status().json().get("models", [])
+    known = {m.get("name") for m in tags} | {m.get("model") for m in tags}
+    if model not in known and f"{model}:latest" not in known:
+        raise ConfigError(
+            f"Ollama {version} has no model {model!r} (it has {', '.join(sorted(map(str, known)))}): "
+            f"`ollama pull {model}` on the GPU node, or set llm.model"
+        )
+    return f"Ollama {version}, model {model}"
+
+
+def _llm_address(settings: Settings) -> str:
+    if settings.llm.provider == "openai":
+        return settings.llm.openai_base_url or "llm.openai_base_url unset"
+    return ollama_url(settings)
 
 
 def _safe_address(fn: Callable[[Settings], str]) -> Callable[[Settings], str]:
@@ -177,9 +200,9 @@ _PROBES: tuple[_Probe, ...] = (
     _Probe(
         backend="llm",
         setting="llm.ollama_url",
-        address=lambda s: s.llm.ollama_url if s.llm.provider == "ollama" else s.llm.provider,
+        address=_safe_address(_llm_address),
         version=_llm_version,
-        required=lambda s: s.llm.provider == "ollama",
+        required=lambda s: s.llm.provider != "scripted",
     ),
 )
 
@@ -190,8 +213,8 @@ def run_checks(settings: Settings) -> list[BackendCheck]:
     for probe in _PROBES:
         if probe.backend == "kubernetes" and not probe.required(settings) and not _kube_configured(settings):
             continue  # only needed for ray.backend = "kuberay"
-        if probe.backend == "llm" and settings.llm.provider != "ollama":
-            continue  # an in-process model has no server to probe
+        if probe.backend == "llm" and settings.llm.provider == "scripted":
+            continue  # a scripted model has no server to probe
         address = probe.address(settings)
         try:
             version = probe.version(settings)

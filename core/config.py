@@ -25,6 +25,7 @@ from pydantic_settings import (
 from core.errors import ConfigError
 
 __all__ = [
+    "AgentSettings",
     "AuditSettings",
     "BackupSettings",
     "KubernetesSettings",
@@ -148,14 +149,38 @@ class MilvusSettings(_Section):
 
 
 class LlmSettings(_Section):
-    """The chat model."""
+    """The chat model: Ollama's API (the lab's GPU node), any OpenAI-compatible server, or a scripted model."""
 
-    provider: Literal["llamacpp", "ollama", "fake"] = "llamacpp"
-    ollama_url: str = "http://127.0.0.1:11434"
-    model: str = "qwen2.5-coder:1.5b"
-    model_path: Path | None = None
-    temperature: float = 0.0
-    timeout: float = 120.0
+    provider: Literal["ollama", "openai", "scripted"] = Field(
+        "ollama", description="ollama (default; the embedded lab runs one), openai (vLLM, llama-server), scripted."
+    )
+    ollama_url: str | None = Field(
+        None, description="Ollama base URL, e.g. http://node07:11434; unset: the embedded lab's GPU node."
+    )
+    model: str = Field("qwen2.5-coder:1.5b", description="Model name as the server knows it.")
+    num_ctx: int = Field(8192, ge=512, description="Context window asked of the server (tokens).")
+    num_predict: int = Field(512, ge=16, description="Most tokens one answer may generate.")
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    seed: int | None = Field(0, description="Sampling seed (reproducible answers); unset: random.")
+    keep_alive: str = Field("30m", description="How long the server keeps the model loaded after a call.")
+    timeout: float = Field(180.0, gt=0, description="Seconds to wait for one model call.")
+    openai_base_url: str | None = Field(None, description="OpenAI-compatible base URL, e.g. http://vllm:8000/v1.")
+    openai_api_key: SecretStr | None = None
+
+
+class AgentSettings(_Section):
+    """Bounds and knobs of the LangGraph agent."""
+
+    max_tool_steps: int = Field(6, ge=1, le=50, description="Tool calls per turn before the agent stops and says so.")
+    tool_timeout_s: float = Field(120.0, gt=0, description="Seconds one tool call may take before the turn moves on.")
+    token_budget: int = Field(30000, ge=1000, description="Model tokens (in + out) one turn may use.")
+    max_tools_in_prompt: int = Field(6, ge=1, description="Tools offered to the model per message (tool retrieval).")
+    docs_k: int = Field(3, ge=0, le=10, description="Documentation passages retrieved per question.")
+    checkpoint_dsn: SecretStr | None = Field(
+        None,
+        description="PostgreSQL DSN for conversation checkpoints (replicas share threads); unset: "
+        "audit.database_url when set, else SQLite in the lab directory.",
+    )
 
 
 class ServerSettings(_Section):
@@ -209,6 +234,7 @@ class Settings(BaseSettings):
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     milvus: MilvusSettings = Field(default_factory=MilvusSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)

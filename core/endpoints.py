@@ -13,7 +13,8 @@ with ``simlab``): a setting that names a real host always wins over the embedded
                "kube": {"url": "https://127.0.0.1:K", "host": ..., "port": K, "pid": N},
                "postgres": {"host": "127.0.0.1", "port": R, "dbname": "desi", "pid": N},
                "ray": {"url": "http://127.0.0.1:8265", "pid": N},
-               "milvus": {"url": "http://127.0.0.1:M", "pid": N}}}
+               "milvus": {"url": "http://127.0.0.1:M", "pid": N},
+               "ollama": {"url": "http://127.0.0.1:O", "model": "qwen2.5-coder:1.5b", "pid": N}}}
 """
 
 from __future__ import annotations
@@ -33,13 +34,14 @@ __all__ = [
     "lab_secrets",
     "lab_state",
     "milvus_endpoint",
+    "ollama_url",
     "pbs_endpoint",
     "postgres_dsn",
     "pve_endpoint",
     "ray_address",
 ]
 
-PartName = Literal["pve", "pbs", "kube", "postgres", "ray", "milvus"]
+PartName = Literal["pve", "pbs", "kube", "postgres", "ray", "milvus", "ollama"]
 
 
 def lab_state(lab_dir: Path) -> dict[str, Any] | None:
@@ -185,6 +187,13 @@ def milvus_endpoint(settings: Settings) -> tuple[str, str | None]:
         return str(part["url"]), None
     # Milvus Lite wants a path ending in .db; `labops lab up` serves the same directory over gRPC.
     return str((settings.lab_dir / "milvus.db").resolve()), None
+
+
+def ollama_url(settings: Settings) -> str:
+    """The Ollama API (the lab's GPU node): ``llm.ollama_url``, else the embedded lab's server."""
+    if settings.llm.ollama_url:
+        return settings.llm.ollama_url.rstrip("/")
+    return str(_part(settings, "ollama", "llm.ollama_url")["url"]).rstrip("/")
 
 
 @dataclass(kw_only=True, frozen=True)

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from core.config import Settings
+from core.endpoints import ollama_url
 from core.errors import BackendUnavailable, ConfigError, KnowledgeError
 
 __all__ = ["DIM", "Embedder", "OllamaEmbedder", "OnnxEmbedder", "embedder_for"]
@@ -123,5 +124,5 @@ class OllamaEmbedder:
 def embedder_for(settings: Settings) -> Embedder:
     """The configured embedder (``milvus.embedding_provider``)."""
     if settings.milvus.embedding_provider == "ollama":
-        return OllamaEmbedder(url=settings.llm.ollama_url, model=settings.milvus.ollama_embedding_model)
+        return OllamaEmbedder(url=ollama_url(settings), model=settings.milvus.ollama_embedding_model)
     return OnnxEmbedder()

@@ -11,6 +11,7 @@ kube       (same process as pve: the RayJob API stand-in)              https://1
 postgres   PostgreSQL 16 from the ``pgserver`` wheel                   127.0.0.1 (TCP)
 ray        ``ray start --head`` (dashboard + Jobs API)                 http://127.0.0.1
 milvus     ``milvus-lite server`` over the lab's Milvus directory      http://127.0.0.1
+ollama     ``python -m simlab.ollama`` (the GPU node's Ollama API)     http://127.0.0.1
 =========  ==========================================================  ==================
 
 Everything lives in one lab directory; ``lab.json`` records each started part (address, pid) so
@@ -47,10 +48,10 @@ __all__ = ["PARTS", "LabStartError", "Part", "lab_down", "lab_reset", "lab_statu
 
 log = logging.getLogger(__name__)
 
-Part = Literal["pve", "pbs", "kube", "postgres", "ray", "milvus"]
+Part = Literal["pve", "pbs", "kube", "postgres", "ray", "milvus", "ollama"]
 # The Kubernetes API stand-in (for KubeRay RayJobs) is part of the lab once ``simlab.kube`` exists.
 _HAS_KUBE = importlib.util.find_spec("simlab.kube") is not None
-PARTS: tuple[Part, ...] = ("pve", "pbs", *(("kube",) if _HAS_KUBE else ()), "postgres", "ray", "milvus")
+PARTS: tuple[Part, ...] = ("pve", "pbs", *(("kube",) if _HAS_KUBE else ()), "postgres", "ray", "milvus", "ollama")
 
 # Well-known ports are used when free so a person can remember them; otherwise any free port.
 _PREFERRED_PORTS: dict[str, int] = {
@@ -60,6 +61,7 @@ _PREFERRED_PORTS: dict[str, int] = {
     "postgres": 54320,
     "ray": 8265,
     "milvus": 19530,
+    "ollama": 11434,
 }
 _READY_TIMEOUT = 90.0
 
@@ -252,6 +254,25 @@ def _start_milvus(lab_dir: Path, state: dict[str, Any], taken: set[int]) -> None
     _wait_until(lambda: _port_open("127.0.0.1", port), what="milvus-lite server", log_file=log_file, pid=pid)
 
 
+def _start_ollama(lab_dir: Path, state: dict[str, Any], taken: set[int]) -> None:
+    from simlab.ollama.assets import default_model, models_dir, ready
+
+    asset = default_model()
+    if not ready(asset, models_dir()):
+        raise LabStartError(
+            f"the GPU node's model is not assembled in {models_dir()}: run `python -m simlab.ollama.assets` "
+            "(make install does), or point llm.ollama_url at a real Ollama"
+        )
+    port = _pick_port("ollama", taken)
+    taken.add(port)
+    log_file = lab_dir / "logs" / "ollama.log"
+    pid = _spawn([sys.executable, "-m", "simlab.ollama", "--host", "127.0.0.1", "--port", str(port)], log_file)
+    url = f"http://127.0.0.1:{port}"
+    state["parts"]["ollama"] = {"url": url, "host": "127.0.0.1", "port": port, "pid": pid, "model": asset.name}
+    _write_state(lab_dir, state)
+    _wait_until(lambda: _http_ok(f"{url}/api/version"), what="the Ollama server", log_file=log_file, pid=pid)
+
+
 def _part_up(lab_dir: Path, part: str, info: dict[str, Any] | None) -> bool:
     if not info:
         return False
@@ -299,6 +320,9 @@ def lab_up(
     if "milvus" in parts and not _part_up(lab_dir, "milvus", state["parts"].get("milvus")):
         progress("starting the Milvus Lite server")
         _start_milvus(lab_dir, state, taken)
+    if "ollama" in parts and not _part_up(lab_dir, "ollama", state["parts"].get("ollama")):
+        progress("starting the GPU node's Ollama server (loading the model)")
+        _start_ollama(lab_dir, state, taken)
     return lab_status(lab_dir)
 
 
@@ -353,7 +377,7 @@ def lab_down(lab_dir: Path, *, progress: Progress = _noop) -> list[str]:
         _best_effort("PostgreSQL", lambda: _stop_postgres(lab_dir))
         stopped.append("postgres")
     seen: set[int] = set()
-    for part in ("milvus", "pve", "pbs", "kube"):
+    for part in ("ollama", "milvus", "pve", "pbs", "kube"):
         pid = parts.get(part, {}).get("pid")
         if pid and pid not in seen:
             progress(f"stopping {part} (pid {pid})")

@@ -209,3 +209,40 @@ def inprocess_lab() -> Iterator[Any]:
     yield start
     for lab in labs:
         lab.close()
+
+
+@dataclass
+class OllamaProcess:
+    url: str
+    proc: subprocess.Popen[bytes]
+
+
+@pytest.fixture(scope="session")
+def ollama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OllamaProcess]:
+    """The embedded GPU node (``python -m simlab.ollama``) with the real model, on a free port."""
+    from simlab.ollama.assets import default_model, models_dir, ready
+
+    if not ready(default_model(), models_dir()):
+        pytest.fail("the model is not assembled: run `python -m simlab.ollama.assets` (make install does)")
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("ollama") / "ollama.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "simlab.ollama", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/api/version", timeout=1).ok:
+                break
+        except requests.RequestException:
+            time.sleep(0.2)
+        if proc.poll() is not None:
+            pytest.fail(f"the Ollama server exited: {log_path.read_text()[-2000:]}")
+    else:
+        proc.terminate()
+        pytest.fail("the Ollama server did not start within 120 s")
+    yield OllamaProcess(url=url, proc=proc)
+    proc.terminate()
+    proc.wait(timeout=30)

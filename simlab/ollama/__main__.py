@@ -1,0 +1,46 @@
+"""``python -m simlab.ollama``: serve the Ollama API on one port with the embedded model loaded."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Load the model, then serve until SIGTERM/SIGINT."""
+    from simlab.ollama.assets import default_model, models_dir, ready
+
+    asset = default_model()
+    parser = argparse.ArgumentParser(prog="python -m simlab.ollama", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=11434)
+    parser.add_argument("--model-path", type=Path, default=None, help=f"GGUF file (default: {asset.file})")
+    parser.add_argument("--num-ctx", type=int, default=8192, help="context window of the loaded model")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    parser.add_argument("--keep-alive", type=float, default=300.0, help="seconds reported by /api/ps")
+    opts = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    path = opts.model_path or models_dir() / asset.file
+    if opts.model_path is None and not ready(asset, models_dir()):
+        parser.error(f"the model is not assembled at {path}: run `python -m simlab.ollama.assets` (make install does)")
+    if not path.is_file():
+        parser.error(f"--model-path {path} does not exist")
+
+    import uvicorn
+
+    from simlab.ollama.app import OllamaServer, create_app
+    from simlab.ollama.engine import ChatEngine
+
+    engine = ChatEngine(path, n_ctx=opts.num_ctx, n_threads=opts.threads or os.cpu_count())
+    logging.getLogger("simlab.ollama").info("model %s loaded in %.1f s", asset.name, engine.load_duration / 1e9)
+    app = create_app(OllamaServer(engine, asset, keep_alive_s=opts.keep_alive))
+    uvicorn.run(app, host=opts.host, port=opts.port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,244 @@
+"""The GPU node's model, in-process: chat rendering, generation, tool-call parsing and embeddings.
+
+The chat is rendered with the chat template the GGUF file carries (``tokenizer.chat_template``, the
+model's own Jinja template), so tools land in the system turn the way the model was trained on and the
+way Ollama renders them for Qwen 2.5. The model writes a tool call as ``<tool_call>{"name": ...,
+"arguments": {...}}</tool_call>``; :func:`split_tool_calls` turns those into Ollama's ``tool_calls``
+objects (``arguments`` as an object) and leaves everything else as content, as Ollama's parser does.
+Anything else the model writes (a fenced JSON block, say) stays content: clients deal with it.
+
+One generation runs at a time (a lock), like a single-slot Ollama. llama.cpp keeps the key/value cache
+of the previous prompt and reuses its longest common prefix, so a stable system prompt is evaluated once.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import jinja2.sandbox
+
+__all__ = ["ChatEngine", "Generation", "split_tool_calls"]
+
+log = logging.getLogger(__name__)
+
+_TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
+_STOP = ("<|im_end|>", "<|endoftext|>", "<|im_start|>")
+
+
+def _tojson(value: Any, indent: int | None = None) -> str:
+    # As Hugging Face's chat templates expect: keys in insertion order, no HTML escaping.
+    return json.dumps(value, ensure_ascii=False, indent=indent)
+
+
+def split_tool_calls(text: str) -> tuple[str, list[dict[str, Any]]]:
+    """``(content, tool_calls)`` from the model's output; unparseable ``<tool_call>`` blocks stay content."""
+    calls: list[dict[str, Any]] = []
+    kept: list[str] = []
+    last = 0
+    for match in _TOOL_CALL.finditer(text):
+        body = match.group(1).strip()
+        try:
+            obj = json.loads(body)
+        except ValueError:
+            continue
+        if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
+            continue
+        args = obj.get("arguments", obj.get("parameters", {}))
+        if isinstance(args, str):
+            try:
+                args = json.loads(args)
+            except ValueError:
+                continue
+        if not isinstance(args, dict):
+            continue
+        kept.append(text[last : match.start()])
+        last = match.end()
+        calls.append({"function": {"name": obj["name"], "arguments": args}})
+    kept.append(text[last:])
+    return "".join(kept).strip() if calls else text, calls
+
+
+@dataclass(kw_only=True)
+class Generation:
+    """What one chat call produced, with Ollama's counters (durations in nanoseconds)."""
+
+    content: str = ""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    done_reason: str = "stop"
+    prompt_eval_count: int = 0
+    prompt_eval_duration: int = 0
+    eval_count: int = 0
+    eval_duration: int = 0
+    total_duration: int = 0
+    load_duration: int = 0
+    cached_tokens: int = 0
+
+
+class ChatEngine:
+    """A GGUF chat model served the way Ollama serves it."""
+
+    def __init__(self, model_path: Path, *, n_ctx: int = 8192, n_threads: int | None = None) -> None:
+        from llama_cpp import Llama
+
+        started = time.perf_counter_ns()
+        self.model_path = model_path
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.llm = Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+        self.load_duration = time.perf_counter_ns() - started
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ValueError(f"{model_path} carries no chat template (tokenizer.chat_template)")
+        self.chat_template: str = template
+        env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        env.filters["tojson"] = _tojson
+        self.template = env.from_string(template)
+        self.lock = threading.Lock()
+        self._embedder: Any = None
+        self.last_used = time.time()
+
+    # --- prompt ----------------------------------------------------------------------------------------
+    def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> str:
+        """The prompt text for ``messages`` (Ollama message shape) and ``tools`` (function definitions)."""
+        rendered_messages = []
+        for m in messages:
+            item: dict[str, Any] = {"role": m.get("role", "user"), "content": m.get("content") or ""}
+            if m.get("tool_calls"):
+                item["tool_calls"] = [
+                    {"function": {"name": c["function"]["name"], "arguments": c["function"].get("arguments", {})}}
+                    for c in m["tool_calls"]
+                ]
+            rendered_messages.append(item)
+        try:
+            return str(
+                self.template.render(messages=rendered_messages, tools=tools or None, add_generation_prompt=True)
+            )
+        except jinja2.TemplateError as exc:
+            raise ValueError(f"cannot render the chat template: {exc}") from exc
+
+    def tokenize(self, text: str) -> list[int]:
+        """Prompt tokens (special tokens such as ``<|im_start|>`` recognised)."""
+        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def fit(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, reserve: int) -> list[int]:
+        """Tokens of the prompt; the oldest non-system turns are dropped until it fits, as Ollama does."""
+        kept = list(messages)
+        while True:
+            tokens = self.tokenize(self.render(kept, tools))
+            if len(tokens) + reserve <= self.n_ctx:
+                return tokens
+            droppable = [i for i, m in enumerate(kept[:-1]) if m.get("role") != "system"]
+            if not droppable:
+                raise ValueError(
+                    f"the prompt needs {len(tokens)} tokens and the context holds {self.n_ctx} "
+                    f"(with {reserve} for the answer): shorten the messages or raise num_ctx"
+                )
+            del kept[droppable[0]]
+
+    # --- generation ------------------------------------------------------------------------------------
+    def stream(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        options: dict[str, Any] | None = None,
+        grammar: Any = None,
+    ) -> Iterator[str | Generation]:
+        """Yield text pieces as they are generated, then the :class:`Generation` (call with ``lock`` held)."""
+        opts = options or {}
+        started = time.perf_counter_ns()
+        max_new = int(opts.get("num_predict") or 1024)
+        if max_new < 0:
+            max_new = self.n_ctx
+        tokens = self.fit(messages, tools, reserve=min(max_new, self.n_ctx // 2))
+        cached = 0
+        for a, b in zip(self.llm._input_ids, tokens, strict=False):  # what llama.cpp will reuse
+            if a != b:
+                break
+            cached += 1
+        if opts.get("seed") is not None:
+            self.llm.set_seed(int(opts["seed"]))
+        stops = [*_STOP, *(opts.get("stop") or [])]
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        text, held = "", ""
+        gen = Generation(prompt_eval_count=len(tokens), cached_tokens=cached, load_duration=0)
+        first_token_at: int | None = None
+        eos = self.llm.token_eos()
+        try:
+            for token in self.llm.generate(
+                tokens,
+                temp=float(opts.get("temperature", 0.8)),
+                top_k=int(opts.get("top_k", 40)),
+                top_p=float(opts.get("top_p", 0.9)),
+                min_p=float(opts.get("min_p", 0.0)),
+                repeat_penalty=float(opts.get("repeat_penalty", 1.1)),
+                grammar=grammar,
+            ):
+                if first_token_at is None:
+                    first_token_at = time.perf_counter_ns()
+                if token == eos or self.llm.token_eos() == token:
+                    break
+                gen.eval_count += 1
+                held += decoder.decode(bytes(self.llm.detokenize([token], special=True)))
+                stop_at = min((held.find(s) for s in stops if s in held), default=-1)
+                if stop_at >= 0:
+                    text += held[:stop_at]
+                    if held[:stop_at]:
+                        yield held[:stop_at]
+                    held = ""
+                    break
+                # Hold back what could be the start of a stop string.
+                safe = len(held)
+                for s in stops:
+                    for k in range(min(len(s) - 1, len(held)), 0, -1):
+                        if held.endswith(s[:k]):
+                            safe = min(safe, len(held) - k)
+                            break
+                if safe > 0:
+                    piece, held = held[:safe], held[safe:]
+                    text += piece
+                    yield piece
+                if gen.eval_count >= max_new:
+                    gen.done_reason = "length"
+                    break
+        finally:
+            self.last_used = time.time()
+        if held:
+            text += held
+            yield held
+        now = time.perf_counter_ns()
+        first = first_token_at or now
+        gen.prompt_eval_duration = first - started
+        gen.eval_duration = now - first
+        gen.total_duration = now - started
+        gen.content = text
+        yield gen
+
+    # --- embeddings --------------------------------------------------------------------------------------
+    def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
+        """Unit-length embeddings (mean pooling) and the number of input tokens."""
+        if self._embedder is None:
+            from llama_cpp import Llama
+
+            # A second view of the same file for embeddings (the weights are memory-mapped, so shared).
+            self._embedder = Llama(
+                model_path=str(self.model_path), embedding=True, n_ctx=2048, n_threads=self.n_threads, verbose=False
+            )
+        vectors: list[list[float]] = []
+        count = 0
+        for text in texts:
+            count += len(self._embedder.tokenize(text.encode("utf-8")))
+            raw = self._embedder.embed(text, normalize=True)
+            vector = raw[0] if raw and isinstance(raw[0], list) else raw
+            vectors.append([float(x) for x in vector])
+        return vectors, count
