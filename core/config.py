@@ -174,8 +174,12 @@ class AgentSettings(_Section):
     max_tool_steps: int = Field(6, ge=1, le=50, description="Tool calls per turn before the agent stops and says so.")
     tool_timeout_s: float = Field(120.0, gt=0, description="Seconds one tool call may take before the turn moves on.")
     token_budget: int = Field(30000, ge=1000, description="Model tokens (in + out) one turn may use.")
-    max_tools_in_prompt: int = Field(6, ge=1, description="Tools offered to the model per message (tool retrieval).")
+    max_tools_in_prompt: int = Field(4, ge=1, description="Tools offered to the model per message (tool retrieval).")
     docs_k: int = Field(3, ge=0, le=10, description="Documentation passages retrieved per question.")
+    constrained_calls: bool = Field(
+        True,
+        description="Constrain the first model call of a turn to one JSON tool call or answer (small models).",
+    )
     checkpoint_dsn: SecretStr | None = Field(
         None,
         description="PostgreSQL DSN for conversation checkpoints (replicas share threads); unset: "

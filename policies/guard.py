@@ -422,6 +422,11 @@ class Guard:
         data = {**plan.model_dump(mode="json"), "policy": decision.as_dict()}
         return ToolResult.ok(f"plan for {plan.summary}: {verdict}; policy: {decision.decision}", data=data)
 
+    def refuse(self, tool_name: str, raw_args: dict[str, Any], *, caller: Caller, reason: str) -> ToolResult:
+        """Record a call a channel refused before asking policy (e.g. the agent's intent gate) and say so."""
+        self._record(caller, tool_name, raw_args, event="decision", decision="deny", reasons=[reason], by="channel")
+        return ToolResult(status="denied", message=reason)
+
     # --- deciding approvals --------------------------------------------------------------------------
     def approve(self, approval_id: str, *, caller: Caller, reason: str = "") -> ToolResult:
         """Approve a request: Cedar decides who may, the audit log records it before anything changes."""

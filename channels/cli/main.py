@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from channels.cli.agent_cmds import ask, chat
 from channels.cli.common import add_location_options, make_state
 from channels.cli.demo import demo
 from channels.cli.doctor_cmd import doctor
@@ -37,7 +38,7 @@ def cli(ctx: click.Context, config: Path | None, lab_dir: Path | None) -> None:
     ctx.obj = make_state(config, lab_dir)
 
 
-for command in (lab, doctor, tool, policy, approvals, audit, ingest, search, demo):
+for command in (lab, doctor, ask, chat, tool, policy, approvals, audit, ingest, search, demo):
     add_location_options(command)
     cli.add_command(command)
 

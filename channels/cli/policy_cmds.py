@@ -6,6 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.markup import escape
@@ -123,7 +124,25 @@ def _decide(approve: bool, approval_id: str, user: str | None, reason: str, as_j
         echo_json(result.model_dump(mode="json"))
     else:
         render_result(result)
+    if result.status == "ok":
+        _continue_conversation(settings, result.data["approval"], caller.user, reason)
     sys.exit(EXIT_CODES[result.status])
+
+
+def _continue_conversation(settings: Any, approval: dict[str, Any], by: str, reason: str) -> None:
+    """If an agent conversation waits for this approval, let it go on (it runs as its requester)."""
+    from agent.waits import Waits
+
+    if approval["state"] not in ("approved", "denied") or Waits.from_settings(settings).find(approval["id"]) is None:
+        return
+    from agent.runtime import Agent
+    from channels.cli.agent_cmds import resume_after_approval
+
+    agent = Agent(settings)
+    try:
+        resume_after_approval(agent, approval["id"], approval["state"], by, reason)
+    finally:
+        agent.close()
 
 
 @approvals.command()

@@ -19,6 +19,7 @@ import logging
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,10 +85,79 @@ class Generation:
     cached_tokens: int = 0
 
 
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+class PrefixCache:
+    """Saved model states (the key/value cache of the tokens evaluated) keyed by those tokens.
+
+    llama-cpp-python's own state cache also copies a ``n_batch x n_vocab`` logits array per state (300 MB for
+    this vocabulary), which exhausts memory after a few prompts; only the llama.cpp context state is kept
+    here (about 28 KB per token for this model). Restoring marks the logits stale, so ``Llama.generate``
+    re-evaluates the last token before it samples. Touches llama-cpp-python internals (``input_ids``,
+    ``n_tokens``, ``_requires_eval``): the version is pinned in pyproject.toml.
+    """
+
+    def __init__(self, capacity_bytes: int) -> None:
+        self.capacity = capacity_bytes
+        self.states: OrderedDict[tuple[int, ...], bytes] = OrderedDict()
+        self.size = 0
+
+    def save(self, llm: Any) -> None:
+        """Keep the context's current state under its tokens (oldest states go first when full)."""
+        import ctypes
+
+        import llama_cpp
+
+        key = tuple(llm.input_ids[: llm.n_tokens].tolist())
+        size = llama_cpp.llama_state_get_size(llm._ctx.ctx)
+        buf = (ctypes.c_uint8 * int(size))()
+        used = int(llama_cpp.llama_state_get_data(llm._ctx.ctx, buf, size))
+        data = bytes(buf)[:used]
+        if key in self.states:
+            self.size -= len(self.states.pop(key))
+        self.states[key] = data
+        self.size += len(data)
+        while self.size > self.capacity and len(self.states) > 1:
+            _old, dropped = self.states.popitem(last=False)
+            self.size -= len(dropped)
+
+    def restore(self, llm: Any, tokens: list[int], *, better_than: int) -> int:
+        """Load the state sharing the longest prefix with ``tokens`` if it beats ``better_than``; tokens reused."""
+        import ctypes
+
+        import llama_cpp
+
+        best_key, best = None, better_than
+        for key in self.states:
+            n = _common_prefix(list(key[: len(tokens)]), tokens)
+            if n > best:
+                best_key, best = key, n
+        if best_key is None:
+            return 0
+        data = self.states[best_key]
+        self.states.move_to_end(best_key)
+        buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        if int(llama_cpp.llama_state_set_data(llm._ctx.ctx, buf, len(data))) != len(data):
+            return 0
+        llm.input_ids[: len(best_key)] = best_key
+        llm.n_tokens = len(best_key)
+        llm._requires_eval = True
+        return best
+
+
 class ChatEngine:
     """A GGUF chat model served the way Ollama serves it."""
 
-    def __init__(self, model_path: Path, *, n_ctx: int = 8192, n_threads: int | None = None) -> None:
+    def __init__(
+        self, model_path: Path, *, n_ctx: int = 8192, n_threads: int | None = None, cache_mb: int = 1536
+    ) -> None:
         from llama_cpp import Llama
 
         started = time.perf_counter_ns()
@@ -104,6 +174,9 @@ class ChatEngine:
         env.filters["tojson"] = _tojson
         self.template = env.from_string(template)
         self.lock = threading.Lock()
+        # Saved model states keyed by their tokens: a prompt that shares a prefix with any earlier one (the
+        # same system prompt and tools, or the same conversation so far) restarts from the longest one.
+        self.cache = PrefixCache(capacity_bytes=cache_mb << 20) if cache_mb > 0 else None
         self._embedder: Any = None
         self.last_used = time.time()
 
@@ -161,11 +234,7 @@ class ChatEngine:
         if max_new < 0:
             max_new = self.n_ctx
         tokens = self.fit(messages, tools, reserve=min(max_new, self.n_ctx // 2))
-        cached = 0
-        for a, b in zip(self.llm._input_ids, tokens, strict=False):  # what llama.cpp will reuse
-            if a != b:
-                break
-            cached += 1
+        cached = self._restore(tokens)
         if opts.get("seed") is not None:
             self.llm.set_seed(int(opts["seed"]))
         stops = [*_STOP, *(opts.get("stop") or [])]
@@ -213,6 +282,8 @@ class ChatEngine:
                     break
         finally:
             self.last_used = time.time()
+            if self.cache is not None and self.llm.n_tokens > 0:
+                self.cache.save(self.llm)
         if held:
             text += held
             yield held
@@ -223,6 +294,13 @@ class ChatEngine:
         gen.total_duration = now - started
         gen.content = text
         yield gen
+
+    def _restore(self, tokens: list[int]) -> int:
+        """Load the saved state sharing the longest prefix with ``tokens``; returns the tokens reused."""
+        current = _common_prefix(self.llm.input_ids[: self.llm.n_tokens].tolist(), tokens)
+        if self.cache is None:
+            return current
+        return max(current, self.cache.restore(self.llm, tokens, better_than=current))
 
     # --- embeddings --------------------------------------------------------------------------------------
     def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:

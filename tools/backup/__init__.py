@@ -155,7 +155,10 @@ def backup_check(ctx: ToolContext, args: NoArgs) -> ToolResult:
     cfg = ctx.settings.backup
     found = findings(picture.vms, cfg.rpo_hours, window_days=cfg.verify_window_days)
     line = verdict(found, len(picture.vms))
-    lines = [line] + [f"- {f.problem.upper():10} {f.vmid} {f.name}: {f.detail}" for f in found]
+    lines = [line] + [
+        f"- {f.problem.upper():10} {f.vmid} {f.name}" + (f" (owner {f.owner})" if f.owner else "") + f": {f.detail}"
+        for f in found
+    ]
     pending = [vm.vmid for vm in picture.vms if vm.verification == "pending"]
     if pending:
         lines.append(f"({len(pending)} VMs have a new snapshot waiting for the next verify run)")

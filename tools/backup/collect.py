@@ -22,6 +22,7 @@ from typing import Any, Literal
 from core.config import Settings
 from tools.context import ToolContext
 from tools.proxmox import call, pbs_client, pve_client
+from tools.vm.inventory import owner_of
 
 __all__ = ["BackupPicture", "SnapshotState", "VmBackup", "collect_jobs", "collect_vm_backups", "verify_job_start"]
 
@@ -49,6 +50,7 @@ class VmBackup:
     vmid: int
     name: str
     node: str
+    owner: str
     jobs: tuple[str, ...]
     snapshots: int
     last_backup: int | None
@@ -185,6 +187,7 @@ def collect_vm_backups(ctx: ToolContext, settings: Settings) -> BackupPicture:
                 vmid=vmid,
                 name=str(guest.get("name", "")),
                 node=str(guest.get("node", "")),
+                owner=owner_of(guest.get("tags")),
                 jobs=tuple(covered.get(vmid, [])),
                 snapshots=len(history),
                 last_backup=int(newest["backup-time"]) if newest else None,

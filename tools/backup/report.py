@@ -27,6 +27,7 @@ class Finding:
     vmid: int
     name: str
     detail: str
+    owner: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
@@ -54,16 +55,17 @@ def findings(vms: list[VmBackup], rpo_hours: float, *, window_days: float = 7.0)
     out: list[Finding] = []
     for vm in vms:
         if vm.last_result == "failed":
-            out.append(Finding(problem="failed", vmid=vm.vmid, name=vm.name, detail=_failed_detail(vm)))
+            out.append(Finding(problem="failed", vmid=vm.vmid, name=vm.name, detail=_failed_detail(vm), owner=vm.owner))
         if not vm.jobs:
             detail = "in no enabled backup job" + ("" if vm.last_backup else " and never backed up")
-            out.append(Finding(problem="missing", vmid=vm.vmid, name=vm.name, detail=detail))
+            out.append(Finding(problem="missing", vmid=vm.vmid, name=vm.name, detail=detail, owner=vm.owner))
         if vm.last_backup is not None and vm.age_hours is not None and vm.age_hours > rpo_hours:
             out.append(
                 Finding(
                     problem="stale",
                     vmid=vm.vmid,
                     name=vm.name,
+                    owner=vm.owner,
                     detail=f"last backup {_age(vm.age_hours)} ago (RPO {rpo_hours:g} h)",
                 )
             )
@@ -73,6 +75,7 @@ def findings(vms: list[VmBackup], rpo_hours: float, *, window_days: float = 7.0)
                     problem="unverified",
                     vmid=vm.vmid,
                     name=vm.name,
+                    owner=vm.owner,
                     detail=f"no snapshot of the last {window_days:g} days was verified "
                     f"({vm.due_unverified} skipped by the verify job)",
                 )

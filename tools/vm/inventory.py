@@ -127,7 +127,9 @@ def list_vms(ctx: ToolContext, args: ListArgs) -> ToolResult:
     if not rows:
         return ToolResult.no_data("no VM matches these filters", data=[])
     running = sum(r["status"] == "running" for r in rows)
-    return ToolResult.ok(f"{len(rows)} VMs ({running} running)", data=rows)
+    listed = ", ".join(f"{r['vmid']} {r['name']} ({r['status']}, {r['node']})" for r in rows[:12])
+    more = f", and {len(rows) - 12} more" if len(rows) > 12 else ""
+    return ToolResult.ok(f"{len(rows)} VMs ({running} running): {listed}{more}", data=rows)
 
 
 def find_vm(ctx: ToolContext, vmid: int) -> dict[str, Any]:

@@ -1,0 +1,235 @@
+"""Repair a model's tool arguments where the meaning is unambiguous, before they are validated.
+
+Small models get the intent right and the form wrong: ``"memory": "32 gigs"`` for ``memory_gib: 32``,
+``"node": "the GPU node"`` for ``node07``, ``"vmid": "VM 130"``, a shortened job id, ``FROM zpix`` without
+its schema, ``"none"`` in an optional field. Each rule here maps one such form to the schema's; anything
+ambiguous is left alone for validation to refuse (and the model to fix). Identity never comes from the
+model: a ``user``/``requester`` argument that the tool does not declare is dropped.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Any
+
+__all__ = ["normalize_args"]
+
+_IDENTITY_KEYS = {"user", "username", "requester", "as_user", "caller", "requested_by", "on_behalf_of"}
+_PLACEHOLDERS = {"", "none", "null", "nil", "default", "all", "any", "n/a", "na", "unknown", "unspecified", "*"}
+_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "memory_gib": ("memory", "ram", "mem", "memory_gb", "ram_gb", "memory_mb", "ram_mb", "memory_mib", "mem_gb"),
+    "cores": ("cpus", "vcpus", "cpu", "num_cores", "cpu_cores", "core", "num_cpus"),
+    "vmid": ("vm_id", "id", "vm", "vm_number"),
+    "job_id": ("id", "job", "submission_id", "jobid"),
+    "sql": ("query", "statement", "sql_query"),
+    "spectype": ("type", "class", "object_type", "spectral_type"),
+    "radius_arcmin": ("radius", "radius_arcminutes", "arcmin"),
+    "query": ("q", "question", "text", "search"),
+    "template": ("job_template", "name", "job_name"),
+    "targetid": ("target_id", "id"),
+}
+_NODE_WORDS = {"gpu": "node07", "gpu node": "node07", "the gpu node": "node07", "gpu server": "node07",
+               "gpu-node": "node07", "gpu_node": "node07"}  # fmt: skip
+_UNIT = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$")
+_MEMORY_FACTORS = {
+    "": 1.0, "g": 1.0, "gb": 1.0, "gib": 1.0, "gig": 1.0, "gigs": 1.0, "gigabyte": 1.0, "gigabytes": 1.0,
+    "m": 1 / 1024, "mb": 1 / 1024, "mib": 1 / 1024, "megabytes": 1 / 1024,
+    "t": 1024.0, "tb": 1024.0, "tib": 1024.0,
+}  # fmt: skip
+
+
+def _properties(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    props: dict[str, dict[str, Any]] = schema.get("properties", {})
+    return props
+
+
+def _kind(prop: dict[str, Any]) -> str | None:
+    if "type" in prop:
+        return str(prop["type"])
+    for option in prop.get("anyOf", []):
+        if option.get("type") not in (None, "null"):
+            return str(option["type"])
+    return None
+
+
+def _enum(prop: dict[str, Any]) -> list[Any] | None:
+    if "enum" in prop:
+        return list(prop["enum"])
+    for option in prop.get("anyOf", []):
+        if "enum" in option:
+            return list(option["enum"])
+    return None
+
+
+def _number(value: Any, key: str) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    text = value.strip().lower().replace(",", "")
+    text = re.sub(r"^(vm|node|job)\s*#?\s*", "", text)
+    match = _UNIT.match(text)
+    if match is None:
+        match = re.match(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-z]*)\b", text)
+        if match is None:
+            return None
+    number, unit = float(match.group(1)), match.group(2)
+    if key == "memory_gib":
+        factor = _MEMORY_FACTORS.get(unit)
+        return None if factor is None else number * factor
+    if unit in ("", "cores", "core", "cpus", "cpu", "vcpus", "arcmin", "arcminutes", "rows", "lines", "s", "seconds"):
+        return number
+    return None
+
+
+def _node(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    text = value.strip().lower()
+    if text in _NODE_WORDS:
+        return _NODE_WORDS[text]
+    match = re.fullmatch(r"(?:the\s+)?(?:node|pve)\s*-?\s*0?([0-9]{1,2})", text)
+    if match:
+        return f"node{int(match.group(1)):02d}"
+    return value
+
+
+def _rename(args: dict[str, Any], props: dict[str, dict[str, Any]], notes: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in args.items():
+        if key in props:
+            out[key] = value
+            continue
+        if key.lower() in _IDENTITY_KEYS:
+            notes.append(f"dropped {key!r}: who asks comes from the channel, not from the arguments")
+            continue
+        target = next((t for t, alts in _SYNONYMS.items() if t in props and key.lower() in alts), None)
+        if target is not None and target not in args and target not in out:
+            if target == "memory_gib" and key.lower().endswith(("_mb", "_mib")) and isinstance(value, int | float):
+                value = value / 1024
+            out[target] = value
+            notes.append(f"{key} → {target}")
+        else:
+            out[key] = value  # left for validation to refuse
+    return out
+
+
+def _coerce(key: str, value: Any, prop: dict[str, Any], notes: list[str]) -> tuple[bool, Any]:
+    """``(keep, value)`` for one argument."""
+    kind = _kind(prop)
+    optional = "default" in prop or any(o.get("type") == "null" for o in prop.get("anyOf", []))
+    if optional and (value is None or (isinstance(value, str) and value.strip().lower() in _PLACEHOLDERS)):
+        # "none", "all", "default" in an optional field mean "not given" (small models fill every field).
+        notes.append(f"dropped placeholder {key}={value!r}")
+        return False, None
+    if key == "node":
+        value = _node(value)
+    if kind == "integer":
+        number = _number(value, key)
+        if number is not None and number == int(number) and not isinstance(value, int):
+            notes.append(f"{key}: {value!r} → {int(number)}")
+            return True, int(number)
+        if key == "memory_gib" and isinstance(value, int) and value >= 1024 and value % 1024 == 0:
+            notes.append(f"memory_gib: {value} looks like MiB → {value // 1024}")
+            return True, value // 1024
+    elif kind == "number":
+        number = _number(value, key)
+        if number is not None and not isinstance(value, int | float):
+            notes.append(f"{key}: {value!r} → {number:g}")
+            return True, number
+    elif kind == "boolean" and isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return True, value.strip().lower() == "true"
+    elif kind == "array" and isinstance(value, str):
+        notes.append(f"{key}: one string → list")
+        return True, shlex.split(value) if key == "args" else [value]
+    options = _enum(prop)
+    if options and isinstance(value, str) and value not in options:
+        match = [o for o in options if isinstance(o, str) and o.lower() == value.strip().lower()]
+        if len(match) == 1:
+            return True, match[0]
+    return True, value
+
+
+def _qualify_sql(sql: str, schema_name: str, notes: list[str]) -> str:
+    fixed = re.sub(rf"\b(FROM|JOIN)\s+(?!{schema_name}\.)(zpix|photometry)\b", rf"\1 {schema_name}.\2", sql, flags=re.I)
+    fixed = re.sub(rf"\b(FROM|JOIN)\s+{schema_name}\b(?!\.)", rf"\1 {schema_name}.zpix", fixed, flags=re.I)
+    if fixed != sql:
+        notes.append(f"qualified table names with {schema_name}")
+    return fixed
+
+
+def _expand_id(value: Any, known_ids: list[str], notes: list[str]) -> Any:
+    if not isinstance(value, str) or value in known_ids:
+        return value
+    matches = [k for k in known_ids if k.endswith(value) or k.startswith(value)]
+    if len(matches) == 1 and len(value) >= 4:
+        notes.append(f"job id {value!r} → {matches[0]!r}")
+        return matches[0]
+    return value
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"[\s_\-'\"`]+", "", text.lower())
+
+
+def _numbers_in(text: str) -> set[float]:
+    return {float(n) for n in re.findall(r"(?<![\w.])-?\d+(?:\.\d+)?", text)}
+
+
+def _grounded(key: str, value: Any, original: Any, prop: dict[str, Any], evidence: str) -> bool:
+    """Whether an optional argument's value comes from what the user (or a tool this turn) said."""
+    if "default" in prop and value == prop["default"]:
+        return False
+    if _enum(prop):
+        return True  # a closed set ("QSO" for "quasars"): cannot be checked word for word, cannot go far wrong
+    if isinstance(value, bool):
+        words = [w for w in key.split("_") if len(w) >= 4]
+        return any(w in evidence.lower() for w in words)
+    if isinstance(value, int | float):
+        numbers = _numbers_in(evidence)
+        return float(value) in numbers or (isinstance(original, str) and _number(original, key) in numbers)
+    if isinstance(value, str):
+        squashed = _squash(evidence)
+        return _squash(value) in squashed or (isinstance(original, str) and _squash(original) in squashed)
+    if isinstance(value, list):
+        return any(_grounded(key, v, v, {}, evidence) for v in value)
+    return True
+
+
+def normalize_args(
+    schema: dict[str, Any],
+    args: dict[str, Any],
+    *,
+    known_ids: list[str] | None = None,
+    sql_schema: str = "desi_dr1",
+    evidence: str | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """Arguments mapped onto ``schema`` where unambiguous, and notes on what changed.
+
+    With ``evidence`` (the user's words and this turn's tool results), optional arguments whose values
+    appear nowhere in it are dropped: small models fill every optional field with a plausible guess.
+    """
+    notes: list[str] = []
+    props = _properties(schema)
+    required = set(schema.get("required", []))
+    renamed = _rename(args, props, notes)
+    out: dict[str, Any] = {}
+    for key, value in renamed.items():
+        prop = props.get(key)
+        if prop is None:
+            out[key] = value
+            continue
+        keep, fixed = _coerce(key, value, prop, notes)
+        if keep and evidence is not None and key not in required and not _grounded(key, fixed, value, prop, evidence):
+            notes.append(f"dropped {key}={fixed!r}: not something the user asked for")
+            keep = False
+        if keep:
+            out[key] = fixed
+    if isinstance(out.get("sql"), str):
+        out["sql"] = _qualify_sql(out["sql"], sql_schema, notes)
+    if "job_id" in out and known_ids:
+        out["job_id"] = _expand_id(out["job_id"], known_ids, notes)
+    return out, notes

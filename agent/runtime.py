@@ -1,0 +1,271 @@
+"""The agent the channels call: one turn at a time per thread, streamed or collected, paused and resumed.
+
+``Agent.stream`` yields events as the turn runs (``token``, ``retrieved``, ``tool_call``, ``tool_result``,
+``approval``, ``notice``) and ends with ``done`` carrying a :class:`TurnResult`; ``Agent.ask`` is the same
+path collected. A turn that needs an approval pauses; ``Agent.resume_approval`` continues the waiting
+thread once an approver decided (from any channel or replica). The requester's identity comes from the
+channel (``Caller``), never from the model; a thread belongs to the user and channel that started it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.types import Command
+
+from agent.checkpoints import open_checkpointer
+from agent.graph import AgentDeps, build_graph
+from agent.models import ModelInfo, chat_model, close_model
+from agent.state import new_turn
+from agent.toolselect import ToolSelector
+from agent.waits import Waits
+from core.config import Settings
+from core.errors import IdentityError, LabOpsError
+from policies.guard import Caller, Guard
+from tools.registry import all_tools
+
+__all__ = ["Agent", "TurnResult"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(kw_only=True)
+class TurnResult:
+    """What one turn did (``labops ask --json`` prints this)."""
+
+    thread: str
+    status: Literal["answered", "needs_approval", "busy"]
+    answer: str
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    citations: list[str] = field(default_factory=list)
+    pending: dict[str, Any] | None = None
+    model: str = ""
+    latency_s: float = 0.0
+    tokens: int = 0
+    model_calls: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return dict(self.__dict__)
+
+
+class Agent:
+    """The LangGraph agent over the guard, the docs and a chat model."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        model: BaseChatModel | None = None,
+        guard: Guard | None = None,
+        docs: Any = None,
+        embedder: Any = None,
+        checkpointer: Any = None,
+    ) -> None:
+        self.settings = settings
+        if docs is None:
+            from knowledge.service import DocsService
+
+            docs = DocsService(settings, embedder=embedder)
+        self.docs = docs
+        self.guard = guard or Guard.from_settings(settings, services={"docs": docs})
+        self.guard.context.services.setdefault("docs", docs)
+        if model is not None and settings.llm.provider != "scripted":
+            self.model: BaseChatModel = model
+            self.model_info = ModelInfo(provider="given", model=type(model).__name__, url=None)
+        else:
+            self.model, self.model_info = chat_model(settings, scripted=model)
+        if embedder is None:
+            try:
+                from knowledge.embeddings import embedder_for
+
+                embedder = embedder_for(settings)
+            except LabOpsError as exc:
+                log.warning("tool retrieval without embeddings: %s", exc)
+                embedder = None
+        tools = all_tools()
+        self.deps = AgentDeps(
+            settings=settings,
+            guard=self.guard,
+            model=self.model,
+            tools=tools,
+            selector=ToolSelector(tools, embedder),
+            docs=docs,
+        )
+        self._close_checkpointer = None
+        if checkpointer is None:
+            checkpointer, self._close_checkpointer = open_checkpointer(settings)
+        self.checkpointer = checkpointer
+        self.graph = build_graph(self.deps, checkpointer)
+        self.waits = Waits.from_settings(settings)
+        self._thread_locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def close(self) -> None:
+        """Release the model's HTTP client, the checkpoint store and the docs store."""
+        close_model(self.model)
+        if self._close_checkpointer is not None:
+            self._close_checkpointer()
+        close = getattr(self.docs, "close", None)
+        if callable(close):
+            close()
+
+    # --- threads --------------------------------------------------------------------------------------
+    @staticmethod
+    def new_thread() -> str:
+        """A fresh thread id."""
+        return "thr_" + uuid.uuid4().hex[:16]
+
+    def _config(self, thread: str) -> dict[str, Any]:
+        return {"configurable": {"thread_id": thread}, "recursion_limit": 100}
+
+    def _lock(self, thread: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._thread_locks.setdefault(thread, threading.Lock())
+
+    def pending(self, thread: str) -> dict[str, Any] | None:
+        """The approval this thread waits for, or None."""
+        snapshot = self.graph.get_state(self._config(thread))
+        for task in snapshot.tasks:
+            for item in task.interrupts:
+                value = item.value
+                if isinstance(value, dict):
+                    return value
+        return None
+
+    def history(self, thread: str) -> list[dict[str, str]]:
+        """The user turns and answers of a thread."""
+        values = self.graph.get_state(self._config(thread)).values
+        out = []
+        for m in values.get("messages", []):
+            if isinstance(m, HumanMessage):
+                out.append({"role": "user", "content": str(m.content)})
+            elif isinstance(m, AIMessage) and not m.tool_calls:
+                out.append({"role": "assistant", "content": str(m.content)})
+        return out
+
+    def _check_owner(self, thread: str, caller: Caller) -> dict[str, Any]:
+        values: dict[str, Any] = self.graph.get_state(self._config(thread)).values
+        owner = values.get("user")
+        if owner is not None and (owner != caller.user or values.get("channel") != caller.channel):
+            raise IdentityError(f"thread {thread} belongs to another user or channel; start a new thread")
+        return values
+
+    # --- a turn ----------------------------------------------------------------------------------------
+    def stream(
+        self, text: str, *, caller: Caller, thread: str | None = None, request_id: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Run one turn, yielding events; the last event is ``{"type": "done", "result": TurnResult}``."""
+        thread = thread or self.new_thread()
+        if not text.strip():
+            raise LabOpsError("the message is empty: ask a question or give an instruction")
+        started = time.monotonic()
+        with self._lock(thread):
+            values = self._check_owner(thread, caller)
+            waiting = self.pending(thread)
+            if waiting is not None:
+                answer = (
+                    f"This conversation is waiting for approval {waiting.get('approval_id')} "
+                    f"({waiting.get('summary')}). It continues as soon as {', '.join(waiting.get('approvers') or [])} "
+                    "decides; nothing else runs here until then."
+                )
+                yield {"type": "token", "text": answer}
+                result = TurnResult(thread=thread, status="busy", answer=answer, pending=waiting,
+                                    model=self.model_info.get("model", ""))  # fmt: skip
+                yield {"type": "done", "result": result}
+                return
+            start = len(values.get("messages", [])) + 1
+            state_in = {
+                "messages": [HumanMessage(content=text, id=f"user-{uuid.uuid4().hex[:12]}")],
+                "user": caller.user,
+                "channel": caller.channel,
+                "turn": new_turn(text, start, request_id),
+            }
+            yield from self._run(state_in, thread, caller, started)
+
+    def resume(self, thread: str, decision: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Continue a paused thread with an approver's ``decision`` (``{"decision": "approved"|"denied", ...}``)."""
+        started = time.monotonic()
+        with self._lock(thread):
+            values = self.graph.get_state(self._config(thread)).values
+            caller = Caller(user=values.get("user", "anonymous"), channel=values.get("channel", "chat"))
+            if self.pending(thread) is None:
+                raise LabOpsError(f"thread {thread} is not waiting for an approval")
+            yield from self._run(Command(resume=decision), thread, caller, started)
+
+    def resume_approval(
+        self, approval_id: str, *, decision: Literal["approved", "denied", "expired"], by: str, reason: str = ""
+    ) -> TurnResult | None:
+        """Continue the thread waiting for ``approval_id`` (exactly once); None when no thread waits for it."""
+        wait = self.waits.find(approval_id)
+        if wait is None or wait["resumed"] is not None:
+            return None
+        if not self.waits.claim_resume(wait["approval_id"]):
+            return None
+        try:
+            result: TurnResult | None = None
+            payload = {"decision": decision, "by": by, "reason": reason, "approval_id": wait["approval_id"]}
+            for event in self.resume(wait["thread_id"], payload):
+                if event["type"] == "done":
+                    result = event["result"]
+            return result
+        except BaseException:
+            self.waits.release(wait["approval_id"])
+            raise
+
+    def ask(self, text: str, *, caller: Caller, thread: str | None = None, request_id: str | None = None) -> TurnResult:
+        """One turn, collected (the same path as :meth:`stream`)."""
+        for event in self.stream(text, caller=caller, thread=thread, request_id=request_id):
+            if event["type"] == "done":
+                result: TurnResult = event["result"]
+                return result
+        raise RuntimeError("the turn ended without a result")
+
+    def _run(self, graph_input: Any, thread: str, caller: Caller, started: float) -> Iterator[dict[str, Any]]:
+        config = self._config(thread)
+        for mode, data in self.graph.stream(graph_input, config, stream_mode=["custom", "updates"]):
+            if mode == "custom":
+                yield data
+            elif isinstance(data, dict) and "__interrupt__" in data:
+                for item in data["__interrupt__"]:
+                    value = dict(item.value) if isinstance(item.value, dict) else {"value": item.value}
+                    if value.get("approval_id"):
+                        self.waits.add(value["approval_id"], thread_id=thread, requester=caller.user,
+                                       channel=caller.channel)  # fmt: skip
+                    yield {**value, "type": "approval", "thread": thread}
+        yield {"type": "done", "result": self._result(thread, started)}
+
+    def _result(self, thread: str, started: float) -> TurnResult:
+        snapshot = self.graph.get_state(self._config(thread))
+        values = snapshot.values
+        turn = values.get("turn") or {}
+        pending = self.pending(thread)
+        messages = values.get("messages", [])
+        answer = ""
+        if pending is not None:
+            answer = str(pending.get("message", ""))
+        elif messages and isinstance(messages[-1], AIMessage):
+            answer = str(messages[-1].content)
+        log_entries = list(turn.get("log", []))
+        return TurnResult(
+            thread=thread,
+            status="needs_approval" if pending is not None else "answered",
+            answer=answer,
+            tool_calls=[{k: e.get(k) for k in ("name", "args", "status", "message")} for e in log_entries],
+            decisions=[{"tool": e["name"], "outcome": e["status"]} for e in log_entries],
+            citations=[p["citation"] for p in turn.get("passages", [])],
+            pending=pending,
+            model=str(self.model_info.get("model", "")),
+            latency_s=round(time.monotonic() - started, 3),
+            tokens=int(turn.get("tokens", 0)),
+            model_calls=int(turn.get("model_calls", 0)),
+        )

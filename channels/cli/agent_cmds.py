@@ -1,0 +1,160 @@
+"""``labops ask`` (one turn) and ``labops chat`` (a REPL): the agent from the terminal.
+
+Both stream the answer as it is generated, show tool calls and their outcomes as they happen, and stop
+at an approval with its id and who may give it. In ``chat`` an approver may approve inline; otherwise
+``labops approvals approve ID`` approves and continues the waiting conversation. Exit codes of ``ask``
+follow ``tool call``: 0 answered, 1 error, 4 waiting for an approval.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from rich.markup import escape
+
+from channels.cli.common import EXIT_CODES, cli_caller, console, echo_json, err_console, get_settings, handle_errors
+from core.errors import LabOpsError
+
+__all__ = ["ask", "chat", "print_event", "resume_after_approval"]
+
+
+def _agent() -> Any:
+    from agent.runtime import Agent
+
+    return Agent(get_settings())
+
+
+def print_event(event: dict[str, Any], state: dict[str, Any]) -> None:
+    """Show one agent event in the terminal (tokens inline, the rest on their own lines)."""
+    kind = event.get("type")
+    if kind == "token":
+        if state.get("newline"):
+            console.print()
+            state["newline"] = False
+        console.print(escape(str(event["text"])), end="")
+        state["open"] = True
+        return
+    if state.get("open"):
+        console.print()
+        state["open"] = False
+    if kind == "tool_call":
+        console.print(f"[dim]→ {escape(event['name'])} {escape(json.dumps(event['args'], ensure_ascii=False))}[/dim]")
+    elif kind == "tool_result":
+        colour = {"ok": "green", "no_data": "yellow", "needs_approval": "yellow"}.get(event["status"], "red")
+        first = str(event["message"]).splitlines()[0] if event["message"] else ""
+        console.print(f"[dim]  [{colour}]{event['status']}[/{colour}]: {escape(first[:200])}[/dim]")
+    elif kind == "retrieved":
+        console.print(f"[dim]  docs: {escape(', '.join(event['citations']))}[/dim]")
+    elif kind == "approval":
+        who = ", ".join(event.get("approvers") or []) or f"a user with role {event.get('role')}"
+        console.print(
+            f"[yellow]⏸ approval {event.get('approval_id')} needed[/yellow] for {escape(str(event.get('summary')))}"
+            f" — {escape(who)} may approve: `labops approvals approve {event.get('approval_id')} --as <approver>`"
+        )
+    elif kind == "notice":
+        console.print(f"[yellow]{escape(str(event['text']))}[/yellow]")
+    state["newline"] = kind in ("tool_result", "retrieved")
+
+
+def _run(events: Any, as_json: bool) -> Any:
+    state: dict[str, Any] = {}
+    result = None
+    for event in events:
+        if event["type"] == "done":
+            result = event["result"]
+        elif not as_json:
+            print_event(event, state)
+    return result
+
+
+@click.command()
+@click.argument("message")
+@click.option("--as", "user", default=None, help="Ask as this lab user (operators only; default: your own user).")
+@click.option("--thread", default=None, help="Continue this conversation thread (printed by an earlier ask).")
+@click.option("--json", "as_json", is_flag=True, help="Print the turn as JSON (answer, tool_calls, citations, ...).")
+@handle_errors
+def ask(message: str, user: str | None, thread: str | None, as_json: bool) -> None:
+    """Ask the agent one question (or give it one instruction)."""
+    caller = cli_caller(user, request_text=message)
+    agent = _agent()
+    try:
+        result = _run(agent.stream(message, caller=caller, thread=thread), as_json)
+    finally:
+        agent.close()
+    if as_json:
+        echo_json(result.as_dict())
+    else:
+        console.print()
+        err_console.print(f"[dim]thread {result.thread} · {result.model} · {result.latency_s:.1f} s[/dim]")
+    if result.status == "needs_approval":
+        sys.exit(EXIT_CODES["needs_approval"])
+    if any(c["status"] == "error" for c in result.tool_calls) and not result.answer:
+        sys.exit(EXIT_CODES["error"])
+
+
+@click.command()
+@click.option("--as", "user", default=None, help="Chat as this lab user (operators only; default: your own user).")
+@click.option("--thread", default=None, help="Continue an earlier conversation thread.")
+@handle_errors
+def chat(user: str | None, thread: str | None) -> None:
+    """Talk to the agent (type /quit to leave, /new for a new thread)."""
+    caller = cli_caller(user)
+    agent = _agent()
+    thread = thread or agent.new_thread()
+    console.print(f"[dim]LabOps chat as {caller.user}, thread {thread}. /new starts over, /quit leaves.[/dim]")
+    try:
+        while True:
+            try:
+                text = click.prompt(click.style(f"{caller.user}>", fg="cyan"), prompt_suffix=" ", default="",
+                                    show_default=False)  # fmt: skip
+            except (EOFError, click.Abort):
+                break
+            text = text.strip()
+            if text in ("/quit", "/exit"):
+                break
+            if text == "/new":
+                thread = agent.new_thread()
+                console.print(f"[dim]new thread {thread}[/dim]")
+                continue
+            if not text:
+                continue
+            try:
+                result = _run(agent.stream(text, caller=caller, thread=thread), False)
+            except LabOpsError as exc:
+                err_console.print(f"[red]error:[/red] {exc}")
+                continue
+            if result is not None and result.status == "needs_approval":
+                _approve_inline(agent, result.pending or {})
+    finally:
+        agent.close()
+
+
+def _approve_inline(agent: Any, pending: dict[str, Any]) -> None:
+    approval_id = pending.get("approval_id")
+    name = click.prompt(
+        "approve now as (a user who may approve; blank leaves it pending)", default="", show_default=False
+    ).strip()
+    if not name or not approval_id:
+        console.print(f"[dim]left pending: `labops approvals approve {approval_id} --as <approver>`[/dim]")
+        return
+    approver = cli_caller(name, request_text=f"approve {approval_id} (inline in chat)")
+    outcome = agent.guard.approve(approval_id, caller=approver, reason="approved in labops chat")
+    if outcome.status != "ok":
+        console.print(f"[red]{outcome.status}[/red]: {escape(outcome.message)}")
+        return
+    console.print(f"[green]{escape(outcome.message)}[/green]")
+    resume_after_approval(agent, approval_id, outcome.data["approval"]["state"], approver.user, "")
+
+
+def resume_after_approval(agent: Any, approval_id: str, state: str, by: str, reason: str) -> None:
+    """Continue the conversation waiting for this approval, if any, and print how it went on."""
+    if state not in ("approved", "denied"):
+        return
+    result = agent.resume_approval(approval_id, decision=state, by=by, reason=reason)
+    if result is None:
+        return
+    console.print(f"[dim]the conversation {result.thread} that asked for it continues:[/dim]")
+    console.print(escape(result.answer))
