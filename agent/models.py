@@ -51,9 +51,10 @@ def chat_model(settings: Settings, *, scripted: BaseChatModel | None = None) -> 
     cfg = settings.llm
     if cfg.provider == "scripted":
         if scripted is None:
-            from agent.scripted import ScriptedChatModel
+            from agent.scripted import ScriptedChatModel, load_script
 
-            scripted = ScriptedChatModel(replies=["The scripted model has no script for this question."])
+            replies = load_script(cfg.script) if cfg.script else ["The scripted model has no script for this question."]
+            scripted = ScriptedChatModel(replies=replies)
         return scripted, ModelInfo(provider="scripted", model="scripted", url=None)
     if cfg.provider == "openai":
         from langchain_openai import ChatOpenAI

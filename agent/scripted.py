@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
+import yaml
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
@@ -20,7 +22,9 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable
 from pydantic import ConfigDict, Field, PrivateAttr
 
-__all__ = ["Reply", "Responder", "ScriptedChatModel", "call", "fenced_call"]
+from core.errors import ConfigError
+
+__all__ = ["Reply", "Responder", "ScriptedChatModel", "call", "fenced_call", "load_script"]
 
 Reply = AIMessage | str
 Responder = Callable[[list[BaseMessage], list[dict[str, Any]]], Reply]
@@ -34,6 +38,23 @@ def call(name: str, args: dict[str, Any] | None = None, *, text: str = "") -> AI
 def fenced_call(name: str, args: dict[str, Any] | None = None) -> str:
     """A tool call written as a fenced JSON block, as the small model writes it."""
     return "```json\n" + json.dumps({"name": name, "arguments": dict(args or {})}, indent=2) + "\n```"
+
+
+def load_script(path: Path) -> list[Reply]:
+    """Replies from a JSON or YAML list: text, or ``{"call": "vm_list", "args": {...}}`` for a native call."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read the model script {path}: {exc}", setting="llm.script") from exc
+    if not isinstance(data, list):
+        raise ConfigError(f"the model script {path} must be a list of replies", setting="llm.script")
+    replies: list[Reply] = []
+    for item in data:
+        if isinstance(item, dict) and "call" in item:
+            replies.append(call(str(item["call"]), dict(item.get("args") or {}), text=str(item.get("text", ""))))
+        else:
+            replies.append(str(item))
+    return replies
 
 
 class ScriptedChatModel(BaseChatModel):

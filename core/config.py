@@ -165,6 +165,10 @@ class LlmSettings(_Section):
     keep_alive: str = Field("30m", description="How long the server keeps the model loaded after a call.")
     timeout: float = Field(180.0, gt=0, description="Seconds to wait for one model call.")
     openai_base_url: str | None = Field(None, description="OpenAI-compatible base URL, e.g. http://vllm:8000/v1.")
+    script: Path | None = Field(
+        None,
+        description="provider scripted: a JSON/YAML list of replies (text, or {call: name, args: {...}}), in order.",
+    )
     openai_api_key: SecretStr | None = None
 
 

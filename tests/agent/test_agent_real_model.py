@@ -1,0 +1,55 @@
+"""The agent with the real embedded model (Qwen2.5-Coder-1.5B through the simulated Ollama).
+
+These check what happened in the lab and which tools ran, not the wording of the answers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.config import load_settings
+from policies.guard import Caller
+
+pytestmark = pytest.mark.llm
+
+
+@pytest.fixture
+def real_agent(lab: Path, docs_index: Path, embedder: Any, ollama_server: Any) -> Any:
+    from agent.runtime import Agent
+
+    settings = load_settings(
+        None, lab_dir=lab, llm={"provider": "ollama", "ollama_url": ollama_server.url}, milvus={"uri": str(docs_index)}
+    )
+    agent = Agent(settings, embedder=embedder)
+    yield agent
+    agent.close()
+
+
+def test_a_docs_question(real_agent: Any) -> None:
+    result = real_agent.ask("When are backups verified?", caller=Caller(user="researcher1", channel="cli"))
+    assert result.status == "answered" and result.tool_calls == []
+    assert result.citations and "11" in result.answer
+
+
+def test_a_read_tool_question(real_agent: Any) -> None:
+    result = real_agent.ask("Which VMs do I own?", caller=Caller(user="researcher1", channel="cli"))
+    calls = [(c["name"], c["args"], c["status"]) for c in result.tool_calls]
+    assert ("vm.list", {"owner": "researcher1"}, "ok") in calls, calls
+
+
+def test_a_write_that_needs_approval(real_agent: Any, lab: Path) -> None:
+    from tools.context import ToolContext
+    from tools.registry import get_tool
+    from tools.testing import run_unguarded
+
+    result = real_agent.ask(
+        "Create a VM called llm-vm with 2 cores and 4 gigs", caller=Caller(user="researcher2", channel="cli")
+    )
+    assert result.status == "needs_approval", result
+    assert result.pending["tool"] == "vm.provision" and result.pending["args"]["name"] == "llm-vm"
+    ctx = ToolContext(settings=load_settings(None, lab_dir=lab))
+    names = [v["name"] for v in run_unguarded(get_tool("vm.list"), ctx, {}).data]
+    assert "llm-vm" not in names, "nothing runs before the approval"
