@@ -255,6 +255,70 @@ def _ray(s: _Session) -> None:
     s.call("researcher1", "Show me the end of its log", "ray.logs", {"job_id": job_id, "tail": 8}, expect={"ok"})
 
 
+def _ask(s: _Session, agent: Any, user: str, text: str) -> Any:
+    """One chat turn, streamed as it happens."""
+    from channels.cli.agent_cmds import print_event
+
+    console.print(f"\n[bold cyan]{user}[/bold cyan] asks the assistant: [italic]{escape(text)}[/italic]")
+    shown: dict[str, Any] = {}
+    result = None
+    for event in agent.stream(text, caller=s.caller(user, text)):
+        if event["type"] == "done":
+            result = event["result"]
+        else:
+            print_event(event, shown)
+    console.print()
+    assert result is not None
+    console.print(f"[dim]  ({result.latency_s:.1f} s, {result.model_calls} model calls, {result.tokens} tokens)[/dim]")
+    return result
+
+
+def _chat(s: _Session) -> None:
+    from agent.runtime import Agent
+
+    agent = Agent(s.settings, guard=s.guard)
+    try:
+        docs = _ask(s, agent, "researcher1", "When are backups verified?")
+        s.expect(not docs.tool_calls and bool(docs.citations), "a docs question answered from the docs, with sources")
+        mine = _ask(s, agent, "researcher1", "Which VMs do I own?")
+        s.expect(any(c["name"] == "vm.list" for c in mine.tool_calls), "a live question answered by vm.list")
+        health = _ask(s, agent, "admin1", "Are our backups healthy?")
+        s.expect(any(c["name"] == "backup.check" for c in health.tool_calls), "backup.check found the problems")
+        ask = _ask(s, agent, "researcher2", "Create a VM called chat-vm with 2 cores and 4 gigs")
+        pending = ask.pending or {}
+        s.expect(ask.status == "needs_approval", "the assistant asks for an approval before creating a VM")
+        approval_id = pending.get("approval_id")
+        if not approval_id:
+            return
+        console.print(f"\n[bold]admin1[/bold] approves {approval_id} (a second person, as policy demands)")
+        given = s.guard.approve(approval_id, caller=s.caller("admin1", f"approve {approval_id}"), reason="demo")
+        s.expect(given.status == "ok", given.message)
+        done = agent.resume_approval(approval_id, decision="approved", by="admin1")
+        if done is not None:
+            console.print(f"  researcher2's conversation continues: {escape(done.answer)}")
+        made = next((c for c in (done.tool_calls if done else []) if c["name"] == "vm.provision"), None)
+        s.expect(made is not None and made["status"] == "ok", "the approved VM was created, once")
+        if made is not None and made["status"] == "ok":
+            _cleanup(s, "chat-vm")
+    finally:
+        agent.close()
+
+
+def _cleanup(s: _Session, name: str) -> None:
+    """Remove a demo VM through the four-eyes delete (admin1 asks, admin2 approves)."""
+    listed = s.guard.call("vm.list", {}, caller=s.caller("admin1", "(cleanup)"))
+    vmid = next((v["vmid"] for v in listed.data or [] if v["name"] == name), None)
+    if vmid is None:
+        return
+    args = {"vmid": vmid, "stop_first": True}
+    asked = s.guard.call("vm.delete", args, caller=s.caller("admin1", f"(cleanup) delete {name}"))
+    approval = ((asked.data or {}).get("approval") or {}).get("id")
+    if approval:
+        s.guard.approve(approval, caller=s.caller("admin2", "(cleanup)"), reason="demo cleanup")
+        gone = s.guard.call("vm.delete", args, caller=s.caller("admin1", "(cleanup)"), approval_id=approval)
+        console.print(f"  [dim]cleanup: {escape(gone.message)}[/dim]")
+
+
 def _step(s: _Session, title: str, body: Any) -> None:
     console.print()
     console.print(Panel(title, style="bold"))
@@ -301,7 +365,8 @@ def demo(rows: int, down_after: bool) -> None:
     _step(session, "6. DESI DR1 queries (read-only role, checked SQL)", _desi)
     _step(session, "7. A VM with an admin's approval; deleted with a second admin's", _provision)
     _step(session, "8. A Ray job on the cluster", _ray)
-    _step(session, "9. The audit log proves nothing was edited", _audit)
+    _step(session, "9. Lab members ask the assistant (the real model on the embedded GPU node, via Ollama)", _chat)
+    _step(session, "10. The audit log proves nothing was edited", _audit)
 
     if down_after:
         lab_down(settings.lab_dir)
