@@ -154,6 +154,16 @@ def _safe_address(fn: Callable[[Settings], str]) -> Callable[[Settings], str]:
     return wrapped
 
 
+def _orphans(settings: Settings) -> str:
+    from policies.reconcile import orphans
+
+    found = orphans(settings)
+    if found:
+        names = ", ".join(f"{o['vmid']} {o['name']}" for o in found)
+        raise ConfigError(f"{len(found)} VMs left behind by interrupted requests ({names}): see `labops vm reconcile`")
+    return "no VM left behind"
+
+
 _PROBES: tuple[_Probe, ...] = (
     _Probe(
         backend="pve",
@@ -196,6 +206,13 @@ _PROBES: tuple[_Probe, ...] = (
         address=lambda s: milvus_endpoint(s)[0],
         version=_milvus_version,
         required=lambda s: True,
+    ),
+    _Probe(
+        backend="vms made",
+        setting="labops vm reconcile",
+        address=lambda s: "PVE VMs tagged labops",
+        version=_orphans,
+        required=lambda s: False,
     ),
     _Probe(
         backend="llm",

@@ -20,11 +20,22 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from core.config import Settings
-from core.errors import ApprovalError, AuditError, BackendUnavailable, ConfigError, InvalidArguments, ToolError
-from policies.approvals import Approval, ApprovalService, binding
+from core.errors import (
+    ApprovalError,
+    AuditError,
+    BackendUnavailable,
+    ConfigError,
+    InvalidArguments,
+    PolicyError,
+    ToolError,
+)
+from policies.approval_desk import ApprovalDesk
+from policies.approvals import ApprovalService, binding
 from policies.audit import AuditLog
 from policies.engine import Decision, PolicyEngine
-from policies.requests import RequestKeys, request_binding
+from policies.identity import valid_user_name
+from policies.requests import KeyJournal, RequestKeys, request_binding
+from policies.reservations import Reservations
 from policies.usage import UsageProvider, live_usage, quota_overruns
 from tools.base import ResourceRef, Tool, ToolArgs, ToolResult
 from tools.context import ToolContext
@@ -76,13 +87,21 @@ def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
+def _one_line(message: str, limit: int = 500) -> str:
+    """A backend's error as one bounded line (its tracebacks belong in the log, not in the answer)."""
+    first = message.strip().splitlines()[0] if message.strip() else "failed"
+    if len(message.strip().splitlines()) > 1:
+        log.info("backend error (first line shown to the user): %s", message)
+    return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
 def _validation_message(tool: Tool[Any], exc: ValidationError) -> str:
     problems = [f"{'.'.join(e['loc']) or '(arguments)'}: {e['msg']}" for e in validation_errors(exc)]
     return f"invalid arguments for {tool.name}: " + "; ".join(problems) + " (see `labops tool list --json`)"
 
 
 @dataclass(kw_only=True)
-class Guard:
+class Guard(ApprovalDesk):
     """Policy, approvals and audit around every tool call."""
 
     settings: Settings
@@ -91,6 +110,7 @@ class Guard:
     approvals: ApprovalService | None = None
     audit: AuditLog | None = None
     keys: RequestKeys | None = None
+    reservations: Reservations | None = None
     usage: UsageProvider = live_usage
     services: dict[str, Any] = field(default_factory=dict)
     context: ToolContext = field(init=False)
@@ -101,6 +121,7 @@ class Guard:
         self.approvals = self.approvals or ApprovalService.from_settings(self.settings, self.engine.directory)
         self.audit = self.audit or AuditLog.from_settings(self.settings)
         self.keys = self.keys or RequestKeys.from_settings(self.settings)
+        self.reservations = self.reservations or Reservations(self.keys.db)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, services: dict[str, Any] | None = None) -> Guard:
@@ -134,9 +155,18 @@ class Guard:
         except ValidationError as exc:
             return ToolResult.error(_validation_message(tool, exc), data={"errors": validation_errors(exc)})
 
-    def decide(self, tool: Tool[Any], args: ToolArgs, caller: Caller) -> Decision:
-        """Ask the policies about one call (resources and usage read from the lab)."""
+    def decide(
+        self, tool: Tool[Any], args: ToolArgs, caller: Caller, *, reserved: dict[str, int] | None = None
+    ) -> Decision:
+        """Ask the policies about one call (resources and usage read from the lab, plus ``reserved`` amounts)."""
         assert self.engine is not None
+        if not valid_user_name(caller.user):
+            return Decision(
+                decision="deny",
+                reasons=[
+                    f"{caller.user!r} is not a valid user name (letters, digits and . _ @ -, up to 64 characters)"
+                ],
+            )
         ctx = self.context.for_call(user=caller.user, request_key=None)
         try:
             resources: list[ResourceRef] = tool.resources(ctx, args)
@@ -152,9 +182,15 @@ class Guard:
             except (ToolError, BackendUnavailable, ConfigError) as exc:
                 # Quota-checked calls fail closed when usage cannot be counted.
                 return Decision(decision="deny", reasons=[f"current usage could not be determined: {exc}"])
+            for key, amount in (reserved or {}).items():
+                usage[key] = usage.get(key, 0) + amount
         user = self.engine.user(caller.user)
         context = self.engine.context(channel=caller.channel, numbers=numbers, usage=usage, user=user)
-        decision = self.engine.decide(user=caller.user, action=tool.name, resources=resources, context=context)
+        try:
+            decision = self.engine.decide(user=caller.user, action=tool.name, resources=resources, context=context)
+        except PolicyError as exc:
+            log.error("policy evaluation failed for %s", tool.name, exc_info=True)
+            return Decision(decision="deny", reasons=[f"policy evaluation failed, so the call is refused: {exc}"])
         if decision.decision == "deny" and any(p.endswith("quota") for p in decision.policies):
             what = {"vm.provision": "this VM", "ray.submit": "this job"}.get(tool.name, "this call")
             details = quota_overruns(caller.user, request=numbers, usage=usage, quota=user.quota, what=what)
@@ -185,7 +221,7 @@ class Guard:
         assert self.engine is not None and self.approvals is not None
         parsed = self._parse(tool_name, raw_args)
         if isinstance(parsed, ToolResult):
-            self._record(caller, tool_name, raw_args, event="invalid", result="error", message=parsed.message)
+            self._record(caller, tool_name, raw_args, event="decision", decision="invalid", reasons=[parsed.message])
             return parsed
         tool, args = parsed
         dumped = args.model_dump(mode="json")
@@ -195,7 +231,7 @@ class Guard:
         try:
             decision = self.decide(tool, args, caller)
         except InvalidArguments as exc:
-            self._record(caller, tool.name, dumped, event="invalid", result="error", message=str(exc))
+            self._record(caller, tool.name, dumped, event="decision", decision="invalid", reasons=[str(exc)])
             return ToolResult.error(str(exc))
         self._record(
             caller,
@@ -240,77 +276,97 @@ class Guard:
             )
             return ToolResult.error(why)
         if found.state == "done" and found.result is not None:
-            self._record(caller, tool.name, dumped, event="replayed", request_key=call_id)
+            self._record(caller, tool.name, dumped, event="decision", decision="replay", request_key=call_id)
             result = ToolResult.model_validate(found.result)
             return result.model_copy(
                 update={"message": f"(repeated request {call_id}: nothing new was done) {result.message}"}
             )
         return None
 
-    def _request_approval(self, tool: Tool[Any], args: ToolArgs, caller: Caller, decision: Decision) -> ToolResult:
-        assert self.engine is not None and self.approvals is not None and decision.approval is not None
-        dumped = args.model_dump(mode="json")
-        approval = self.approvals.create(
-            tool=tool.name,
-            args=dumped,
-            summary=tool.summary(args),
-            requester=caller.user,
-            policy_version=self.engine.version,
-            rule=decision.approval,
-        )
-        plan = None
-        if tool.plan is not None:
-            try:
-                plan = tool.dry_run(self.context.for_call(user=caller.user, request_key=None), args).model_dump(
-                    mode="json"
-                )
-            except (ToolError, BackendUnavailable, ConfigError) as exc:
-                plan = {"error": str(exc)}
-        self._record(caller, tool.name, dumped, event="approval_requested", approval_id=approval.id)
-        approvers = self.engine.directory.approvers(
-            approval.role, excluding=caller.user if approval.four_eyes else None
-        )
-        who = f"a user with role {approval.role}" + (" other than you" if approval.four_eyes else "")
-        if approvers:
-            who += f" ({', '.join(approvers)})"
-        example = approvers[0] if approvers else "<approver>"
-        return ToolResult(
-            status="needs_approval",
-            message=f"{tool.summary(args)} needs approval by {who}: approval {approval.id}, expires in "
-            f"{int(approval.expires - approval.created) // 60} min. An approver runs "
-            f"`labops approvals approve {approval.id} --as {example}`; then repeat this request with "
-            f"`--approval {approval.id}`.",
-            data={"approval": approval.as_dict(), "plan": plan, "reasons": decision.reasons, "approvers": approvers},
-        )
-
-    def _find(self, approval_id: str) -> Approval | None:
-        assert self.approvals is not None
-        try:
-            return self.approvals.get(approval_id)
-        except ApprovalError:
-            return None
-
-    @staticmethod
-    def _approval_problem(approval_id: str, approval: Approval | None, bound: str) -> str:
-        if approval is None:
-            return f"there is no approval {approval_id!r}; list them with `labops approvals list`"
-        if approval.binding != bound:
-            return (
-                f"approval {approval.id} was given for a different call ({approval.summary}); "
-                "changed arguments need a new approval"
-            )
-        if approval.state == "denied":
-            return f"approval {approval.id} was denied: {approval.reason}"
-        return f"approval {approval.id} is {approval.state}" + (
-            " (waiting for an approver)" if approval.state == "pending" else ""
-        )
-
     def execute(self, authorization: Authorization) -> ToolResult:
-        """Run an authorized call: policy again, the approval used once, audit before and after."""
-        assert self.engine is not None and self.approvals is not None
+        """Run an authorized call: policy again with quota reservations, the approval used once, audit around it."""
+        assert self.engine is not None and self.approvals is not None and self.keys is not None
         tool, args, caller = authorization.tool, authorization.args, authorization.caller
         dumped = args.model_dump(mode="json")
-        decision = self.decide(tool, args, caller)
+        key = authorization.call_id if tool.risk != "read" else None
+        resuming = False
+        if key is not None:
+            claim = self.keys.claim(key, tool.name, request_binding(tool.name, caller.user, dumped))
+            if claim.state == "done" and claim.result is not None:
+                return ToolResult.model_validate(claim.result)
+            if claim.state in ("running", "conflict"):
+                why = (
+                    f"a call with request key {key!r} is still running; ask again in a minute"
+                    if claim.state == "running"
+                    else f"request key {key!r} was already used for a different call; use a new request key"
+                )
+                self._record(caller, tool.name, dumped, event="refused", message=why, request_key=key)
+                return ToolResult.error(why)
+            resuming = claim.state == "resume"
+        reservation: str | None = None
+        try:
+            decision, reservation = self._decide_and_reserve(tool, args, caller)
+            refused = self._refusal_at_execution(authorization, decision, dumped)
+            if refused is not None:
+                if key is not None:
+                    self.keys.release(key, tool.name)
+                return refused
+            try:
+                seq = self._record(
+                    caller,
+                    tool.name,
+                    dumped,
+                    event="started",
+                    approval_id=authorization.approval_id,
+                    summary=tool.summary(args),
+                    request_key=key,
+                    resuming=resuming or None,
+                )
+            except AuditError as exc:
+                if key is not None:
+                    self.keys.release(key, tool.name)
+                return ToolResult.error(f"not run: {exc}")
+            journal = KeyJournal(self.keys, key, tool.name) if key is not None else None
+            ctx = self.context.for_call(
+                user=caller.user, request_key=key, audit_seq=seq, resuming=resuming, journal=journal
+            )
+            result, interrupted = self._run(tool, ctx, args, caller, dumped, seq)
+        finally:
+            if reservation is not None:
+                assert self.reservations is not None
+                self.reservations.release(reservation)
+        if key is not None:
+            if result.status in ("ok", "no_data"):
+                self.keys.finish(key, tool.name, result.model_dump(mode="json"))
+            elif interrupted and self.keys.steps(key, tool.name):
+                # Cut off half-way by a backend that went away: the retry with this key resumes the steps.
+                self.keys.interrupt(key, tool.name)
+                result = result.model_copy(
+                    update={"message": f"{result.message}. The request was interrupted half-way; repeat it with "
+                                       f"the same request key ({key}) to finish it once the backend is back."}
+                )  # fmt: skip
+            else:
+                self.keys.release(key, tool.name)  # tools leave nothing behind when they fail
+        return result
+
+    def _decide_and_reserve(self, tool: Tool[Any], args: ToolArgs, caller: Caller) -> tuple[Decision, str | None]:
+        """Decide, counting calls in progress, and reserve this call's amounts in the same transaction."""
+        numbers = {k: v for k, v in tool.numbers(args).items() if v and k != "rows"}
+        if tool.risk == "read" or not numbers:
+            return self.decide(tool, args, caller), None
+        assert self.reservations is not None
+        with self.reservations.transaction() as tx:
+            decision = self.decide(tool, args, caller, reserved=tx.active(caller.user))
+            if decision.decision == "deny":
+                return decision, None
+            return decision, tx.add(caller.user, tool.name, numbers)
+
+    def _refusal_at_execution(
+        self, authorization: Authorization, decision: Decision, dumped: dict[str, Any]
+    ) -> ToolResult | None:
+        """The envelope when policy (again) refuses, or the approval cannot be used; None when the call may run."""
+        assert self.engine is not None and self.approvals is not None
+        tool, caller = authorization.tool, authorization.caller
         if decision.decision == "deny":
             self._record(caller, tool.name, dumped, event="denied_at_execution", reasons=decision.reasons)
             return ToolResult(status="denied", message="; ".join(decision.reasons), data=decision.as_dict())
@@ -324,55 +380,24 @@ class Guard:
             except ApprovalError as exc:
                 self._record(caller, tool.name, dumped, event="approval_refused", message=str(exc))
                 return ToolResult.error(str(exc))
-        key = authorization.call_id if tool.risk != "read" else None
-        resuming = False
-        if key is not None:
-            assert self.keys is not None
-            claim = self.keys.claim(key, tool.name, request_binding(tool.name, caller.user, dumped))
-            if claim.state == "done" and claim.result is not None:
-                return ToolResult.model_validate(claim.result)
-            if claim.state in ("running", "conflict"):
-                why = (
-                    f"a call with request key {key!r} is still running; ask again in a minute"
-                    if claim.state == "running"
-                    else f"request key {key!r} was already used for a different call; use a new request key"
-                )
-                self._record(caller, tool.name, dumped, event="refused", message=why, request_key=key)
-                return ToolResult.error(why)
-            resuming = claim.state == "resume"
-        try:
-            seq = self._record(
-                caller,
-                tool.name,
-                dumped,
-                event="started",
-                approval_id=authorization.approval_id,
-                summary=tool.summary(args),
-                request_key=key,
-                resuming=resuming or None,
-            )
-        except AuditError as exc:
-            if key is not None:
-                assert self.keys is not None
-                self.keys.release(key, tool.name)
-            return ToolResult.error(f"not run: {exc}")
-        ctx = self.context.for_call(user=caller.user, request_key=key, audit_seq=seq, resuming=resuming)
+        return None
+
+    def _run(
+        self, tool: Tool[Any], ctx: ToolContext, args: ToolArgs, caller: Caller, dumped: dict[str, Any], seq: int
+    ) -> tuple[ToolResult, bool]:
+        """The tool's result, and whether a backend went away during the call."""
         started = time.monotonic()
+        interrupted = False
         try:
             result = tool.run(ctx, args)
-        except (ToolError, BackendUnavailable, ConfigError) as exc:
-            result = ToolResult.error(str(exc))
+        except BackendUnavailable as exc:
+            result, interrupted = ToolResult.error(_one_line(str(exc))), True
+        except (ToolError, ConfigError) as exc:
+            result = ToolResult.error(_one_line(str(exc)))
         except Exception as exc:
-            # A bug: record it, then let it raise (the key stays claimed: a retry resumes).
-            self._record(caller, tool.name, dumped, event="crashed", started_seq=seq, error=repr(exc))
+            # A bug: record it, then let it raise (a request key stays claimed: a retry resumes).
+            self._record(caller, tool.name, dumped, event="crashed", started_seq=seq, error=repr(exc)[:2000])
             raise
-        if key is not None:
-            assert self.keys is not None
-            if result.status in ("ok", "no_data"):
-                self.keys.finish(key, tool.name, result.model_dump(mode="json"))
-            else:
-                self.keys.release(key, tool.name)  # tools leave nothing behind when they fail
-        ms = (time.monotonic() - started) * 1000
         self._record(
             caller,
             tool.name,
@@ -381,9 +406,9 @@ class Guard:
             started_seq=seq,
             result=result.status,
             message=result.message[:500],
-            duration_ms=round(ms, 1),
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
         )
-        return result
+        return result, interrupted
 
     def call(
         self,
@@ -426,57 +451,3 @@ class Guard:
         """Record a call a channel refused before asking policy (e.g. the agent's intent gate) and say so."""
         self._record(caller, tool_name, raw_args, event="decision", decision="deny", reasons=[reason], by="channel")
         return ToolResult(status="denied", message=reason)
-
-    # --- deciding approvals --------------------------------------------------------------------------
-    def approve(self, approval_id: str, *, caller: Caller, reason: str = "") -> ToolResult:
-        """Approve a request: Cedar decides who may, the audit log records it before anything changes."""
-        return self._decide_approval("approval.approve", approval_id, caller=caller, reason=reason)
-
-    def deny(self, approval_id: str, *, caller: Caller, reason: str) -> ToolResult:
-        """Deny a request with a reason the requester sees (same checks as :meth:`approve`)."""
-        return self._decide_approval("approval.deny", approval_id, caller=caller, reason=reason)
-
-    def _decide_approval(self, action: str, approval_id: str, *, caller: Caller, reason: str) -> ToolResult:
-        assert self.engine is not None and self.approvals is not None
-        args = {"approval_id": approval_id, "reason": reason}
-        try:
-            approval = self.approvals.get(approval_id)
-        except ApprovalError as exc:
-            self._record(caller, action, args, event="decision", decision="deny", reasons=[str(exc)])
-            return ToolResult.error(str(exc))
-        args["approval_id"] = approval.id
-        resource = ResourceRef(
-            type="Approval",
-            id=approval.id,
-            attrs={"requester": approval.requester, "tool": approval.tool, "role": approval.role},
-        )
-        user = self.engine.user(caller.user)
-        context = self.engine.context(channel=caller.channel, numbers={}, usage={}, user=user)
-        decision = self.engine.decide(user=caller.user, action=action, resources=[resource], context=context)
-        self._record(
-            caller,
-            action,
-            args,
-            event="decision",
-            decision=decision.decision,
-            reasons=decision.reasons,
-            call=approval.tool,
-        )
-        if decision.decision != "allow":
-            return ToolResult(status="denied", message="; ".join(decision.reasons), data=decision.as_dict())
-        try:
-            if action == "approval.approve":
-                done = self.approvals.approve(approval.id, approver=caller.user, reason=reason)
-            else:
-                done = self.approvals.deny(approval.id, approver=caller.user, reason=reason)
-        except ApprovalError as exc:
-            self._record(caller, action, args, event="approval_refused", message=str(exc))
-            return ToolResult.error(str(exc), data={"approval": approval.as_dict()})
-        self._record(caller, action, args, event="approved" if done.state != "denied" else "denied", state=done.state)
-        if done.state == "denied":
-            message = f"{done.id} denied: {done.requester} is told: {done.reason}"
-        elif done.state == "approved":
-            message = f"{done.id} is approved: {done.requester} may now run {done.summary} (with --approval {done.id})"
-        else:
-            message = f"{done.id} has {len(done.approvers)} of {done.required} approvals; it needs more"
-        return ToolResult.ok(message, data={"approval": done.as_dict()})

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import socket
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from core.config import Settings
+from policies.owners import owner_alive, this_process
 from policies.stores import Database
 
-__all__ = ["KeyClaim", "RequestKeys", "request_binding"]
+__all__ = ["KeyClaim", "KeyJournal", "RequestKeys", "request_binding"]
 
 State = Literal["new", "resume", "running", "done", "conflict"]
 
@@ -32,24 +31,6 @@ def request_binding(tool: str, user: str, args: dict[str, Any]) -> str:
     """What a key is bound to: the tool, the user and the canonical arguments."""
     text = json.dumps({"tool": tool, "user": user, "args": args}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def this_process() -> str:
-    """``host:pid`` of the calling process (the owner of its claims)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _owner_alive(owner: str) -> bool:
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True  # another machine's claim: assume alive until it expires
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -73,7 +54,7 @@ class RequestKeys:
             s.execute(
                 "CREATE TABLE IF NOT EXISTS request_keys (key TEXT NOT NULL, tool TEXT NOT NULL, "
                 "binding TEXT NOT NULL, state TEXT NOT NULL, result TEXT, started DOUBLE PRECISION NOT NULL, "
-                "owner TEXT NOT NULL, PRIMARY KEY (key, tool))"
+                "owner TEXT NOT NULL, steps TEXT, PRIMARY KEY (key, tool))"
             )
             s.commit()
 
@@ -99,7 +80,9 @@ class RequestKeys:
             return KeyClaim(state="conflict", started=started)
         if state == "done":
             return KeyClaim(state="done", result=json.loads(result) if result else None, started=started)
-        if _owner_alive(owner) and time.time() - float(started) < self.stale_after:
+        if state == "interrupted":
+            return KeyClaim(state="resume", started=started)
+        if owner_alive(owner) and time.time() - float(started) < self.stale_after:
             return KeyClaim(state="running", started=started)
         return KeyClaim(state="resume", started=started)
 
@@ -113,12 +96,19 @@ class RequestKeys:
                     (key, tool),
                 ).fetchone()
                 found = self._judge(row, binding)
-                if found.state in ("new", "resume"):
+                if found.state == "new":  # (also an expired key: replaced)
                     s.execute("DELETE FROM request_keys WHERE key = ? AND tool = ?", (key, tool))
                     s.execute(
-                        "INSERT INTO request_keys (key, tool, binding, state, started, owner) "
-                        "VALUES (?, ?, ?, 'in_progress', ?, ?)",
+                        "INSERT INTO request_keys (key, tool, binding, state, started, owner, steps) "
+                        "VALUES (?, ?, ?, 'in_progress', ?, ?, '[]')",
                         (key, tool, binding, time.time(), this_process()),
+                    )
+                elif found.state == "resume":
+                    # Take over the dead call's claim, keeping the steps it recorded.
+                    s.execute(
+                        "UPDATE request_keys SET owner = ?, started = ?, state = 'in_progress' "
+                        "WHERE key = ? AND tool = ?",
+                        (this_process(), time.time(), key, tool),
                     )
                 s.commit()
             except BaseException:
@@ -135,20 +125,70 @@ class RequestKeys:
             )
             s.commit()
 
+    def interrupt(self, key: str, tool: str) -> None:
+        """The call was cut off with steps done (its backend went away): the next retry resumes it."""
+        with self.db.session() as s:
+            s.execute("UPDATE request_keys SET state = 'interrupted' WHERE key = ? AND tool = ?", (key, tool))
+            s.commit()
+
     def release(self, key: str, tool: str) -> None:
         """Forget a claim whose call failed without side effects, so a retry may run again."""
         with self.db.session() as s:
             s.execute("DELETE FROM request_keys WHERE key = ? AND tool = ?", (key, tool))
             s.commit()
 
+    def record_step(self, key: str, tool: str, step: str, data: dict[str, Any]) -> None:
+        """Append a step of a multi-step call (written before the step runs, so a retry knows how far it got)."""
+        with self.db.session() as s:
+            s.exclusive("request_keys")
+            try:
+                row = s.execute("SELECT steps FROM request_keys WHERE key = ? AND tool = ?", (key, tool)).fetchone()
+                steps = json.loads(row[0] or "[]") if row else []
+                steps.append({"step": step, "at": time.time(), **data})
+                s.execute(
+                    "UPDATE request_keys SET steps = ? WHERE key = ? AND tool = ?", (json.dumps(steps), key, tool)
+                )
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+
+    def steps(self, key: str, tool: str) -> list[dict[str, Any]]:
+        """The steps recorded for ``key`` (oldest first)."""
+        with self.db.session() as s:
+            row = s.execute("SELECT steps FROM request_keys WHERE key = ? AND tool = ?", (key, tool)).fetchone()
+        return list(json.loads(row[0] or "[]")) if row else []
+
+    def state_of(self, key: str, tool: str) -> str | None:
+        """``in_progress``, ``done`` or None for a key."""
+        with self.db.session() as s:
+            row = s.execute("SELECT state FROM request_keys WHERE key = ? AND tool = ?", (key, tool)).fetchone()
+        return str(row[0]) if row else None
+
     def unfinished(self, tool: str | None = None) -> list[dict[str, Any]]:
         """Claims still in progress (their calls are running, or crashed and await a retry)."""
         with self.db.session() as s:
             rows = s.execute(
-                "SELECT key, tool, started, owner FROM request_keys WHERE state = 'in_progress'"
+                "SELECT key, tool, started, owner, state FROM request_keys "
+                "WHERE state IN ('in_progress', 'interrupted')"
             ).fetchall()
         return [
-            {"key": k, "tool": t, "started": st, "owner": o, "alive": _owner_alive(o)}
-            for k, t, st, o in rows
+            {"key": k, "tool": t, "started": st, "owner": o, "alive": state == "in_progress" and owner_alive(o)}
+            for k, t, st, o, state in rows
             if tool in (None, t)
         ]
+
+
+class KeyJournal:
+    """The step journal of one request key, as tools see it (:class:`tools.context.Journal`)."""
+
+    def __init__(self, keys: RequestKeys, key: str, tool: str) -> None:
+        self.keys, self.key, self.tool = keys, key, tool
+
+    def record(self, step: str, **data: Any) -> None:
+        """Record ``step`` before doing it."""
+        self.keys.record_step(self.key, self.tool, step, data)
+
+    def steps(self) -> list[dict[str, Any]]:
+        """Steps recorded by this key so far."""
+        return self.keys.steps(self.key, self.tool)

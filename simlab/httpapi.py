@@ -130,6 +130,10 @@ def _handler_class(app: HttpApp) -> type[BaseHTTPRequestHandler]:
             log.debug("%s %s", app.name, format % args)
 
         def _dispatch(self) -> None:
+            if getattr(self.server, "stopping", False):
+                # Shutting down: drop kept-alive connections too, as a server that goes away does.
+                self.close_connection = True
+                return
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             split = urlsplit(self.path)

@@ -9,6 +9,7 @@ Ray's temp dir must be short (unix socket paths are limited to ~107 bytes), so i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -18,6 +19,7 @@ import socket
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -130,12 +132,61 @@ def start_ray_head(lab_dir: Path, *, dashboard_port: int, num_cpus: int = 2, tim
     raise RuntimeError(f"the Ray dashboard did not answer on {url} within {timeout:.0f} s; see {log}")
 
 
+def _stop_jobs(url: str, *, wait: float = 8.0) -> None:
+    """Ask the Jobs API to stop every job that has not ended, and wait a little for them to go."""
+    try:
+        with urllib.request.urlopen(f"{url}/api/jobs/", timeout=5) as resp:
+            jobs = json.loads(resp.read() or b"[]")
+    except (OSError, ValueError):
+        return
+    live = [j["submission_id"] for j in jobs if j.get("status") in ("PENDING", "RUNNING") and j.get("submission_id")]
+    for sid in live:
+        request = urllib.request.Request(f"{url}/api/jobs/{urllib.parse.quote(sid, safe='')}/stop", method="POST")
+        try:
+            urllib.request.urlopen(request, timeout=5).close()
+        except OSError:
+            continue
+    deadline = time.monotonic() + wait
+    while live and time.monotonic() < deadline:
+        time.sleep(0.5)
+        try:
+            with urllib.request.urlopen(f"{url}/api/jobs/", timeout=5) as resp:
+                jobs = json.loads(resp.read() or b"[]")
+        except (OSError, ValueError):
+            return
+        live = [j for j in jobs if j.get("status") in ("PENDING", "RUNNING")]
+
+
+def _strays(temp_dir: Path) -> list[int]:
+    """Processes still running from the head's session directory (job drivers and workers in new sessions)."""
+    marker = str(temp_dir.resolve())
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if cwd.startswith(marker) or marker in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
 def stop_ray_head(lab_dir: Path, *, grace: float = 5.0) -> None:
-    """Stop the head's whole process group (TERM, then KILL: gcs_server can ignore TERM for seconds)."""
+    """Stop the lab's jobs, then the head's process group (TERM, then KILL: gcs_server can ignore TERM for seconds).
+
+    Ray starts job drivers in sessions of their own, so stopping the head's group alone leaves them running
+    (re-parented to init): their jobs are stopped through the Jobs API first, and anything still running
+    from the head's session directory afterwards is killed.
+    """
     try:
         info = json.loads(_info_file(lab_dir).read_text())
     except (OSError, ValueError):
         return
+    if info.get("url"):
+        _stop_jobs(str(info["url"]))
     pgid = int(info["pid"])
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
@@ -147,8 +198,12 @@ def stop_ray_head(lab_dir: Path, *, grace: float = 5.0) -> None:
             time.sleep(0.2)
         if not _group_alive(pgid):
             break
+    temp = Path(info.get("temp_dir") or _temp_dir(lab_dir))
+    for pid in _strays(temp):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
     _info_file(lab_dir).unlink(missing_ok=True)
-    shutil.rmtree(info.get("temp_dir") or _temp_dir(lab_dir), ignore_errors=True)
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 def _group_alive(pgid: int) -> bool:

@@ -170,8 +170,30 @@ class InProcessLab:
 
     def close(self) -> None:
         for server in self.servers:
-            server.shutdown()
-            server.server_close()
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+
+    def stop_part(self, name: str) -> None:
+        """Take one API down (its port refuses connections), as when the server dies."""
+        index = ("pve", "pbs").index(name)
+        server = self.servers[index]
+        server.stopping = True  # kept-alive connections are dropped too
+        server.shutdown()
+        server.server_close()
+        self.servers[index] = None
+
+    def start_part(self, name: str) -> None:
+        """Bring a stopped API back on the same port, over the same state."""
+        from simlab.httpapi import serve
+
+        index = ("pve", "pbs").index(name)
+        port = json.loads((self.lab_dir / "lab.json").read_text())["parts"][name]["port"]
+        tls = self.lab_dir / "tls"
+        server, _thread = serve(
+            self.apps[name], host="127.0.0.1", port=port, cert_file=tls / "server.pem", key_file=tls / "server.key"
+        )
+        self.servers[index] = server
 
 
 def start_inprocess_lab(lab_dir: Path, *, task_speed: float = 50.0) -> InProcessLab:

@@ -5,14 +5,37 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from core.config import Settings
 from core.errors import ConfigError
 
-__all__ = ["ToolContext"]
+__all__ = ["Journal", "NullJournal", "ToolContext"]
 
 T = TypeVar("T")
+
+
+class Journal(Protocol):
+    """Where a multi-step call records its steps against its request key (the guard provides one)."""
+
+    def record(self, step: str, **data: Any) -> None:
+        """Record ``step`` before doing it."""
+        ...
+
+    def steps(self) -> list[dict[str, Any]]:
+        """Steps recorded so far by this request key (also by an earlier, cut-off attempt)."""
+        ...
+
+
+class NullJournal:
+    """No request key: nothing to record, nothing to resume."""
+
+    def record(self, step: str, **data: Any) -> None:
+        """Nothing is recorded."""
+
+    def steps(self) -> list[dict[str, Any]]:
+        """Nothing was recorded."""
+        return []
 
 
 @dataclass(kw_only=True)
@@ -31,6 +54,7 @@ class ToolContext:
             run without it (see :meth:`tools.base.Tool.run`).
         resuming: an earlier call with the same request key was cut off (its process died); the tool
             finishes or cleans up what that call started instead of starting afresh.
+        journal: the request key's step journal (a :class:`NullJournal` without a key).
     """
 
     settings: Settings
@@ -40,6 +64,7 @@ class ToolContext:
     services: dict[str, Any] = field(default_factory=dict)
     audit_seq: int | None = None
     resuming: bool = False
+    journal: Journal = field(default_factory=NullJournal)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def client(self, name: str, factory: Callable[[Settings], T]) -> T:
@@ -60,7 +85,13 @@ class ToolContext:
             ) from None
 
     def for_call(
-        self, *, user: str, request_key: str | None, audit_seq: int | None = None, resuming: bool = False
+        self,
+        *,
+        user: str,
+        request_key: str | None,
+        audit_seq: int | None = None,
+        resuming: bool = False,
+        journal: Journal | None = None,
     ) -> ToolContext:
         """A context for one call that shares this one's clients and services."""
         return ToolContext(
@@ -71,5 +102,6 @@ class ToolContext:
             services=self.services,
             audit_seq=audit_seq,
             resuming=resuming,
+            journal=journal or NullJournal(),
             _lock=self._lock,
         )

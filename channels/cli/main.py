@@ -14,6 +14,7 @@ from channels.cli.knowledge_cmds import ingest, search
 from channels.cli.lab_cmds import lab
 from channels.cli.policy_cmds import approvals, audit, policy
 from channels.cli.tool_cmds import tool
+from channels.cli.vm_cmds import vm
 
 __all__ = ["cli", "main"]
 
@@ -38,7 +39,7 @@ def cli(ctx: click.Context, config: Path | None, lab_dir: Path | None) -> None:
     ctx.obj = make_state(config, lab_dir)
 
 
-for command in (lab, doctor, ask, chat, tool, policy, approvals, audit, ingest, search, demo):
+for command in (lab, doctor, ask, chat, tool, vm, policy, approvals, audit, ingest, search, demo):
     add_location_options(command)
     cli.add_command(command)
 

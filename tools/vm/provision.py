@@ -1,23 +1,22 @@
-"""``vm.provision``: clone a template, size it, tag its owner, start it, and report its address.
+"""``vm.provision``: the arguments, the plan (dry run), and the entry point; the steps are in :mod:`tools.vm.build`.
 
-Nothing half-made stays behind: if the clone, the configuration or the start fails (or times out),
-the new VM is stopped and destroyed before the error is reported. The guard makes a repeat with the same request key
-return the first result; a repeat after a crash (``ctx.resuming``) finds the VM by the key written into
-its description.
+Nothing half-made stays behind: a step that fails cleans up what was made before the error is reported.
+A call cut off half-way (the API died, the process was killed) leaves a journal of its steps against its
+request key; the retry with the same key resumes from the last finished step (``ctx.resuming``).
 """
 
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 from pydantic import Field, field_validator
 
-from core.errors import InvalidArguments, ProxmoxError
+from core.errors import InvalidArguments
 from tools.base import Check, Plan, ResourceRef, ToolArgs, ToolResult
 from tools.context import ToolContext
-from tools.proxmox import call, pve_client, wait_task
+from tools.proxmox import call, pve_client
+from tools.vm.build import create, resume
 from tools.vm.inventory import _resources, node_capacity
 from tools.vm.placement import Placement, choose_node
 
@@ -121,56 +120,6 @@ def plan_provision(ctx: ToolContext, args: ProvisionArgs) -> Plan:
     )
 
 
-def _config(api: Any, node: str, vmid: int) -> dict[str, Any]:
-    config: dict[str, Any] = call("PVE", lambda: api.nodes(node).qemu(vmid).config.get(), action="reading a VM config")
-    return config
-
-
-def _find_by_key(ctx: ToolContext, key: str) -> dict[str, Any] | None:
-    api = ctx.client("pve", pve_client)
-    for vm in _resources(ctx, "vm"):
-        if vm.get("template"):
-            continue
-        cfg = _config(api, vm["node"], int(vm["vmid"]))
-        if f"request: {key}" in str(cfg.get("description", "")):
-            return {"vmid": int(vm["vmid"]), "name": vm.get("name"), "node": vm["node"], "status": vm.get("status")}
-    return None
-
-
-def _cleanup(ctx: ToolContext, node: str, vmid: int, pending: str | None) -> list[str]:
-    """Stop and destroy a half-made VM; returns what was done (for the message)."""
-    api = ctx.client("pve", pve_client)
-    done: list[str] = []
-    timeout = max(ctx.settings.pve.task_timeout, 60.0)
-    if pending:
-        wait_task(api, pending, timeout=timeout)  # a timed-out task must end before its VM can go
-    exists = any(int(v["vmid"]) == vmid for v in _resources(ctx, "vm"))
-    if not exists:
-        return ["nothing to clean up: PVE removed the failed clone"]
-    status = call("PVE", lambda: api.nodes(node).qemu(vmid).status.current.get())
-    if status.get("status") == "running":
-        wait_task(api, call("PVE", lambda: api.nodes(node).qemu(vmid).status.stop.post()), timeout=timeout)
-        done.append(f"stopped VM {vmid}")
-    result = wait_task(api, call("PVE", lambda: api.nodes(node).qemu(vmid).delete(purge=1)), timeout=timeout)
-    done.append(f"destroyed VM {vmid}" if result.ok else f"could NOT destroy VM {vmid}: {result.exitstatus}")
-    return done
-
-
-def _ip(ctx: ToolContext, node: str, vmid: int, attempts: int = 10) -> str | None:
-    api = ctx.client("pve", pve_client)
-    for _ in range(attempts):
-        try:
-            ifaces = call("PVE", lambda: api.nodes(node).qemu(vmid).agent("network-get-interfaces").get())
-        except ProxmoxError:
-            time.sleep(1)  # the guest agent answers a moment after boot
-            continue
-        for iface in ifaces.get("result", []):
-            for addr in iface.get("ip-addresses", []):
-                if addr.get("ip-address-type") == "ipv4" and not str(addr["ip-address"]).startswith("127."):
-                    return str(addr["ip-address"])
-    return None
-
-
 def provision(ctx: ToolContext, args: ProvisionArgs) -> ToolResult:
     """Create a VM from a template and start it.
 
@@ -178,83 +127,12 @@ def provision(ctx: ToolContext, args: ProvisionArgs) -> ToolResult:
     (or the named node), sets cores, memory and the owner tag, starts it and returns its id and IP address.
     """
     if ctx.resuming and ctx.request_key:
-        # The first attempt with this key was cut off: report what it made rather than make a second VM.
-        found = _find_by_key(ctx, ctx.request_key)
-        if found:
-            return ToolResult.ok(f"this request already created VM {found['vmid']} '{found['name']}'", data=found)
-    return _provision(ctx, args)
-
-
-def _provision(ctx: ToolContext, args: ProvisionArgs) -> ToolResult:
+        resumed = resume(ctx, args)
+        if resumed is not None:
+            return resumed
     placement, checks, tpl = _prepare(ctx, args)
     failed = [c.detail for c in checks if not c.passed]
     if failed:
         raise InvalidArguments("cannot provision: " + "; ".join(failed))
     assert placement.node is not None and tpl is not None
-    api = ctx.client("pve", pve_client)
-    node, src = placement.node, tpl["node"]
-    timeout = ctx.settings.pve.task_timeout
-    vmid = int(call("PVE", lambda: api.cluster.nextid.get(), action="asking for the next free VM id"))
-    description = f"owner: {ctx.user}\ncreated by LabOps" + (f"\nrequest: {ctx.request_key}" if ctx.request_key else "")
-    params: dict[str, Any] = {"newid": vmid, "name": args.name, "target": node, "full": 1, "description": description}
-    if ctx.settings.pve.storage:
-        params["storage"] = ctx.settings.pve.storage
-    upid = call("PVE", lambda: api.nodes(src).qemu(tpl["vmid"]).clone.post(**params), action="cloning the template")
-    steps: list[str] = []
-    pending: str | None = upid
-    try:
-        clone = wait_task(api, upid, timeout=timeout)
-        if not clone.ok:
-            return _failed(
-                ctx, node, vmid, pending if clone.timed_out else None, "clone", clone.exitstatus, clone.log_tail
-            )
-        pending = None
-        steps.append(f"cloned template {tpl['vmid']} to VM {vmid} on {node}")
-        call(
-            "PVE",
-            lambda: (
-                api.nodes(node)
-                .qemu(vmid)
-                .config.put(cores=args.cores, memory=args.memory_gib * 1024, tags=f"labops;owner-{ctx.user}")
-            ),
-            action="configuring the VM",
-        )
-        steps.append(f"set {args.cores} cores, {args.memory_gib} GiB, owner {ctx.user}")
-        pending = call("PVE", lambda: api.nodes(node).qemu(vmid).status.start.post(), action="starting the VM")
-        start = wait_task(api, pending, timeout=timeout)
-        if not start.ok:
-            return _failed(
-                ctx, node, vmid, pending if start.timed_out else None, "start", start.exitstatus, start.log_tail
-            )
-        pending = None
-    except BaseException as exc:
-        # Anything unexpected mid-way: remove what was made, then let the error through.
-        cleanup = _cleanup(ctx, node, vmid, pending)
-        if isinstance(exc, ProxmoxError | InvalidArguments):
-            raise type(exc)(f"{exc} (cleanup: {'; '.join(cleanup)})") from exc
-        raise
-    ip = _ip(ctx, node, vmid)
-    steps.append("started" + (f", IP {ip}" if ip else ", no IP from the guest agent yet"))
-    data = {
-        "vmid": vmid,
-        "name": args.name,
-        "node": node,
-        "cores": args.cores,
-        "memory_gib": args.memory_gib,
-        "ip": ip,
-        "owner": ctx.user,
-        "steps": steps,
-    }
-    return ToolResult.ok(f"VM {vmid} '{args.name}' is running on {node}" + (f" at {ip}" if ip else ""), data=data)
-
-
-def _failed(
-    ctx: ToolContext, node: str, vmid: int, pending: str | None, step: str, status: str, log: list[str]
-) -> ToolResult:
-    cleanup = _cleanup(ctx, node, vmid, pending)
-    tail = " | ".join(log[-4:])
-    return ToolResult.error(
-        f"provisioning failed at the {step} step: {status}. Task log: {tail}. Cleanup: {'; '.join(cleanup)}. "
-        "Nothing was left behind; try another node or less memory.",
-        data={"vmid": vmid, "node": node, "step": step, "exitstatus": status, "log_tail": log, "cleanup": cleanup},
-    )
+    return create(ctx, args, node=placement.node, template=tpl)

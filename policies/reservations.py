@@ -1,0 +1,101 @@
+"""Quota reservations: what calls in progress will use, counted with the live lab so quotas hold under concurrency.
+
+Usage is read from the live lab, which does not yet show a VM being cloned or a job being submitted. So the
+guard decides and reserves in one exclusive transaction: it counts the user's live usage plus every active
+reservation, and if the call fits, records a reservation of the call's amounts before any side effect. The
+reservation is released when the call ends (by then the lab shows what it made), and a reservation whose
+process died expires. N concurrent calls therefore never exceed a quota, across threads, processes and
+replicas sharing the store (SQLite in the lab directory, or PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from core.config import Settings
+from policies.owners import owner_alive, this_process
+from policies.stores import Database, Session
+
+__all__ = ["ReservationTx", "Reservations"]
+
+_STALE_AFTER = 3600.0  # a reservation this old is stale even when its owner cannot be checked
+
+
+class ReservationTx:
+    """The open, exclusive transaction of one decision."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def active(self, user: str) -> dict[str, int]:
+        """Amounts reserved by ``user``'s calls in progress (dead owners' reservations are dropped)."""
+        rows = self.session.execute(
+            "SELECT id, amounts, owner, created FROM reservations WHERE username = ?", (user,)
+        ).fetchall()
+        total: dict[str, int] = {}
+        for rid, amounts, owner, created in rows:
+            if not owner_alive(owner) or time.time() - float(created) > _STALE_AFTER:
+                self.session.execute("DELETE FROM reservations WHERE id = ?", (rid,))
+                continue
+            for key, value in json.loads(amounts).items():
+                total[key] = total.get(key, 0) + int(value)
+        return total
+
+    def add(self, user: str, tool: str, amounts: dict[str, int]) -> str:
+        """Reserve ``amounts`` for a call of ``tool`` by ``user``; returns the reservation id."""
+        rid = "res_" + uuid.uuid4().hex[:16]
+        self.session.execute(
+            "INSERT INTO reservations (id, username, tool, amounts, owner, created) VALUES (?, ?, ?, ?, ?, ?)",
+            (rid, user, tool, json.dumps({k: int(v) for k, v in amounts.items() if v}), this_process(), time.time()),
+        )
+        return rid
+
+
+class Reservations:
+    """The reservations table."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        with self.db.session() as s:
+            s.execute(
+                "CREATE TABLE IF NOT EXISTS reservations (id TEXT PRIMARY KEY, username TEXT NOT NULL, "
+                "tool TEXT NOT NULL, amounts TEXT NOT NULL, owner TEXT NOT NULL, created DOUBLE PRECISION NOT NULL)"
+            )
+            s.commit()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Reservations:
+        """The lab's store."""
+        return cls(Database.from_settings(settings))
+
+    @contextmanager
+    def transaction(self) -> Iterator[ReservationTx]:
+        """An exclusive transaction: decide and reserve inside it; committed on success, rolled back on error."""
+        with self.db.session() as s:
+            s.exclusive("reservations")
+            try:
+                yield ReservationTx(s)
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+
+    def release(self, rid: str) -> None:
+        """The call ended: its amounts are in the live lab now (or were never used)."""
+        with self.db.session() as s:
+            s.execute("DELETE FROM reservations WHERE id = ?", (rid,))
+            s.commit()
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every reservation (for operators and tests)."""
+        with self.db.session() as s:
+            rows = s.execute("SELECT id, username, tool, amounts, owner, created FROM reservations").fetchall()
+        return [
+            {"id": r[0], "user": r[1], "tool": r[2], "amounts": json.loads(r[3]), "owner": r[4], "created": r[5]}
+            for r in rows
+        ]
