@@ -220,6 +220,14 @@ class AuditSettings(_Section):
     database_url: SecretStr | None = Field(
         None, description="postgresql://... to share approvals/audit between replicas; unset: SQLite."
     )
+    anchor_file: Path | None = Field(
+        None,
+        description="Signed record of the audit log's head, written on every append (truncation is detected "
+        "against it); unset: <lab_dir>/audit.anchor. Keep it where the database's users cannot write.",
+    )
+    anchor_key: SecretStr | None = Field(
+        None, description="HMAC key of the anchor; unset: <lab_dir>/audit.key, created on first use (mode 0600)."
+    )
 
 
 class Settings(BaseSettings):

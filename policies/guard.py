@@ -11,6 +11,7 @@ after an approval interrupt, so a resumed graph never repeats a side effect; the
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -44,6 +45,8 @@ from tools.registry import get_tool
 __all__ = ["Authorization", "Caller", "Guard", "validation_errors"]
 
 log = logging.getLogger(__name__)
+
+MAX_ARGS_BYTES = 64 * 1024
 
 Channel = Literal["cli", "chat", "slack", "eval", "api"]
 
@@ -150,6 +153,11 @@ class Guard(ApprovalDesk):
             tool = self.lookup(tool_name)
         except InvalidArguments as exc:
             return ToolResult.error(str(exc))
+        size = len(json.dumps(raw, default=str).encode())
+        if size > MAX_ARGS_BYTES:
+            return ToolResult.error(
+                f"the arguments of {tool.name} are {size} bytes; the limit is {MAX_ARGS_BYTES} bytes (send less)"
+            )
         try:
             return tool, tool.parse(raw)
         except ValidationError as exc:

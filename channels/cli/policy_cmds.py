@@ -14,6 +14,7 @@ from rich.table import Column, Table
 
 from channels.cli.common import EXIT_CODES, cli_caller, console, echo_json, get_settings, handle_errors
 from channels.cli.tool_cmds import parse_args, render_result
+from core.errors import IdentityError
 from policies.approvals import ApprovalService
 from policies.audit import AuditLog
 from policies.engine import PolicyEngine
@@ -178,6 +179,27 @@ def verify() -> None:
     """Check that no entry was edited, removed or reordered; exit 1 and name the entry if one was."""
     report = AuditLog.from_settings(get_settings()).verify()
     console.print(("[green]ok[/green]: " if report.ok else "[red]TAMPERED[/red]: ") + report.message)
+    if not report.ok:
+        sys.exit(1)
+
+
+@audit.command()
+@click.option("--reason", required=True, help="What happened and what was done about it (kept in the log).")
+@click.option("--as", "user", default=None, help="Acknowledge as this user (operators only; default: your own user).")
+@handle_errors
+def acknowledge(reason: str, user: str | None) -> None:
+    """Record that you have seen the break `audit verify` reports, so the log may be written again.
+
+    Only users with the admin or operator role may. The break stays visible in `audit verify`, marked as
+    acknowledged, with who acknowledged it and why.
+    """
+    settings = get_settings()
+    caller = cli_caller(user)
+    roles = PolicyEngine.from_settings(settings).user(caller.user).roles
+    if not {"admin", "operator"} & set(roles):
+        raise IdentityError(f"{caller.user} may not acknowledge a broken audit log: it needs the admin role")
+    report = AuditLog.from_settings(settings).acknowledge(user=caller.user, reason=reason)
+    console.print(("[green]ok[/green]: " if report.ok else "[red]still broken[/red]: ") + report.message)
     if not report.ok:
         sys.exit(1)
 

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from channels.cli.common import EXIT_CODES, cli_caller, console, echo_json, get_settings, handle_errors
 from channels.cli.services import tool_services
-from core.errors import InvalidArguments
+from core.errors import IdentityError, InvalidArguments
 from policies.guard import Guard
 from tools.base import ToolResult
 from tools.registry import all_tools
@@ -149,6 +149,17 @@ def call(
     """Call a tool through the guard (policy, approvals, audit log)."""
     settings = get_settings()
     guard = Guard.from_settings(settings, services=tool_services(settings))
-    caller = cli_caller(user, request_text=f"labops tool call {name} --args {raw_args[:2000]}")
-    result = guard.call(name, parse_args(raw_args), caller=caller, call_id=request_key, approval_id=approval_id)
+    text = f"labops tool call {name} --args {raw_args[:2000]}"
+    try:
+        caller = cli_caller(user, request_text=text)
+    except IdentityError as exc:
+        # Refused before the guard could judge it, but still on record (with who really asked).
+        guard.refuse(name, {"as": user}, caller=cli_caller(None, request_text=text), reason=str(exc))
+        raise
+    try:
+        args = parse_args(raw_args)
+    except InvalidArguments as exc:
+        guard.refuse(name, {"unparsed": raw_args[:500]}, caller=caller, reason=str(exc))
+        raise
+    result = guard.call(name, args, caller=caller, call_id=request_key, approval_id=approval_id)
     _emit(result, as_json)

@@ -112,6 +112,15 @@ HOSTILE = [
     "",
     "SELEKT spectype FROM desi_dr1.zpix",
     "SET ROLE postgres",
+    # Cross joins in disguise, unbounded recursion, catalog probes, parser bombs.
+    "SELECT count(*) FROM desi_dr1.zpix a JOIN desi_dr1.zpix b ON true",
+    "SELECT count(*) FROM desi_dr1.zpix a JOIN desi_dr1.zpix b ON 1 = 1",
+    "SELECT count(*) FROM desi_dr1.zpix a JOIN desi_dr1.zpix b ON a.z > 0",
+    "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t) SELECT count(*) FROM t",
+    "SELECT 'pg_authid'::regclass",
+    "SELECT z::oid FROM desi_dr1.zpix",
+    "SELECT " + "(" * 50 + "1" + ")" * 50,
+    "SELECT 1 FROM desi_dr1.zpix WHERE spectype = 'QSO\x00'",
 ]
 
 
@@ -134,7 +143,13 @@ def test_limit_is_enforced_and_csv_export(guard: Guard, desi_db: Any) -> None:
     )
     assert small.status == "ok" and Path(small.data["csv_path"]).read_text().startswith("spectype,avg")
     escape = guard.call("desi.query", {"sql": "SELECT 1 AS x", "out_csv": "../../evil.csv"}, caller=CALLER)
-    assert escape.status == "error" and "plain file name" in escape.message
+    assert escape.status == "error" and "out_csv" in escape.message
+    again = guard.call(
+        "desi.query",
+        {"sql": "SELECT spectype, avg(z) FROM desi_dr1.zpix GROUP BY 1", "out_csv": "mean_z.csv"},
+        caller=CALLER,
+    )
+    assert again.status == "error" and "already exists" in again.message, "an export is never overwritten silently"
 
 
 def test_timeout_and_unreachable_database_are_error_envelopes(desi_db: Any, tmp_path: Any) -> None:
@@ -161,7 +176,17 @@ ACCEPTED = [
     "SELECT spectype, percentile_cont(0.5) WITHIN GROUP (ORDER BY z) FROM desi_dr1.zpix GROUP BY spectype "
     "UNION ALL SELECT 'ALL', percentile_cont(0.5) WITHIN GROUP (ORDER BY z) FROM desi_dr1.zpix",
     "SELECT targetid, z, rank() OVER (PARTITION BY spectype ORDER BY z DESC) FROM zpix WHERE z IS NOT NULL",
+    "SELECT lpad(spectype, 8, '.'), rpad(survey, 6) FROM desi_dr1.zpix",
+    "SELECT to_timestamp(0) AS epoch, to_timestamp('2021-05-14', 'YYYY-MM-DD') AS dr1_start",
+    "SELECT count(*) FROM desi_dr1.zpix a JOIN desi_dr1.zpix b ON a.targetid = b.targetid AND a.z < b.z",
 ]
+
+
+def test_a_huge_aggregate_row_is_refused_not_returned(guard: Guard) -> None:
+    # One row of about 4 MB: LIMIT cannot bound it, the byte bound does.
+    sql = "SELECT string_agg(lpad(spectype, 200, 'x'), ',') FROM desi_dr1.zpix"
+    result = guard.call("desi.query", {"sql": sql}, caller=CALLER)
+    assert result.status == "error" and "MiB" in result.message and "aggregate less" in result.message
 
 
 @pytest.mark.parametrize("sql", ACCEPTED)

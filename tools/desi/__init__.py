@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 from tools.base import ResourceRef, Tool, ToolArgs, ToolResult
 from tools.context import ToolContext
 from tools.desi.queries import cone_search_sql, count_sql, object_sql, redshift_range_sql
-from tools.desi.runner import QueryResult, export_csv, run_query
+from tools.desi.runner import QueryResult, export_csv, export_target, run_query
 from tools.desi.sqlguard import check_sql
 
 __all__ = ["TOOLS"]
@@ -130,12 +130,18 @@ class QueryArgs(ToolArgs):
     """Arguments of ``desi.query``."""
 
     sql: str = Field(
-        ..., description="ONE PostgreSQL SELECT over desi_dr1.zpix and/or desi_dr1.photometry (full table names)."
+        ...,
+        max_length=20_000,
+        description="ONE PostgreSQL SELECT over desi_dr1.zpix and/or desi_dr1.photometry (full table names).",
     )
     limit: int | None = Field(None, ge=1, description="Maximum rows (default 1000, at most 10000).")
     out_csv: str | None = Field(
-        None, description="Also write the rows to this CSV file name in the lab's exports folder."
+        None,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*\.csv$",
+        description="Also write the rows to this CSV file name in the lab's exports folder, e.g. 'qsos.csv'.",
     )
+    overwrite: bool = Field(False, description="Replace an existing export of that name.")
 
 
 def desi_query(ctx: ToolContext, args: QueryArgs) -> ToolResult:
@@ -146,10 +152,11 @@ def desi_query(ctx: ToolContext, args: QueryArgs) -> ToolResult:
     """
     pg = ctx.settings.postgres
     checked = check_sql(args.sql, schema=pg.schema_name, limit=args.limit or pg.default_limit, max_limit=pg.max_limit)
+    target = export_target(ctx.settings, args.out_csv, overwrite=args.overwrite) if args.out_csv else None
     result = run_query(ctx.settings, checked.sql, limit=checked.limit)
     envelope = _envelope(result, "read-only query")
-    if args.out_csv and result.rows:
-        path = export_csv(ctx.settings, result, args.out_csv)
+    if target is not None and result.rows:
+        path = export_csv(result, target)
         envelope.data["csv_path"] = str(path)
         envelope.message += f"\nCSV written to {path}"
     return envelope

@@ -16,7 +16,10 @@ from core.config import Settings
 from core.endpoints import postgres_dsn
 from core.errors import BackendUnavailable, InvalidArguments, QueryError
 
-__all__ = ["QueryResult", "export_csv", "run_query"]
+__all__ = ["MAX_RESULT_BYTES", "QueryResult", "export_csv", "export_target", "run_query"]
+
+# Rows are bounded by LIMIT; bytes too (one array_agg row can be megabytes).
+MAX_RESULT_BYTES = 2 * 1024 * 1024
 
 Params = dict[str, Any] | tuple[Any, ...] | None
 
@@ -80,24 +83,43 @@ def run_query(
         diag = exc.diag.message_primary or str(exc)
         hint = f" ({exc.diag.message_hint})" if exc.diag.message_hint else ""
         raise QueryError(f"PostgreSQL refused the query: {diag}{hint}") from exc
+    kept: list[list[Any]] = []
+    size, truncated = 0, len(rows) > limit
+    for raw in rows[:limit]:
+        row = [_plain(v) for v in raw]
+        size += sum(len(str(v)) for v in row)
+        if size > MAX_RESULT_BYTES:
+            if not kept:
+                raise QueryError(
+                    f"one row of the result is larger than {MAX_RESULT_BYTES // 1024 // 1024} MiB: aggregate less "
+                    "(e.g. count(*) instead of array_agg) or select fewer columns"
+                )
+            truncated = True
+            break
+        kept.append(row)
     return QueryResult(
-        columns=columns,
-        rows=[[_plain(v) for v in r] for r in rows[:limit]],
-        truncated=len(rows) > limit,
-        sql=text,
-        ms=(time.monotonic() - started) * 1000,
+        columns=columns, rows=kept, truncated=truncated, sql=text, ms=(time.monotonic() - started) * 1000
     )
 
 
-def export_csv(settings: Settings, result: QueryResult, name: str) -> Path:
-    """Write the rows to ``<lab_dir>/exports/<name>`` (a plain file name; no paths outside the folder)."""
+def export_target(settings: Settings, name: str, *, overwrite: bool) -> Path:
+    """Where an export goes, checked before the query runs: a plain ``.csv`` name in ``<lab_dir>/exports``."""
     base = (settings.lab_dir / "exports").resolve()
     target = (base / name).resolve()
-    if target.parent != base or not name.endswith(".csv"):
+    if target.parent != base or not name.endswith(".csv") or "\x00" in name or len(name) > 100:
         raise InvalidArguments(f"out_csv must be a plain file name ending in .csv (e.g. 'qsos.csv'), not {name!r}")
-    base.mkdir(parents=True, exist_ok=True)
-    with target.open("w", newline="") as fh:
+    if target.exists() and not overwrite:
+        raise InvalidArguments(f"{name} already exists in the exports folder; choose another name or set overwrite")
+    return target
+
+
+def export_csv(result: QueryResult, target: Path) -> Path:
+    """Write the rows to ``target`` (from :func:`export_target`), atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".csv.partial")
+    with partial.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(result.columns)
         writer.writerows(result.rows)
+    partial.replace(target)
     return target

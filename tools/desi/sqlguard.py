@@ -96,6 +96,10 @@ ALLOWED_FUNCTIONS = frozenset(
         "if",
         "cast",
         "trycast",
+        # sqlglot's names for lpad/rpad and to_timestamp
+        "pad",
+        "strtotime",
+        "unixtotime",
         "not",
         # strings
         "lower",
@@ -176,16 +180,40 @@ def _refuse(reason: str) -> QueryRefused:
     return QueryRefused(f"query refused: {reason}")
 
 
+MAX_SQL_CHARS = 20_000
+MAX_NESTING = 24
+
+
+def _nesting(text: str) -> int:
+    depth = deepest = 0
+    for char in text:
+        if char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")":
+            depth -= 1
+    return deepest
+
+
 def check_sql(sql: str, *, schema: str, limit: int, max_limit: int) -> CheckedQuery:
     """Check ``sql`` and return the SQL that may run; raises QueryRefused with the reason."""
     text = (sql or "").strip().rstrip(";").strip()
     if not text:
         raise _refuse("the SQL is empty; write one SELECT over desi_dr1.zpix / desi_dr1.photometry")
+    # Bounded before parsing: the parser recurses per nesting level.
+    if len(text) > MAX_SQL_CHARS:
+        raise _refuse(f"it is {len(text)} characters long; the limit is {MAX_SQL_CHARS}")
+    if "\x00" in text:
+        raise _refuse("it contains a NUL character")
+    if _nesting(text) > MAX_NESTING:
+        raise _refuse(f"it nests parentheses {_nesting(text)} deep; the limit is {MAX_NESTING}")
     try:
         statements = [s for s in sqlglot.parse(text, read="postgres") if s is not None]
     except ParseError as exc:
         first = str(exc).splitlines()[0]
         raise _refuse(f"it does not parse as PostgreSQL ({first}); fix the syntax") from exc
+    except RecursionError as exc:
+        raise _refuse("it is nested too deeply to check; simplify it") from exc
     if len(statements) != 1:
         raise _refuse(f"{len(statements)} statements; send exactly one SELECT (no ';' inside)")
     tree = statements[0]
@@ -198,6 +226,10 @@ def check_sql(sql: str, *, schema: str, limit: int, max_limit: int) -> CheckedQu
             raise _refuse("SELECT INTO creates a table; remove INTO")
         if isinstance(node, exp.Lock):
             raise _refuse("FOR UPDATE/SHARE takes row locks; remove the locking clause")
+        if isinstance(node, exp.With) and node.args.get("recursive"):
+            raise _refuse("recursive CTEs can run without end; write the query without RECURSIVE")
+        if isinstance(node, exp.Cast) and _catalog_type(node):
+            raise _refuse(f"casts to {node.to.sql()} look into the system catalog; they are not allowed")
         # AND/OR are Func subclasses in sqlglot but operators in SQL.
         if isinstance(node, exp.Func) and not isinstance(node, exp.Window | exp.Connector):
             name = _function_name(node)
@@ -228,11 +260,28 @@ def _check_tables(tree: Any, schema: str) -> None:
             raise _refuse(f"table {name} is not allowed; only {schema}.zpix and {schema}.photometry")
 
 
+def _catalog_type(cast: exp.Cast) -> bool:
+    name = cast.to.sql(dialect="postgres").lower()
+    return name.startswith("reg") or name in ("oid", "xid", "cid", "tid", "pg_lsn")
+
+
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.LT, exp.LTE, exp.GT, exp.GTE, exp.NullSafeEQ)
+
+
+def _joins_columns(condition: Any) -> bool:
+    """Whether a join condition compares a column with a column (``ON true`` or ``ON 1 = 1`` does not)."""
+    for comparison in condition.find_all(*_COMPARISONS):
+        if comparison.this.find(exp.Column) and comparison.expression.find(exp.Column):
+            return True
+    return False
+
+
 def _check_joins(tree: Any) -> None:
+    advice = "join with ON z.targetid = p.targetid"
     for select in tree.find_all(exp.Select):
         for join in select.args.get("joins") or []:
-            if not join.args.get("on") and not join.args.get("using"):
-                raise _refuse(
-                    "a join without ON/USING (cross or comma join) would multiply the tables; "
-                    "join with ON z.targetid = p.targetid"
-                )
+            on, using = join.args.get("on"), join.args.get("using")
+            if not on and not using:
+                raise _refuse(f"a join without ON/USING (cross or comma join) would multiply the tables; {advice}")
+            if on is not None and not _joins_columns(on):
+                raise _refuse(f"the join condition {on.sql()} compares no columns, so it is a cross join; {advice}")

@@ -10,9 +10,9 @@ import hashlib
 import re
 import shlex
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from core.endpoints import postgres_dsn
 from core.errors import InvalidArguments
@@ -54,15 +54,17 @@ def list_templates(ctx: ToolContext, args: NoArgs) -> ToolResult:
 class SubmitArgs(ToolArgs):
     """Arguments of ``ray.submit``."""
 
-    template: str = Field(..., description="Job template name, e.g. 'parallel-sum' (see ray.templates).")
-    args: list[str] = Field(default_factory=list, description="Extra command-line arguments, e.g. ['--n', '1000'].")
+    template: str = Field(..., max_length=64, description="Job template name, e.g. 'parallel-sum' (see ray.templates).")
+    args: list[Annotated[str, StringConstraints(max_length=256)]] = Field(
+        default_factory=list, max_length=32, description="Extra command-line arguments, e.g. ['--n', '1000']."
+    )
     num_cpus: float | None = Field(
         None, gt=0, le=64, description="CPUs for the job's driver; default from the template."
     )
     num_gpus: float = Field(0, ge=0, le=1, description="GPUs (the lab has one RTX A4000).")
     memory_gib: float | None = Field(None, gt=0, le=256, description="Memory for the driver in GiB.")
-    pip: list[str] = Field(
-        default_factory=list, description="Extra pip packages; only names on ray.runtime_env_allowlist."
+    pip: list[Annotated[str, StringConstraints(max_length=100)]] = Field(
+        default_factory=list, max_length=16, description="Extra pip packages; only names on ray.runtime_env_allowlist."
     )
 
 

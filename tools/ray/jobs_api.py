@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
+import urllib.parse
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,13 @@ from core.endpoints import ray_address
 from core.errors import BackendUnavailable, InvalidArguments, RayError
 
 __all__ = ["JobsApi"]
+
+log = logging.getLogger(__name__)
+
+
+def _segment(value: str) -> str:
+    """A value as one URL path segment ('/' and '..' cannot reach another endpoint)."""
+    return urllib.parse.quote(value, safe="")
 
 
 class JobsApi:
@@ -44,7 +53,12 @@ class JobsApi:
         if resp.status_code == 404:
             raise InvalidArguments(f"{what}: {resp.text.strip() or 'not found'}; list jobs with ray.list")
         if resp.status_code >= 400:
-            raise RayError(f"{what} failed ({resp.status_code}): {resp.text.strip()[:300]}")
+            # The dashboard answers errors with a whole Python traceback: its last line is the message.
+            lines = [line for line in resp.text.strip().splitlines() if line.strip()]
+            if len(lines) > 1:
+                log.info("Ray dashboard error for %s: %s", what, resp.text[:5000])
+            message = lines[-1][:300] if lines else ""
+            raise RayError(f"{what} failed ({resp.status_code}): {message}")
         if "json" not in resp.headers.get("content-type", ""):
             return resp.text  # e.g. the package upload answers with plain text
         return resp.json()
@@ -81,7 +95,7 @@ class JobsApi:
 
     def get(self, submission_id: str) -> dict[str, Any] | None:
         """JobDetails, or None when there is no such job."""
-        resp = self._request("GET", f"/api/jobs/{submission_id}")
+        resp = self._request("GET", f"/api/jobs/{_segment(submission_id)}")
         if resp.status_code == 404:
             return None
         details: dict[str, Any] = self._ok(resp, f"reading job {submission_id}")
@@ -89,12 +103,16 @@ class JobsApi:
 
     def logs(self, submission_id: str) -> str:
         """The job's whole log text."""
-        return str(self._ok(self._request("GET", f"/api/jobs/{submission_id}/logs"), f"job {submission_id}")["logs"])
+        return str(
+            self._ok(self._request("GET", f"/api/jobs/{_segment(submission_id)}/logs"), f"job {submission_id}")["logs"]
+        )
 
     def stop(self, submission_id: str) -> bool:
         """Ask the job to stop; True if it was running."""
         return bool(
-            self._ok(self._request("POST", f"/api/jobs/{submission_id}/stop"), f"job {submission_id}")["stopped"]
+            self._ok(self._request("POST", f"/api/jobs/{_segment(submission_id)}/stop"), f"job {submission_id}")[
+                "stopped"
+            ]
         )
 
     def list(self) -> list[dict[str, Any]]:

@@ -86,7 +86,12 @@ def vm_nodes(ctx: ToolContext, args: NodesArgs) -> ToolResult:
 class ListArgs(ToolArgs):
     """Filters for ``vm.list`` (all optional; combine them)."""
 
-    node: str | None = Field(None, description="Only VMs on this node, e.g. 'node03'.")
+    node: str | None = Field(
+        None,
+        max_length=63,
+        pattern=r"^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$",
+        description="Only VMs on this node, e.g. 'node03'.",
+    )
     status: Literal["running", "stopped"] | None = Field(None, description="Only running or stopped VMs.")
     tag: str | None = Field(None, description="Only VMs carrying this tag, e.g. 'production'.")
     owner: str | None = Field(None, description="Only VMs owned by this user (tag owner-<user>), e.g. 'researcher1'.")

@@ -32,7 +32,12 @@ class ProvisionArgs(ToolArgs):
     name: str = Field(..., description="VM name: lower-case letters, digits and '-', e.g. 'ray-worker-3'.")
     cores: int = Field(2, ge=1, le=32, description="CPU cores.")
     memory_gib: int = Field(4, ge=1, le=256, description="Memory in GiB (whole GiB, e.g. 8).")
-    node: str | None = Field(None, description="Node to place it on, e.g. 'node03'; omit to pick the node with room.")
+    node: str | None = Field(
+        None,
+        max_length=63,
+        pattern=r"^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$",
+        description="Node to place it on, e.g. 'node03'; omit to pick the node with room.",
+    )
     template: int | None = Field(None, ge=100, description="Template VMID to clone; omit for the lab's default.")
 
     @field_validator("name")

@@ -1,0 +1,110 @@
+"""The audit log cannot be shortened unnoticed, refuses to grow a broken chain, and records every refusal once."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from channels.cli.main import cli
+from core.config import load_settings
+from core.errors import AuditError
+from policies.audit import MAX_FIELD_BYTES, AuditLog
+from policies.guard import Caller, Guard
+
+R1 = Caller(user="researcher1", channel="cli")
+
+
+def _log(tmp_path: Path) -> AuditLog:
+    return AuditLog.from_settings(load_settings(None, lab_dir=tmp_path))
+
+
+def test_removing_the_last_entries_is_detected_and_blocks_appends(tmp_path: Path) -> None:
+    log = _log(tmp_path)
+    for n in range(6):
+        log.append({"event": "test", "n": n})
+    assert log.verify().ok
+    with sqlite3.connect(log.path) as db:
+        db.execute("DELETE FROM audit WHERE seq > 4")
+    report = log.verify()
+    assert not report.ok and "removed" in report.message and "6" in report.message
+    with pytest.raises(AuditError, match="acknowledge"):
+        log.append({"event": "after truncation"})
+    fixed = log.acknowledge(user="admin1", reason="restored from last night's backup; entries 5-6 lost")
+    assert fixed.ok
+    assert log.append({"event": "back to work"}) == 6
+    assert log.verify().ok
+    ack = [e for e in log.tail(10) if e.get("event") == "chain_acknowledged"]
+    assert ack and ack[0]["user"] == "admin1" and "removed" in ack[0]["break"]
+
+
+def test_an_edit_in_the_middle_is_acknowledged_but_stays_visible(tmp_path: Path) -> None:
+    log = _log(tmp_path)
+    for n in range(5):
+        log.append({"event": "test", "n": n})
+    with sqlite3.connect(log.path) as db:
+        db.execute("UPDATE audit SET entry = replace(entry, '\"n\":2', '\"n\":9') WHERE seq = 3")
+    assert not log.verify().ok and log.verify().bad_seq == 3
+    log.acknowledge(user="admin2", reason="investigated: a manual fix-up")
+    report = log.verify()
+    assert report.ok and "entry 3 was edited" in report.message, "the break is still reported, as acknowledged"
+
+
+def test_an_edited_anchor_is_detected(tmp_path: Path) -> None:
+    log = _log(tmp_path)
+    log.append({"event": "test"})
+    anchor = tmp_path / "audit.anchor"
+    data = json.loads(anchor.read_text())
+    anchor.write_text(json.dumps({**data, "seq": 0}))  # an attacker winding the anchor back
+    report = log.verify()
+    assert not report.ok and "signature" in report.message
+
+
+def test_oversized_arguments_are_stored_as_a_digest(tmp_path: Path) -> None:
+    log = _log(tmp_path)
+    seq = log.append({"event": "decision", "args": {"sql": "SELECT " + "x" * 100_000}})
+    stored = log.tail(1)[0]
+    assert stored["seq"] == seq and set(stored["args"]) == {"sha256", "bytes", "prefix"}
+    assert stored["args"]["bytes"] > MAX_FIELD_BYTES and len(stored["args"]["prefix"]) == 512
+
+
+def test_every_request_gets_exactly_one_decision_entry(simulator: Any, tmp_path: Path) -> None:
+    settings = load_settings(None, lab_dir=simulator.lab_dir)
+    guard = Guard.from_settings(settings)
+    guard.audit = AuditLog(tmp_path / "audit.sqlite")
+    requests = [
+        ("vm.nodes", {}, Caller(user='evil"', channel="cli")),  # a name Cedar cannot take
+        ("vm.explode", {}, R1),  # unknown tool
+        ("vm.show", {"vmid": "abc"}, R1),  # invalid arguments
+        ("vm.stop", {"vmid": 110}, R1),  # denied
+        ("vm.show", {"vmid": 4242}, R1),  # the lab says no such VM
+        ("vm.provision", {"name": "x" * 70}, R1),  # invalid name
+        ("vm.provision", {"name": "ok-name"}, R1),  # needs approval
+        ("vm.provision", {"name": "ok-name"}, R1),  # with an unknown approval below
+        ("vm.nodes", {}, R1),  # allowed
+        ("ray.status", {"job_id": "../../api/version"}, R1),  # path traversal in an id
+    ]
+    for n, (tool, args, caller) in enumerate(requests):
+        before = len(guard.audit.tail(1000))
+        result = guard.call(tool, args, caller=caller, approval_id="apr_nonexistent" if n == 7 else None)
+        entries = guard.audit.tail(1000)[before:]
+        decisions = [e for e in entries if e.get("event") == "decision"]
+        assert len(decisions) == 1, (tool, args, [e.get("event") for e in entries], result.message)
+    assert guard.audit.verify().ok
+
+
+def test_refusals_before_the_guard_are_recorded_too(simulator: Any) -> None:
+    runner = CliRunner()
+    bad_user = runner.invoke(cli, ["--lab-dir", str(simulator.lab_dir), "tool", "call", "vm.nodes", "--as", 'evil"'])
+    assert bad_user.exit_code == 1 and "not a user name" in bad_user.output
+    bad_args = runner.invoke(
+        cli, ["--lab-dir", str(simulator.lab_dir), "tool", "call", "vm.show", "--args", "{vmid:", "--as", "admin1"]
+    )
+    assert bad_args.exit_code == 1 and "not valid JSON" in bad_args.output
+    entries = AuditLog.from_settings(load_settings(None, lab_dir=simulator.lab_dir)).tail(10)
+    refused = [e for e in entries if e.get("event") == "decision" and e.get("by") == "channel"]
+    assert {e["tool"] for e in refused[-2:]} == {"vm.nodes", "vm.show"}
