@@ -201,7 +201,9 @@ class Guard(ApprovalDesk):
             return Decision(decision="deny", reasons=[f"policy evaluation failed, so the call is refused: {exc}"])
         if decision.decision == "deny" and any(p.endswith("quota") for p in decision.policies):
             what = {"vm.provision": "this VM", "ray.submit": "this job"}.get(tool.name, "this call")
-            details = quota_overruns(caller.user, request=numbers, usage=usage, quota=user.quota, what=what)
+            details = quota_overruns(
+                caller.user, request=numbers, usage=usage, quota=user.quota, what=what, reserved=reserved
+            )
             decision = Decision(decision="deny", reasons=[*details, *decision.reasons], policies=decision.policies)
         return decision
 

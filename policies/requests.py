@@ -56,6 +56,7 @@ class RequestKeys:
                 "binding TEXT NOT NULL, state TEXT NOT NULL, result TEXT, started DOUBLE PRECISION NOT NULL, "
                 "owner TEXT NOT NULL, steps TEXT, PRIMARY KEY (key, tool))"
             )
+            s.ensure_column("request_keys", "steps", "TEXT")
             s.commit()
 
     @classmethod

@@ -41,6 +41,15 @@ class Session:
         else:
             self.conn.execute("BEGIN IMMEDIATE")
 
+    def ensure_column(self, table: str, column: str, kind: str) -> None:
+        """Add ``column`` to a table made by an older version (a store outlives upgrades)."""
+        if self.dialect == "postgres":
+            self.conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
+            return
+        columns = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})").fetchall()}
+        if column not in columns:
+            self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
     def commit(self) -> None:
         """Commit the current transaction."""
         if self.dialect == "postgres":

@@ -34,7 +34,13 @@ def live_usage(ctx: ToolContext, user: str, needs: set[str]) -> dict[str, int]:
 
 
 def quota_overruns(
-    user: str, *, request: dict[str, int], usage: dict[str, int], quota: dict[str, int], what: str
+    user: str,
+    *,
+    request: dict[str, int],
+    usage: dict[str, int],
+    quota: dict[str, int],
+    what: str,
+    reserved: dict[str, int] | None = None,
 ) -> list[str]:
     """One sentence per limit the call would pass, e.g. ``researcher1 uses 12 of 16 cores; this VM needs 8 more``."""
     out = []
