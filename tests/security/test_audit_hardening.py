@@ -76,7 +76,7 @@ def test_every_request_gets_exactly_one_decision_entry(simulator: Any, tmp_path:
     settings = load_settings(None, lab_dir=simulator.lab_dir)
     guard = Guard.from_settings(settings)
     guard.audit = AuditLog(tmp_path / "audit.sqlite")
-    requests = [
+    requests: list[tuple[str, dict[str, Any], Caller]] = [
         ("vm.nodes", {}, Caller(user='evil"', channel="cli")),  # a name Cedar cannot take
         ("vm.explode", {}, R1),  # unknown tool
         ("vm.show", {"vmid": "abc"}, R1),  # invalid arguments

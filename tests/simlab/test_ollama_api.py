@@ -40,7 +40,7 @@ def test_model_listing_show_ps_and_version(ollama_server: Any) -> None:
 def _listing(client: ollama.Client) -> None:
     assert [m.model for m in client.list().models] == [MODEL]
     shown = client.show(MODEL)
-    assert "tools" in (shown.capabilities or []) and shown.details.format == "gguf"
+    assert "tools" in (shown.capabilities or []) and shown.details is not None and shown.details.format == "gguf"
     assert client.ps().models[0].name == MODEL
 
 
