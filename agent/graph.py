@@ -342,8 +342,10 @@ def build_graph(deps: AgentDeps, checkpointer: Any) -> Any:
             "type": "approval",
             "approval_id": approval_info.get("id"),
             "tool": call["name"],
-            "args": call["args"],
+            "args": approval_info.get("args", call["args"]),  # the validated arguments the approval binds
             "summary": approval_info.get("summary"),
+            "four_eyes": approval_info.get("four_eyes"),
+            "expires": approval_info.get("expires"),
             "role": approval_info.get("role"),
             "approvers": data.get("approvers", []),
             "plan": data.get("plan"),

@@ -53,8 +53,10 @@ def chat_model(settings: Settings, *, scripted: BaseChatModel | None = None) -> 
         if scripted is None:
             from agent.scripted import ScriptedChatModel, load_script
 
-            replies = load_script(cfg.script) if cfg.script else ["The scripted model has no script for this question."]
-            scripted = ScriptedChatModel(replies=replies)
+            script = load_script(cfg.script) if cfg.script else ["The scripted model has no script for this question."]
+            scripted = (
+                ScriptedChatModel(replies=script) if isinstance(script, list) else ScriptedChatModel(responder=script)
+            )
         return scripted, ModelInfo(provider="scripted", model="scripted", url=None)
     if cfg.provider == "openai":
         from langchain_openai import ChatOpenAI

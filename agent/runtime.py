@@ -52,6 +52,8 @@ class TurnResult:
     latency_s: float = 0.0
     tokens: int = 0
     model_calls: int = 0
+    # Why the turn ended early, when it did: "model_unavailable", "step_limit", ... (None: it answered).
+    stop: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -173,10 +175,18 @@ class Agent:
             values = self._check_owner(thread, caller)
             waiting = self.pending(thread)
             if waiting is not None:
+                approvers = list(waiting.get("approvers") or [])
+                who = (
+                    approvers[0]
+                    if len(approvers) == 1
+                    else "one of " + ", ".join(approvers)
+                    if approvers
+                    else (f"a user with role {waiting.get('role')}")
+                )
                 answer = (
                     f"This conversation is waiting for approval {waiting.get('approval_id')} "
-                    f"({waiting.get('summary')}). It continues as soon as {', '.join(waiting.get('approvers') or [])} "
-                    "decides; nothing else runs here until then."
+                    f"({waiting.get('summary')}). It continues as soon as {who} decides; nothing else runs here "
+                    "until then."
                 )
                 yield {"type": "token", "text": answer}
                 result = TurnResult(thread=thread, status="busy", answer=answer, pending=waiting,
@@ -217,6 +227,8 @@ class Agent:
             for event in self.resume(wait["thread_id"], payload):
                 if event["type"] == "done":
                     result = event["result"]
+            if result is not None:
+                self.waits.complete(wait["approval_id"], result.answer)
             return result
         except BaseException:
             self.waits.release(wait["approval_id"])
@@ -268,4 +280,5 @@ class Agent:
             latency_s=round(time.monotonic() - started, 3),
             tokens=int(turn.get("tokens", 0)),
             model_calls=int(turn.get("model_calls", 0)),
+            stop=turn.get("stop"),
         )

@@ -9,7 +9,9 @@ model writes them (a fenced JSON tool call, or an answer), or as native tool cal
 from __future__ import annotations
 
 import json
+import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,14 +19,14 @@ from typing import Any
 import yaml
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from core.errors import ConfigError
 
-__all__ = ["Reply", "Responder", "ScriptedChatModel", "call", "fenced_call", "load_script"]
+__all__ = ["Reply", "Responder", "ScriptedChatModel", "call", "fenced_call", "load_script", "rules_responder"]
 
 Reply = AIMessage | str
 Responder = Callable[[list[BaseMessage], list[dict[str, Any]]], Reply]
@@ -40,21 +42,75 @@ def fenced_call(name: str, args: dict[str, Any] | None = None) -> str:
     return "```json\n" + json.dumps({"name": name, "arguments": dict(args or {})}, indent=2) + "\n```"
 
 
-def load_script(path: Path) -> list[Reply]:
-    """Replies from a JSON or YAML list: text, or ``{"call": "vm_list", "args": {...}}`` for a native call."""
+def _reply_of(item: Any) -> Reply:
+    if isinstance(item, dict) and "call" in item:
+        return call(str(item["call"]), dict(item.get("args") or {}), text=str(item.get("text", "")))
+    return str(item)
+
+
+def _result_message(content: str) -> str:
+    """The ``message`` line of a tool result as the agent quotes it for the model (else its first line)."""
+    for line in content.splitlines():
+        text = line.lstrip("> ").strip()
+        if text.startswith("message:"):
+            return text[len("message:") :].strip()
+    return content.strip().splitlines()[0] if content.strip() else ""
+
+
+def rules_responder(rules: list[dict[str, Any]]) -> Responder:
+    """A responder that picks the first rule matching the question, whatever order calls come in.
+
+    A rule is ``{"when": REGEX, "reply": REPLY}`` for the first model call of a turn (``when`` searched in the
+    user's message, case-insensitive; absent matches anything), or ``{"after": TOOL, "reply": REPLY}`` for the
+    call that follows a result of tool ``TOOL`` (``vm_list`` or ``vm.list``; ``*`` for any). In a text reply,
+    ``{result}`` is the tool result's message. ``"delay": SECONDS`` makes the reply take that long, like a
+    real model (for tests of queues and timeouts). Concurrent conversations get consistent answers, which an
+    ordered list cannot give.
+    """
+    compiled = []
+    for rule in rules:
+        after = rule.get("after")
+        pattern = re.compile(str(rule.get("when", "")), re.I | re.S)
+        tool = str(after).replace(".", "_") if after else None
+        compiled.append((pattern, tool, rule.get("reply", ""), float(rule.get("delay", 0) or 0)))
+
+    def respond(messages: list[BaseMessage], _tools: list[dict[str, Any]]) -> Reply:
+        question = next((str(m.content) for m in reversed(messages) if isinstance(m, HumanMessage)), "")
+        last = messages[-1] if messages else None
+        tool = str(last.name).replace(".", "_") if isinstance(last, ToolMessage) and last.name else None
+        result = _result_message(str(last.content)) if isinstance(last, ToolMessage) else ""
+        for pattern, after, reply, delay in compiled:
+            if (after is None) != (tool is None) or (after not in (None, "*", tool)):
+                continue
+            if pattern.search(question):
+                if delay:
+                    time.sleep(delay)  # under the model's lock: one generation at a time, like one GPU
+                made = _reply_of(reply)
+                return made.replace("{result}", result) if isinstance(made, str) else made
+        return f"Done: {result}" if tool else "The scripted model has no rule for this question."
+
+    return respond
+
+
+def load_script(path: Path) -> list[Reply] | Responder:
+    """A model script from a JSON or YAML file.
+
+    Either a list of replies taken in order (text, or ``{"call": "vm_list", "args": {...}}`` for a native
+    call), or ``{"rules": [...]}`` for a :func:`rules_responder`.
+    """
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read the model script {path}: {exc}", setting="llm.script") from exc
+    if isinstance(data, dict) and isinstance(data.get("rules"), list):
+        if not all(isinstance(r, dict) for r in data["rules"]):
+            raise ConfigError(f"every rule in {path} must be a mapping with when/after and reply", setting="llm.script")
+        return rules_responder(data["rules"])
     if not isinstance(data, list):
-        raise ConfigError(f"the model script {path} must be a list of replies", setting="llm.script")
-    replies: list[Reply] = []
-    for item in data:
-        if isinstance(item, dict) and "call" in item:
-            replies.append(call(str(item["call"]), dict(item.get("args") or {}), text=str(item.get("text", ""))))
-        else:
-            replies.append(str(item))
-    return replies
+        raise ConfigError(
+            f"the model script {path} must be a list of replies or {{rules: [...]}}", setting="llm.script"
+        )
+    return [_reply_of(item) for item in data]
 
 
 class ScriptedChatModel(BaseChatModel):

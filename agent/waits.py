@@ -26,6 +26,8 @@ class Waits:
                 "requester TEXT NOT NULL, channel TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, "
                 "resumed DOUBLE PRECISION)"
             )
+            s.ensure_column("agent_waits", "result", "TEXT")
+            s.ensure_column("agent_waits", "delivered", "INTEGER")
             s.commit()
 
     @classmethod
@@ -82,6 +84,30 @@ class Waits:
         with self.db.session() as s:
             s.execute("UPDATE agent_waits SET resumed = NULL WHERE approval_id = ?", (approval_id,))
             s.commit()
+
+    def complete(self, approval_id: str, answer: str) -> None:
+        """Keep what the resumed conversation answered, for the requester's channel to show next time."""
+        with self.db.session() as s:
+            s.execute("UPDATE agent_waits SET result = ?, delivered = 0 WHERE approval_id = ?", (answer, approval_id))
+            s.commit()
+
+    def undelivered(self, thread_id: str) -> list[dict[str, Any]]:
+        """Answers of resumed requests of this thread that its channel has not shown yet (and marks them shown)."""
+        with self.db.session() as s:
+            s.exclusive("agent_waits")
+            try:
+                rows = s.execute(
+                    "SELECT approval_id, result FROM agent_waits WHERE thread_id = ? AND result IS NOT NULL "
+                    "AND delivered = 0",
+                    (thread_id,),
+                ).fetchall()
+                for approval_id, _result in rows:
+                    s.execute("UPDATE agent_waits SET delivered = 1 WHERE approval_id = ?", (approval_id,))
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+        return [{"approval_id": a, "answer": r} for a, r in rows]
 
     def pending(self) -> list[dict[str, Any]]:
         """Waits not yet resumed."""

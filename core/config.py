@@ -192,18 +192,35 @@ class AgentSettings(_Section):
 
 
 class ServerSettings(_Section):
-    """The OpenAI-compatible API server."""
+    """``labops serve``: the OpenAI-compatible API (OpenWebUI), the Slack bot, health and metrics."""
 
     host: str = "127.0.0.1"
-    port: int = 8000
-    api_key: SecretStr | None = None
+    port: int = Field(8000, ge=0, le=65535, description="0 picks a free port (printed at start).")
+    model_name: str = Field("labops", description="The model name OpenWebUI lists for the agent.")
+    max_concurrent_turns: int = Field(2, ge=1, description="Agent turns running at once (the model serves one).")
+    max_queued_turns: int = Field(8, ge=0, description="Turns waiting beyond that; more get 429 with Retry-After.")
+    forwarded_users: dict[str, str] = Field(
+        default_factory=dict,
+        description="OpenWebUI user (e-mail, id or name) -> LabOps user, for keys marked as trusted front-ends. "
+        "An unmapped forwarded user acts under their e-mail as an unknown (read-only) user.",
+    )
+    forwarded_jwt_secret: SecretStr | None = Field(
+        None,
+        description="OpenWebUI's FORWARD_USER_INFO_HEADER_JWT_SECRET: when set, a trusted front-end's user is taken "
+        "only from the signed JWT header (plain X-OpenWebUI-User-* headers are then ignored).",
+    )
+    forwarded_jwt_header: str = Field("X-OpenWebUI-User-Jwt", description="OpenWebUI's FORWARD_USER_INFO_HEADER_JWT.")
 
 
 class SlackSettings(_Section):
-    """The Slack-style command bot."""
+    """The Slack command bot (slack-bolt, HTTP mode)."""
 
-    signing_secret: SecretStr | None = None
-    bot_token: SecretStr | None = None
+    signing_secret: SecretStr | None = Field(None, description="The Slack app's signing secret (required).")
+    bot_token: SecretStr | None = Field(None, description="xoxb-... to post approval requests (optional).")
+    approvals_channel: str | None = Field(None, description="Channel id where approval requests are posted.")
+    command: str = Field("/lab", pattern=r"^/[a-z0-9_-]{1,31}$", description="The slash command the app defines.")
+    users: dict[str, str] = Field(default_factory=dict, description="Slack user id (U...) -> LabOps user.")
+    api_base_url: str = Field("https://slack.com/api/", description="Slack Web API base URL.")
 
 
 class PolicySettings(_Section):

@@ -8,7 +8,8 @@ audit log records both the real and the claimed user.
 
 from __future__ import annotations
 
-import getpass
+import os
+import pwd
 import re
 from dataclasses import dataclass
 
@@ -40,11 +41,16 @@ def valid_user_name(name: str) -> bool:
 
 
 def os_account() -> str:
-    """The operating-system account running this process."""
+    """The operating-system account running this process, from its user id.
+
+    Not from ``$USER``/``$LOGNAME`` (what :func:`getpass.getuser` reads first): anyone can set those, and
+    ``USER=root`` would then map to the operator.
+    """
+    uid = os.geteuid()
     try:
-        return getpass.getuser()
-    except (KeyError, OSError) as exc:  # no passwd entry and no LOGNAME/USER
-        raise IdentityError("cannot tell which operating-system user runs LabOps (set USER)") from exc
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # a container running under a uid without a passwd entry
+        return f"uid{uid}"
 
 
 def cli_identity(directory: Directory, *, claimed: str | None, account: str | None = None) -> Identity:

@@ -200,3 +200,13 @@ def stop_postgres(lab_dir: Path) -> None:
     if postgres_status(lab_dir) is None:
         return
     _pg("pg_ctl", ["-D", str(_data_dir(lab_dir)), "-m", "fast", "-w", "-t", "60", "stop"], _run_as())
+
+
+def create_database(lab_dir: Path, name: str, *, owner: str) -> None:
+    """A new, empty database owned by ``owner`` (e.g. for LabOps' own state: approvals, audit, checkpoints)."""
+    running = postgres_status(lab_dir)
+    if running is None:
+        raise RuntimeError(f"PostgreSQL of {lab_dir} is not running")
+    conninfo = f"host={_socket_dir(lab_dir)} port={running['port']} user=postgres dbname=postgres"
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner)))

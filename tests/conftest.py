@@ -233,6 +233,14 @@ def inprocess_lab() -> Iterator[Any]:
         lab.close()
 
 
+@pytest.fixture(scope="module")
+def module_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessLab]:
+    """One in-process PVE/PBS lab shared by a module's tests (for tests that start servers over it)."""
+    lab = start_inprocess_lab(tmp_path_factory.mktemp("module-lab") / "lab")
+    yield lab
+    lab.close()
+
+
 @dataclass
 class OllamaProcess:
     url: str

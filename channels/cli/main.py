@@ -13,6 +13,7 @@ from channels.cli.doctor_cmd import doctor
 from channels.cli.knowledge_cmds import ingest, search
 from channels.cli.lab_cmds import lab
 from channels.cli.policy_cmds import approvals, audit, policy
+from channels.cli.server_cmds import keys, serve
 from channels.cli.tool_cmds import tool
 from channels.cli.vm_cmds import vm
 
@@ -39,7 +40,7 @@ def cli(ctx: click.Context, config: Path | None, lab_dir: Path | None) -> None:
     ctx.obj = make_state(config, lab_dir)
 
 
-for command in (lab, doctor, ask, chat, tool, vm, policy, approvals, audit, ingest, search, demo):
+for command in (lab, doctor, ask, chat, serve, keys, tool, vm, policy, approvals, audit, ingest, search, demo):
     add_location_options(command)
     cli.add_command(command)
 

@@ -1,0 +1,66 @@
+"""What one ``labops serve`` process holds: settings, the agent, keys, chats, the turn gate and metrics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.runtime import Agent
+from channels.server.admission import TurnGate
+from channels.server.chats import ChatStore
+from channels.server.metrics import Metrics
+from core.config import Settings
+from policies.apikeys import ApiKeys
+from policies.stores import Database
+
+__all__ = ["ServerState"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(kw_only=True)
+class ServerState:
+    """The service's parts; channels reach them through ``app.state.labops``."""
+
+    settings: Settings
+    agent: Agent
+    keys: ApiKeys
+    chats: ChatStore
+    gate: TurnGate
+    metrics: Metrics
+    # Called with every approval event a turn yields (the Slack bot posts it to the approvals channel).
+    approval_listeners: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, settings: Settings, *, agent: Agent | None = None) -> ServerState:
+        """Open the stores and the agent (the model server is not contacted until the first turn)."""
+        db = Database.from_settings(settings)
+        agent = agent or Agent(settings)
+        approvals = agent.guard.approvals
+        assert approvals is not None
+
+        def pending() -> int:
+            return len(approvals.list(state="pending"))
+
+        return cls(
+            settings=settings,
+            agent=agent,
+            keys=ApiKeys(db),
+            chats=ChatStore(db),
+            gate=TurnGate(running=settings.server.max_concurrent_turns, queued=settings.server.max_queued_turns),
+            metrics=Metrics(pending_approvals=pending),
+        )
+
+    def approval_requested(self, event: dict[str, Any]) -> None:
+        """Tell every listener about an approval a turn asked for; a failing listener is logged, not raised."""
+        for listener in self.approval_listeners:
+            try:
+                listener(event)
+            except Exception:  # a notification must never break the turn that asked
+                log.exception("approval listener failed for %s", event.get("approval_id"))
+
+    def close(self) -> None:
+        """Release the agent's model client, checkpoint store and docs store."""
+        self.agent.close()

@@ -1,0 +1,124 @@
+"""API keys of the HTTP channels: who a bearer token is, and whether it may speak for forwarded users.
+
+``labops keys create NAME --as USER`` prints a key once; only its sha256 is stored (in the store shared
+with approvals and the audit log, so replicas see the same keys). A key acts as its owner, or, when it is
+marked as a *trusted front-end* (OpenWebUI with ``ENABLE_FORWARD_USER_INFO_HEADERS``), as the user the
+front-end forwards; a forwarded user on any other key is ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from core.config import Settings
+from core.errors import IdentityError
+from policies.identity import valid_user_name
+from policies.stores import Database
+
+__all__ = ["ApiKey", "ApiKeys"]
+
+PREFIX = "lops_"
+
+
+@dataclass(kw_only=True, frozen=True)
+class ApiKey:
+    """A key as stored (never the key itself)."""
+
+    id: str
+    name: str
+    user: str
+    trusted_frontend: bool
+    created: float
+    revoked: float | None
+    last_used: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return dict(self.__dict__)
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiKeys:
+    """Create, find, list and revoke keys."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        with self.db.session() as s:
+            s.execute(
+                "CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, name TEXT NOT NULL, digest TEXT NOT NULL, "
+                "username TEXT NOT NULL, trusted INTEGER NOT NULL, created DOUBLE PRECISION NOT NULL, "
+                "revoked DOUBLE PRECISION, last_used DOUBLE PRECISION)"
+            )
+            s.commit()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ApiKeys:
+        """The lab's store."""
+        return cls(Database.from_settings(settings))
+
+    def create(self, name: str, *, user: str, trusted_frontend: bool = False) -> tuple[ApiKey, str]:
+        """A new key for ``user``; returns the record and the key (shown once, never stored)."""
+        if not valid_user_name(user):
+            raise IdentityError(f"{user!r} is not a user name (letters, digits and . _ @ -, up to 64 characters)")
+        if not name.strip() or len(name) > 100:
+            raise IdentityError("give the key a name of 1 to 100 characters, e.g. 'openwebui'")
+        key_id = "key_" + secrets.token_hex(6)
+        key = f"{PREFIX}{key_id[4:]}_{secrets.token_urlsafe(32)}"
+        record = ApiKey(
+            id=key_id, name=name.strip(), user=user, trusted_frontend=trusted_frontend, created=time.time(),
+            revoked=None, last_used=None,
+        )  # fmt: skip
+        with self.db.session() as s:
+            s.execute(
+                "INSERT INTO api_keys (id, name, digest, username, trusted, created) VALUES (?, ?, ?, ?, ?, ?)",
+                (record.id, record.name, _digest(key), user, int(trusted_frontend), record.created),
+            )
+            s.commit()
+        return record, key
+
+    def _row(self, row: Any) -> ApiKey:
+        key_id, name, _digest_value, user, trusted, created, revoked, last_used = row
+        return ApiKey(id=key_id, name=name, user=user, trusted_frontend=bool(trusted), created=created,
+                      revoked=revoked, last_used=last_used)  # fmt: skip
+
+    def check(self, key: str) -> ApiKey | None:
+        """The live key ``key`` is, or None (unknown or revoked)."""
+        if not key.startswith(PREFIX):
+            return None
+        key_id = "key_" + key[len(PREFIX) :].split("_", 1)[0]
+        with self.db.session() as s:
+            row = s.execute(
+                "SELECT id, name, digest, username, trusted, created, revoked, last_used FROM api_keys WHERE id = ?",
+                (key_id,),
+            ).fetchone()
+            if row is None or row[6] is not None or not hmac.compare_digest(row[2], _digest(key)):
+                return None
+            s.execute("UPDATE api_keys SET last_used = ? WHERE id = ?", (time.time(), key_id))
+            s.commit()
+        return self._row(row)
+
+    def list(self) -> list[ApiKey]:
+        """Every key, newest first."""
+        with self.db.session() as s:
+            rows = s.execute(
+                "SELECT id, name, digest, username, trusted, created, revoked, last_used FROM api_keys"
+            ).fetchall()
+        return sorted((self._row(r) for r in rows), key=lambda k: -k.created)
+
+    def revoke(self, key_id: str) -> ApiKey:
+        """Revoke a key by its id (``key_...``)."""
+        with self.db.session() as s:
+            found = s.execute("SELECT id FROM api_keys WHERE id = ?", (key_id,)).fetchone()
+            if found is None:
+                raise IdentityError(f"there is no key {key_id!r}; list them with `labops keys list`")
+            s.execute("UPDATE api_keys SET revoked = ? WHERE id = ? AND revoked IS NULL", (time.time(), key_id))
+            s.commit()
+        return next(k for k in self.list() if k.id == key_id)
