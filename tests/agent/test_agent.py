@@ -185,12 +185,13 @@ def test_two_calls_in_one_turn_go_through_approval_one_at_a_time(make_agent: Any
     agent = make_agent(replies=[two, "Both are gone."])
     asked = agent.ask("Delete VMs 140 and 132", caller=A1)
     first = asked.pending["approval_id"]
-    assert asked.pending["args"] == {"vmid": 140}
+    # The pending approval shows the validated arguments it is bound to (defaults included).
+    assert asked.pending["args"] == {"vmid": 140, "stop_first": False}
     # The first approval cannot reach the second call: each waits for its own.
     assert agent.guard.approve(first, caller=Caller(user="admin2", channel="cli")).status == "ok"
     after_first = agent.resume_approval(first, decision="approved", by="admin2")
     assert after_first is not None and after_first.status == "needs_approval"
-    assert after_first.pending["args"] == {"vmid": 132} and after_first.pending["approval_id"] != first
+    assert after_first.pending["args"]["vmid"] == 132 and after_first.pending["approval_id"] != first
     names = _vm_names(lab)
     assert "scratch-sandbox" not in names and "qso-vae-dev" in names
 
@@ -223,7 +224,8 @@ def test_malformed_calls_are_repaired_or_refused(make_agent: Any, lab: Path) -> 
     )
     result = agent.ask("Create a VM called gpu-box with 8 cores and 32 gigs on the GPU node", caller=R2)
     assert result.status == "needs_approval"
-    assert result.pending["args"] == {"name": "gpu-box", "cores": 8, "memory_gib": 32, "node": "node07"}
+    args = {"name": "gpu-box", "cores": 8, "memory_gib": 32, "node": "node07", "template": None}
+    assert result.pending["args"] == args
     assert result.pending["requester"] == "researcher2"
 
     # An invalid call goes back once with the validation error; the corrected one is used.

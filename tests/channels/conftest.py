@@ -259,5 +259,24 @@ def keys(serve: Serve) -> dict[str, str]:
     }
 
 
+_CLIENTS: list[Any] = []
+
+
+def openai_client(server: Serve, key: str, **headers: str) -> Any:
+    """The official SDK's client for ``server``; closed after the test (its connections are sockets)."""
+    import openai
+
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, default_headers=headers or None, max_retries=0)
+    _CLIENTS.append(client)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _CLIENTS:
+        _CLIENTS.pop().close()
+
+
 def post_slack(server: Serve, body: str, headers: dict[str, str]) -> httpx.Response:
     return httpx.post(f"{server.url}/slack/events", content=body, headers=headers, timeout=30)

@@ -14,6 +14,8 @@ import pytest
 from core.config import load_settings
 from policies.audit import AuditLog
 
+from .conftest import openai_client
+
 OPENWEBUI_TOOLS = [  # the shape OpenWebUI's web UI sends its own built-in functions in
     {"type": "function", "function": {"name": "search_web", "description": "Search the web",
                                       "parameters": {"type": "object", "properties": {"query": {"type": "string"}}}}},
@@ -36,7 +38,8 @@ def task(key: str) -> str:
 
 
 def client(serve: Any, key: str, **headers: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{serve.url}/v1", api_key=key, default_headers=headers or None, max_retries=0)
+    result: openai.OpenAI = openai_client(serve, key, **headers)
+    return result
 
 
 def audit_entries(serve: Any) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from tools.context import ToolContext
 from tools.registry import get_tool
 from tools.testing import run_unguarded
 
-from .conftest import Serve, make_key, server_env, write_config
+from .conftest import Serve, make_key, openai_client, server_env, write_config
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,8 @@ def replicas(module_lab: Any, desi_db: Any) -> Iterator[tuple[Serve, Serve, str]
 
 def _client(server: Serve, key: str, chat: str | None = None) -> openai.OpenAI:
     headers = {"X-OpenWebUI-Chat-Id": chat} if chat else None
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, default_headers=headers)
+    client: openai.OpenAI = openai_client(server, key, **(headers or {}))
+    return client
 
 
 def _ask(server: Serve, key: str, messages: list[dict[str, str]], chat: str | None = None) -> str:

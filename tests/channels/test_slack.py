@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 import httpx
-import openai
 
 from core.config import load_settings
 from policies.audit import AuditLog
@@ -15,7 +14,7 @@ from tools.context import ToolContext
 from tools.registry import get_tool
 from tools.testing import run_unguarded
 
-from .conftest import SIGNING_SECRET, click, post_slack, signed, slash
+from .conftest import SIGNING_SECRET, click, openai_client, post_slack, signed, slash
 
 
 def test_sub_commands_answer_from_the_tools_through_response_url(serve: Any, slack: Any) -> None:
@@ -81,8 +80,7 @@ def _vms_named(lab_dir: Any, name: str) -> list[dict[str, Any]]:
 
 
 def test_an_api_request_approved_by_a_slack_click_runs_once(serve: Any, slack: Any, keys: dict[str, str]) -> None:
-    requester = openai.OpenAI(base_url=f"{serve.url}/v1", api_key=keys["researcher2"], max_retries=0,
-                              default_headers={"X-OpenWebUI-Chat-Id": "slack-approval-1"})  # fmt: skip
+    requester = openai_client(serve, keys["researcher2"], **{"X-OpenWebUI-Chat-Id": "slack-approval-1"})
     history: list[Any] = [{"role": "user", "content": "Please create a VM called chat-vm"}]
     first = requester.chat.completions.create(model="labops", messages=history).choices[0].message.content or ""
     approval_id = re.search(r"apr_[0-9a-f]{12}", first).group(0)  # type: ignore[union-attr]

@@ -96,7 +96,9 @@ def test_parallel_job_submissions_from_processes_respect_the_quota(ray_lab: Path
     room = 4 - len(before)
     env = {**os.environ, "LABOPS_LAB_DIR": str(ray_lab)}
     labops = str(Path(sys.executable).with_name("labops"))
-    args = '{"template": "heartbeat", "args": ["--seconds", "30"]}'
+    # Long enough that no job ends while eight processes start on a loaded two-core machine (they are stopped
+    # at the end): a job that finished early would free room and make the count depend on timing.
+    args = '{"template": "heartbeat", "args": ["--seconds", "600"]}'
     procs = [
         subprocess.Popen(
             [labops, "tool", "call", "ray.submit", "--args", args, "--as", user, "--json"],
