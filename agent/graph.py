@@ -206,7 +206,9 @@ def build_graph(deps: AgentDeps, checkpointer: Any) -> Any:
             log.warning("model call failed", exc_info=True)
             where = settings.llm.ollama_url or "the embedded lab's Ollama"
             why = BackendUnavailable("the language model", f"{type(exc).__name__}: {exc}", setting="llm.ollama_url")
-            answer = AIMessage(content=f"I cannot reach the language model ({where}): {why}. Nothing was changed.")
+            text = f"I cannot reach the language model ({where}): {why}. Nothing was changed."
+            _emit({"type": "token", "text": ("\n\n" if shown else "") + text})
+            answer = AIMessage(content=text)
             turn["stop"] = "model_unavailable"
             return {"messages": [answer], "turn": turn}
         duration = time.monotonic() - started

@@ -32,6 +32,8 @@ SCRIPT = {
         {"after": "vm_list", "reply": "The lab has these VMs: {result}"},
         {"when": "backups?", "reply": {"call": "backup_check", "args": {}}},
         {"after": "backup_check", "reply": "Backups: {result}"},
+        {"when": "create a vm called chat-vm-2",
+         "reply": {"call": "vm_provision", "args": {"name": "chat-vm-2", "cores": 1, "memory_gib": 1}}},
         {"when": "create a vm called ([a-z0-9-]+)",
          "reply": {"call": "vm_provision", "args": {"name": "chat-vm", "cores": 1, "memory_gib": 1}}},
         {"when": "slow question", "delay": 3, "reply": {"call": "vm_nodes", "args": {}}},

@@ -121,3 +121,28 @@ def test_an_api_request_approved_by_a_slack_click_runs_once(serve: Any, slack: A
     executed = [e for e in audit.tail(100_000) if e.get("tool") == "vm.provision" and e.get("event") == "started"
                 and e.get("approval_id") == approval_id]  # fmt: skip
     assert len(executed) == 1 and audit.verify().ok
+
+
+def test_a_deny_typed_in_slack_reaches_the_requester(serve: Any, slack: Any, keys: dict[str, str]) -> None:
+    requester = openai_client(serve, keys["researcher1"], **{"X-OpenWebUI-Chat-Id": "slack-deny-1"})
+    history: list[Any] = [{"role": "user", "content": "Please create a VM called chat-vm-2"}]
+    first = requester.chat.completions.create(model="labops", messages=history).choices[0].message.content or ""
+    found = re.search(r"apr_[0-9a-f]{12}", first)
+    assert found is not None, first
+    approval_id = found.group(0)
+
+    url = slack.response_url()
+    body = slash(f"deny {approval_id} too big for a scratch VM", user="U0ADMIN1", response_url=url)
+    assert post_slack(serve, body, signed(body)).status_code == 200
+    told = slack.wait_for(lambda p: p["path"] == url.removeprefix(slack.url) and "went on" in p["body"]["text"])
+    assert "denied" in slack.to(url)[0]["body"]["text"] and "too big for a scratch VM" in told["body"]["text"]
+
+    later: list[Any] = [*history, {"role": "assistant", "content": first}, {"role": "user", "content": "so?"}]
+    update = requester.chat.completions.create(model="labops", messages=later).choices[0].message.content or ""
+    assert f"Update on {approval_id}" in update and "too big for a scratch VM" in update
+    # Nothing was made; a second decision on the same request is refused.
+    assert all(p["body"].get("text") for p in slack.to(url))
+    again = slack.response_url()
+    body = slash(f"approve {approval_id}", user="U0ADMIN1", response_url=again)
+    post_slack(serve, body, signed(body))
+    assert "Not done" in slack.wait_for(lambda p: p["path"] == again.removeprefix(slack.url))["body"]["text"]
