@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint check lab-up lab-down clean
+.PHONY: install demo test lint check eval eval-smoke lab-up lab-down clean
 
 # llama-cpp-python (the embedded GPU node's model runtime) builds from source: no curl, no tools, two jobs.
 LLAMA_CMAKE := -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
@@ -35,6 +35,14 @@ lint: $(STAMP)
 	$(BIN)/mypy .
 
 check: lint test
+
+# The agent measured with the embedded model: the smoke suite (CI, a few minutes) or everything (under an hour).
+# The embedded lab's parts the eval needs are started if they are down, and stopped again afterwards.
+eval-smoke: $(STAMP)
+	$(BIN)/labops eval --suite smoke --model local --min-pass-rate 1.0 --out .labops/eval-reports/smoke
+
+eval: $(STAMP)
+	$(BIN)/labops eval --model local
 
 lab-up: $(STAMP)
 	$(BIN)/labops lab up

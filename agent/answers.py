@@ -1,14 +1,38 @@
-"""What the user reads at the end of a turn: the answer's fallback and its sources line."""
+"""What the user reads at the end of a turn: answers grounded in the tools' own words, refusals, questions back.
+
+A small model's summary of a tool result drops items, repeats the prompt or narrates the call ("you can
+call the `vm_list` function ..."). So the tools' own summaries (each tool writes one line or a short
+list for people) are shown under the model's sentence, and a model answer that is not an answer is left
+out. Refusals (policy, a checker, a backend) and changes are reported in the guard's and the tools' words,
+without asking the model to paraphrase them.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk
 
 from agent.state import AgentState
+from agent.steering import UNSURE
+from agent.toolcalls import model_name
 
-__all__ = ["as_message", "fallback_answer", "sources_line"]
+__all__ = [
+    "as_message",
+    "clarify_question",
+    "fallback_answer",
+    "junk_reason",
+    "read_answer",
+    "report_text",
+    "sources_line",
+]
+
+_NARRATION = re.compile(
+    r"\b(?:you can|you could|you would|i will|i would|i called|i have called|i need to|to answer this|to find|"
+    r"to determine|to get|to check|let me)\b[^.]{0,80}\b(?:call|use|run|calling|using|query|check)\b|\bfunction\b",
+    re.I,
+)
 
 
 def as_message(chunk: AIMessageChunk) -> AIMessage:
@@ -31,6 +55,75 @@ def fallback_answer(state: AgentState) -> str:
         p = turn["passages"][0]
         return f"The closest passage of the documentation, {p['citation']}, says: {' '.join(p['text'].split())[:400]}"
     return "I do not know: neither the lab's documentation nor its tools answer this."
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "", text.lower())
+
+
+def junk_reason(answer: str, *, question: str, user: str, tools: list[str]) -> str | None:
+    """Why a model's answer after tool results is not an answer for the user (None: it is one)."""
+    text = answer.strip()
+    if not text:
+        return "empty"
+    asked = _squash(question)
+    if len(asked) >= 12 and asked in _squash(text):
+        return "repeats the question"
+    if re.match(rf"^i am {re.escape(user.lower())}\b", text.lower()):
+        return "repeats the prompt"
+    if _NARRATION.search(text):
+        return "describes calling a tool instead of answering"
+    if any(model_name(name) in text for name in tools):
+        return "names a tool instead of answering"
+    if UNSURE.search(text):
+        return "says it does not know although the tools answered"
+    return None
+
+
+def _tool_lines(log: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for entry in log:
+        if entry["status"] in ("ok", "no_data"):
+            lines.append(f"- {entry['name']}: {entry['message']}")
+    return lines
+
+
+def read_answer(model_text: str, turn: dict[str, Any], *, question: str, user: str) -> str:
+    """The answer to a question the read tools answered: the model's words if they are an answer, then theirs."""
+    lines = _tool_lines(turn.get("log", []))
+    if not lines:
+        return model_text.strip()
+    reason = junk_reason(model_text, question=question, user=user, tools=[e["name"] for e in turn.get("log", [])])
+    body = model_text.strip() if reason is None else ""
+    facts = "\n".join(lines)
+    text = f"{body}\n\nFrom the lab:\n{facts}" if body else f"Here is what the lab reports:\n{facts}"
+    docs = sources_line({"passages": turn.get("passages", [])}, text)
+    return f"{text}\n\n{docs}" if docs else text
+
+
+def report_text(log: list[dict[str, Any]]) -> str:
+    """What the turn's calls did, in their own words: results, and what was not done and why."""
+    lines = []
+    for entry in log:
+        if entry.get("repairable"):
+            continue  # a call the model corrected or dropped later in the turn
+        if entry["status"] in ("ok", "no_data"):
+            lines.append(str(entry["message"]))
+        elif entry["status"] == "denied":
+            lines.append(f"Not done (refused by policy): {entry['message']}")
+        else:
+            lines.append(f"Not done: {entry['message']}")
+    return "\n".join(lines)
+
+
+def clarify_question(tool_name: str, missing: list[tuple[str, str]]) -> str:
+    """A question back when a change lacks something only the user can say (which VM, what name)."""
+    wanted = "; ".join(f"{name} ({description.rstrip('.')})" if description else name for name, description in missing)
+    action = tool_name.split(".")[-1]
+    return (
+        f"Before I {action} anything I need to know more: {wanted}. I will not guess this for a change. "
+        f"Which {missing[0][0].replace('_', ' ')} do you mean?"
+    )
 
 
 def sources_line(turn: dict[str, Any], answer: str) -> str:

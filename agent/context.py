@@ -7,7 +7,7 @@ from langchain_core.messages import HumanMessage, ToolMessage
 from agent.state import AgentState
 from policies.guard import Caller
 
-__all__ = ["caller_of", "evidence", "recent_user_text"]
+__all__ = ["caller_of", "evidence", "previous_user_text", "recent_user_text"]
 
 
 def caller_of(state: AgentState) -> Caller:
@@ -21,12 +21,19 @@ def caller_of(state: AgentState) -> Caller:
     )
 
 
-def evidence(state: AgentState) -> str:
-    """What an optional argument may come from: the user (with their name) and this turn's tool results."""
+def evidence(state: AgentState, *, user: bool = True) -> str:
+    """What an argument may come from: the user's words (and, with ``user``, their name) and this turn's results."""
     turn = state.get("turn") or {}
     start = int(turn.get("start", 1))
     results = [str(m.content) for m in state.get("messages", [])[start:] if isinstance(m, ToolMessage)]
-    return "\n".join([f"I am {state.get('user', '')}.", recent_user_text(state), *results])
+    who = [f"I am {state.get('user', '')}."] if user else []
+    return "\n".join([*who, recent_user_text(state), *results])
+
+
+def previous_user_text(state: AgentState) -> str:
+    """The user's message before the current one ('' in a new thread)."""
+    texts = [str(m.content) for m in state.get("messages", []) if isinstance(m, HumanMessage)]
+    return texts[-2] if len(texts) >= 2 else ""
 
 
 def recent_user_text(state: AgentState, n: int = 3) -> str:

@@ -13,7 +13,7 @@ import re
 import shlex
 from typing import Any
 
-__all__ = ["normalize_args"]
+__all__ = ["normalize_args", "ungrounded_required"]
 
 _IDENTITY_KEYS = {"user", "username", "requester", "as_user", "caller", "requested_by", "on_behalf_of"}
 _PLACEHOLDERS = {"", "none", "null", "nil", "default", "all", "any", "n/a", "na", "unknown", "unspecified", "*"}
@@ -175,8 +175,19 @@ def _squash(text: str) -> str:
     return re.sub(r"[\s_\-'\"`]+", "", text.lower())
 
 
+_WORD_NUMBERS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+    "eleven": 11, "twelve": 12, "fourteen": 14, "sixteen": 16, "twenty": 20, "twenty-four": 24, "thirty-two": 32,
+    "forty-eight": 48, "sixty-four": 64, "a hundred": 100, "single": 1, "a couple of": 2, "a dozen": 12,
+}  # fmt: skip
+
+
 def _numbers_in(text: str) -> set[float]:
-    return {float(n) for n in re.findall(r"(?<![\w.])-?\d+(?:\.\d+)?", text)}
+    """Numbers in a text, digits or words ("four cores", "sixteen GiB")."""
+    found = {float(n) for n in re.findall(r"(?<![\w.])-?\d+(?:\.\d+)?", text)}
+    lowered = text.lower()
+    found |= {float(v) for w, v in _WORD_NUMBERS.items() if re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", lowered)}
+    return found
 
 
 def _grounded(key: str, value: Any, original: Any, prop: dict[str, Any], evidence: str) -> bool:
@@ -233,3 +244,20 @@ def normalize_args(
     if "job_id" in out and known_ids:
         out["job_id"] = _expand_id(out["job_id"], known_ids, notes)
     return out, notes
+
+
+def ungrounded_required(schema: dict[str, Any], args: dict[str, Any], evidence: str) -> list[tuple[str, str]]:
+    """Required arguments of a change whose values the user never gave (``(name, description)`` each).
+
+    A change runs on what the user said, not on the model's guess: "Delete it." or "Create a VM." leaves
+    the model to invent a VM id or a name, and that is asked back instead.
+    """
+    props = _properties(schema)
+    missing = []
+    for key in schema.get("required", []):
+        prop = props.get(key, {})
+        if key in args and _grounded(key, args[key], args[key], {k: v for k, v in prop.items() if k != "default"},
+                                     evidence):  # fmt: skip
+            continue
+        missing.append((key, str(prop.get("description", ""))))
+    return missing

@@ -51,6 +51,8 @@ class TurnResult:
     model: str = ""
     latency_s: float = 0.0
     tokens: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
     model_calls: int = 0
     # Why the turn ended early, when it did: "model_unavailable", "step_limit", ... (None: it answered).
     stop: str | None = None
@@ -74,6 +76,7 @@ class Agent:
         checkpointer: Any = None,
     ) -> None:
         self.settings = settings
+        self._owns_docs = docs is None
         if docs is None:
             from knowledge.service import DocsService
 
@@ -81,6 +84,8 @@ class Agent:
         self.docs = docs
         self.guard = guard or Guard.from_settings(settings, services={"docs": docs})
         self.guard.context.services.setdefault("docs", docs)
+        # A model handed in belongs to the caller (e.g. the eval runner shares one across agents): not closed here.
+        self._owns_model = model is None
         if model is not None and settings.llm.provider != "scripted":
             self.model: BaseChatModel = model
             self.model_info = ModelInfo(provider="given", model=type(model).__name__, url=None)
@@ -114,11 +119,12 @@ class Agent:
 
     def close(self) -> None:
         """Release the model's HTTP client, the checkpoint store and the docs store."""
-        close_model(self.model)
+        if self._owns_model:
+            close_model(self.model)
         if self._close_checkpointer is not None:
             self._close_checkpointer()
         close = getattr(self.docs, "close", None)
-        if callable(close):
+        if self._owns_docs and callable(close):
             close()
 
     # --- threads --------------------------------------------------------------------------------------
@@ -279,6 +285,8 @@ class Agent:
             model=str(self.model_info.get("model", "")),
             latency_s=round(time.monotonic() - started, 3),
             tokens=int(turn.get("tokens", 0)),
+            tokens_in=int(turn.get("tokens_in", 0)),
+            tokens_out=int(turn.get("tokens_out", 0)),
             model_calls=int(turn.get("model_calls", 0)),
             stop=turn.get("stop"),
         )

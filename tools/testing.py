@@ -1,4 +1,4 @@
-"""The explicitly unguarded path: run a tool without policy, approvals or audit (tests and benchmarks only).
+"""The explicitly unguarded path: run a tool without policy, approvals or audit (tests, benchmarks, eval setup).
 
 Production code calls tools through ``policies.guard.Guard``; :meth:`tools.base.Tool.run` refuses a
 context that no audit entry records. A test that exercises a tool's own logic, or a benchmark that

@@ -53,6 +53,9 @@ class _State:
             logging.basicConfig(
                 level=self._settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
             )
+            # Milvus Lite's embedded gRPC server logs a traceback for every call it does not implement
+            # (AllocTimestamp, which pymilvus tries first and then does without): noise, not a problem.
+            logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
         return self._settings
 
 

@@ -10,6 +10,7 @@ from channels.cli.agent_cmds import ask, chat
 from channels.cli.common import add_location_options, make_state
 from channels.cli.demo import demo
 from channels.cli.doctor_cmd import doctor
+from channels.cli.eval_cmds import eval_command
 from channels.cli.knowledge_cmds import ingest, search
 from channels.cli.lab_cmds import lab
 from channels.cli.policy_cmds import approvals, audit, policy
@@ -40,7 +41,23 @@ def cli(ctx: click.Context, config: Path | None, lab_dir: Path | None) -> None:
     ctx.obj = make_state(config, lab_dir)
 
 
-for command in (lab, doctor, ask, chat, serve, keys, tool, vm, policy, approvals, audit, ingest, search, demo):
+for command in (
+    lab,
+    doctor,
+    ask,
+    chat,
+    serve,
+    keys,
+    tool,
+    vm,
+    policy,
+    approvals,
+    audit,
+    ingest,
+    search,
+    eval_command,
+    demo,
+):
     add_location_options(command)
     cli.add_command(command)
 

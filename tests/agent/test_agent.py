@@ -166,8 +166,9 @@ def test_a_denied_approval_runs_nothing_and_is_explained(make_agent: Any, lab: P
     assert agent.guard.deny(approval_id, caller=A1, reason="use the shared Ray cluster").status == "ok"
     result = agent.resume_approval(approval_id, decision="denied", by="admin1", reason="use the shared Ray cluster")
     assert result is not None and "denied-vm" not in _vm_names(lab)
-    told = agent.model.calls[-1]["messages"][-1]
-    assert isinstance(told, ToolMessage) and "denied" in str(told.content) and "shared Ray cluster" in str(told.content)
+    # The denial is reported in the guard's words (who denied, why); the model is not asked to paraphrase it.
+    assert "denied by admin1" in result.answer and "shared Ray cluster" in result.answer
+    assert len(agent.model.calls) == 1
 
 
 def test_a_forged_or_expired_resume_runs_nothing(make_agent: Any, lab: Path) -> None:
@@ -197,13 +198,13 @@ def test_two_calls_in_one_turn_go_through_approval_one_at_a_time(make_agent: Any
 
 
 # --- refusals, repair, bounds ---------------------------------------------------------------------------------
-def test_a_denied_call_goes_back_to_the_model(make_agent: Any, lab: Path) -> None:
-    agent = make_agent(replies=[call("vm_stop", {"vmid": 110}), "I can't stop proj-pg01: it is production."])
+def test_a_denied_call_is_explained_in_the_guards_words(make_agent: Any, lab: Path) -> None:
+    agent = make_agent(replies=[call("vm_stop", {"vmid": 110}), "I stopped it."])
     result = agent.ask("Stop proj-pg01 (VM 110), I need its memory", caller=R1)
     assert result.tool_calls[0]["status"] == "denied"
-    told = agent.model.calls[1]["messages"][-1]
-    assert isinstance(told, ToolMessage) and "denied" in str(told.content)
-    assert "production" in result.answer
+    # A small model told "denied" often answers "I do not know" or worse: the refusal is the answer.
+    assert len(agent.model.calls) == 1
+    assert result.answer.startswith("Not done (refused by policy)") and "production" in result.answer
 
 
 def test_malformed_calls_are_repaired_or_refused(make_agent: Any, lab: Path) -> None:

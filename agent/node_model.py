@@ -1,0 +1,201 @@
+"""The nodes that ask: ``retrieve`` (passages and the tools to offer) and ``model`` (one model call).
+
+- ``retrieve``: documentation passages when the question is about how the lab works (or no tool fits),
+  and the few tools to offer (tool retrieval); a short follow-up is read together with the message before.
+- ``model``: one call in one of three modes (docs: answer from passages, no tools; pick: one JSON call or
+  answer, constrained; free); tool calls are parsed from any shape and queued. After tool results the
+  answer is held back for :func:`agent.answers.read_answer` to check and ground.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
+
+from agent.answers import as_message, fallback_answer
+from agent.context import previous_user_text
+from agent.deps import AgentDeps
+from agent.events import emit as _emit
+from agent.prompts import SYSTEM_PROMPT, format_passages, tool_definition
+from agent.state import AgentState
+from agent.steering import UNSURE, asks_docs, constraint, mentions_docs
+from agent.toolcalls import extract_calls, model_name
+from core.config import AgentSettings, Settings
+from core.errors import BackendUnavailable, LabOpsError
+
+log = logging.getLogger(__name__)
+
+# Words that make a short message a follow-up of the previous one.
+FOLLOW_UP = re.compile(r"\b(?:it|its|that|those|them|these|this one|the first|the second|the last|same)\b", re.I)
+# A call that the model can start text with; streamed text is held back while it might be one.
+_CALL_STARTS = ("```", "{", "[", "<tool_call>", "<tool")
+
+
+@dataclass(kw_only=True)
+class ModelNodes:
+    """Retrieval and the model call."""
+
+    deps: AgentDeps
+
+    @property
+    def settings(self) -> Settings:
+        """The agent's settings."""
+        return self.deps.settings
+
+    @property
+    def bounds(self) -> AgentSettings:
+        """The turn's bounds."""
+        return self.deps.settings.agent
+
+    def retrieve(self, state: AgentState) -> dict[str, Any]:
+        """Passages for questions about how the lab works, and the tools to offer."""
+        turn = dict(state["turn"])
+        text = turn["text"]
+        # A short follow-up ("show me the first one", "stop it") is about what was asked before.
+        before = previous_user_text(state)
+        about = f"{before}\n{text}" if before and (len(text.split()) <= 8 or FOLLOW_UP.search(text)) else text
+        scores = self.deps.selector.scores(about)
+        passages: list[dict[str, Any]] = []
+        if self.deps.docs is not None and self.bounds.docs_k > 0:
+            try:
+                hits = self.deps.docs.hits(text, k=self.bounds.docs_k)
+            except LabOpsError as exc:
+                log.warning("documentation search failed: %s", exc)
+                _emit({"type": "notice", "text": f"documentation search is unavailable: {exc}"})
+                hits = []
+            about_docs = asks_docs(text, passages=any(h.score >= self.deps.docs_min_score for h in hits))
+            tool_fit = max(scores.values(), default=0.0)
+            # Passages cost the small model seconds of prompt time: include them for questions about how the lab
+            # works, or when no tool fits the message; a live-state question goes to the tools alone.
+            wanted = about_docs or tool_fit < self.deps.tool_fit_floor
+            floor = self.deps.docs_min_score if wanted else 2.0
+            passages = [
+                {
+                    "text": h.text,
+                    "source": h.source,
+                    "section": h.section,
+                    "score": h.score,
+                    "citation": f"[{h.source} § {h.section or h.title}]",
+                }
+                for h in hits
+                if h.score >= floor
+            ]
+        if not mentions_docs(text):
+            scores.pop("docs.search", None)  # the retrieve step already searched the documentation
+        tools = [t.name for t in self.deps.selector.select(about, self.bounds.max_tools_in_prompt, scores)]
+        offtopic = not passages and max(scores.values(), default=0.0) < self.deps.offtopic_floor
+        docs_first = bool(passages) and asks_docs(text, passages=True)
+        turn.update(passages=passages, tools=tools, asks_docs=docs_first, offtopic=offtopic)
+        if passages:
+            _emit({"type": "retrieved", "citations": [p["citation"] for p in passages]})
+        return {"turn": turn}
+
+    def prompt(self, state: AgentState) -> list[BaseMessage]:
+        """The messages for the model: system prompt, recent history, passages and the question."""
+        turn = state["turn"]
+        messages = list(state.get("messages", []))
+        start = int(turn["start"])
+        earlier, current = messages[: start - 1], messages[start - 1 :]
+        # Earlier turns: questions and answers only (their tool chatter would crowd the small context).
+        history = [m for m in earlier if isinstance(m, HumanMessage) or (isinstance(m, AIMessage) and not m.tool_calls)]
+        history = history[-6:]
+        block = format_passages(turn["passages"])
+        first, *rest = current
+        user = state.get("user", "anonymous")
+        assert self.deps.guard.engine is not None
+        roles = ", ".join(self.deps.guard.engine.user(user).roles) or "unknown user"
+        asked = f"I am {user} ({roles}). {first.content}"
+        question = HumanMessage(content=f"{block}\n\n{asked}" if block else asked)
+        return [SystemMessage(content=SYSTEM_PROMPT), *history, question, *rest]
+
+    def mode_of(self, turn: dict[str, Any]) -> str:
+        """docs: answer from the passages, no tools; pick: choose one tool (or answer), constrained; free."""
+        first = int(turn["model_calls"]) == 0
+        if first and turn.get("asks_docs"):
+            return "docs"
+        tool_results = any(e.get("status") for e in turn["log"])
+        if self.bounds.constrained_calls and not tool_results and not turn.get("repairs"):
+            return "pick"
+        return "free"
+
+    def model(self, state: AgentState) -> dict[str, Any]:
+        """One model call; queue the tool calls it makes, or end with its answer."""
+        turn = dict(state["turn"])
+        names = tuple(turn["tools"])
+        mode = self.mode_of(turn)
+        if mode == "docs":
+            bound = self.deps.model
+        elif mode == "pick":
+            offered = [tool_definition(t) for t in self.deps.tools if t.name in names]
+            bound = self.deps.bound_model(names).bind(**constraint(self.settings, offered))
+        else:
+            bound = self.deps.bound_model(names)
+        turn["modes"] = [*turn.get("modes", []), mode]
+        started = time.monotonic()
+        acc: AIMessageChunk | None = None
+        shown = ""
+        # After tool results the answer is checked and grounded before the user sees it (respond shows it).
+        hold = bool(turn["log"])
+        try:
+            for chunk in bound.stream(self.prompt(state)):
+                acc = chunk if acc is None else acc + chunk
+                text = str(acc.content)
+                stripped = text.lstrip()
+                if hold or acc.tool_call_chunks or any(stripped.startswith(s) or s.startswith(stripped)
+                                                       for s in _CALL_STARTS):  # fmt: skip
+                    continue  # may be a tool call written as text: hold it back
+                if len(text) > len(shown):
+                    _emit({"type": "token", "text": text[len(shown) :]})
+                    shown = text
+        except LabOpsError:
+            raise
+        except Exception as exc:  # boundary: the model server's client raised (down, timeout, bad answer)
+            log.warning("model call failed", exc_info=True)
+            where = self.settings.llm.ollama_url or "the embedded lab's Ollama"
+            why = BackendUnavailable("the language model", f"{type(exc).__name__}: {exc}", setting="llm.ollama_url")
+            text = f"I cannot reach the language model ({where}): {why}. Nothing was changed."
+            _emit({"type": "token", "text": ("\n\n" if shown else "") + text})
+            answer = AIMessage(content=text)
+            turn["stop"] = "model_unavailable"
+            return {"messages": [answer], "turn": turn}
+        duration = time.monotonic() - started
+        message = AIMessage(content="") if acc is None else as_message(acc)
+        usage: dict[str, Any] = dict(message.usage_metadata or {})
+        turn["tokens"] = int(turn["tokens"]) + int(usage.get("total_tokens", 0))
+        turn["tokens_in"] = int(turn.get("tokens_in", 0)) + int(usage.get("input_tokens", 0))
+        turn["tokens_out"] = int(turn.get("tokens_out", 0)) + int(usage.get("output_tokens", 0))
+        turn["model_calls"] = int(turn["model_calls"]) + 1
+        if self.deps.on_model_call is not None:
+            self.deps.on_model_call(duration, usage)
+        calls, text = extract_calls(message, set(names) | {t.name for t in self.deps.tools})
+        if not calls and not text.strip():
+            text = fallback_answer(state)
+        if mode == "docs" and not calls and UNSURE.search(text) and turn["tools"]:
+            # The passages did not answer it: try the tools once before saying so.
+            turn["asks_docs"] = False
+            turn["docs_answer"] = text
+            return {"turn": turn}
+        if not calls:
+            if hold:
+                pass  # respond shows it
+            elif len(text) > len(shown) and text.startswith(shown):
+                _emit({"type": "token", "text": text[len(shown) :]})
+            elif not shown:
+                _emit({"type": "token", "text": text})
+            return {
+                "messages": [AIMessage(content=text or "(no answer)", usage_metadata=message.usage_metadata)],
+                "turn": turn,
+            }
+        # A text call becomes a native one in the history, so the model sees the right form next time.
+        recorded = AIMessage(
+            content=text,
+            tool_calls=[{"name": model_name(c.name), "args": c.args, "id": c.id, "type": "tool_call"} for c in calls],
+            usage_metadata=message.usage_metadata,
+        )
+        turn["queue"] = [c.as_dict() for c in calls]
+        return {"messages": [recorded], "turn": turn}
