@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from langchain_core.messages import HumanMessage, ToolMessage
 
 from agent.state import AgentState
@@ -21,13 +23,18 @@ def caller_of(state: AgentState) -> Caller:
     )
 
 
+_SELF = re.compile(r"\b(?:my|mine|me|myself|i|i'm|i've|own)\b", re.I)
+
+
 def evidence(state: AgentState, *, user: bool = True) -> str:
     """What an argument may come from: the user's words (and, with ``user``, their name) and this turn's results."""
     turn = state.get("turn") or {}
     start = int(turn.get("start", 1))
     results = [str(m.content) for m in state.get("messages", [])[start:] if isinstance(m, ToolMessage)]
-    who = [f"I am {state.get('user', '')}."] if user else []
-    return "\n".join([*who, recent_user_text(state), *results])
+    said = recent_user_text(state)
+    # The user's name is evidence for "my VMs", not for "which VMs are stopped" (an owner filter nobody asked for).
+    who = [f"I am {state.get('user', '')}."] if user and _SELF.search(said) else []
+    return "\n".join([*who, said, *results])
 
 
 def previous_user_text(state: AgentState) -> str:

@@ -49,6 +49,17 @@ def _pending_message(approval: dict[str, Any], approvers: list[str]) -> str:
     )
 
 
+# The log is kept in the thread's checkpoint and shown as the answer's facts: long enough for a whole
+# lab's findings (13 VMs' backup lines are ~1.2 kB), bounded so one huge result cannot bloat every checkpoint.
+LOG_MESSAGE_CHARS = 6000
+
+
+def _bounded(message: str) -> str:
+    if len(message) <= LOG_MESSAGE_CHARS:
+        return message
+    return message[:LOG_MESSAGE_CHARS].rstrip() + " … (cut short; ask for a narrower listing)"
+
+
 @dataclass(kw_only=True)
 class CallNodes:
     """Guard, approval and execution of one queued call at a time."""
@@ -83,7 +94,7 @@ class CallNodes:
                     "name": call["name"],
                     "args": call["args"],
                     "status": result.status,
-                    "message": result.message[:500],
+                    "message": _bounded(result.message),
                     "repairable": repairable,
                 },
             ]

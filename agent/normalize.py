@@ -190,12 +190,27 @@ def _numbers_in(text: str) -> set[float]:
     return found
 
 
-def _grounded(key: str, value: Any, original: Any, prop: dict[str, Any], evidence: str) -> bool:
+_ENUM_ALIASES = {"qso": ("quasar", "qso"), "galaxy": ("galax",), "star": ("star", "stellar")}
+
+
+def _enum_named(value: str, evidence: str) -> bool:
+    lowered = evidence.lower()
+    stems = _ENUM_ALIASES.get(value.lower(), (value.lower()[:4] if len(value) > 4 else value.lower(),))
+    return _squash(value) in _squash(evidence) or any(
+        re.search(rf"(?<![a-z]){re.escape(stem)}", lowered) for stem in stems
+    )
+
+
+def _grounded(
+    key: str, value: Any, original: Any, prop: dict[str, Any], evidence: str, *, strict_enum: bool = False
+) -> bool:
     """Whether an optional argument's value comes from what the user (or a tool this turn) said."""
     if "default" in prop and value == prop["default"]:
         return False
     if _enum(prop):
-        return True  # a closed set ("QSO" for "quasars"): cannot be checked word for word, cannot go far wrong
+        # A closed set: named by the value, its word stem ("GALAXY" for "galaxies") or a known alias ("QSO" for
+        # "quasars"). Not named at all, an optional filter is the model's guess and narrows the answer wrongly.
+        return not strict_enum or _enum_named(str(value), evidence)
     if isinstance(value, bool):
         words = [w for w in key.split("_") if len(w) >= 4]
         return any(w in evidence.lower() for w in words)
@@ -208,6 +223,21 @@ def _grounded(key: str, value: Any, original: Any, prop: dict[str, Any], evidenc
     if isinstance(value, list):
         return any(_grounded(key, v, v, {}, evidence) for v in value)
     return True
+
+
+def _long_number(key: str, value: int, evidence: str, notes: list[str]) -> int:
+    """A long id the model copied with a digit lost or added, put back as the user wrote it (one candidate only)."""
+    digits = str(abs(value))
+    if len(digits) < 8:
+        return value
+    written = {n for n in re.findall(r"(?<![\w.])\d{8,}(?![\w.])", evidence)}
+    if digits in written:
+        return value
+    near = [n for n in written if n[:8] == digits[:8] and abs(len(n) - len(digits)) <= 1]
+    if len(near) == 1:
+        notes.append(f"{key} {value} → {near[0]} (as the user wrote it)")
+        return int(near[0])
+    return value
 
 
 def normalize_args(
@@ -234,7 +264,14 @@ def normalize_args(
             out[key] = value
             continue
         keep, fixed = _coerce(key, value, prop, notes)
-        if keep and evidence is not None and key not in required and not _grounded(key, fixed, value, prop, evidence):
+        if keep and evidence is not None and isinstance(fixed, int) and not isinstance(fixed, bool):
+            fixed = _long_number(key, fixed, evidence, notes)
+        if (
+            keep
+            and evidence is not None
+            and key not in required
+            and not _grounded(key, fixed, value, prop, evidence, strict_enum=True)
+        ):
             notes.append(f"dropped {key}={fixed!r}: not something the user asked for")
             keep = False
         if keep:

@@ -21,12 +21,25 @@ __all__ = ["ToolSelector"]
 
 _FAMILY_WORDS: dict[str, tuple[str, ...]] = {
     "vm": ("vm", "vms", "virtual machine", "node", "nodes", "provision", "reboot", "shut down", "machine"),
-    "backup": ("backup", "backups", "snapshot", "restore", "pbs", "verify", "verification", "datastore", "rpo"),
+    "backup": ("backup", "backups", "backed up", "snapshot", "restore", "pbs", "verify", "verification", "datastore",
+               "rpo"),
     "ray": ("ray", "job", "jobs", "cluster job", "histogram", "submit"),
     "desi": ("desi", "redshift", "quasar", "quasars", "galaxy", "galaxies", "qso", "targetid", "dr1", "sql",
              "spectype", "arcmin", "ra ", "dec ", "cone", "stars", "zpix"),
     "docs": ("how do i", "how to", "policy", "runbook", "documentation", "docs", "who is", "what is the"),
 }  # fmt: skip
+# Within a family the small model confuses look-alike tools (backup.status for "backup problems"); these words
+# settle it: with the family named, a tool they point to is offered without its look-alikes.
+_TOOL_WORDS: dict[str, tuple[str, ...]] = {
+    "backup.check": ("problem", "problems", "failed", "failing", "unverified", "stale", "properly", "attention",
+                     "healthy", "issues", "wrong"),
+    "backup.jobs": ("backup job", "backup jobs", "in no", "not in any", "schedule", "scheduled", "configured"),
+    "backup.datastore": ("datastore", "how full", "space left", "disk space"),
+}  # fmt: skip
+
+
+def _has(lowered: str, word: str) -> bool:
+    return re.search(rf"(?<![a-z]){re.escape(word.strip())}(?![a-z])", lowered) is not None
 
 
 def card(tool: Tool[Any]) -> str:
@@ -53,14 +66,30 @@ class ToolSelector:
                 out[tool.name] = float(sim)
         lowered = f" {text.lower()} "
         for family, words in _FAMILY_WORDS.items():
-            if any(re.search(rf"(?<![a-z]){re.escape(w.strip())}(?![a-z])", lowered) for w in words):
+            if any(_has(lowered, w) for w in words):
                 for tool in self.tools:
                     if tool.name.split(".")[0] == family:
                         out[tool.name] += 0.25
         return out
 
+    def decisive(self, text: str) -> set[str]:
+        """Tools a message points to by a word of their own, where it also names their family."""
+        lowered = f" {text.lower()} "
+        families = {f for f, words in _FAMILY_WORDS.items() if any(_has(lowered, w) for w in words)}
+        return {
+            name
+            for name, words in _TOOL_WORDS.items()
+            if name.split(".")[0] in families and any(_has(lowered, w) for w in words)
+        }
+
     def select(self, text: str, k: int, scores: dict[str, float] | None = None) -> list[Tool[Any]]:
         """The ``k`` most relevant tools, in registry order (``scores`` from :meth:`scores`, if at hand)."""
-        scores = scores if scores is not None else self.scores(text)
+        scores = dict(scores if scores is not None else self.scores(text))
+        decisive = self.decisive(text) & set(scores)
+        if decisive:
+            settled = {name.split(".")[0] for name in decisive}
+            for name in list(scores):
+                if name.split(".")[0] in settled and name not in decisive:
+                    del scores[name]  # the look-alikes of a tool the message named
         chosen = set(sorted(scores, key=lambda n: -scores[n])[:k])
         return [t for t in self.tools if t.name in chosen]

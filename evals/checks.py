@@ -64,10 +64,21 @@ def _as_number(value: Any) -> float | None:
         return None
 
 
+_NUMBER_WORDS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty"
+)
+_WORDS = {w: float(i) for i, w in enumerate(_NUMBER_WORDS.split(" "))}
+
+
 def fact_in(fact: str | int | float, text: str) -> bool:
     """Whether ``text`` states ``fact`` (whole word, any case; numbers by value)."""
     number = _as_number(fact)
     if number is not None:
+        if number in _WORDS.values() and any(
+            re.search(rf"(?<![\w-]){w}(?![\w-])", text, re.I) for w, v in _WORDS.items() if v == number
+        ):
+            return True  # "four nodes" states 4
         return any(abs(float(m.group(0).replace(",", "")) - number) <= 1e-9 * max(1.0, abs(number))
                    for m in _NUMBER.finditer(text))  # fmt: skip
     pattern = rf"(?<![\w]){re.escape(str(fact).strip())}(?![\w])"

@@ -17,7 +17,10 @@ from knowledge.loaders import Document, _clean_heading
 
 __all__ = ["Chunk", "chunk_document"]
 
-MAX_TOKENS = 220  # leaves room for the "title > section" prefix within the model's 256 tokens
+MAX_TOKENS = 220  # a chunk's text; with its "title > section" prefix it must fit the model's window
+WINDOW = 256  # all-MiniLM-L6-v2 was trained on 256 tokens and cuts the rest: nothing longer may reach it
+TABLE_ROWS = 3  # rows per table chunk (each with the header): a row's fact is not averaged away among many
+MIN_BUDGET = 48  # a heading path so long it leaves less than this is itself shortened
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[])")
@@ -37,7 +40,28 @@ class Chunk:
     @property
     def embed_text(self) -> str:
         """What is embedded: the heading path gives the chunk its context."""
-        return f"{self.title} > {self.section}\n{self.text}" if self.section else f"{self.title}\n{self.text}"
+        return f"{_prefix(self.title, self.section)}\n{self.text}"
+
+
+def _prefix(title: str, section: str) -> str:
+    return f"{title} > {section}" if section else title
+
+
+def _words(text: str, count: Callable[[str], int], limit: int) -> list[str]:
+    """A single sentence or row longer than the limit, split between words (the last resort)."""
+    parts: list[str] = []
+    current: list[str] = []
+    words = text.split(" ")
+    # A "word" over the limit (a data URI, a hash list) is cut by characters: rare, but never truncated unseen.
+    words = [w[i : i + limit * 2] for w in words for i in range(0, max(len(w), 1), limit * 2)]
+    for word in words:
+        if current and count(" ".join([*current, word])) > limit:
+            parts.append(" ".join(current))
+            current = []
+        current.append(word)
+    if current:
+        parts.append(" ".join(current))
+    return parts
 
 
 def _blocks(lines: list[str]) -> list[str]:
@@ -69,6 +93,18 @@ def _blocks(lines: list[str]) -> list[str]:
     return blocks
 
 
+def _table_groups(block: str, rows: int) -> list[str] | None:
+    """A Markdown table with more than ``rows`` rows as groups of ``rows`` rows, each under the header."""
+    lines = block.splitlines()
+    if len(lines) < 3 + rows or not all(ln.lstrip().startswith("|") for ln in lines):
+        return None
+    if not set(lines[1].replace("|", "").strip()) <= set("-: "):
+        return None
+    header = lines[:2]
+    body = lines[2:]
+    return ["\n".join(header + body[i : i + rows]) for i in range(0, len(body), rows)]
+
+
 def _split_block(block: str, count: Callable[[str], int], limit: int) -> list[str]:
     """A block too long for one chunk, split at rows/items or sentences."""
     lines = block.splitlines()
@@ -82,11 +118,13 @@ def _split_block(block: str, count: Callable[[str], int], limit: int) -> list[st
     parts: list[str] = []
     current: list[str] = []
     joiner = "\n" if is_rows or block.lstrip().startswith(("```", "~~~")) else " "
+    units = [piece for unit in units for piece in ([unit] if count(unit) <= limit else _words(unit, count, limit))]
     for unit in units:
         trial = joiner.join([*current, unit])
         if current and count(trial) > limit:
             parts.append(joiner.join(current))
-            current = [header, unit] if header and unit not in header else [unit]
+            with_header = header and unit not in header and count(header + "\n" + unit) <= limit
+            current = [header, unit] if with_header else [unit]
         else:
             current.append(unit)
     if current:
@@ -94,19 +132,32 @@ def _split_block(block: str, count: Callable[[str], int], limit: int) -> list[st
     return parts
 
 
-def chunk_document(doc: Document, count: Callable[[str], int], *, limit: int = MAX_TOKENS) -> list[Chunk]:
-    """Chunks of ``doc``; ``count`` gives a text's length in model tokens."""
+def chunk_document(
+    doc: Document, count: Callable[[str], int], *, limit: int = MAX_TOKENS, window: int = WINDOW
+) -> list[Chunk]:
+    """Chunks of ``doc``; ``count`` gives a text's length in model tokens (with the model's two special tokens).
+
+    Every chunk's :attr:`Chunk.embed_text` fits ``window``: the text's budget is what its heading path leaves.
+    """
     sections: list[tuple[list[str], list[str]]] = []
     path: list[str] = []
+    levels: list[int] = []  # the heading level of each entry of ``path`` (a README may skip levels or lack an H1)
     body: list[str] = []
+    fence: str | None = None  # a "# comment" inside a code block is not a heading
     for line in doc.text.splitlines():
-        m = _HEADING.match(line)
-        if m and not (
-            body and body[-1].strip().startswith("```") and len([b for b in body if b.strip().startswith("```")]) % 2
-        ):
+        stripped = line.strip()
+        if fence and stripped.startswith(fence):
+            fence = None
+        elif not fence and stripped.startswith(("```", "~~~")):
+            fence = stripped[:3]
+        m = None if fence or stripped.startswith(("```", "~~~")) else _HEADING.match(line)
+        if m:
             sections.append((list(path), body))
             level = len(m.group(1))
-            path = [*path[: level - 1], _clean_heading(m.group(2))]
+            while levels and levels[-1] >= level:
+                levels.pop()
+                path.pop()
+            path, levels = [*path, _clean_heading(m.group(2))], [*levels, level]
             body = []
         else:
             body.append(line)
@@ -117,18 +168,39 @@ def chunk_document(doc: Document, count: Callable[[str], int], *, limit: int = M
         # The document's own H1 is its title: leave it out of the section path.
         names = heading_path[1:] if heading_path and heading_path[0] == doc.title else heading_path
         section = " > ".join(n for n in names if n)
-        pieces: list[str] = []
+        # Prefix and text share one pair of special tokens, hence the + 2.
+        budget = min(limit, window - count(_prefix(doc.title, section)) + 2)
+        while budget < MIN_BUDGET and " > " in section:
+            section = section.split(" > ", 1)[1]  # the nearest headings say the most about the text
+            budget = min(limit, window - count(_prefix(doc.title, section)) + 2)
+        budget = max(budget, MIN_BUDGET)
+        pieces: list[tuple[str, bool]] = []  # (text, stands alone)
         for block in _blocks(lines):
-            pieces += [block] if count(block) <= limit else _split_block(block, count, limit)
+            groups = _table_groups(block, TABLE_ROWS) if TABLE_ROWS else None
+            if groups is not None:
+                for group in groups:
+                    pieces += [
+                        (p, True) for p in ([group] if count(group) <= budget else _split_block(group, count, budget))
+                    ]
+            else:
+                pieces += [
+                    (p, False) for p in ([block] if count(block) <= budget else _split_block(block, count, budget))
+                ]
         current: list[str] = []
-        for piece in pieces:
+        for piece, alone in pieces:
+            if alone:
+                if current:
+                    chunks.append(_make(doc, section, "\n\n".join(current), len(chunks)))
+                chunks.append(_make(doc, section, piece, len(chunks)))
+                current = []
+                continue
             trial = "\n\n".join([*current, piece])
-            if current and count(trial) > limit:
+            if current and count(trial) > budget:
                 chunks.append(_make(doc, section, "\n\n".join(current), len(chunks)))
                 last = _SENTENCE.split(current[-1])[-1]
                 overlap = (
                     [last]
-                    if count(last + "\n\n" + piece) <= limit and not last.lstrip().startswith(("|", "```"))
+                    if count(last + "\n\n" + piece) <= budget and not last.lstrip().startswith(("|", "```"))
                     else []
                 )
                 current = [*overlap, piece]

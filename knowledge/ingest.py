@@ -8,6 +8,7 @@ The manifest of what was ingested lives next to the lab's other state
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 import time
 from collections.abc import Callable
@@ -24,6 +25,11 @@ from knowledge.store import Store
 
 __all__ = ["IngestReport", "ingest_paths"]
 
+log = logging.getLogger(__name__)
+
+# Part of each file's recorded hash: a change to loading or chunking re-ingests files whose bytes did not change.
+PIPELINE_VERSION = b"loader-2 chunker-2"
+
 Progress = Callable[[int, int, str], None]
 
 
@@ -36,6 +42,7 @@ class IngestReport:
     unchanged: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     chunks: int = 0
+    truncated: int = 0  # chunks the embedder had to cut (0 unless the chunker is wrong; tested)
     seconds: float = 0.0
 
     def summary(self) -> str:
@@ -55,6 +62,7 @@ class IngestReport:
             "unchanged": self.unchanged,
             "deleted": self.deleted,
             "chunks": self.chunks,
+            "truncated": self.truncated,
             "seconds": round(self.seconds, 2),
         }
 
@@ -81,6 +89,7 @@ def ingest_paths(
     count = embedder.count_tokens if isinstance(embedder, OnnxEmbedder) else (lambda t: len(t.split()) * 4 // 3)
     store = Store(settings, dim=embedder.dim)
     report = IngestReport()
+    cut_before = getattr(embedder, "truncated", 0)
     manifest = settings.lab_dir / "knowledge.sqlite"
     manifest.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -105,7 +114,7 @@ def ingest_paths(
                 for i, file in enumerate(files, start=1):
                     doc = load_document(file, root=root)
                     seen.add(doc.source)
-                    sha = hashlib.sha256(file.read_bytes()).hexdigest()
+                    sha = hashlib.sha256(PIPELINE_VERSION + file.read_bytes()).hexdigest()
                     if progress:
                         progress(i, len(files), doc.source)
                     if known.get(doc.source) == sha:
@@ -132,5 +141,8 @@ def ingest_paths(
         store.flush()
     finally:
         store.close()
+    report.truncated = getattr(embedder, "truncated", 0) - cut_before
+    if report.truncated:
+        log.warning("%d chunks were longer than the embedder's window and were cut", report.truncated)
     report.seconds = time.monotonic() - started
     return report

@@ -1,7 +1,8 @@
 """Read documents as found in the wild into clean text with metadata.
 
-Handles YAML front matter (also inside an HTML comment), badges, mojibake (UTF-8 read as cp1252, the
-common ``â€™`` kind), reStructuredText headings and plain HTML, so the chunker sees Markdown-like text.
+Handles YAML front matter (also inside an HTML comment), mojibake (UTF-8 read as cp1252, Latin-1 or Mac
+Roman), badges and Mermaid diagrams (as the text they show, see :mod:`knowledge.markup`),
+reStructuredText headings and plain HTML, so the chunker sees Markdown-like text.
 """
 
 from __future__ import annotations
@@ -15,15 +16,13 @@ from typing import Any
 
 import yaml
 
+from knowledge.markup import badges_to_text, fix_mojibake, mermaid_to_text, strip_noise
+
 __all__ = ["SUFFIXES", "Document", "fix_mojibake", "load_document"]
 
 SUFFIXES = {".md", ".markdown", ".txt", ".rst", ".html", ".htm"}
 
 _FRONT = re.compile(r"\A\s*(?:<!--\s*)?---\s*\n(.*?)\n---\s*(?:-->)?\s*\n", re.S)
-_BADGE = re.compile(r"\[!\[[^\]]*\]\([^)]*\)\]\([^)]*\)|!\[[^\]]*\]\(https?://[^)]*(?:badge|shields\.io)[^)]*\)")
-_MOJIBAKE = re.compile(
-    "[âÃÂ][\u0080-\u00ff\u2010-\u203a\u20ac\u2122\u0152\u0153\u0160\u0161\u017d\u017e\u0178\u0192\u02c6\u02dc]"
-)
 
 
 @dataclass(kw_only=True)
@@ -34,32 +33,6 @@ class Document:
     title: str
     text: str
     meta: dict[str, Any] = field(default_factory=dict)
-
-
-def fix_mojibake(text: str) -> str:
-    """Undo UTF-8 text that was decoded as cp1252/latin-1 (the "Ã©" in place of "é" kind), piece by piece."""
-
-    def byte(ch: str) -> bytes:
-        # cp1252 where it defines the character, else latin-1 (cp1252 leaves 0x81, 0x8d, 0x8f, 0x90, 0x9d undefined).
-        try:
-            return ch.encode("cp1252")
-        except UnicodeEncodeError:
-            return ch.encode("latin-1")
-
-    def repair(match: re.Match[str]) -> str:
-        chunk = match.group(0)
-        try:
-            return b"".join(byte(ch) for ch in chunk).decode("utf-8")
-        except (UnicodeEncodeError, UnicodeDecodeError):
-            return chunk
-
-    if not _MOJIBAKE.search(text):
-        return text
-    return re.sub(
-        "[âÃÂðÅ][\u0080-\u00ff\u2010-\u203a\u20ac\u2122\u0152\u0153\u0160\u0161\u017d\u017e\u0178\u0192\u02c6\u02dc]{1,3}",
-        repair,
-        text,
-    )
 
 
 class _HtmlText(HTMLParser):
@@ -79,6 +52,10 @@ class _HtmlText(HTMLParser):
             self.out.append("\n- ")
         elif tag in ("td", "th"):
             self.out.append(" | ")
+        elif tag == "img":
+            # Alt text and badges say something; the image itself does not reach the index.
+            found = {k: v or "" for k, v in attrs}
+            self.out.append(" " + badges_to_text(f'<img alt="{found.get("alt", "")}" src="{found.get("src", "")}">'))
 
     def handle_endtag(self, tag: str) -> None:
         if tag in ("script", "style"):
@@ -141,17 +118,20 @@ def load_document(path: Path, *, root: Path | None = None) -> Document:
         text = html.unescape("".join(parser.out))
     elif suffix == ".rst":
         text = _rst_to_md(text)
-    text = _BADGE.sub("", text)
+    text = strip_noise(mermaid_to_text(badges_to_text(text)))
     text = re.sub(r"\n{3,}", "\n\n", text).strip()
-    heading = re.search(r"^#\s+(.+)$", text, re.M)
-    title = str(meta.get("title") or (heading.group(1) if heading else path.stem.replace("-", " ").replace("_", " ")))
+    # The title is the H1 a document opens with; an H1 further down ("# Changelog") titles only its part.
+    first = re.search(r"^(#{1,6})\s+(.+)$", text, re.M)
+    heading = first if first and len(first.group(1)) == 1 else None
+    title = str(meta.get("title") or (heading.group(2) if heading else path.stem.replace("-", " ").replace("_", " ")))
     source = str(path.relative_to(root)) if root and path.is_relative_to(root) else path.name
     return Document(source=source, title=_clean_heading(title), text=text, meta=meta)
 
 
 def _clean_heading(text: str) -> str:
     """Heading text without Markdown emphasis, links or emoji."""
-    text = re.sub(r"[*_`]+", "", text)
+    # Emphasis markers and backticks go; the underscores inside a name (OPT_STRICT_INTEGER) stay.
+    text = re.sub(r"(?<!\w)[*_]+|[*_]+(?!\w)|`", "", text)
     text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)
     text = "".join(
         ch for ch in text if ord(ch) < 0x2190 or (0x2E80 <= ord(ch) < 0x1F000 and not 0x2600 <= ord(ch) < 0x2C00)

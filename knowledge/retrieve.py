@@ -17,12 +17,15 @@ def retrieve(
     mode: Mode = "hybrid",
     embedder: Embedder | None = None,
     source_prefix: str | None = None,
+    explain: bool = False,
 ) -> list[Hit]:
-    """The ``k`` best chunks for ``query``."""
+    """The ``k`` best chunks for ``query`` (``explain``: with their dense and BM25 ranks)."""
     embedder = embedder or embedder_for(settings)
     store = Store(settings, dim=embedder.dim)
     try:
-        return store.search(query, embedder.embed([query])[0], k=k, mode=mode, source_prefix=source_prefix)
+        return store.search(
+            query, embedder.embed([query])[0], k=k, mode=mode, source_prefix=source_prefix, explain=explain
+        )
     finally:
         store.close()
 

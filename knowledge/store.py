@@ -8,7 +8,7 @@ fields are plain VARCHARs (JSON-path filters are slow in Milvus Lite).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,7 +23,7 @@ from knowledge.chunking import Chunk
 
 __all__ = ["SCHEMA_VERSION", "Hit", "Store"]
 
-SCHEMA_VERSION = "v1"
+SCHEMA_VERSION = "v2"  # v2: BM25 over the heading path and the text (v1: the text alone)
 Mode = Literal["hybrid", "dense", "bm25"]
 # Score fusion of dense and BM25 results. Measured on tests/knowledge/retrieval_cases.yaml (47 questions):
 # RRF(k=60) recall@1 0.74 / recall@5 0.89; weighted 0.7 dense + 0.3 BM25 recall@1 0.79 / recall@5 0.91.
@@ -39,6 +39,10 @@ class Hit:
     section: str
     title: str
     score: float
+    id: str = ""
+    # Where the hit stood in each ranking before fusion (``labops search --explain``); None: not in that top list.
+    dense_rank: int | None = None
+    bm25_rank: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form (``labops search --json``)."""
@@ -77,13 +81,18 @@ class Store:
         schema.add_field("source", DataType.VARCHAR, max_length=512)
         schema.add_field("title", DataType.VARCHAR, max_length=512)
         schema.add_field("section", DataType.VARCHAR, max_length=1024)
-        schema.add_field("text", DataType.VARCHAR, max_length=16384, enable_analyzer=True)
+        schema.add_field("text", DataType.VARCHAR, max_length=16384)
+        # What BM25 reads: the title and heading path, then the text (a README's name is rarely in its rows).
+        schema.add_field("passage", DataType.VARCHAR, max_length=17408, enable_analyzer=True)
         schema.add_field("chunk_index", DataType.INT64)
         schema.add_field("dense", DataType.FLOAT_VECTOR, dim=self.dim)
         schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
         schema.add_function(
             Function(
-                name="bm25", function_type=FunctionType.BM25, input_field_names=["text"], output_field_names=["sparse"]
+                name="bm25",
+                function_type=FunctionType.BM25,
+                input_field_names=["passage"],
+                output_field_names=["sparse"],
             )
         )
         index = c.prepare_index_params()
@@ -107,6 +116,7 @@ class Store:
                 "title": c.title[:500],
                 "section": c.section[:1000],
                 "text": c.text[:16000],
+                "passage": c.embed_text[:17000],
                 "chunk_index": c.index,
                 "dense": v.tolist(),
             }
@@ -136,8 +146,9 @@ class Store:
         k: int,
         mode: Mode = "hybrid",
         source_prefix: str | None = None,
+        explain: bool = False,
     ) -> list[Hit]:
-        """Top ``k`` chunks: dense, BM25, or both fused (:data:`FUSION`)."""
+        """Top ``k`` chunks: dense, BM25, or both fused (:data:`FUSION`); ``explain`` adds each list's rank."""
         expr = f"source like {_quote(source_prefix + '%')}" if source_prefix else ""
         fields = ["text", "source", "section", "title"]
         dense = AnnSearchRequest(
@@ -159,23 +170,44 @@ class Store:
                 filter=expr,
                 output_fields=fields,
             )
-        hits = []
-        for item in res[0] if res else []:
-            entity = item.get("entity", item)
-            hits.append(
-                Hit(
-                    text=entity["text"],
-                    source=entity["source"],
-                    section=entity["section"],
-                    title=entity["title"],
-                    score=abs(float(item["distance"])),
-                )
-            )
+        hits = [_hit(item) for item in (res[0] if res else [])]
+        if explain and hits:
+            hits = self._explain(hits, dense, sparse, fields)
         return hits
+
+    def _explain(
+        self, hits: list[Hit], dense: AnnSearchRequest, sparse: AnnSearchRequest, fields: list[str]
+    ) -> list[Hit]:
+        """The hits with their rank in the dense and the BM25 list (1-based, within each list's limit)."""
+        ranks: list[dict[str, int]] = []
+        for req in (dense, sparse):
+            res = self.client.search(
+                self.collection,
+                data=req.data,
+                anns_field=req.anns_field,
+                limit=req.limit,
+                search_params=req.param,
+                filter=req.expr or "",
+                output_fields=fields,
+            )
+            ranks.append({_hit(item).id: i for i, item in enumerate(res[0] if res else [], start=1)})
+        return [replace(h, dense_rank=ranks[0].get(h.id), bm25_rank=ranks[1].get(h.id)) for h in hits]
 
     def close(self) -> None:
         """Release the client (Milvus Lite allows one process per directory)."""
         self.client.close()
+
+
+def _hit(item: dict[str, Any]) -> Hit:
+    entity = item.get("entity", item)
+    return Hit(
+        text=entity["text"],
+        source=entity["source"],
+        section=entity["section"],
+        title=entity["title"],
+        score=abs(float(item["distance"])),
+        id=str(item.get("id", entity.get("id", ""))),
+    )
 
 
 def _quote(value: str) -> str:

@@ -8,15 +8,16 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 from rich.console import Console
 
 from core.config import Settings, load_settings
 from core.errors import LabOpsError
-from policies.guard import Caller
-from policies.identity import cli_identity
+
+if TYPE_CHECKING:
+    from policies.guard import Caller
 
 __all__ = [
     "EXIT_CODES",
@@ -125,7 +126,10 @@ def add_location_options(command: click.Command) -> None:
 
 def cli_caller(claimed: str | None, request_text: str | None = None) -> Caller:
     """The CLI's caller: the operating-system account's lab user, or ``--as`` for operators."""
+    # Imported here: the policy engine (Cedar, the tool registry) is not needed by every command.
     from policies.engine import PolicyEngine
+    from policies.guard import Caller
+    from policies.identity import cli_identity
 
     identity = cli_identity(PolicyEngine.from_settings(get_settings()).directory, claimed=claimed)
     return Caller(user=identity.user, real_user=identity.real_user, channel="cli", request_text=request_text)

@@ -9,7 +9,6 @@ from rich.markup import escape
 from rich.progress import Progress
 
 from channels.cli.common import console, echo_json, get_settings, handle_errors
-from knowledge.ingest import ingest_paths
 from knowledge.retrieve import cite, retrieve
 
 __all__ = ["ingest", "search"]
@@ -22,6 +21,8 @@ __all__ = ["ingest", "search"]
 @handle_errors
 def ingest(paths: tuple[Path, ...], rebuild: bool, as_json: bool) -> None:
     """Add folders or files of Markdown, text, reStructuredText or HTML to the lab's knowledge (incremental)."""
+    from knowledge.ingest import ingest_paths  # the loaders and chunker are not needed by `labops search`
+
     settings = get_settings()
     if as_json:
         report = ingest_paths(settings, list(paths), rebuild=rebuild)
@@ -42,10 +43,11 @@ def ingest(paths: tuple[Path, ...], rebuild: bool, as_json: bool) -> None:
 @click.option("-k", "k", default=5, show_default=True, help="How many passages.")
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "bm25"]), default="hybrid", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a list of {text, source, section, title, score}.")
+@click.option("--explain", is_flag=True, help="Show each hit's rank in the dense and the BM25 list, and its section.")
 @handle_errors
-def search(query: str, k: int, mode: str, as_json: bool) -> None:
+def search(query: str, k: int, mode: str, as_json: bool, explain: bool) -> None:
     """Search the lab's documentation (dense + BM25, fused)."""
-    hits = retrieve(get_settings(), query, k=k, mode=mode)  # type: ignore[arg-type]
+    hits = retrieve(get_settings(), query, k=k, mode=mode, explain=explain)  # type: ignore[arg-type]
     if as_json:
         echo_json([h.as_dict() for h in hits])
         return
@@ -53,4 +55,13 @@ def search(query: str, k: int, mode: str, as_json: bool) -> None:
         console.print("no passage matched; ingest documents first: labops ingest knowledge/docs")
     for hit in hits:
         console.print(f"[bold]{escape(cite(hit))}[/bold]  score {hit.score:.4f}")
+        if explain:
+            console.print(
+                f"  dense rank {_rank(hit.dense_rank)}, BM25 rank {_rank(hit.bm25_rank)}; "
+                f"section: {escape(' > '.join(p for p in (hit.title, hit.section) if p))}"
+            )
         console.print(escape("  " + hit.text.replace("\n", "\n  ")[:600]) + "\n")
+
+
+def _rank(rank: int | None) -> str:
+    return str(rank) if rank is not None else "- (not in its top list)"

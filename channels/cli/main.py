@@ -2,26 +2,58 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import click
 
-from channels.cli.agent_cmds import ask, chat
 from channels.cli.common import add_location_options, make_state
-from channels.cli.demo import demo
-from channels.cli.doctor_cmd import doctor
-from channels.cli.eval_cmds import eval_command
-from channels.cli.knowledge_cmds import ingest, search
-from channels.cli.lab_cmds import lab
-from channels.cli.policy_cmds import approvals, audit, policy
-from channels.cli.server_cmds import keys, serve
-from channels.cli.tool_cmds import tool
-from channels.cli.vm_cmds import vm
 
 __all__ = ["cli", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Sub-commands are imported when used: `labops search` need not load the agent, Ray or the simulator.
+COMMANDS = {
+    "lab": "channels.cli.lab_cmds:lab",
+    "doctor": "channels.cli.doctor_cmd:doctor",
+    "ask": "channels.cli.agent_cmds:ask",
+    "chat": "channels.cli.agent_cmds:chat",
+    "serve": "channels.cli.server_cmds:serve",
+    "keys": "channels.cli.server_cmds:keys",
+    "tool": "channels.cli.tool_cmds:tool",
+    "vm": "channels.cli.vm_cmds:vm",
+    "policy": "channels.cli.policy_cmds:policy",
+    "approvals": "channels.cli.policy_cmds:approvals",
+    "audit": "channels.cli.policy_cmds:audit",
+    "ingest": "channels.cli.knowledge_cmds:ingest",
+    "search": "channels.cli.knowledge_cmds:search",
+    "eval": "channels.cli.eval_cmds:eval_command",
+    "demo": "channels.cli.demo:demo",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose sub-commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every sub-command, in the order of :data:`COMMANDS`."""
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """Import and return one sub-command (None for an unknown name: click then says so)."""
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        add_location_options(command)
+        self.add_command(command, cmd_name)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -39,27 +71,6 @@ __all__ = ["cli", "main"]
 def cli(ctx: click.Context, config: Path | None, lab_dir: Path | None) -> None:
     """LabOps: a chat-driven operations assistant for the research computing lab."""
     ctx.obj = make_state(config, lab_dir)
-
-
-for command in (
-    lab,
-    doctor,
-    ask,
-    chat,
-    serve,
-    keys,
-    tool,
-    vm,
-    policy,
-    approvals,
-    audit,
-    ingest,
-    search,
-    eval_command,
-    demo,
-):
-    add_location_options(command)
-    cli.add_command(command)
 
 
 def main() -> None:

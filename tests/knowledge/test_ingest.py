@@ -34,7 +34,8 @@ def test_messy_documents_are_cleaned_and_chunked_by_heading(embedder: OnnxEmbedd
     assert "GPU access > Booking rules" in sections
     table = next(c for c in chunks if "| researcher |" in c.text)
     assert "| student |" in table.text, "a table that fits stays whole"
-    assert any("```mermaid" in c.text and c.text.count("```") % 2 == 0 for c in chunks)
+    assert any("Diagram: request; booking." in c.text for c in chunks), "a diagram is indexed as its labels"
+    assert any("```python" in c.text and c.text.count("```") % 2 == 0 for c in chunks), "code fences stay whole"
 
     rst = load_document(MESSY / "restore.rst", root=MESSY)
     assert [c.section for c in chunk_document(rst, embedder.count_tokens)] == ["", "How to restore"]

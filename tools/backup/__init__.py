@@ -95,7 +95,13 @@ def backup_jobs(ctx: ToolContext, args: NoArgs) -> ToolResult:
         }
         for j in jobs
     ]
-    msg = f"{len(jobs)} backup jobs ({sum(r['enabled'] for r in rows)} enabled); {len(uncovered)} VMs in no enabled job"
+    listed = "; ".join(
+        f"{r['id']} ({'enabled' if r['enabled'] else 'disabled'}, {r['schedule'] or 'no schedule'}, "
+        f"VMs {r['vmids'] or '-'}, to {r['storage']})"
+        for r in rows
+    )
+    msg = f"{len(jobs)} backup jobs ({sum(r['enabled'] for r in rows)} enabled): {listed}. "
+    msg += f"{len(uncovered)} VMs in no enabled job"
     if uncovered:
         msg += ": " + ", ".join(f"{u['vmid']} {u['name']}" for u in uncovered)
     return ToolResult.ok(msg, data={"jobs": rows, "not_covered": uncovered})

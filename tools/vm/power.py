@@ -61,8 +61,11 @@ def _run(ctx: ToolContext, vmid: int, action: str, what: str) -> ToolResult:
             f"{what} of VM {vmid} failed: {result.exitstatus}. Log: {' | '.join(result.log_tail[-3:])}",
             data={"upid": upid, "log_tail": result.log_tail},
         )
+    # PVE's task has finished, so the VM is in the state the action leads to: said, so nobody has to ask again.
+    now = {"start": "running", "stop": "stopped", "shutdown": "stopped", "reboot": "running"}.get(action)
     return ToolResult.ok(
-        f"VM {vmid} '{row.get('name', '')}' {what} done on {node}", data={"vmid": vmid, "node": node, "upid": upid}
+        f"VM {vmid} '{row.get('name', '')}' {what} done on {node}" + (f"; it is now {now}" if now else ""),
+        data={"vmid": vmid, "node": node, "upid": upid, "status": now},
     )
 
 
