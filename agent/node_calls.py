@@ -25,6 +25,7 @@ from agent.normalize import normalize_args, ungrounded_required
 from agent.prompts import format_result
 from agent.state import AgentState
 from agent.toolcalls import model_name
+from agent.vmnames import resolve_vmid
 from core.config import AgentSettings, Settings
 from policies.guard import Authorization, validation_errors
 from tools.base import ToolResult
@@ -135,6 +136,12 @@ class CallNodes:
             turn["repairs"] = int(turn["repairs"]) + 1
             unknown = ToolResult.error(f"there is no tool {call['name']!r}; the tools are: {offered}")
             return self.reply(turn, call, unknown, repairable=True)
+        if tool.name.startswith("vm.") and "vmid" in tool.json_schema().get("properties", {}):
+            named = resolve_vmid(self.deps.guard, caller_of(state), turn["text"], call["args"].get("vmid"))
+            if named is not None:
+                call["args"] = {**call["args"], "vmid": named[0]}
+                # The user's words now name this id: a change on it is no longer a guess.
+                turn["named"] = {**turn.get("named", {}), str(named[0]): named[1]}
         fixed, notes = normalize_args(
             tool.json_schema(),
             call["args"],
@@ -172,7 +179,8 @@ class CallNodes:
             self.deps.guard.refuse(tool.name, fixed, caller=caller, reason=why)
             return self.reply(turn, call, ToolResult(status="denied", message=why), repairable=True)
         if tool.risk != "read":
-            missing = ungrounded_required(tool.json_schema(), fixed, evidence(state, user=False))
+            resolved = " ".join(f"VM {vmid} ({name})" for vmid, name in turn.get("named", {}).items())
+            missing = ungrounded_required(tool.json_schema(), fixed, f"{evidence(state, user=False)}\n{resolved}")
             if missing:
                 # A change on a guessed VM id or name is not made: the user is asked (nothing reaches the guard).
                 turn["clarify"] = clarify_question(tool.name, missing)

@@ -42,5 +42,6 @@ def new_turn(text: str, start: int, request_id: str | None = None) -> dict[str, 
         "tokens_out": 0,
         "model_calls": 0,
         "log": [],
+        "named": {},  # VM ids the user named by name this turn (agent.vmnames)
         "stop": None,
     }

@@ -1,61 +1,102 @@
-"""Ingest throughput, query latency and recall@1/@5 (dense, BM25, hybrid) on the shipped corpus.
+"""Retrieval on both question sets, per configuration, and what `labops search` costs as a fresh process.
 
-Run by hand (uses a temporary Milvus Lite directory)::
+Sets: the lab's own pages (``tests/knowledge/retrieval_cases.yaml``) and installed packages' READMEs
+(``tests/knowledge/foreign/questions.yaml``, exported from the virtualenv). Configurations: dense, BM25,
+and fused with several weightings; the chunker's rows per table chunk. Run by hand::
 
-    .venv/bin/python -m bench.knowledge
+    .venv/bin/python -m bench.knowledge            # everything (~5 min on two cores)
+    .venv/bin/python -m bench.knowledge --quick    # the shipped configuration only
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
+from pymilvus import RRFRanker, WeightedRanker
 
+import knowledge.chunking as chunking
+import knowledge.store as store_module
 from core.config import load_settings
 from knowledge.embeddings import OnnxEmbedder
+from knowledge.evaluate import Question, load_foreign, load_own, measure
 from knowledge.ingest import ingest_paths
+from knowledge.package_docs import export_readmes
 from knowledge.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "knowledge" / "docs"
-CASES = ROOT / "tests" / "knowledge" / "retrieval_cases.yaml"
+OWN = ROOT / "tests" / "knowledge" / "retrieval_cases.yaml"
+FOREIGN = ROOT / "tests" / "knowledge" / "foreign" / "questions.yaml"
+FUSIONS = {
+    "weighted 0.7/0.3": WeightedRanker(0.7, 0.3),
+    "weighted 0.5/0.5": WeightedRanker(0.5, 0.5),
+    "weighted 0.4/0.6": WeightedRanker(0.4, 0.6),
+    "RRF k=60": RRFRanker(60),
+}
+
+
+def _ingest(folder: Path, lab: Path, embedder: OnnxEmbedder) -> tuple[Store, str]:
+    settings = load_settings(None, lab_dir=lab)
+    report = ingest_paths(settings, [folder], embedder=embedder)
+    rate = report.chunks / report.seconds
+    line = f"{report.chunks} chunks in {report.seconds:.1f} s ({rate:.1f}/s), cut: {report.truncated}"
+    return Store(settings, dim=embedder.dim), line
+
+
+def _row(label: str, mode: str, sets: dict[str, tuple[Store, list[Question]]], embedder: OnnxEmbedder) -> None:
+    cells = []
+    for name, (store, questions) in sets.items():
+        r = measure(store, embedder, questions, mode=mode)  # type: ignore[arg-type]
+        median, p95 = r.latency()
+        cells.append(f"{name} @1 {r.recall_at_1:.2f} @5 {r.recall_at_5:.2f} ({median:.1f}/{p95:.1f} ms)")
+    print(f"  {label:28} " + "  |  ".join(cells))
+
+
+def _cli_startup(lab: Path) -> None:
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        labops = Path(sys.executable).parent / "labops"
+        subprocess.run([str(labops), "--lab-dir", str(lab), "search", "backup", "-k", "1"], check=True,
+                       capture_output=True)  # fmt: skip
+        times.append(time.perf_counter() - start)
+    print(f"`labops search` as a fresh process: median {statistics.median(times):.2f} s (min {min(times):.2f} s)")
 
 
 def main() -> int:
     """Entry point."""
-    cases = yaml.safe_load(CASES.read_text())
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = load_settings(None, lab_dir=Path(tmp))
-        embedder = OnnxEmbedder()
-        report = ingest_paths(settings, [DOCS], embedder=embedder)
-        print(
-            f"ingest: {len(report.added)} documents, {report.chunks} chunks in {report.seconds:.2f} s "
-            f"= {report.chunks / report.seconds:.1f} chunks/s (embedding included)"
-        )
-        store = Store(settings, dim=embedder.dim)
-        try:
-            for mode in ("dense", "bm25", "hybrid"):
-                times, at1, at5 = [], 0, 0
-                for case in cases:
-                    start = time.perf_counter()
-                    vector = embedder.embed([case["q"]])[0]
-                    hits = store.search(case["q"], vector, k=5, mode=mode)
-                    times.append((time.perf_counter() - start) * 1000)
-                    sources = [h.source for h in hits]
-                    at1 += bool(sources) and sources[0] == case["doc"]
-                    at5 += case["doc"] in sources
-                times.sort()
-                p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
-                print(
-                    f"{mode:7} recall@1 {at1 / len(cases):.3f}  recall@5 {at5 / len(cases):.3f}  "
-                    f"query median {statistics.median(times):.1f} ms  p95 {p95:.1f} ms  (n={len(cases)})"
-                )
-        finally:
-            store.close()
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="Only the shipped configuration.")
+    quick = parser.parse_args().quick
+    embedder = OnnxEmbedder()
+    sources = list(yaml.safe_load(FOREIGN.read_text())["sources"])
+    rows_options = [chunking.TABLE_ROWS] if quick else [chunking.TABLE_ROWS, 0, 1]
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        docs = export_readmes(sources, tmp / "readmes")
+        _, foreign = load_foreign(FOREIGN, {d.name: d.suffix for d in docs})
+        own = load_own(OWN)
+        for rows in rows_options:
+            chunking.TABLE_ROWS = rows
+            own_store, own_line = _ingest(DOCS, tmp / f"own{rows}", embedder)
+            foreign_store, foreign_line = _ingest(tmp / "readmes", tmp / f"foreign{rows}", embedder)
+            print(f"table rows per chunk: {rows or 'whole tables'}; own docs {own_line}; READMEs {foreign_line}")
+            sets = {"own": (own_store, own), "READMEs": (foreign_store, foreign)}
+            for mode in ("dense", "bm25"):
+                _row(mode, mode, sets, embedder)
+            for label, ranker in FUSIONS.items() if not quick else [("weighted 0.7/0.3", store_module.FUSION)]:
+                store_module.FUSION = ranker
+                _row(f"hybrid, {label}", "hybrid", sets, embedder)
+            own_store.close()
+            foreign_store.close()
+        _cli_startup(tmp / f"own{rows_options[-1]}")
     return 0
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from knowledge.loaders import Document, _clean_heading
+from knowledge.markup import strip_noise
 
 __all__ = ["Chunk", "chunk_document"]
 
@@ -39,8 +40,8 @@ class Chunk:
 
     @property
     def embed_text(self) -> str:
-        """What is embedded: the heading path gives the chunk its context."""
-        return f"{_prefix(self.title, self.section)}\n{self.text}"
+        """What is indexed (embedded and BM25): the heading path for context, the text without emphasis or emoji."""
+        return f"{_prefix(self.title, self.section)}\n{strip_noise(self.text)}"
 
 
 def _prefix(title: str, section: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from knowledge.markup import badges_to_text, fix_mojibake, mermaid_to_text, strip_noise
+from knowledge.markup import badges_to_text, compact_tables, fix_mojibake, mermaid_to_text
 
 __all__ = ["SUFFIXES", "Document", "fix_mojibake", "load_document"]
 
@@ -118,7 +118,7 @@ def load_document(path: Path, *, root: Path | None = None) -> Document:
         text = html.unescape("".join(parser.out))
     elif suffix == ".rst":
         text = _rst_to_md(text)
-    text = strip_noise(mermaid_to_text(badges_to_text(text)))
+    text = compact_tables(mermaid_to_text(badges_to_text(text)))
     text = re.sub(r"\n{3,}", "\n\n", text).strip()
     # The title is the H1 a document opens with; an H1 further down ("# Changelog") titles only its part.
     first = re.search(r"^(#{1,6})\s+(.+)$", text, re.M)

@@ -9,11 +9,12 @@ hand, carry nothing and would crowd the embedding and the BM25 terms.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from urllib.parse import unquote
 
 import ftfy
 
-__all__ = ["badges_to_text", "fix_mojibake", "mermaid_to_text", "strip_noise"]
+__all__ = ["badges_to_text", "compact_tables", "fix_mojibake", "mermaid_to_text", "strip_noise"]
 
 # Badges that say nothing about the project itself (its build state, licence, downloads, package version).
 _DECORATION = re.compile(
@@ -180,25 +181,43 @@ _EMOJI = re.compile(
 )
 
 
-def strip_noise(text: str) -> str:
-    """Emphasis markers and emoji out, words kept (``✅ **Deployed**`` → ``Deployed``); code is left alone."""
+def _outside_code(text: str, fix: Callable[[str], str]) -> str:
     out: list[str] = []
     fence = False
     for line in text.split("\n"):
-        if line.lstrip().startswith(("```", "~~~")):
+        marker = line.lstrip().startswith(("```", "~~~"))
+        if marker:
             fence = not fence
-        if fence or line.lstrip().startswith(("```", "~~~")):
-            out.append(line)
-            continue
-        line = re.sub(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1", r"\2", line)
-        line = re.sub(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])", r"\1", line)
-        line = _EMOJI.sub("", line)
-        if line.lstrip().startswith("|"):
-            # Padding and long separator rows are tokens without words: a row keeps its cells, "|---|" its shape.
-            line = re.sub(r"[ \t]+", " ", line.strip())
-            if set(line) <= set("|-: "):
-                line = "|" + "|".join("---" for _ in line.strip("|").split("|")) + "|"
-        else:
-            line = re.sub(r"(?<=\S)[ \t]{2,}(?=\S)", " ", line)
-        out.append(line)
+        out.append(line if fence or marker else fix(line))
     return "\n".join(out)
+
+
+def _compact_row(line: str) -> str:
+    if not line.lstrip().startswith("|"):
+        return line
+    # Padding and long separator rows are tokens without words: a row keeps its cells, "|---|" its shape.
+    line = re.sub(r"[ \t]+", " ", line.strip())
+    if set(line) <= set("|-: "):
+        line = "|" + "|".join("---" for _ in line.strip("|").split("|")) + "|"
+    return line
+
+
+def compact_tables(text: str) -> str:
+    """Table rows without padding (``|  a   |`` → ``| a |``) and separator rows as ``|---|---|``."""
+    return _outside_code(text, _compact_row)
+
+
+def _plain(line: str) -> str:
+    line = re.sub(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1", r"\2", line)
+    line = re.sub(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])", r"\1", line)
+    line = _EMOJI.sub("", line)
+    return _compact_row(line) if line.lstrip().startswith("|") else re.sub(r"(?<=\S)[ \t]{2,}(?=\S)", " ", line)
+
+
+def strip_noise(text: str) -> str:
+    """Emphasis markers and emoji out, words kept (``✅ **Deployed**`` → ``Deployed``); code is left alone.
+
+    For what is indexed (embedding and BM25): the text shown to people and the model keeps its emphasis,
+    which tells a small model what matters in a passage.
+    """
+    return _outside_code(text, _plain)

@@ -207,6 +207,22 @@ def test_a_denied_call_is_explained_in_the_guards_words(make_agent: Any, lab: Pa
     assert result.answer.startswith("Not done (refused by policy)") and "production" in result.answer
 
 
+def test_a_vm_named_by_its_name_gets_its_id_not_the_models_guess(make_agent: Any, lab: Path) -> None:
+    # The 1.5B model answers "the agn-fit VM" with a made-up id; the name the user wrote decides (seed: 131).
+    agent = make_agent(replies=[call("vm_show", {"vmid": 10}), "It has {result}"])
+    result = agent.ask("How many cores does the agn-fit VM have?", caller=R1)
+    assert result.tool_calls[0]["args"] == {"vmid": 131} and result.tool_calls[0]["status"] == "ok"
+    # A change on a named VM is not asked back (the name grounds the id) and policy still decides:
+    # proj-pg01 (110) is production, so a reboot is refused, not run on VM 1.
+    agent = make_agent(replies=[call("vm_reboot", {"vmid": 1})])
+    result = agent.ask("Reboot proj-pg01.", caller=R1)
+    assert result.tool_calls[-1]["args"]["vmid"] == 110 and result.tool_calls[-1]["status"] == "denied"
+    # Two names, or none known: nothing is guessed.
+    agent = make_agent(replies=[call("vm_show", {"vmid": 10}), "done"])
+    result = agent.ask("Compare agn-fit and void-analysis", caller=R1)
+    assert result.tool_calls[0]["args"] == {"vmid": 10}
+
+
 def test_malformed_calls_are_repaired_or_refused(make_agent: Any, lab: Path) -> None:
     # Units and names normalized, identity dropped: "32 gigs" → memory_gib 32, "the GPU node" → node07.
     agent = make_agent(

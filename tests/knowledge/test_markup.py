@@ -15,7 +15,7 @@ from knowledge.chunking import WINDOW, chunk_document
 from knowledge.embeddings import OnnxEmbedder
 from knowledge.ingest import ingest_paths
 from knowledge.loaders import load_document
-from knowledge.markup import badges_to_text, fix_mojibake, mermaid_to_text, strip_noise
+from knowledge.markup import badges_to_text, compact_tables, fix_mojibake, mermaid_to_text, strip_noise
 from knowledge.retrieve import retrieve
 
 PLATFORM = """\
@@ -96,7 +96,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, embedder: OnnxEmbedder) -> obj
         ("what batch queue system runs on the platform", "Batch queue: Slurm 23.11"),  # an HTML badge
         ("how much RAM does the pg-main database have", "32 GB RAM"),  # only in a Mermaid node label
         ("which model flags transients", "Random Forest classifier"),  # a Mermaid label
-        ("where does object storage run and how big is it", "MinIO on node03"),  # one table row
+        ("which node hosts the object storage", "MinIO on node03"),  # one table row
         ("how big is the tape archive", "400 TB"),  # another row
         ("who are the partners of the survey", "Nordic Optical Telescope"),  # under a Mac Roman heading
     ],
@@ -142,6 +142,7 @@ def test_mojibake_from_each_codec_is_repaired(codec: str) -> None:
 
 def test_emphasis_and_emoji_leave_the_words() -> None:
     assert strip_noise("| **Object storage** | ✅ **Active** |") == "| Object storage | Active |"
+    assert compact_tables("|  a   |  b |\n|:-----|----:|") == "| a | b |\n|---|---|"
     assert strip_noise("```python\nx = a**2  # **kept**\n```") == "```python\nx = a**2  # **kept**\n```"
 
 
