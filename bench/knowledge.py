@@ -60,10 +60,12 @@ def _row(label: str, mode: str, sets: dict[str, tuple[Store, list[Question]]], e
 
 
 def _cli_startup(lab: Path) -> None:
+    labops = Path(sys.executable).parent / "labops"
+    # A lab of its own: Milvus Lite keeps a lock on a data directory this process has opened.
+    subprocess.run([str(labops), "--lab-dir", str(lab), "ingest", str(DOCS)], check=True, capture_output=True)
     times = []
     for _ in range(5):
         start = time.perf_counter()
-        labops = Path(sys.executable).parent / "labops"
         subprocess.run([str(labops), "--lab-dir", str(lab), "search", "backup", "-k", "1"], check=True,
                        capture_output=True)  # fmt: skip
         times.append(time.perf_counter() - start)
@@ -77,7 +79,7 @@ def main() -> int:
     quick = parser.parse_args().quick
     embedder = OnnxEmbedder()
     sources = list(yaml.safe_load(FOREIGN.read_text())["sources"])
-    rows_options = [chunking.TABLE_ROWS] if quick else [chunking.TABLE_ROWS, 0, 1]
+    rows_options = [chunking.TABLE_ROWS] if quick else [chunking.TABLE_ROWS, 0, 3]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         docs = export_readmes(sources, tmp / "readmes")
@@ -96,7 +98,7 @@ def main() -> int:
                 _row(f"hybrid, {label}", "hybrid", sets, embedder)
             own_store.close()
             foreign_store.close()
-        _cli_startup(tmp / f"own{rows_options[-1]}")
+        _cli_startup(tmp / "cli")
     return 0
 
 

@@ -28,7 +28,7 @@ __all__ = ["IngestReport", "ingest_paths"]
 log = logging.getLogger(__name__)
 
 # Part of each file's recorded hash: a change to loading or chunking re-ingests files whose bytes did not change.
-PIPELINE_VERSION = b"loader-3 chunker-3"
+PIPELINE_VERSION = b"loader-3 chunker-4"
 
 Progress = Callable[[int, int, str], None]
 

@@ -25,6 +25,12 @@ DOCS = HERE.parents[1] / "knowledge" / "docs"
 
 pytestmark = pytest.mark.slow
 
+# Measured with the shipped configuration (README, "The lab's documentation"): recall@5 0.92, recall@1 0.68.
+# These guard against regressions a little below that; the target (0.95 / 0.8) is not reached with
+# MiniLM and no re-ranker (none ships its weights on PyPI for this machine).
+FOREIGN_AT_5 = 0.88
+FOREIGN_AT_1 = 0.62
+
 
 @pytest.fixture(scope="module")
 def foreign(tmp_path_factory: pytest.TempPathFactory) -> tuple[Recall, int]:
@@ -65,8 +71,5 @@ def test_foreign_readmes_are_ingested_whole(foreign: tuple[Recall, int]) -> None
 
 def test_foreign_recall(foreign: tuple[Recall, int]) -> None:
     recall, _ = foreign
-    # Measured (README table): see the comment on the thresholds there. These guard against regressions;
-    # the target (0.95 / 0.8) is not reached with MiniLM and no re-ranker.
     assert recall.recall_at_5 >= FOREIGN_AT_5, recall.misses
     assert recall.recall_at_1 >= FOREIGN_AT_1, recall.misses
-
