@@ -21,14 +21,17 @@ from agent.context import caller_of, evidence, recent_user_text
 from agent.deps import AgentDeps
 from agent.events import emit as _emit
 from agent.intent import asked_for
+from agent.joboptions import options_in
 from agent.normalize import normalize_args, ungrounded_required
 from agent.prompts import format_result
 from agent.state import AgentState
 from agent.toolcalls import model_name
 from agent.vmnames import resolve_vmid
 from core.config import AgentSettings, Settings
+from core.errors import InvalidArguments
 from policies.guard import Authorization, validation_errors
 from tools.base import ToolResult
+from tools.ray.templates import template
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +113,14 @@ class CallNodes:
             "turn": turn,
         }
 
+    def _job_options(self, template_name: str, text: str) -> list[str]:
+        """The template's declared options the user gave values for (see :mod:`agent.joboptions`)."""
+        try:
+            job = template(self.settings, template_name)
+        except InvalidArguments:
+            return []  # an unknown template: the tool itself says which ones exist
+        return options_in(text, list(job.options))
+
     def known_ids(self, state: AgentState) -> list[str]:
         """Job ids seen in this thread (for expanding a shortened id)."""
         ids: list[str] = []
@@ -142,6 +153,10 @@ class CallNodes:
                 call["args"] = {**call["args"], "vmid": named[0]}
                 # The user's words now name this id: a change on it is no longer a guess.
                 turn["named"] = {**turn.get("named", {}), str(named[0]): named[1]}
+        if tool.name == "ray.submit" and not call["args"].get("args"):
+            said = self._job_options(str(call["args"].get("template", "")), turn["text"])
+            if said:
+                call["args"] = {**call["args"], "args": said}
         fixed, notes = normalize_args(
             tool.json_schema(),
             call["args"],

@@ -105,6 +105,10 @@ def test_a_ray_job_through_the_agent(make_agent: Any, lab: Path, ray_lab: Path, 
     assert result.tool_calls[0]["name"] == "ray.submit" and result.tool_calls[0]["status"] == "ok"
     assert "submitted job labops_" in result.answer, "a change's own report is the answer"
     assert len(agent.model.calls) == 1
+    # The model leaves the job's options out; the template declares them, the user's words give the value.
+    agent = make_agent(replies=[fenced_call("ray_submit", {"template": "heartbeat"})])
+    result = agent.ask("Run the heartbeat job for 1 second", caller=R1)
+    assert result.tool_calls[0]["args"]["args"] == ["--seconds", "1"] and result.tool_calls[0]["status"] == "ok"
 
 
 # --- approvals ---------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from tools.base import Check, Plan, ResourceRef, Tool, ToolArgs, ToolResult
 from tools.context import ToolContext
 from tools.ray.backend import RayBackend
 from tools.ray.jobs_api import JobsApi
-from tools.ray.templates import load_templates, template
+from tools.ray.templates import JobTemplate, load_templates, template
 
 __all__ = ["TOOLS"]
 
@@ -42,13 +42,24 @@ class NoArgs(ToolArgs):
 
 
 def list_templates(ctx: ToolContext, args: NoArgs) -> ToolResult:
-    """The job templates that ray.submit can run: name, what it does, default CPUs."""
+    """The job templates that ray.submit can run: name, what it does, its options, default CPUs."""
     templates = load_templates(ctx.settings).values()
     rows = [
-        {"name": t.name, "description": t.description, "entrypoint": t.entrypoint, "num_cpus": t.num_cpus}
+        {
+            "name": t.name,
+            "description": t.description,
+            "entrypoint": t.entrypoint,
+            "num_cpus": t.num_cpus,
+            "options": t.options,
+        }
         for t in templates
     ]
-    return ToolResult.ok("templates: " + ", ".join(t.name for t in templates), data=rows)
+
+    def line(t: JobTemplate) -> str:
+        opts = ", ".join(f"--{k} ({v})" for k, v in t.options.items())
+        return f"{t.name}: {t.description}" + (f" Options: {opts}." if opts else "")
+
+    return ToolResult.ok("templates:\n" + "\n".join(f"- {line(t)}" for t in templates), data=rows)
 
 
 class SubmitArgs(ToolArgs):

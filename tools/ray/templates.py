@@ -1,4 +1,4 @@
-"""Job templates: a directory with ``job.toml`` (name, description, entrypoint, resources) and its code.
+"""Job templates: a directory with ``job.toml`` (name, description, entrypoint, resources, options) and its code.
 
 The directory becomes the job's ``working_dir`` (uploaded to the cluster as a package), so a job runs
 exactly the code reviewed in the repository.
@@ -30,6 +30,8 @@ class JobTemplate:
     num_gpus: float = 0.0
     needs_desi_dsn: bool = False
     pip: list[str] = field(default_factory=list)
+    # Command-line options the job takes (``--name VALUE``), with what each means: ``[options]`` in job.toml.
+    options: dict[str, str] = field(default_factory=dict)
 
 
 def load_templates(settings: Settings) -> dict[str, JobTemplate]:
@@ -48,6 +50,7 @@ def load_templates(settings: Settings) -> dict[str, JobTemplate]:
             num_gpus=float(data.get("num_gpus", 0)),
             needs_desi_dsn=bool(data.get("needs_desi_dsn", False)),
             pip=[str(p) for p in data.get("pip", [])],
+            options={str(k): str(v) for k, v in data.get("options", {}).items()},
         )
     return out
 
