@@ -145,7 +145,9 @@ def build_graph(deps: AgentDeps, checkpointer: Any) -> Any:
         "clarify": "clarify",
     }
     graph.add_conditional_edges(
-        "model", routes.after_model, {"respond": "respond", "next": "guard", "bounded": "bounded", END: END}
+        "model",
+        routes.after_model,
+        {"respond": "respond", "next": "guard", "bounded": "bounded", "model": "model", END: END},
     )
     graph.add_conditional_edges("guard", routes.after_guard, {**route, "execute": "execute", "approval": "approval"})
     graph.add_conditional_edges("approval", routes.after_approval, {**route, "execute": "execute"})

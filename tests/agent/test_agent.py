@@ -64,6 +64,22 @@ def test_a_docs_question_is_answered_from_passages_with_citations(make_agent: An
     assert "Sources: " in result.answer and result.tool_calls == []
 
 
+def test_passages_that_do_not_answer_are_followed_by_the_tools(make_agent: Any) -> None:
+    # Found by the eval (a crash): the model says the passages do not answer, so the turn tries the tools once.
+    seen: list[list[dict[str, Any]]] = []
+
+    def responder(messages: list[BaseMessage], tools: list[dict[str, Any]]) -> str:
+        seen.append(tools)
+        if len(seen) == 1:
+            return "The passages do not say; I do not know."
+        return "Still no information about that in the lab."
+
+    agent = make_agent(responder=responder)
+    result = agent.ask("When is the budget for the backup server renewed?", caller=R1)
+    assert result.status == "answered" and len(seen) == 2
+    assert seen[0] == [] and seen[1], "the second call offers tools"
+
+
 def test_an_unrelated_question_is_not_invented(make_agent: Any) -> None:
     agent = make_agent(replies=["Paris."])
     result = agent.ask("What is the capital of France?", caller=R1)
