@@ -2,7 +2,7 @@
 
 Sets: the lab's own pages (``tests/knowledge/retrieval_cases.yaml``) and installed packages' READMEs
 (``tests/knowledge/foreign/questions.yaml``, exported from the virtualenv). Configurations: dense, BM25,
-and fused with several weightings; the chunker's rows per table chunk. Run by hand::
+and fused with several weightings; hits per section; the chunker's rows per table chunk. Run by hand::
 
     .venv/bin/python -m bench.knowledge            # everything (~5 min on two cores)
     .venv/bin/python -m bench.knowledge --quick    # the shipped configuration only
@@ -93,9 +93,15 @@ def main() -> int:
             sets = {"own": (own_store, own), "READMEs": (foreign_store, foreign)}
             for mode in ("dense", "bm25"):
                 _row(mode, mode, sets, embedder)
-            for label, ranker in FUSIONS.items() if not quick else [("weighted 0.7/0.3", store_module.FUSION)]:
+            shipped_fusion, shipped_cap = store_module.FUSION, store_module.PER_SECTION
+            for label, ranker in FUSIONS.items() if not quick else [("weighted 0.7/0.3", shipped_fusion)]:
                 store_module.FUSION = ranker
                 _row(f"hybrid, {label}", "hybrid", sets, embedder)
+            store_module.FUSION = shipped_fusion
+            for cap in [] if quick else [c for c in (0, 1, 2, 3) if c != shipped_cap]:
+                store_module.PER_SECTION = cap
+                _row(f"shipped, {cap or 'no'} cap per section", "hybrid", sets, embedder)
+            store_module.PER_SECTION = shipped_cap
             own_store.close()
             foreign_store.close()
         _cli_startup(tmp / "cli")

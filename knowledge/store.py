@@ -29,6 +29,10 @@ Mode = Literal["hybrid", "dense", "bm25"]
 # weighted 0.7/0.3 recall@1 0.79 / @5 0.94, RRF(k=60) 0.72 / 0.94, 0.5/0.5 0.77 / 0.89. The package-README
 # set (kept out of the choice) would prefer more BM25 (0.4/0.6: 0.74 / 0.96); see bench/knowledge.py.
 FUSION = WeightedRanker(0.7, 0.3)
+# At most this many hits from one section in a result (0: no limit). Rows of one table are chunks of their own;
+# without a cap a question near a table gets five rows of it and nothing else (the eval's "how many nodes does
+# the Kubernetes cluster have" got three rows of the node table, not the Kubernetes page).
+PER_SECTION = 2
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -158,20 +162,22 @@ class Store:
         sparse = AnnSearchRequest(
             data=[query], anns_field="sparse", param={"metric_type": "BM25"}, limit=k * 4, expr=expr
         )
+        # More than k are fetched so that one section's many small chunks (a table's rows) cannot fill the list.
+        wide = k * 3 if PER_SECTION else k
         if mode == "hybrid":
-            res = self.client.hybrid_search(self.collection, [dense, sparse], FUSION, limit=k, output_fields=fields)
+            res = self.client.hybrid_search(self.collection, [dense, sparse], FUSION, limit=wide, output_fields=fields)
         else:
             req = dense if mode == "dense" else sparse
             res = self.client.search(
                 self.collection,
                 data=req.data,
                 anns_field=req.anns_field,
-                limit=k,
+                limit=wide,
                 search_params=req.param,
                 filter=expr,
                 output_fields=fields,
             )
-        hits = [_hit(item) for item in (res[0] if res else [])]
+        hits = _diverse([_hit(item) for item in (res[0] if res else [])], k)
         if explain and hits:
             hits = self._explain(hits, dense, sparse, fields)
         return hits
@@ -197,6 +203,23 @@ class Store:
     def close(self) -> None:
         """Release the client (Milvus Lite allows one process per directory)."""
         self.client.close()
+
+
+def _diverse(hits: list[Hit], k: int) -> list[Hit]:
+    """The best ``k`` hits with at most :data:`PER_SECTION` from one section (the rest fill in if too few)."""
+    if not PER_SECTION:
+        return hits[:k]
+    kept: list[Hit] = []
+    later: list[Hit] = []
+    seen: dict[tuple[str, str], int] = {}
+    for hit in hits:
+        key = (hit.source, hit.section)
+        if seen.get(key, 0) < PER_SECTION:
+            seen[key] = seen.get(key, 0) + 1
+            kept.append(hit)
+        else:
+            later.append(hit)
+    return (kept + later)[:k]
 
 
 def _hit(item: dict[str, Any]) -> Hit:
