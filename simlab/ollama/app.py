@@ -12,14 +12,16 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Generator
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from simlab.ollama.assets import ModelAsset
 from simlab.ollama.engine import ChatEngine, Generation, split_tool_calls
@@ -251,8 +253,6 @@ def create_app(server: OllamaServer) -> FastAPI:
             with server.engine.lock:
                 return server.engine.embed(texts)
 
-        from starlette.concurrency import run_in_threadpool
-
         vectors, count = await run_in_threadpool(run)
         return {
             "model": server.asset.name,
@@ -279,7 +279,7 @@ def create_app(server: OllamaServer) -> FastAPI:
                     "done_reason": "load", "done": True}  # fmt: skip
         stream = body.get("stream", True) is not False
 
-        def chunks() -> Iterator[dict[str, Any]]:
+        def chunks() -> Generator[dict[str, Any], None, None]:
             with server.engine.lock:
                 gen: Generation | None = None
                 visible, held = "", ""
@@ -306,13 +306,24 @@ def create_app(server: OllamaServer) -> FastAPI:
 
         if stream:
 
-            def lines() -> Iterator[bytes]:
-                for chunk in chunks():
-                    yield (json.dumps({"model": name, "created_at": _now_rfc3339(), **chunk}) + "\n").encode()
+            async def lines() -> AsyncIterator[bytes]:
+                # Generation runs in a thread of its own that stops at the next piece once the client is gone
+                # (Ollama does the same): an abandoned stream must not keep the single model slot busy.
+                cancel = threading.Event()
+                pieces: queue.Queue[Any] = queue.Queue(maxsize=64)
+                threading.Thread(target=_pump, args=(chunks, cancel, pieces), daemon=True).start()
+                try:
+                    while True:
+                        item = await run_in_threadpool(pieces.get)
+                        if item is _END:
+                            break
+                        if isinstance(item, BaseException):
+                            raise item
+                        yield (json.dumps({"model": name, "created_at": _now_rfc3339(), **item}) + "\n").encode()
+                finally:
+                    cancel.set()
 
             return StreamingResponse(lines(), media_type="application/x-ndjson")
-
-        from starlette.concurrency import run_in_threadpool
 
         def collect() -> dict[str, Any]:
             content, calls, final = "", [], {}
@@ -331,6 +342,37 @@ def create_app(server: OllamaServer) -> FastAPI:
         return await run_in_threadpool(collect)
 
     return app
+
+
+_END = object()
+
+
+def _offer(out: queue.Queue[Any], item: Any, cancel: threading.Event) -> bool:
+    """Put ``item`` unless the reader has gone (``cancel``); False then."""
+    while not cancel.is_set():
+        try:
+            out.put(item, timeout=0.5)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _pump(
+    chunks: Callable[[], Generator[dict[str, Any], None, None]], cancel: threading.Event, out: queue.Queue[Any]
+) -> None:
+    """Move a generation's chunks to ``out`` until it ends or ``cancel`` is set; then close it (the lock is freed)."""
+    gen = chunks()
+    try:
+        for chunk in gen:
+            if not _offer(out, chunk, cancel):
+                break
+    except Exception as exc:
+        # Handed to the request, which fails with it (and the server logs it there).
+        _offer(out, exc, cancel)
+    finally:
+        gen.close()
+        _offer(out, _END, cancel)
 
 
 def _partial_prefix(text: str) -> bool:

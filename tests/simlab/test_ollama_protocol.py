@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import ollama
 import pytest
 import uvicorn
@@ -121,3 +122,50 @@ def test_assistant_tool_call_arguments_as_strings_are_accepted(serve: Any) -> No
     with ollama.Client(host=url) as client:
         assert client.chat(model="qwen2.5-coder:1.5b", messages=messages).message.content == "ok"
     assert engine.seen[0]["messages"][1]["tool_calls"][0]["function"]["arguments"] == {"vmid": 1}
+
+
+class EndlessEngine(ScriptedEngine):
+    """Generates until told to stop; records that its generation was closed."""
+
+    def __init__(self, model_path: Path) -> None:
+        super().__init__(model_path, "")
+        self.closed = threading.Event()
+
+    def stream(self, messages: list[dict[str, Any]], **kwargs: Any) -> Iterator[str | Generation]:
+        try:
+            for i in range(1_000_000):
+                time.sleep(0.001)  # a token at a time, as the real engine does
+                yield f"w{i} "
+            yield Generation(content="", prompt_eval_count=1, eval_count=1, total_duration=1, eval_duration=1,
+                             prompt_eval_duration=1)  # fmt: skip
+        finally:
+            self.closed.set()
+
+
+def test_a_client_that_goes_away_frees_the_model(tmp_path: Path) -> None:
+    # Found when an interrupted eval left the embedded GPU node generating for clients that were gone: every
+    # later request then waited behind them and timed out. Ollama stops a generation whose client left.
+    model = tmp_path / "model.gguf"
+    model.write_bytes(b"GGUF")
+    engine = EndlessEngine(model)
+    app = create_app(OllamaServer(engine, default_model()))  # type: ignore[arg-type]
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        body = {"model": default_model().name, "messages": [{"role": "user", "content": "go"}], "stream": True}
+        with httpx.Client(timeout=30) as client, client.stream("POST", f"{url}/api/chat", json=body) as resp:
+            first = next(resp.iter_lines())
+            assert '"done": false' in first or '"done":false' in first
+        # The connection is closed: the generation is stopped and the model's lock released.
+        assert engine.closed.wait(timeout=60), "the abandoned generation kept running"
+        assert engine.lock.acquire(timeout=60), "the abandoned generation kept the model busy"
+        engine.lock.release()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
