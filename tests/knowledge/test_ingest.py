@@ -82,5 +82,17 @@ def test_incremental_ingest_and_the_commands(tmp_path: Path, embedder: OnnxEmbed
     )
     rows = json.loads(found.stdout)
     assert rows[0]["source"] == "gpu.md" and {"text", "source", "section", "score"} <= set(rows[0])
+    # --explain: where each hit stood in the dense and the BM25 list, and its section path.
+    explained = runner.invoke(
+        cli, ["--lab-dir", str(tmp_path / "lab"), "search", "who may book the GPU", "-k", "2", "--explain"]
+    )
+    assert explained.exit_code == 0 and "dense rank" in explained.output and "BM25 rank" in explained.output
+    assert "section: GPU access runbook > GPU access" in " ".join(explained.output.split())
+    ranked = json.loads(
+        runner.invoke(
+            cli, ["--lab-dir", str(tmp_path / "lab"), "search", "who may book the GPU", "--explain", "--json"]
+        ).stdout
+    )
+    assert all(isinstance(r["dense_rank"], int) or isinstance(r["bm25_rank"], int) for r in ranked)
     missing = runner.invoke(cli, ["--lab-dir", str(tmp_path / "lab"), "ingest", str(tmp_path / "nope")])
     assert missing.exit_code == 1 and "does not exist" in " ".join(missing.output.split())

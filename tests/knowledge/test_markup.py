@@ -156,3 +156,14 @@ def test_nothing_reaches_the_embedder_longer_than_its_window(embedder: OnnxEmbed
     found = "\n".join(c.text for c in chunks)
     assert all(f"host{i:03d}" in found for i in range(60)), "no row is lost"
     assert all(c.text.startswith("| Host |") for c in chunks if "host0" in c.text), "each group repeats the header"
+
+
+def test_package_readmes_are_read_from_the_virtualenv(tmp_path: Path) -> None:
+    from core.errors import InvalidArguments
+    from knowledge.package_docs import export_readmes
+
+    docs = export_readmes(["proxmoxer", "ftfy"], tmp_path)
+    assert {d.name for d in docs} == {"proxmoxer", "ftfy"}
+    assert (tmp_path / "proxmoxer.rst").is_file() and (tmp_path / "ftfy.md").is_file()
+    with pytest.raises(InvalidArguments, match="not installed"):
+        export_readmes(["no-such-package-here"], tmp_path)
