@@ -9,11 +9,11 @@ from langchain_core.language_models.chat_models import BaseChatModel
 
 from agent.prompts import tool_definition
 from agent.toolselect import ToolSelector
-from core.config import Settings
+from core.config import AgentSettings, Settings
 from policies.guard import Guard
 from tools.base import Tool
 
-__all__ = ["AgentDeps"]
+__all__ = ["AgentDeps", "Nodes"]
 
 
 @dataclass(kw_only=True)
@@ -42,3 +42,20 @@ class AgentDeps:
             tools = [tool_definition(t) for t in self.tools if t.name in names]
             self._bound[names] = self.model.bind_tools(tools) if tools else self.model
         return self._bound[names]
+
+
+@dataclass(kw_only=True)
+class Nodes:
+    """Base of the node groups (model, calls, answers): their dependencies and the settings they read."""
+
+    deps: AgentDeps
+
+    @property
+    def settings(self) -> Settings:
+        """The agent's settings."""
+        return self.deps.settings
+
+    @property
+    def bounds(self) -> AgentSettings:
+        """The turn's bounds."""
+        return self.deps.settings.agent

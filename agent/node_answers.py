@@ -9,30 +9,17 @@ from typing import Any
 from langchain_core.messages import AIMessage, ToolMessage
 
 from agent.answers import read_answer, report_text, sources_line
-from agent.deps import AgentDeps
+from agent.deps import Nodes
 from agent.events import emit as _emit
 from agent.state import AgentState
 from agent.toolcalls import model_name
-from core.config import AgentSettings, Settings
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(kw_only=True)
-class AnswerNodes:
+class AnswerNodes(Nodes):
     """The turn's last word."""
-
-    deps: AgentDeps
-
-    @property
-    def settings(self) -> Settings:
-        """The agent's settings."""
-        return self.deps.settings
-
-    @property
-    def bounds(self) -> AgentSettings:
-        """The turn's bounds."""
-        return self.deps.settings.agent
 
     def respond(self, state: AgentState) -> dict[str, Any]:
         """The answer: the model's words (checked and grounded in the tools' when tools answered) and sources."""

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from agent.answers import clarify_question
 from agent.context import caller_of, evidence, recent_user_text
-from agent.deps import AgentDeps
+from agent.deps import Nodes
 from agent.events import emit as _emit
 from agent.intent import asked_for
 from agent.joboptions import options_in
@@ -27,7 +27,6 @@ from agent.prompts import format_result
 from agent.state import AgentState
 from agent.toolcalls import model_name
 from agent.vmnames import resolve_vmid
-from core.config import AgentSettings, Settings
 from core.errors import InvalidArguments
 from policies.guard import Authorization, validation_errors
 from tools.base import ToolResult
@@ -65,20 +64,8 @@ def _bounded(message: str) -> str:
 
 
 @dataclass(kw_only=True)
-class CallNodes:
+class CallNodes(Nodes):
     """Guard, approval and execution of one queued call at a time."""
-
-    deps: AgentDeps
-
-    @property
-    def settings(self) -> Settings:
-        """The agent's settings."""
-        return self.deps.settings
-
-    @property
-    def bounds(self) -> AgentSettings:
-        """The turn's bounds."""
-        return self.deps.settings.agent
 
     def reply(
         self,

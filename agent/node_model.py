@@ -19,13 +19,12 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 
 from agent.answers import as_message, fallback_answer
 from agent.context import previous_user_text
-from agent.deps import AgentDeps
+from agent.deps import Nodes
 from agent.events import emit as _emit
 from agent.prompts import SYSTEM_PROMPT, format_passages, tool_definition
 from agent.state import AgentState
 from agent.steering import UNSURE, asks_docs, constraint, mentions_docs
 from agent.toolcalls import extract_calls, model_name
-from core.config import AgentSettings, Settings
 from core.errors import BackendUnavailable, LabOpsError
 
 log = logging.getLogger(__name__)
@@ -37,20 +36,8 @@ _CALL_STARTS = ("```", "{", "[", "<tool_call>", "<tool")
 
 
 @dataclass(kw_only=True)
-class ModelNodes:
+class ModelNodes(Nodes):
     """Retrieval and the model call."""
-
-    deps: AgentDeps
-
-    @property
-    def settings(self) -> Settings:
-        """The agent's settings."""
-        return self.deps.settings
-
-    @property
-    def bounds(self) -> AgentSettings:
-        """The turn's bounds."""
-        return self.deps.settings.agent
 
     def retrieve(self, state: AgentState) -> dict[str, Any]:
         """Passages for questions about how the lab works, and the tools to offer."""

@@ -42,6 +42,12 @@ def _has(lowered: str, word: str) -> bool:
     return re.search(rf"(?<![a-z]){re.escape(word.strip())}(?![a-z])", lowered) is not None
 
 
+def _families(text: str) -> set[str]:
+    """The tool families a message names outright ("backup", "ray", ...)."""
+    lowered = f" {text.lower()} "
+    return {family for family, words in _FAMILY_WORDS.items() if any(_has(lowered, w) for w in words)}
+
+
 def card(tool: Tool[Any]) -> str:
     """The text a tool is retrieved by."""
     props = tool.json_schema().get("properties", {})
@@ -64,18 +70,16 @@ class ToolSelector:
             query = self.embedder.embed([text])[0]
             for tool, sim in zip(self.tools, np.asarray(self.vectors) @ query, strict=True):
                 out[tool.name] = float(sim)
-        lowered = f" {text.lower()} "
-        for family, words in _FAMILY_WORDS.items():
-            if any(_has(lowered, w) for w in words):
-                for tool in self.tools:
-                    if tool.name.split(".")[0] == family:
-                        out[tool.name] += 0.25
+        named = _families(text)
+        for tool in self.tools:
+            if tool.name.split(".")[0] in named:
+                out[tool.name] += 0.25
         return out
 
     def decisive(self, text: str) -> set[str]:
         """Tools a message points to by a word of their own, where it also names their family."""
         lowered = f" {text.lower()} "
-        families = {f for f, words in _FAMILY_WORDS.items() if any(_has(lowered, w) for w in words)}
+        families = _families(text)
         return {
             name
             for name, words in _TOOL_WORDS.items()

@@ -97,12 +97,15 @@ def _blocks(lines: list[str]) -> list[str]:
     return blocks
 
 
+def _is_separator(line: str) -> bool:
+    """A Markdown table's ``|---|:--:|`` row (under the header)."""
+    return set(line.replace("|", "").strip()) <= set("-: ")
+
+
 def _table_groups(block: str, rows: int) -> list[str] | None:
     """A Markdown table with more than ``rows`` rows as groups of ``rows`` rows, each under the header."""
     lines = block.splitlines()
-    if len(lines) < 3 + rows or not all(ln.lstrip().startswith("|") for ln in lines):
-        return None
-    if not set(lines[1].replace("|", "").strip()) <= set("-: "):
+    if len(lines) < 3 + rows or not all(ln.lstrip().startswith("|") for ln in lines) or not _is_separator(lines[1]):
         return None
     header = lines[:2]
     body = lines[2:]
@@ -114,11 +117,7 @@ def _split_block(block: str, count: Callable[[str], int], limit: int) -> list[st
     lines = block.splitlines()
     is_rows = len(lines) > 1 and all(re.match(r"\s*([|*\-+]|\d+[.)])", ln) for ln in lines[1:])
     units = lines if is_rows or block.lstrip().startswith(("```", "~~~")) else _SENTENCE.split(block)
-    header = (
-        lines[0] + "\n" + lines[1]
-        if is_rows and len(lines) > 1 and set(lines[1].replace("|", "").strip()) <= set("-: ")
-        else ""
-    )
+    header = lines[0] + "\n" + lines[1] if is_rows and len(lines) > 1 and _is_separator(lines[1]) else ""
     parts: list[str] = []
     current: list[str] = []
     joiner = "\n" if is_rows or block.lstrip().startswith(("```", "~~~")) else " "
@@ -181,15 +180,10 @@ def chunk_document(
         pieces: list[tuple[str, bool]] = []  # (text, stands alone)
         for block in _blocks(lines):
             groups = _table_groups(block, TABLE_ROWS) if TABLE_ROWS else None
-            if groups is not None:
-                for group in groups:
-                    pieces += [
-                        (p, True) for p in ([group] if count(group) <= budget else _split_block(group, count, budget))
-                    ]
-            else:
-                pieces += [
-                    (p, False) for p in ([block] if count(block) <= budget else _split_block(block, count, budget))
-                ]
+            # A table's row groups stand alone as chunks; other blocks are packed together up to the budget.
+            for unit in groups if groups is not None else [block]:
+                fitted = [unit] if count(unit) <= budget else _split_block(unit, count, budget)
+                pieces += [(p, groups is not None) for p in fitted]
         current: list[str] = []
         for piece, alone in pieces:
             if alone:

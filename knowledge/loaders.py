@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from knowledge.markup import badges_to_text, compact_tables, fix_mojibake, mermaid_to_text
+from knowledge.markup import badges_to_text, compact_tables, fix_mojibake, image_text, mermaid_to_text
 
 __all__ = ["SUFFIXES", "Document", "fix_mojibake", "load_document"]
 
@@ -55,7 +55,7 @@ class _HtmlText(HTMLParser):
         elif tag == "img":
             # Alt text and badges say something; the image itself does not reach the index.
             found = {k: v or "" for k, v in attrs}
-            self.out.append(" " + badges_to_text(f'<img alt="{found.get("alt", "")}" src="{found.get("src", "")}">'))
+            self.out.append(" " + image_text(found.get("alt", ""), found.get("src", "")))
 
     def handle_endtag(self, tag: str) -> None:
         if tag in ("script", "style"):

@@ -14,7 +14,7 @@ from urllib.parse import unquote
 
 import ftfy
 
-__all__ = ["badges_to_text", "compact_tables", "fix_mojibake", "mermaid_to_text", "strip_noise"]
+__all__ = ["badges_to_text", "compact_tables", "fix_mojibake", "image_text", "mermaid_to_text", "strip_noise"]
 
 # Badges that say nothing about the project itself (its build state, licence, downloads, package version).
 _DECORATION = re.compile(
@@ -96,6 +96,12 @@ def _badge_text(alt: str, img: str) -> str:
     return "" if not alt or _DECORATION.search(alt) else alt
 
 
+def image_text(alt: str, src: str) -> str:
+    """What an image says in text: a badge's fact (a sentence, for static badges), alt text, or "" (decoration)."""
+    said = _badge_text(alt, src)
+    return f"{said}." if said and _shields_fact(src) else said
+
+
 def badges_to_text(text: str) -> str:
     """Badges (Markdown, HTML ``<img>``, reStructuredText ``image::``) replaced by the fact they show."""
 
@@ -103,14 +109,12 @@ def badges_to_text(text: str) -> str:
         alt, img = (
             (m.group("alt"), m.group("img")) if m.group("img") is not None else (m.group("alt2"), m.group("img2"))
         )
-        said = _badge_text(alt or "", img or "")
-        return f"{said}." if said and _shields_fact(img or "") else said
+        return image_text(alt or "", img or "")
 
     def html_img(m: re.Match[str]) -> str:
         tag = m.group(1) or m.group(2)
         attrs = {k.lower(): a or b for k, a, b in _ATTR.findall(tag)}
-        said = _badge_text(attrs.get("alt", ""), attrs.get("src", ""))
-        return f"{said}." if said and _shields_fact(attrs.get("src", "")) else said
+        return image_text(attrs.get("alt", ""), attrs.get("src", ""))
 
     substitutions: dict[str, str] = {}
 

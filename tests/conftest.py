@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import requests
 
+from knowledge.embeddings import OnnxEmbedder
 from simlab.desi import load_desi
 from simlab.postgres import start_postgres, stop_postgres
 from simlab.secrets import ensure_secrets
@@ -276,3 +277,9 @@ def ollama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OllamaPr
     yield OllamaProcess(url=url, proc=proc)
     proc.terminate()
     proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def embedder() -> OnnxEmbedder:
+    """The offline embedder, loaded once for the whole run (knowledge and agent tests)."""
+    return OnnxEmbedder()

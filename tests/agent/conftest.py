@@ -16,11 +16,6 @@ DOCS = Path(__file__).resolve().parents[2] / "knowledge" / "docs"
 
 
 @pytest.fixture(scope="session")
-def embedder() -> OnnxEmbedder:
-    return OnnxEmbedder()
-
-
-@pytest.fixture(scope="session")
 def docs_index(tmp_path_factory: pytest.TempPathFactory, embedder: OnnxEmbedder) -> Path:
     """The lab's documentation ingested once into a Milvus Lite directory shared by the tests."""
     from knowledge.ingest import ingest_paths

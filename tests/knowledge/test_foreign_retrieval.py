@@ -33,7 +33,7 @@ FOREIGN_AT_1 = 0.62
 
 
 @pytest.fixture(scope="module")
-def foreign(tmp_path_factory: pytest.TempPathFactory) -> tuple[Recall, int]:
+def foreign(tmp_path_factory: pytest.TempPathFactory, embedder: OnnxEmbedder) -> tuple[Recall, int]:
     import yaml
 
     sources = list(yaml.safe_load(QUESTIONS.read_text())["sources"])
@@ -45,7 +45,6 @@ def foreign(tmp_path_factory: pytest.TempPathFactory) -> tuple[Recall, int]:
         # Not a failure: the answers were read from the pinned versions and most survive a release.
         logging.getLogger(__name__).warning("READMEs at other versions than the questions were written for: %s", moved)
     settings = load_settings(None, lab_dir=tmp_path_factory.mktemp("lab"))
-    embedder = OnnxEmbedder()
     report = ingest_paths(settings, [folder], embedder=embedder)
     store = Store(settings, dim=embedder.dim)
     try:

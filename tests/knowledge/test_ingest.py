@@ -6,7 +6,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from channels.cli.main import cli
@@ -18,11 +17,6 @@ from knowledge.loaders import load_document
 from knowledge.retrieve import format_for_model, retrieve
 
 MESSY = Path(__file__).parent / "messy"
-
-
-@pytest.fixture(scope="module")
-def embedder() -> OnnxEmbedder:
-    return OnnxEmbedder()
 
 
 def test_messy_documents_are_cleaned_and_chunked_by_heading(embedder: OnnxEmbedder) -> None:

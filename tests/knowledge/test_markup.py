@@ -67,11 +67,6 @@ Most of the funding comes from the national research council.
 
 
 @pytest.fixture(scope="module")
-def embedder() -> OnnxEmbedder:
-    return OnnxEmbedder()
-
-
-@pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory, embedder: OnnxEmbedder) -> object:
     docs = tmp_path_factory.mktemp("readmes")
     (docs / "platform.md").write_text(PLATFORM)

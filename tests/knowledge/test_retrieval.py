@@ -18,9 +18,8 @@ CASES = yaml.safe_load((Path(__file__).parent / "retrieval_cases.yaml").read_tex
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, OnnxEmbedder]:
+def corpus(tmp_path_factory: pytest.TempPathFactory, embedder: OnnxEmbedder) -> tuple[Any, OnnxEmbedder]:
     settings = load_settings(None, lab_dir=tmp_path_factory.mktemp("klab"))
-    embedder = OnnxEmbedder()
     report = ingest_paths(settings, [DOCS], embedder=embedder)
     assert len(report.added) >= 20
     return settings, embedder

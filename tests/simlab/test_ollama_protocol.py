@@ -53,10 +53,10 @@ def serve(tmp_path: Path) -> Iterator[Any]:
     """Start the Ollama app with a scripted engine on a free port; stopped after the test."""
     running: list[tuple[uvicorn.Server, threading.Thread]] = []
 
-    def start(text: str) -> tuple[str, ScriptedEngine]:
+    def start(text: str, engine: ScriptedEngine | None = None) -> tuple[str, ScriptedEngine]:
         model = tmp_path / "model.gguf"
         model.write_bytes(b"GGUF")
-        engine = ScriptedEngine(model, text)
+        engine = engine or ScriptedEngine(model, text)
         app = create_app(OllamaServer(engine, default_model()))  # type: ignore[arg-type]
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
@@ -142,30 +142,16 @@ class EndlessEngine(ScriptedEngine):
             self.closed.set()
 
 
-def test_a_client_that_goes_away_frees_the_model(tmp_path: Path) -> None:
+def test_a_client_that_goes_away_frees_the_model(serve: Any, tmp_path: Path) -> None:
     # Found when an interrupted eval left the embedded GPU node generating for clients that were gone: every
     # later request then waited behind them and timed out. Ollama stops a generation whose client left.
-    model = tmp_path / "model.gguf"
-    model.write_bytes(b"GGUF")
-    engine = EndlessEngine(model)
-    app = create_app(OllamaServer(engine, default_model()))  # type: ignore[arg-type]
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    try:
-        body = {"model": default_model().name, "messages": [{"role": "user", "content": "go"}], "stream": True}
-        with httpx.Client(timeout=30) as client, client.stream("POST", f"{url}/api/chat", json=body) as resp:
-            first = next(resp.iter_lines())
-            assert '"done": false' in first or '"done":false' in first
-        # The connection is closed: the generation is stopped and the model's lock released.
-        assert engine.closed.wait(timeout=60), "the abandoned generation kept running"
-        assert engine.lock.acquire(timeout=60), "the abandoned generation kept the model busy"
-        engine.lock.release()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    engine = EndlessEngine(tmp_path / "model.gguf")
+    url, _ = serve("", engine)
+    body = {"model": default_model().name, "messages": [{"role": "user", "content": "go"}], "stream": True}
+    with httpx.Client(timeout=30) as client, client.stream("POST", f"{url}/api/chat", json=body) as resp:
+        first = next(resp.iter_lines())
+        assert '"done": false' in first or '"done":false' in first
+    # The connection is closed: the generation is stopped and the model's lock released.
+    assert engine.closed.wait(timeout=60), "the abandoned generation kept running"
+    assert engine.lock.acquire(timeout=60), "the abandoned generation kept the model busy"
+    engine.lock.release()
