@@ -30,6 +30,7 @@ WEAK_DOC = (
 # Words about the lab's current state or its data: the tools answer these.
 LIVE_WORDS = re.compile(
     r"\b(?:my|mine|own|owns|owned|running|stopped|offline|online|free|status|state|problems?|failed|failing|"
+    r"healthy|unhealthy|health|broken|working|reachable|"
     r"full|usage|configured|enabled|templates?|list|show|count|find|search|look up|right now|currently|"
     r"at the moment|today|quasars?|galax(?:y|ies)|stars?|objects?|targets?|redshifts?|spectra|arcmin\w*|sql|"
     r"select|update|insert|drop)\b",
