@@ -27,7 +27,7 @@ SCHEMA_VERSION = "v2"  # v2: BM25 over the heading path and the text (v1: the te
 Mode = Literal["hybrid", "dense", "bm25"]
 # Score fusion of dense and BM25 results, chosen on the lab-docs set (tests/knowledge/retrieval_cases.yaml):
 # weighted 0.7/0.3 recall@1 0.79 / @5 0.94, RRF(k=60) 0.72 / 0.94, 0.5/0.5 0.77 / 0.89. The package-README
-# set (kept out of the choice) would prefer more BM25 (0.4/0.6: 0.74 / 0.96); see bench/knowledge.py.
+# set (kept out of the choice) would prefer more BM25 (0.4/0.6: 0.73 / 0.93); see bench/knowledge.py.
 FUSION = WeightedRanker(0.7, 0.3)
 # At most this many hits from one section in a result (0: no limit). Rows of one table are chunks of their own;
 # without a cap a question near a table gets five rows of it and nothing else (the eval's "how many nodes does
