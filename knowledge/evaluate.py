@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from knowledge.embeddings import Embedder
+from knowledge.retrieve import search_store
 from knowledge.store import Hit, Mode, Store
 
 __all__ = ["Question", "Recall", "load_foreign", "load_own", "measure"]
@@ -87,7 +88,7 @@ def measure(store: Store, embedder: Embedder, questions: list[Question], *, mode
     out = Recall()
     for question in questions:
         start = time.perf_counter()
-        hits = store.search(question.q, embedder.embed([question.q])[0], k=5, mode=mode)
+        hits = search_store(store, embedder, question.q, k=5, mode=mode)
         out.times_ms.append((time.perf_counter() - start) * 1000)
         out.n += 1
         ranks = [i for i, hit in enumerate(hits) if question.found_in(hit)]

@@ -28,7 +28,7 @@ __all__ = ["IngestReport", "ingest_paths"]
 log = logging.getLogger(__name__)
 
 # Part of each file's recorded hash: a change to loading or chunking re-ingests files whose bytes did not change.
-PIPELINE_VERSION = b"loader-3 chunker-4"
+PIPELINE_VERSION = b"loader-3 chunker-4 tokens-1"
 
 Progress = Callable[[int, int, str], None]
 
@@ -122,7 +122,8 @@ def ingest_paths(
                         continue
                     chunks = chunk_document(doc, count)
                     store.delete_source(doc.source)
-                    store.insert(chunks, embedder.embed([c.embed_text for c in chunks]))
+                    encoded = embedder.encode([c.embed_text for c in chunks])
+                    store.insert(chunks, encoded.vectors, encoded.tokens)
                     (report.updated if doc.source in known else report.added).append(doc.source)
                     report.chunks += len(chunks)
                     db.execute(
@@ -139,6 +140,8 @@ def ingest_paths(
                         )
                         report.deleted.append(source)
         store.flush()
+        if report.added or report.updated or report.deleted or not store.has_frequencies():
+            store.refresh_frequencies()
     finally:
         store.close()
     report.truncated = getattr(embedder, "truncated", 0) - cut_before

@@ -6,7 +6,7 @@ from core.config import Settings
 from knowledge.embeddings import Embedder, embedder_for
 from knowledge.store import Hit, Mode, Store
 
-__all__ = ["cite", "format_for_model", "retrieve"]
+__all__ = ["cite", "format_for_model", "retrieve", "search_store"]
 
 
 def retrieve(
@@ -23,11 +23,27 @@ def retrieve(
     embedder = embedder or embedder_for(settings)
     store = Store(settings, dim=embedder.dim)
     try:
-        return store.search(
-            query, embedder.embed([query])[0], k=k, mode=mode, source_prefix=source_prefix, explain=explain
-        )
+        return search_store(store, embedder, query, k=k, mode=mode, source_prefix=source_prefix, explain=explain)
     finally:
         store.close()
+
+
+def search_store(
+    store: Store,
+    embedder: Embedder,
+    query: str,
+    *,
+    k: int,
+    mode: Mode = "hybrid",
+    source_prefix: str | None = None,
+    explain: bool = False,
+) -> list[Hit]:
+    """Embed ``query`` once (vector and token states) and search ``store`` with both."""
+    encoded = embedder.encode([query])
+    tokens = encoded.tokens[0] if encoded.tokens else None
+    return store.search(
+        query, encoded.vectors[0], k=k, mode=mode, source_prefix=source_prefix, explain=explain, tokens=tokens
+    )
 
 
 def cite(hit: Hit) -> str:

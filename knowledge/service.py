@@ -7,7 +7,7 @@ from typing import Any
 
 from core.config import Settings
 from knowledge.embeddings import Embedder, embedder_for
-from knowledge.retrieve import cite
+from knowledge.retrieve import cite, search_store
 from knowledge.store import Hit, Mode, Store
 
 __all__ = ["DocsService"]
@@ -29,8 +29,7 @@ class DocsService:
                 self._embedder = embedder_for(self.settings)
             if self._store is None:
                 self._store = Store(self.settings, dim=self._embedder.dim)
-            vector = self._embedder.embed([query])[0]
-            return self._store.search(query, vector, k=k, mode=mode)
+            return search_store(self._store, self._embedder, query, k=k, mode=mode)
 
     def search(self, query: str, *, k: int = 4) -> list[dict[str, Any]]:
         """Passages as ``{"text", "source", "section", "citation", "score"}`` (the ``docs.search`` tool's data)."""

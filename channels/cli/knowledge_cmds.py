@@ -43,10 +43,14 @@ def ingest(paths: tuple[Path, ...], rebuild: bool, as_json: bool) -> None:
 @click.option("-k", "k", default=5, show_default=True, help="How many passages.")
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "bm25"]), default="hybrid", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a list of {text, source, section, title, score}.")
-@click.option("--explain", is_flag=True, help="Show each hit's rank in the dense and the BM25 list, and its section.")
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Show each hit's rank in the dense and the BM25 list, its re-ranking score, and its section.",
+)
 @handle_errors
 def search(query: str, k: int, mode: str, as_json: bool, explain: bool) -> None:
-    """Search the lab's documentation (dense + BM25, fused)."""
+    """Search the lab's documentation (dense + BM25, fused, then re-ranked word by word)."""
     hits = retrieve(get_settings(), query, k=k, mode=mode, explain=explain)  # type: ignore[arg-type]
     if as_json:
         echo_json([h.as_dict() for h in hits])
@@ -56,8 +60,9 @@ def search(query: str, k: int, mode: str, as_json: bool, explain: bool) -> None:
     for hit in hits:
         console.print(f"[bold]{escape(cite(hit))}[/bold]  score {hit.score:.4f}")
         if explain:
+            late = f", word match {hit.late_score:.3f}" if hit.late_score is not None else ""
             console.print(
-                f"  dense rank {_rank(hit.dense_rank)}, BM25 rank {_rank(hit.bm25_rank)}; "
+                f"  dense rank {_rank(hit.dense_rank)}, BM25 rank {_rank(hit.bm25_rank)}{late}; "
                 f"section: {escape(' > '.join(p for p in (hit.title, hit.section) if p))}"
             )
         console.print(escape("  " + hit.text.replace("\n", "\n  ")[:600]) + "\n")

@@ -59,6 +59,11 @@ def _gelu(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
 
 
 def _reference(weights: dict[str, np.ndarray[Any, Any]], ids: list[int]) -> np.ndarray[Any, Any]:
+    mean = _reference_states(weights, ids).mean(0)
+    return mean / np.linalg.norm(mean)
+
+
+def _reference_states(weights: dict[str, np.ndarray[Any, Any]], ids: list[int]) -> np.ndarray[Any, Any]:
     w = {k: v.astype(np.float64) for k, v in weights.items() if v.dtype == np.float32}
     n = len(ids)
     x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:n]
@@ -86,8 +91,7 @@ def _reference(weights: dict[str, np.ndarray[Any, Any]], ids: list[int]) -> np.n
         )
         h = dense(_gelu(dense(x, "intermediate.dense")), "output.dense")
         x = _layer_norm(h + x, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"])
-    mean = x.mean(0)
-    return mean / np.linalg.norm(mean)
+    return x
 
 
 @pytest.mark.skipif(not (ASSETS / "minilm-fp32.safetensors").is_file(), reason="run `python -m knowledge.build_assets`")
@@ -107,3 +111,28 @@ def test_batches_are_padded_without_changing_a_text_s_vector() -> None:
     alone = embedder.embed([SENTENCES[7]])[0]
     batched = embedder.embed(SENTENCES)[7]
     assert float(np.dot(alone, batched)) > 0.9999
+
+
+@pytest.mark.skipif(not (ASSETS / "minilm-fp32.safetensors").is_file(), reason="run `python -m knowledge.build_assets`")
+def test_token_states_match_the_fp32_model_token_by_token() -> None:
+    # The re-ranker compares single tokens, so the int8 model must be right per token, not only on average.
+    embedder = OnnxEmbedder()
+    weights = _load_safetensors(ASSETS / "minilm-fp32.safetensors")
+    encoded = embedder.encode(SENTENCES[:4])
+    assert encoded.tokens is not None
+    for text, states in zip(SENTENCES[:4], encoded.tokens, strict=True):
+        ids = embedder.tokenizer.encode(text).ids
+        reference = _reference_states(weights, ids)[1:-1]  # [CLS] and [SEP] are not kept
+        reference /= np.linalg.norm(reference, axis=1, keepdims=True)
+        assert list(states.ids) == ids[1:-1]
+        cosines = (states.vectors * reference).sum(axis=1)
+        assert cosines.min() >= 0.98, (text, float(cosines.min()))
+
+
+def test_token_states_do_not_depend_on_the_batch() -> None:
+    embedder = OnnxEmbedder()
+    alone = embedder.encode([SENTENCES[7]]).tokens
+    batched = embedder.encode(SENTENCES).tokens
+    assert alone is not None and batched is not None
+    assert list(alone[0].ids) == list(batched[7].ids)  # padding is not a token
+    assert np.allclose(alone[0].vectors, batched[7].vectors, atol=1e-3)

@@ -25,11 +25,12 @@ DOCS = HERE.parents[1] / "knowledge" / "docs"
 
 pytestmark = pytest.mark.slow
 
-# Measured with the shipped configuration (README, "The lab's documentation"): recall@5 0.88, recall@1 0.67.
-# These guard against regressions a little below that; the issue's target (0.95 / 0.8) is not reached with
-# MiniLM and no re-ranker (none ships its weights on PyPI for this machine).
-FOREIGN_AT_5 = 0.85
-FOREIGN_AT_1 = 0.62
+# Measured with the shipped configuration (hybrid + late-interaction re-rank; README, "The lab's
+# documentation"): recall@5 0.96 (70/73), recall@1 0.81 (59/73); the issue's 0.95 / 0.8 need exactly those
+# counts, nothing to spare. The guards sit about two questions lower so that another CPU's int8 kernels (a
+# near tie decided differently) cannot fail CI, while any real regression still does.
+FOREIGN_AT_5 = 0.93
+FOREIGN_AT_1 = 0.78
 
 
 @pytest.fixture(scope="module")

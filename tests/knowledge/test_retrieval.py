@@ -1,4 +1,4 @@
-"""Retrieval over the shipped corpus: recall@5 >= 0.9 on questions phrased the way lab members ask."""
+"""Retrieval over the shipped corpus on questions phrased the way lab members ask (recall@5 and recall@1)."""
 
 from __future__ import annotations
 
@@ -31,12 +31,17 @@ def test_the_corpus_and_the_cases_are_big_enough() -> None:
     assert {c["doc"] for c in CASES} <= {p.name for p in DOCS.glob("*.md")}
 
 
-def test_hybrid_recall_at_5(corpus: tuple[Any, OnnxEmbedder]) -> None:
+def test_hybrid_recall(corpus: tuple[Any, OnnxEmbedder]) -> None:
+    # Measured with the shipped configuration (hybrid + late-interaction re-rank): @5 0.98, @1 0.85
+    # (README, "The lab's documentation"); the issue's target is 0.95 / 0.8.
     settings, embedder = corpus
+    at1 = at5 = 0
     misses = []
     for case in CASES:
-        hits = retrieve(settings, case["q"], k=5, embedder=embedder)
-        if case["doc"] not in [h.source for h in hits]:
-            misses.append((case["q"], case["doc"], [h.source for h in hits]))
-    recall = 1 - len(misses) / len(CASES)
-    assert recall >= 0.9, misses
+        sources = [h.source for h in retrieve(settings, case["q"], k=5, embedder=embedder)]
+        at1 += sources[:1] == [case["doc"]]
+        at5 += case["doc"] in sources
+        if sources[:1] != [case["doc"]]:
+            misses.append((case["q"], case["doc"], sources[:3]))
+    assert at5 / len(CASES) >= 0.95, misses
+    assert at1 / len(CASES) >= 0.8, misses
