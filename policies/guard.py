@@ -36,7 +36,7 @@ from policies.audit import AuditLog
 from policies.engine import Decision, PolicyEngine
 from policies.identity import valid_user_name
 from policies.requests import KeyJournal, RequestKeys, request_binding
-from policies.reservations import Reservations
+from policies.reservations import QuotaHold, Reservations
 from policies.usage import UsageProvider, live_usage, quota_overruns
 from tools.base import ResourceRef, Tool, ToolArgs, ToolResult
 from tools.context import ToolContext
@@ -313,9 +313,17 @@ class Guard(ApprovalDesk):
                 self._record(caller, tool.name, dumped, event="refused", message=why, request_key=key)
                 return ToolResult.error(why)
             resuming = claim.state == "resume"
-        reservation: str | None = None
+        try:
+            hold = self._hold(tool, args, caller)
+        except PolicyError as exc:
+            if key is not None:
+                self.keys.release(key, tool.name)
+            self._record(caller, tool.name, dumped, event="refused", message=str(exc), request_key=key)
+            return ToolResult.error(str(exc))
         try:
             decision, reservation = self._decide_and_reserve(tool, args, caller)
+            if hold is not None:
+                hold.reservation = reservation
             refused = self._refusal_at_execution(authorization, decision, dumped)
             if refused is not None:
                 if key is not None:
@@ -338,13 +346,17 @@ class Guard(ApprovalDesk):
                 return ToolResult.error(f"not run: {exc}")
             journal = KeyJournal(self.keys, key, tool.name) if key is not None else None
             ctx = self.context.for_call(
-                user=caller.user, request_key=key, audit_seq=seq, resuming=resuming, journal=journal
+                user=caller.user,
+                request_key=key,
+                audit_seq=seq,
+                resuming=resuming,
+                journal=journal,
+                landed=hold.landed if hold is not None else None,
             )
             result, interrupted = self._run(tool, ctx, args, caller, dumped, seq)
         finally:
-            if reservation is not None:
-                assert self.reservations is not None
-                self.reservations.release(reservation)
+            if hold is not None:
+                hold.landed()
         if key is not None:
             if result.status in ("ok", "no_data"):
                 self.keys.finish(key, tool.name, result.model_dump(mode="json"))
@@ -358,6 +370,14 @@ class Guard(ApprovalDesk):
             else:
                 self.keys.release(key, tool.name)  # tools leave nothing behind when they fail
         return result
+
+    def _hold(self, tool: Tool[Any], args: ToolArgs, caller: Caller) -> QuotaHold | None:
+        """For a quota-counted call, wait for the user's previous one to land (None: nothing to hold)."""
+        if tool.risk == "read" or not any(v for k, v in tool.numbers(args).items() if k != "rows"):
+            return None
+        assert self.reservations is not None
+        lock = self.reservations.user_lock(caller.user, timeout=self.settings.policy.quota_lock_timeout)
+        return QuotaHold(self.reservations, lock)
 
     def _decide_and_reserve(self, tool: Tool[Any], args: ToolArgs, caller: Caller) -> tuple[Decision, str | None]:
         """Decide, counting calls in progress, and reserve this call's amounts in the same transaction."""

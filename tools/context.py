@@ -55,6 +55,9 @@ class ToolContext:
         resuming: an earlier call with the same request key was cut off (its process died); the tool
             finishes or cleans up what that call started instead of starting afresh.
         journal: the request key's step journal (a :class:`NullJournal` without a key).
+        landed: a tool that makes something quotas count (a job, a VM) calls this as soon as that thing
+            shows in the lab with its final size; the guard then stops holding the user's quota for the
+            call. Calling it is optional (the hold ends with the call) and harmless to repeat.
     """
 
     settings: Settings
@@ -65,6 +68,7 @@ class ToolContext:
     audit_seq: int | None = None
     resuming: bool = False
     journal: Journal = field(default_factory=NullJournal)
+    landed: Callable[[], None] = field(default=lambda: None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def client(self, name: str, factory: Callable[[Settings], T]) -> T:
@@ -92,6 +96,7 @@ class ToolContext:
         audit_seq: int | None = None,
         resuming: bool = False,
         journal: Journal | None = None,
+        landed: Callable[[], None] | None = None,
     ) -> ToolContext:
         """A context for one call that shares this one's clients and services."""
         return ToolContext(
@@ -103,5 +108,6 @@ class ToolContext:
             audit_seq=audit_seq,
             resuming=resuming,
             journal=journal or NullJournal(),
+            landed=landed or (lambda: None),
             _lock=self._lock,
         )

@@ -137,6 +137,7 @@ def submit(ctx: ToolContext, args: SubmitArgs) -> ToolResult:
     body = _body(ctx, args, api.upload_dir(tpl.directory))
     body["submission_id"] = sid
     job_id = api.submit(body)
+    ctx.landed()  # Ray lists the job from here on, so quota usage counts it
     job = api.get(job_id) or {"submission_id": job_id, "status": "PENDING", "metadata": body["metadata"]}
     return ToolResult.ok(
         f"submitted job {job_id} from template {tpl.name}; follow it with ray.status", data=_job_row(job)

@@ -138,6 +138,7 @@ def _finish(ctx: ToolContext, args: Any, *, node: str, vmid: int, steps: list[st
         ),
         action="configuring the VM",
     )
+    ctx.landed()  # the VM now shows with its owner tag, cores and memory, so quota usage counts it
     steps.append(f"set owner {ctx.user}, {args.cores} cores, {args.memory_gib} GiB")
     status = call("PVE", lambda: api.nodes(node).qemu(vmid).status.current.get(), action="reading the VM status")
     if status.get("status") != "running":
