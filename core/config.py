@@ -229,11 +229,11 @@ class PolicySettings(_Section):
     policies_dir: Path | None = Field(None, description="Directory of *.cedar files; unset: shipped ones.")
     lab_file: Path | None = Field(None, description="Users/roles/quotas TOML; unset: shipped lab.toml.")
     approval_ttl_seconds: int = Field(3600, ge=60)
-    quota_lock_timeout: float = Field(
-        600.0,
+    quota_wait_timeout: float = Field(
+        300.0,
         gt=0,
-        description="Seconds a quota-counted call waits for the same user's previous one to show its effect "
-        "(a VM build holds it until the VM is configured, which waits for the clone).",
+        description="Seconds a call refused for quota waits for the same user's calls in progress to show in "
+        "the lab before the refusal stands (they may be counted twice until then).",
     )
 
 

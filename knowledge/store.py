@@ -71,7 +71,7 @@ class Hit:
     source: str
     section: str
     title: str
-    score: float
+    score: float  # the fused dense/BM25 score (0..1 with the weighted fusion): how relevant, not where it ranks
     id: str = ""
     # Where the hit stood in each ranking before fusion (``labops search --explain``); None: not in that top list.
     dense_rank: int | None = None
@@ -302,15 +302,16 @@ class Store:
         return found
 
     def _rerank(self, hits: list[Hit], query: TokenStates, df: dict[int, int], chunks: int) -> list[Hit]:
-        """Fused score plus :data:`RERANK_WEIGHT` times the IDF-weighted MaxSim, best first."""
+        """Ordered by fused score plus :data:`RERANK_WEIGHT` times the IDF-weighted MaxSim, best first.
+
+        ``score`` stays the fused score: callers judge relevance by it (the agent's passage floor was measured
+        on it), and a word-match score is high for any chunk sharing common words with the question.
+        """
         weights = idf_weights(query.ids, df, max(chunks, 1))
         states = self._states([h.id for h in hits])
         empty = unpack_states("", self.dim)
-        scored = []
-        for hit in hits:
-            late = maxsim(query, weights, states.get(hit.id, empty))
-            scored.append(replace(hit, score=hit.score + RERANK_WEIGHT * late, late_score=round(late, 4)))
-        return sorted(scored, key=lambda h: -h.score)
+        scored = [replace(h, late_score=round(maxsim(query, weights, states.get(h.id, empty)), 4)) for h in hits]
+        return sorted(scored, key=lambda h: -(h.score + RERANK_WEIGHT * (h.late_score or 0.0)))
 
     def _explain(
         self, hits: list[Hit], dense: AnnSearchRequest, sparse: AnnSearchRequest, fields: list[str]

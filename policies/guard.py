@@ -36,7 +36,7 @@ from policies.audit import AuditLog
 from policies.engine import Decision, PolicyEngine
 from policies.identity import valid_user_name
 from policies.requests import KeyJournal, RequestKeys, request_binding
-from policies.reservations import QuotaHold, Reservations
+from policies.reservations import Reservations, total
 from policies.usage import UsageProvider, live_usage, quota_overruns
 from tools.base import ResourceRef, Tool, ToolArgs, ToolResult
 from tools.context import ToolContext
@@ -313,17 +313,9 @@ class Guard(ApprovalDesk):
                 self._record(caller, tool.name, dumped, event="refused", message=why, request_key=key)
                 return ToolResult.error(why)
             resuming = claim.state == "resume"
-        try:
-            hold = self._hold(tool, args, caller)
-        except PolicyError as exc:
-            if key is not None:
-                self.keys.release(key, tool.name)
-            self._record(caller, tool.name, dumped, event="refused", message=str(exc), request_key=key)
-            return ToolResult.error(str(exc))
+        reservation: str | None = None
         try:
             decision, reservation = self._decide_and_reserve(tool, args, caller)
-            if hold is not None:
-                hold.reservation = reservation
             refused = self._refusal_at_execution(authorization, decision, dumped)
             if refused is not None:
                 if key is not None:
@@ -351,12 +343,13 @@ class Guard(ApprovalDesk):
                 audit_seq=seq,
                 resuming=resuming,
                 journal=journal,
-                landed=hold.landed if hold is not None else None,
+                landed=self._landed(reservation),
             )
             result, interrupted = self._run(tool, ctx, args, caller, dumped, seq)
         finally:
-            if hold is not None:
-                hold.landed()
+            if reservation is not None:
+                assert self.reservations is not None
+                self.reservations.release(reservation)
         if key is not None:
             if result.status in ("ok", "no_data"):
                 self.keys.finish(key, tool.name, result.model_dump(mode="json"))
@@ -371,25 +364,36 @@ class Guard(ApprovalDesk):
                 self.keys.release(key, tool.name)  # tools leave nothing behind when they fail
         return result
 
-    def _hold(self, tool: Tool[Any], args: ToolArgs, caller: Caller) -> QuotaHold | None:
-        """For a quota-counted call, wait for the user's previous one to land (None: nothing to hold)."""
-        if tool.risk == "read" or not any(v for k, v in tool.numbers(args).items() if k != "rows"):
+    def _landed(self, reservation: str | None) -> Callable[[], None] | None:
+        """The tool's "it shows in the lab now" hook: the reservation goes at once (released again at the end)."""
+        if reservation is None:
             return None
-        assert self.reservations is not None
-        lock = self.reservations.user_lock(caller.user, timeout=self.settings.policy.quota_lock_timeout)
-        return QuotaHold(self.reservations, lock)
+        reservations = self.reservations
+        assert reservations is not None
+        return lambda: reservations.release(reservation)
 
     def _decide_and_reserve(self, tool: Tool[Any], args: ToolArgs, caller: Caller) -> tuple[Decision, str | None]:
-        """Decide, counting calls in progress, and reserve this call's amounts in the same transaction."""
+        """Decide, counting calls in progress, and reserve this call's amounts in the same transaction.
+
+        A call in progress counts as reserved and, once its job or VM shows, in the live usage too, until it
+        lands (``ToolContext.landed``) or ends. So a quota refusal while the user has calls in progress may be
+        that double count: wait for one of them to land, then decide again (bounded by
+        ``policy.quota_wait_timeout``; after it the refusal stands).
+        """
         numbers = {k: v for k, v in tool.numbers(args).items() if v and k != "rows"}
         if tool.risk == "read" or not numbers:
             return self.decide(tool, args, caller), None
         assert self.reservations is not None
-        with self.reservations.transaction() as tx:
-            decision = self.decide(tool, args, caller, reserved=tx.active(caller.user))
-            if decision.decision == "deny":
+        deadline = time.monotonic() + self.settings.policy.quota_wait_timeout
+        while True:
+            with self.reservations.transaction() as tx:
+                active = tx.active(caller.user)
+                decision = self.decide(tool, args, caller, reserved=total(active))
+                if decision.decision != "deny":
+                    return decision, tx.add(caller.user, tool.name, numbers)
+            over_quota = any(p.endswith("quota") for p in decision.policies)
+            if not (over_quota and active and self.reservations.wait_released(set(active), deadline=deadline)):
                 return decision, None
-            return decision, tx.add(caller.user, tool.name, numbers)
 
     def _refusal_at_execution(
         self, authorization: Authorization, decision: Decision, dumped: dict[str, Any]

@@ -56,8 +56,8 @@ class ToolContext:
             finishes or cleans up what that call started instead of starting afresh.
         journal: the request key's step journal (a :class:`NullJournal` without a key).
         landed: a tool that makes something quotas count (a job, a VM) calls this as soon as that thing
-            shows in the lab with its final size; the guard then stops holding the user's quota for the
-            call. Calling it is optional (the hold ends with the call) and harmless to repeat.
+            shows in the lab with its final size; the guard then drops the call's quota reservation, which
+            would otherwise count it twice. Optional (the reservation ends with the call), harmless to repeat.
     """
 
     settings: Settings

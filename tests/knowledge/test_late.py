@@ -145,7 +145,9 @@ def test_search_reports_the_reranking_score(compat: tuple[object, Path], embedde
     hits = retrieve(settings, "recommended client release for a 2.2 server", k=3, embedder=embedder)  # type: ignore[arg-type]
     assert hits[0].source == "compat.md"
     assert all(h.late_score is not None for h in hits)
-    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    ranked = [h.score + store_module.RERANK_WEIGHT * (h.late_score or 0.0) for h in hits]
+    assert ranked == sorted(ranked, reverse=True)
+    assert all(0.0 <= h.score <= 1.0 for h in hits)  # still the fused score relevance floors are measured on
 
 
 def test_without_token_states_the_fused_order_stands(
