@@ -57,6 +57,7 @@ RERANK = True
 # weight 2 -> recall@1 0.81, 5 -> 0.87, 10 -> 0.85, all @5 0.96-0.98; the README set was only reported.
 RERANK_WEIGHT = 5.0
 _ALL_CHUNKS = -1  # the frequency table's row holding the number of chunks
+_STALE = -2  # present while an ingest changes chunks and has not recounted yet
 # Token states already read, shared by every Store of this process (a long-running server re-ranks from memory).
 _STATES = StateCache()
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="labops-idf")
@@ -203,10 +204,10 @@ class Store:
             for token in set(unpack_ids(row["token_ids"])):
                 counts[token] = counts.get(token, 0) + 1
         stale = [t for r in self._scan(self.frequencies, "token") if (t := int(r["token"])) not in counts]
-        stale = [t for t in stale if t != _ALL_CHUNKS]
+        stale = [t for t in stale if t != _ALL_CHUNKS]  # _STALE stays in the list: the recount clears it
         rows = [{"token": t, "df": n, "unused": [0.0, 0.0]} for t, n in counts.items()]
         rows.append({"token": _ALL_CHUNKS, "df": chunks, "unused": [0.0, 0.0]})
-        # Upsert first, then delete what vanished: a search meanwhile sees old or new counts, never none.
+        # Upsert first, then delete what vanished (the stale mark too): a search meanwhile sees old or new counts.
         for start in range(0, len(rows), _BATCH):
             self.client.upsert(self.frequencies, rows[start : start + _BATCH])
         for start in range(0, len(stale), _BATCH):
@@ -224,8 +225,16 @@ class Store:
             iterator.close()
 
     def has_frequencies(self) -> bool:
-        """Whether the re-ranking's token counts exist (an ingest interrupted before counting leaves none)."""
-        return bool(self.client.get(self.frequencies, ids=[_ALL_CHUNKS], output_fields=["df"]))
+        """Whether the re-ranking's token counts are current (not missing, not left stale by a killed ingest)."""
+        rows = {
+            int(r["token"]) for r in self.client.get(self.frequencies, ids=[_ALL_CHUNKS, _STALE], output_fields=["df"])
+        }
+        return rows == {_ALL_CHUNKS}
+
+    def mark_frequencies_stale(self) -> None:
+        """Before an ingest changes chunks: if it dies before :meth:`refresh_frequencies`, the next ingest recounts."""
+        self.client.upsert(self.frequencies, [{"token": _STALE, "df": 0, "unused": [0.0, 0.0]}])
+        self.client.flush(self.frequencies)
 
     def _frequencies(self, ids: npt.NDArray[np.int64]) -> tuple[dict[int, int], int]:
         """Chunks per token for ``ids`` and the number of chunks (0 before the first count: all weights equal)."""

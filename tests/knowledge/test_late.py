@@ -198,6 +198,24 @@ def test_an_ingest_that_died_before_counting_is_completed_by_the_next(
         store.close()
 
 
+def test_an_ingest_that_died_after_changing_chunks_is_recounted_by_the_next(
+    compat: tuple[object, Path], embedder: OnnxEmbedder
+) -> None:
+    settings, docs = compat
+    store = Store(settings, dim=DIM)  # type: ignore[arg-type]
+    try:
+        store.mark_frequencies_stale()  # as an ingest does before it deletes or inserts chunks, then killed
+        assert not store.has_frequencies()
+    finally:
+        store.close()
+    ingest_paths(settings, [docs], embedder=embedder)  # type: ignore[arg-type]
+    store = Store(settings, dim=DIM)  # type: ignore[arg-type]
+    try:
+        assert store.has_frequencies()
+    finally:
+        store.close()
+
+
 def test_chunk_states_widen_to_the_vectors_they_came_from() -> None:
     vectors = _unit(3, 6)
     states = unpack_states(pack_states(vectors), DIM)
