@@ -373,6 +373,11 @@ def demo(rows: int, down_after: bool) -> None:
     console.print()
     if session.failures:
         console.print(Panel("\n".join(session.failures), title="steps that did not go as scripted", style="red"))
+        # The script assumes the seeded lab; VMs or jobs left by earlier use (a quota already full) change it.
+        console.print(
+            "If this lab was used before the demo, its state may differ from the seed the script expects: "
+            "`.venv/bin/labops lab reset --yes` returns it to the seeded lab (it wipes the lab directory)."
+        )
         if not down_after:
             console.print("The lab is still running; stop it with `.venv/bin/labops lab down`.")
         raise SystemExit(1)
