@@ -16,7 +16,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +26,6 @@ from pymilvus.exceptions import MilvusException
 from core.config import Settings
 from core.endpoints import milvus_endpoint
 from core.errors import BackendUnavailable, KnowledgeError
-from knowledge.chunking import Chunk
 from knowledge.late import (
     ChunkStates,
     StateCache,
@@ -38,6 +37,9 @@ from knowledge.late import (
     unpack_ids,
     unpack_states,
 )
+
+if TYPE_CHECKING:  # the chunker pulls in the loaders and ftfy (~50 ms), which a search does not need
+    from knowledge.chunking import Chunk
 
 __all__ = ["SCHEMA_VERSION", "Hit", "Store"]
 
