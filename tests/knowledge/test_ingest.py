@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -90,3 +92,17 @@ def test_incremental_ingest_and_the_commands(tmp_path: Path, embedder: OnnxEmbed
     assert all(isinstance(r["dense_rank"], int) or isinstance(r["bm25_rank"], int) for r in ranked)
     missing = runner.invoke(cli, ["--lab-dir", str(tmp_path / "lab"), "ingest", str(tmp_path / "nope")])
     assert missing.exit_code == 1 and "does not exist" in " ".join(missing.output.split())
+
+    # The console script ends a search without the interpreter's teardown: the output and exit code must survive
+    # it. A lab of its own: Milvus Lite lets one process at a time open a data directory, and this one holds "lab".
+    labops, own = str(Path(sys.executable).with_name("labops")), str(tmp_path / "cli-lab")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([labops, "--lab-dir", own, *args], capture_output=True, text=True, timeout=300)
+
+    assert run("ingest", str(docs)).returncode == 0
+    real = run("search", "who may book the GPU", "-k", "2", "--json")
+    assert real.returncode == 0, real.stderr
+    assert json.loads(real.stdout)[0]["source"] == "gpu.md"
+    bad = run("search", "gpu", "--mode", "fuzzy")
+    assert bad.returncode == 2 and "fuzzy" in bad.stderr
