@@ -39,10 +39,20 @@ def search_store(
     explain: bool = False,
 ) -> list[Hit]:
     """Embed ``query`` once (vector and token states) and search ``store`` with both."""
+    # BM25 needs no vector: it starts while the question is embedded (~2 ms less without re-ranking here, more
+    # with a Milvus server; with Milvus Lite in this process the two share the GIL).
+    bm25 = store.start_bm25(query, k=k, source_prefix=source_prefix) if mode == "hybrid" else None
     encoded = embedder.encode([query])
     tokens = encoded.tokens[0] if encoded.tokens else None
     return store.search(
-        query, encoded.vectors[0], k=k, mode=mode, source_prefix=source_prefix, explain=explain, tokens=tokens
+        query,
+        encoded.vectors[0],
+        k=k,
+        mode=mode,
+        source_prefix=source_prefix,
+        explain=explain,
+        tokens=tokens,
+        bm25=bm25,
     )
 
 
