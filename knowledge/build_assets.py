@@ -61,13 +61,22 @@ def optimized_stamp() -> dict[str, object]:
     return {"onnxruntime": ort.__version__, "source": str(source), "source_bytes": source.stat().st_size}
 
 
+def optimized_is_current() -> bool:
+    """Whether the optimised model exists and was made from this onnxruntime and this packaged model."""
+    try:
+        made_from = json.loads(OPTIMIZED_STAMP.read_text())
+    except (OSError, ValueError):
+        return False
+    return OPTIMIZED.is_file() and made_from == optimized_stamp()
+
+
 def optimize() -> None:
     """Save the int8 model with the portable (extended-level) graph optimisations applied."""
     import onnxruntime as ort
 
-    stamp = optimized_stamp()
-    if OPTIMIZED.is_file() and OPTIMIZED_STAMP.is_file() and json.loads(OPTIMIZED_STAMP.read_text()) == stamp:
+    if optimized_is_current():
         return
+    stamp = optimized_stamp()
     options = ort.SessionOptions()
     # EXTENDED, not ALL: ALL adds layout changes for this CPU, and the file should survive a copied venv.
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED

@@ -8,7 +8,6 @@ text, and texts are cut at 256 tokens (the model's training length). The tokeniz
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,17 +121,9 @@ class OnnxEmbedder:
 
 def _model_file(packaged: str | Path) -> Path:
     """The pre-optimised copy made at install (knowledge.build_assets) if it still matches, else the packaged model."""
-    import onnxruntime as ort
+    from knowledge.build_assets import OPTIMIZED, optimized_is_current
 
-    from knowledge.build_assets import OPTIMIZED, OPTIMIZED_STAMP
-
-    try:
-        stamp = json.loads(OPTIMIZED_STAMP.read_text())
-    except (OSError, ValueError):
-        return Path(packaged)
-    source = Path(packaged)
-    current = {"onnxruntime": ort.__version__, "source": str(source), "source_bytes": source.stat().st_size}
-    return OPTIMIZED if stamp == current and OPTIMIZED.is_file() else source
+    return OPTIMIZED if optimized_is_current() else Path(packaged)
 
 
 _SPECIAL = (101, 102)  # [CLS] and [SEP] of this vocabulary; [PAD] is masked out

@@ -10,15 +10,12 @@ score ``s`` to ``2 * atan(s) / pi`` (Milvus Lite reports BM25 negated, hence ``a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from pymilvus import RRFRanker, WeightedRanker
 
 __all__ = ["fuse"]
-
-
-def _weighted(params: dict[str, Any]) -> tuple[list[float], bool]:
-    return [float(w) for w in params.get("weights", [1.0, 1.0])], bool(params.get("norm_score", True))
 
 
 def fuse(
@@ -28,9 +25,9 @@ def fuse(
 
     ``distance`` is the fused score; a rank is None where the item was not in that list.
     """
-    spec = ranker.dict()
+    scores = (_scorer(ranker, dense=True), _scorer(ranker, dense=False))
     fused: dict[str, dict[str, Any]] = {}
-    for which, items in (("dense_rank", dense), ("bm25_rank", sparse)):
+    for which, items, score in (("dense_rank", dense, scores[0]), ("bm25_rank", sparse, scores[1])):
         for rank, item in enumerate(items, start=1):
             key = str(item.get("id"))
             entry = fused.setdefault(
@@ -38,18 +35,21 @@ def fuse(
                 {"id": key, "distance": 0.0, "entity": item.get("entity", {}), "dense_rank": None, "bm25_rank": None},
             )
             entry[which] = rank
-            entry["distance"] += _score(spec, which, rank, float(item["distance"]))
+            entry["distance"] += score(rank, float(item["distance"]))
     return sorted(fused.values(), key=lambda e: -e["distance"])
 
 
-def _score(spec: dict[str, Any], which: str, rank: int, distance: float) -> float:
+def _scorer(ranker: WeightedRanker | RRFRanker, *, dense: bool) -> Callable[[int, float], float]:
+    """One list's contribution to the fused score, from its rank and its distance."""
+    spec = ranker.dict()
     params = spec.get("params", {})
     if spec.get("strategy") == "rrf":
-        return 1.0 / (float(params.get("k", 60)) + rank)
-    weights, normalise = _weighted(params)
-    weight = weights[0] if which == "dense_rank" else weights[1]
-    if not normalise:
-        return weight * distance
-    if which == "dense_rank":
-        return weight * (1.0 + distance) / 2.0
-    return weight * 2.0 * math.atan(abs(distance)) / math.pi
+        k = float(params.get("k", 60))
+        return lambda rank, _distance: 1.0 / (k + rank)
+    weights = [float(w) for w in params.get("weights", [1.0, 1.0])]
+    weight = weights[0] if dense else weights[1]
+    if not params.get("norm_score", True):
+        return lambda _rank, distance: weight * distance
+    if dense:
+        return lambda _rank, distance: weight * (1.0 + distance) / 2.0
+    return lambda _rank, distance: weight * 2.0 * math.atan(abs(distance)) / math.pi

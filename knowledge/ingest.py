@@ -67,11 +67,6 @@ class IngestReport:
         }
 
 
-def _mark(store: Store) -> bool:
-    store.mark_frequencies_stale()
-    return True
-
-
 def _files(path: Path) -> tuple[Path, list[Path]]:
     if not path.exists():
         raise InvalidArguments(f"{path} does not exist; give a folder or file of .md, .txt, .rst or .html")
@@ -97,7 +92,6 @@ def ingest_paths(
     cut_before = getattr(embedder, "truncated", 0)
     manifest = settings.lab_dir / "knowledge.sqlite"
     manifest.parent.mkdir(parents=True, exist_ok=True)
-    marked = False
     try:
         if rebuild:
             store.drop()
@@ -127,7 +121,7 @@ def ingest_paths(
                         report.unchanged.append(doc.source)
                         continue
                     chunks = chunk_document(doc, count)
-                    marked = marked or _mark(store)
+                    store.mark_frequencies_stale()
                     store.delete_source(doc.source)
                     encoded = embedder.encode([c.embed_text for c in chunks])
                     store.insert(chunks, encoded.vectors, encoded.tokens)
@@ -140,7 +134,7 @@ def ingest_paths(
                 # Only files that vanished from a folder that was ingested whole are deletions.
                 if path.resolve().is_dir():
                     for source in sorted(set(known) - seen):
-                        marked = marked or _mark(store)
+                        store.mark_frequencies_stale()
                         store.delete_source(source)
                         db.execute(
                             "DELETE FROM files WHERE collection = ? AND root = ? AND source = ?",

@@ -21,11 +21,8 @@ def retrieve(
 ) -> list[Hit]:
     """The ``k`` best chunks for ``query`` (``explain``: with their dense and BM25 ranks)."""
     embedder = embedder or embedder_for(settings)
-    store = Store(settings, dim=embedder.dim)
-    try:
+    with Store(settings, dim=embedder.dim) as store:
         return search_store(store, embedder, query, k=k, mode=mode, source_prefix=source_prefix, explain=explain)
-    finally:
-        store.close()
 
 
 def search_store(

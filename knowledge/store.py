@@ -98,6 +98,7 @@ class Store:
         self.collection = f"{settings.milvus.collection}__{SCHEMA_VERSION}"
         self.frequencies = f"{self.collection}__df"
         self.dim = dim
+        self._marked = False  # this store wrote the stale mark and has not recounted since
         try:
             self.client = MilvusClient(uri=uri, token=token or "")
         except (MilvusException, OSError, RuntimeError) as exc:
@@ -216,6 +217,7 @@ class Store:
         for start in range(0, len(stale), _BATCH):
             self.client.delete(self.frequencies, ids=stale[start : start + _BATCH])
         self.client.flush(self.frequencies)
+        self._marked = False
         return len(counts)
 
     def _scan(self, collection: str, field: str) -> Any:
@@ -235,9 +237,15 @@ class Store:
         return rows == {_ALL_CHUNKS}
 
     def mark_frequencies_stale(self) -> None:
-        """Before an ingest changes chunks: if it dies before :meth:`refresh_frequencies`, the next ingest recounts."""
+        """Before an ingest changes chunks: if it dies before :meth:`refresh_frequencies`, the next ingest recounts.
+
+        Written once per recount, however many files the ingest changes.
+        """
+        if self._marked:
+            return
         self.client.upsert(self.frequencies, [{"token": _STALE, "df": 0, "unused": [0.0, 0.0]}])
         self.client.flush(self.frequencies)
+        self._marked = True
 
     def _frequencies(self, ids: npt.NDArray[np.int64]) -> tuple[dict[int, int], int]:
         """Chunks per token for ``ids`` and the number of chunks (0 before the first count: all weights equal)."""
@@ -277,10 +285,14 @@ class Store:
         # a re-ranked search takes every fused candidate (both lists whole).
         wide = k * 8 if rerank else k * 3 if PER_SECTION else k
         if mode == "hybrid":
-            pending = bm25 or _POOL.submit(self._list, query, "sparse", k * 4, expr)
+            pending = bm25 or self.start_bm25(query, k=k, source_prefix=source_prefix)
             dense = self._list(vector.tolist(), "dense", k * 4, expr)
             items = fuse(dense, pending.result(), FUSION)[:wide]
-            hits = [replace(_hit(i), dense_rank=i["dense_rank"], bm25_rank=i["bm25_rank"]) for i in items]
+            # Fusing gave each hit's rank in both lists; ``--explain`` shows them.
+            hits = [
+                replace(_hit(i), dense_rank=i["dense_rank"], bm25_rank=i["bm25_rank"]) if explain else _hit(i)
+                for i in items
+            ]
         else:
             data: Any = vector.tolist() if mode == "dense" else query
             hits = [_hit(item) for item in self._list(data, "dense" if mode == "dense" else "sparse", wide, expr)]
@@ -291,8 +303,6 @@ class Store:
         hits = _diverse(hits, k)
         if explain and hits and mode != "hybrid":
             hits = self._explain(hits, query, vector, k * 4, expr)
-        if not explain:
-            hits = [replace(h, dense_rank=None, bm25_rank=None) for h in hits]
         return hits
 
     def _list(self, data: Any, field: Literal["dense", "sparse"], limit: int, expr: str) -> list[dict[str, Any]]:
@@ -344,6 +354,12 @@ class Store:
         """Release the client (Milvus Lite allows one process per directory)."""
         self.client.close()
 
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
 
 def _diverse(hits: list[Hit], k: int) -> list[Hit]:
     """The best ``k`` hits with at most :data:`PER_SECTION` from one section (the rest fill in if too few)."""
@@ -371,13 +387,8 @@ def _no_session_ts(record: logging.LogRecord) -> bool:
     return "failed to get mvccTs" not in record.getMessage()
 
 
-def _entity(item: dict[str, Any]) -> dict[str, Any]:
-    entity: dict[str, Any] = item.get("entity", item)
-    return entity
-
-
 def _hit(item: dict[str, Any]) -> Hit:
-    entity = _entity(item)
+    entity = item.get("entity", item)
     return Hit(
         text=entity["text"],
         source=entity["source"],

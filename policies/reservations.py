@@ -35,6 +35,11 @@ _POLL = 0.05  # seconds between looks while waiting for calls in progress to lan
 _STALE_AFTER = 3600.0  # a reservation this old is stale even when its owner cannot be checked
 
 
+def _live(owner: str, created: float) -> bool:
+    """Whether a reservation still counts: its process runs and it is not older than :data:`_STALE_AFTER`."""
+    return owner_alive(owner) and time.time() - float(created) <= _STALE_AFTER
+
+
 class ReservationTx:
     """The open, exclusive transaction of one decision."""
 
@@ -48,7 +53,7 @@ class ReservationTx:
         ).fetchall()
         out: dict[str, dict[str, int]] = {}
         for rid, amounts, owner, created in rows:
-            if not owner_alive(owner) or time.time() - float(created) > _STALE_AFTER:
+            if not _live(owner, created):
                 self.session.execute("DELETE FROM reservations WHERE id = ?", (rid,))
                 continue
             out[str(rid)] = {k: int(v) for k, v in json.loads(amounts).items()}
@@ -116,8 +121,8 @@ class Reservations:
                 rows = s.execute(
                     f"SELECT owner, created FROM reservations WHERE id IN ({marks})", tuple(sorted(ids))
                 ).fetchall()
-            held = [1 for owner, created in rows if owner_alive(owner) and time.time() - float(created) <= _STALE_AFTER]
-            if len(held) < len(ids):
+            held = sum(_live(owner, created) for owner, created in rows)
+            if held < len(ids):
                 return True
             if time.monotonic() >= deadline:
                 return False

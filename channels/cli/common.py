@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -32,22 +33,9 @@ __all__ = [
 
 # Exit codes a script can branch on; the envelope's status says the same in words.
 EXIT_CODES = {"ok": 0, "no_data": 0, "error": 1, "needs_approval": 4, "denied": 5}
-_FAST_EXIT: list[bool] = []  # set by a command that may end without the interpreter's teardown
-
-
-def request_fast_exit() -> None:
-    """Called by a read-only command once it has closed everything it opened (see ``channels.cli.main.main``)."""
-    _FAST_EXIT.append(True)
-
-
-def reset_fast_exit() -> None:
-    """Forget an earlier request (a process that runs the CLI more than once)."""
-    _FAST_EXIT.clear()
-
-
-def fast_exit_requested() -> bool:
-    """Whether the command that ran asked to skip the teardown."""
-    return bool(_FAST_EXIT)
+# Set by a read-only command once it has closed everything it opened: the console script may then end without
+# the interpreter's teardown (see ``channels.cli.main.main``).
+FAST_EXIT = threading.Event()
 
 
 console = Console(highlight=False, soft_wrap=True)

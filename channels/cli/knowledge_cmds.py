@@ -8,7 +8,7 @@ import click
 from rich.markup import escape
 from rich.progress import Progress
 
-from channels.cli.common import console, echo_json, get_settings, handle_errors, request_fast_exit
+from channels.cli.common import FAST_EXIT, console, echo_json, get_settings, handle_errors
 from knowledge.retrieve import cite, retrieve
 
 __all__ = ["ingest", "search"]
@@ -52,7 +52,7 @@ def ingest(paths: tuple[Path, ...], rebuild: bool, as_json: bool) -> None:
 def search(query: str, k: int, mode: str, as_json: bool, explain: bool) -> None:
     """Search the lab's documentation (dense + BM25, fused, then re-ranked word by word)."""
     hits = retrieve(get_settings(), query, k=k, mode=mode, explain=explain)  # type: ignore[arg-type]
-    request_fast_exit()  # read-only, and retrieve() closed the store: skipping the teardown loses nothing
+    FAST_EXIT.set()  # read-only, and retrieve() closed the store: skipping the teardown loses nothing
     if as_json:
         echo_json([h.as_dict() for h in hits])
         return

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from channels.cli.common import add_location_options, fast_exit_requested, make_state, reset_fast_exit
+from channels.cli.common import FAST_EXIT, add_location_options, make_state
 
 __all__ = ["cli", "main"]
 
@@ -79,11 +79,11 @@ def cli(ctx: click.Context, config: Path | None, lab_dir: Path | None) -> None:
 
 def main() -> None:
     """Run the CLI (the ``labops`` console script; tests drive :data:`cli` instead)."""
-    reset_fast_exit()
+    FAST_EXIT.clear()  # a process that runs the CLI more than once
     try:
         cli(prog_name="labops")
     except SystemExit as exc:
-        if not fast_exit_requested():
+        if not FAST_EXIT.is_set():
             raise
         # A read-only command that closed what it opened: skip the interpreter's teardown. Unloading pandas,
         # pyarrow and onnxruntime module by module takes ~0.2 s of a ~1.1 s `labops search` (bench/knowledge.py).

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import knowledge.store as store_module
-from core.config import load_settings
+from core.config import Settings, load_settings
 from knowledge.embeddings import OnnxEmbedder
 from knowledge.ingest import ingest_paths
 from knowledge.late import (
@@ -101,7 +102,7 @@ Upgrade the server first, then the clients, one minor release at a time.
 
 
 @pytest.fixture()
-def compat(tmp_path: Path, embedder: OnnxEmbedder) -> tuple[object, Path]:
+def compat(tmp_path: Path, embedder: OnnxEmbedder) -> tuple[Settings, Path]:
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "compat.md").write_text(TABLE)
@@ -112,7 +113,7 @@ def compat(tmp_path: Path, embedder: OnnxEmbedder) -> tuple[object, Path]:
 
 
 def test_reranking_lifts_the_passage_that_matches_every_word(
-    compat: tuple[object, Path], embedder: OnnxEmbedder
+    compat: tuple[Settings, Path], embedder: OnnxEmbedder
 ) -> None:
     settings, _ = compat
     texts = {
@@ -121,8 +122,7 @@ def test_reranking_lifts_the_passage_that_matches_every_word(
     }
     encoded = embedder.encode(list(texts.values()))
     assert encoded.tokens is not None
-    store = Store(settings, dim=DIM)  # type: ignore[arg-type]
-    try:
+    with Store(settings, dim=DIM) as store:
         for key, states in zip(texts, encoded.tokens, strict=True):
             store_module._STATES.put((store.collection, key), unpack_states(pack_states(states.vectors), DIM))
         # The fused order put Grafana first; only the query's rarest word, "loki", tells the two apart.
@@ -133,16 +133,14 @@ def test_reranking_lifts_the_passage_that_matches_every_word(
         query = embedder.encode(["which port does loki listen on"]).tokens
         assert query is not None
         ranked = store._rerank(hits, query[0], {}, 100)
-    finally:
-        store.close()
     assert [h.id for h in ranked] == ["loki", "grafana"]
     assert ranked[0].late_score is not None and ranked[1].late_score is not None
     assert ranked[0].late_score > ranked[1].late_score
 
 
-def test_search_reports_the_reranking_score(compat: tuple[object, Path], embedder: OnnxEmbedder) -> None:
+def test_search_reports_the_reranking_score(compat: tuple[Settings, Path], embedder: OnnxEmbedder) -> None:
     settings, _ = compat
-    hits = retrieve(settings, "recommended client release for a 2.2 server", k=3, embedder=embedder)  # type: ignore[arg-type]
+    hits = retrieve(settings, "recommended client release for a 2.2 server", k=3, embedder=embedder)
     assert hits[0].source == "compat.md"
     assert all(h.late_score is not None for h in hits)
     ranked = [h.score + store_module.RERANK_WEIGHT * (h.late_score or 0.0) for h in hits]
@@ -151,69 +149,48 @@ def test_search_reports_the_reranking_score(compat: tuple[object, Path], embedde
 
 
 def test_without_token_states_the_fused_order_stands(
-    compat: tuple[object, Path], embedder: OnnxEmbedder, monkeypatch: pytest.MonkeyPatch
+    compat: tuple[Settings, Path], embedder: OnnxEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings, _ = compat
     monkeypatch.setattr(store_module, "RERANK", False)
-    hits = retrieve(settings, "recommended client release for a 2.2 server", k=3, embedder=embedder)  # type: ignore[arg-type]
+    hits = retrieve(settings, "recommended client release for a 2.2 server", k=3, embedder=embedder)
     assert hits and all(h.late_score is None for h in hits)
 
 
-def test_ingest_keeps_the_token_counts_current(compat: tuple[object, Path], embedder: OnnxEmbedder) -> None:
+def test_ingest_keeps_the_token_counts_current(compat: tuple[Settings, Path], embedder: OnnxEmbedder) -> None:
     settings, docs = compat
     gpu = embedder.tokenizer.encode("calendar").ids[1]  # only other.md has the word
-    store = Store(settings, dim=DIM)  # type: ignore[arg-type]
-    try:
+    with Store(settings, dim=DIM) as store:
         df, chunks = store._frequencies(np.array([gpu]))
         assert chunks == store.count() and df.get(gpu, 0) >= 1
-    finally:
-        store.close()
     (docs / "other.md").unlink()
-    ingest_paths(settings, [docs], embedder=embedder)  # type: ignore[arg-type]
-    store = Store(settings, dim=DIM)  # type: ignore[arg-type]
-    try:
+    ingest_paths(settings, [docs], embedder=embedder)
+    with Store(settings, dim=DIM) as store:
         df, chunks = store._frequencies(np.array([gpu]))
         assert chunks == store.count() and df.get(gpu, 0) == 0
-    finally:
-        store.close()
 
 
-def test_an_ingest_that_died_before_counting_is_completed_by_the_next(
-    compat: tuple[object, Path], embedder: OnnxEmbedder
+def _counts_deleted(store: Store) -> None:  # killed between the chunks and the first count
+    store.client.delete(store.frequencies, filter="token >= -1")
+    store.client.flush(store.frequencies)
+
+
+def _marked_stale(store: Store) -> None:  # killed after it began changing chunks (ingest marks first)
+    store.mark_frequencies_stale()
+
+
+@pytest.mark.parametrize("killed", [_counts_deleted, _marked_stale])
+def test_an_ingest_killed_before_counting_is_recounted_by_the_next(
+    compat: tuple[Settings, Path], embedder: OnnxEmbedder, killed: Callable[[Store], None]
 ) -> None:
     settings, docs = compat
-    store = Store(settings, dim=DIM)  # type: ignore[arg-type]
-    try:
-        store.client.delete(store.frequencies, filter="token >= -1")  # as if killed between chunks and counts
-        store.client.flush(store.frequencies)
+    with Store(settings, dim=DIM) as store:
+        killed(store)
         assert not store.has_frequencies()
-    finally:
-        store.close()
-    report = ingest_paths(settings, [docs], embedder=embedder)  # type: ignore[arg-type]
+    report = ingest_paths(settings, [docs], embedder=embedder)
     assert not report.added and not report.updated  # nothing to re-embed, only the counts to redo
-    store = Store(settings, dim=DIM)  # type: ignore[arg-type]
-    try:
+    with Store(settings, dim=DIM) as store:
         assert store.has_frequencies()
-    finally:
-        store.close()
-
-
-def test_an_ingest_that_died_after_changing_chunks_is_recounted_by_the_next(
-    compat: tuple[object, Path], embedder: OnnxEmbedder
-) -> None:
-    settings, docs = compat
-    store = Store(settings, dim=DIM)  # type: ignore[arg-type]
-    try:
-        store.mark_frequencies_stale()  # as an ingest does before it deletes or inserts chunks, then killed
-        assert not store.has_frequencies()
-    finally:
-        store.close()
-    ingest_paths(settings, [docs], embedder=embedder)  # type: ignore[arg-type]
-    store = Store(settings, dim=DIM)  # type: ignore[arg-type]
-    try:
-        assert store.has_frequencies()
-    finally:
-        store.close()
 
 
 def test_chunk_states_widen_to_the_vectors_they_came_from() -> None:
