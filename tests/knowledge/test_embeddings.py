@@ -8,6 +8,7 @@ and GELU feed-forward, mean pooling under the mask, L2 normalisation.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import math
 import struct
@@ -17,6 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from knowledge import build_assets
+from knowledge.build_assets import QUERY_MODEL, query_model_is_current
 from knowledge.embeddings import ASSETS, OnnxEmbedder
 
 SENTENCES = [
@@ -136,3 +139,59 @@ def test_token_states_do_not_depend_on_the_batch() -> None:
     assert alone is not None and batched is not None
     assert list(alone[0].ids) == list(batched[7].ids)  # padding is not a token
     assert np.allclose(alone[0].vectors, batched[7].vectors, atol=1e-3)
+
+
+def _foreign_sentences() -> list[str]:
+    """Prose lines from installed packages' READMEs: text nobody here wrote, read at test time."""
+    out: list[str] = []
+    for package in ("httpx", "pydantic", "ray", "proxmoxer", "sqlglot", "ftfy"):
+        payload = importlib.metadata.metadata(package).get_payload()  # type: ignore[attr-defined]
+        lines = [line.strip() for line in str(payload or "").splitlines()]
+        out += [line for line in lines if len(line.split()) >= 6 and not line.startswith(("[", "<", "|", "!"))][:5]
+    assert len(out) >= 15, "too few README lines to compare on"
+    return out
+
+
+def test_the_query_model_is_built_and_embeds_close_to_the_document_model() -> None:
+    # Questions go through the int8-arithmetic copy, documents through the float32 one: a question must
+    # still land where the same text's document vector is, and so must each of its tokens (re-ranking).
+    assert query_model_is_current(), "run `python -m knowledge.build_assets` (make install does)"
+    embedder = OnnxEmbedder()
+    assert embedder.models["queries"] == QUERY_MODEL
+    texts = SENTENCES + _foreign_sentences()
+    documents, questions = embedder.encode(texts), embedder.encode_queries(texts)
+    cosines = (documents.vectors * questions.vectors).sum(axis=1)
+    assert cosines.min() >= 0.98, texts[int(cosines.argmin())]
+    assert documents.tokens is not None and questions.tokens is not None
+    for text, d, q in zip(texts, documents.tokens, questions.tokens, strict=True):
+        assert list(d.ids) == list(q.ids)
+        assert float(np.median((d.vectors * q.vectors).sum(axis=1))) >= 0.97, text
+
+
+def test_without_a_query_model_questions_use_the_document_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(build_assets, "query_model_is_current", lambda: False)
+    embedder = OnnxEmbedder()
+    assert embedder.models["queries"] == embedder.models["documents"]
+    assert np.array_equal(embedder.encode_queries(SENTENCES).vectors, embedder.encode(SENTENCES).vectors)
+
+
+def test_a_derived_model_killed_while_written_is_not_used(tmp_path: Path) -> None:
+    model, stamp = tmp_path / "m.onnx", tmp_path / "m.json"
+    model.write_bytes(b"an older model")
+    stamp.write_text("{}")
+
+    def dies_halfway(target: Path) -> None:
+        target.write_bytes(b"half a mod")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_assets._write_derived(model, stamp, dies_halfway)
+    # No stamp: the embedder will not trust whatever is at `model`; no partial file is left behind.
+    assert not stamp.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+    def writes(target: Path) -> None:
+        target.write_bytes(b"whole")
+
+    build_assets._write_derived(model, stamp, writes)
+    assert model.read_bytes() == b"whole" and json.loads(stamp.read_text()) == build_assets.optimized_stamp()
