@@ -4,7 +4,8 @@ Sets: the lab's own pages (``tests/knowledge/retrieval_cases.yaml``) and install
 (``tests/knowledge/foreign/questions.yaml``, exported from the virtualenv). Configurations: dense, BM25,
 fused with several weightings (without re-ranking), the shipped fusion re-ranked by late interaction at
 several weights (first pass reads token states from Milvus, the second from the process's cache), hits per
-section; the chunker's rows per table chunk. Run by hand::
+section; the chunker's rows per table chunk; questions embedded by the int8-arithmetic query model (shipped)
+against the document model. Run by hand::
 
     .venv/bin/python -m bench.knowledge            # everything (~5 min on two cores)
     .venv/bin/python -m bench.knowledge --quick    # the shipped configuration only
@@ -50,6 +51,13 @@ def _ingest(folder: Path, lab: Path, embedder: OnnxEmbedder) -> tuple[Store, str
     rate = report.chunks / report.seconds
     line = f"{report.chunks} chunks in {report.seconds:.1f} s ({rate:.1f}/s), cut: {report.truncated}"
     return Store(settings, dim=embedder.dim), line
+
+
+def _document_model_only() -> OnnxEmbedder:
+    """An embedder that asks questions through the document model too (before the int8-arithmetic query model)."""
+    embedder = OnnxEmbedder()
+    embedder.models["queries"] = embedder.models["documents"]
+    return embedder
 
 
 def _row(label: str, mode: str, sets: dict[str, tuple[Store, list[Question]]], embedder: OnnxEmbedder) -> None:
@@ -105,6 +113,11 @@ def main() -> int:
             store_module.RERANK = True
             _row(f"shipped + re-rank x{shipped_weight:g}, cold", "hybrid", sets, embedder)
             _row(f"shipped + re-rank x{shipped_weight:g}, warm", "hybrid", sets, embedder)
+            _row("  the same, questions by the document model", "hybrid", sets, _document_model_only())
+            store_module.RERANK = False
+            _row("hybrid 0.7/0.3 by the query model (again)", "hybrid", sets, embedder)
+            _row("  the same, questions by the document model", "hybrid", sets, _document_model_only())
+            store_module.RERANK = True
             for weight in [] if quick else [2.0, 10.0]:
                 store_module.RERANK_WEIGHT = weight
                 _row(f"shipped + re-rank x{weight:g}", "hybrid", sets, embedder)

@@ -7,25 +7,24 @@ fields are plain VARCHARs (JSON-path filters are slow in Milvus Lite).
 
 Hybrid search fuses the dense and BM25 lists, then re-ranks the fused candidates by late interaction
 (:mod:`knowledge.late`) when the embedder gave the query's token states. The IDF weights that re-ranking
-needs live in a side collection (``<collection>__df``: chunks per token id), recomputed by each ingest.
+needs live in a side collection (:mod:`knowledge.frequencies`), recounted by each ingest.
 """
 
 from __future__ import annotations
 
-import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 from pymilvus import DataType, Function, FunctionType, MilvusClient, WeightedRanker
 from pymilvus.exceptions import MilvusException
 
 from core.config import Settings
 from core.endpoints import milvus_endpoint
 from core.errors import BackendUnavailable, KnowledgeError
+from knowledge.frequencies import TokenFrequencies
 from knowledge.fusion import fuse
 from knowledge.late import (
     ChunkStates,
@@ -35,7 +34,6 @@ from knowledge.late import (
     maxsim,
     pack_ids,
     pack_states,
-    unpack_ids,
     unpack_states,
 )
 
@@ -59,12 +57,9 @@ RERANK = True
 # How much the late-interaction score counts next to the fused score (0..1). Chosen on the lab-docs set:
 # weight 2 -> recall@1 0.81, 5 -> 0.87, 10 -> 0.85, all @5 0.96-0.98; the README set was only reported.
 RERANK_WEIGHT = 5.0
-_ALL_CHUNKS = -1  # the frequency table's row holding the number of chunks
-_STALE = -2  # present while an ingest changes chunks and has not recounted yet
 # Token states already read, shared by every Store of this process (a long-running server re-ranks from memory).
 _STATES = StateCache()
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="labops-bm25")  # the BM25 half of hybrid searches
-_BATCH = 2000
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -96,13 +91,13 @@ class Store:
         if not uri.startswith(("http://", "https://", "tcp://", "unix:")):
             Path(uri).parent.mkdir(parents=True, exist_ok=True)  # Milvus Lite creates the .db, not its folder
         self.collection = f"{settings.milvus.collection}__{SCHEMA_VERSION}"
-        self.frequencies = f"{self.collection}__df"
         self.dim = dim
-        self._marked = False  # this store wrote the stale mark and has not recounted since
         try:
             self.client = MilvusClient(uri=uri, token=token or "")
         except (MilvusException, OSError, RuntimeError) as exc:
             raise BackendUnavailable("Milvus", f"cannot open {uri}: {exc}", setting="milvus.uri") from exc
+        self.df = TokenFrequencies(self.client, self.collection)
+        self.frequencies = self.df.name
         self._ensure()
 
     def _ensure(self) -> None:
@@ -116,7 +111,7 @@ class Store:
                     "re-ingest with `labops ingest --rebuild PATH` (or set milvus.collection)"
                 )
             c.load_collection(self.collection)
-            self._ensure_frequencies()
+            self.df.ensure()
             return
         schema = c.create_schema(auto_id=False, description=SCHEMA_VERSION)
         schema.add_field("id", DataType.VARCHAR, max_length=64, is_primary=True)
@@ -145,21 +140,7 @@ class Store:
         index.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
         c.create_collection(self.collection, schema=schema, index_params=index)
         c.load_collection(self.collection)
-        self._ensure_frequencies()
-
-    def _ensure_frequencies(self) -> None:
-        c = self.client
-        if c.has_collection(self.frequencies):
-            c.load_collection(self.frequencies)
-            return
-        schema = c.create_schema(auto_id=False, description="chunks per token id")
-        schema.add_field("token", DataType.INT64, is_primary=True)
-        schema.add_field("df", DataType.INT64)
-        schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field in every collection
-        index = c.prepare_index_params()
-        index.add_index(field_name="unused", index_type="FLAT", metric_type="L2")
-        c.create_collection(self.frequencies, schema=schema, index_params=index)
-        c.load_collection(self.frequencies)
+        self.df.ensure()
 
     def drop(self) -> None:
         """Remove the collection (``--rebuild``)."""
@@ -201,58 +182,15 @@ class Store:
 
     def refresh_frequencies(self) -> int:
         """Recount chunks per token id for the re-ranking's IDF (after an ingest); returns the tokens counted."""
-        counts: dict[int, int] = {}
-        chunks = 0
-        for row in self._scan(self.collection, "token_ids"):
-            chunks += 1
-            for token in set(unpack_ids(row["token_ids"])):
-                counts[token] = counts.get(token, 0) + 1
-        stale = [t for r in self._scan(self.frequencies, "token") if (t := int(r["token"])) not in counts]
-        stale = [t for t in stale if t != _ALL_CHUNKS]  # _STALE stays in the list: the recount clears it
-        rows = [{"token": t, "df": n, "unused": [0.0, 0.0]} for t, n in counts.items()]
-        rows.append({"token": _ALL_CHUNKS, "df": chunks, "unused": [0.0, 0.0]})
-        # Upsert first, then delete what vanished (the stale mark too): a search meanwhile sees old or new counts.
-        for start in range(0, len(rows), _BATCH):
-            self.client.upsert(self.frequencies, rows[start : start + _BATCH])
-        for start in range(0, len(stale), _BATCH):
-            self.client.delete(self.frequencies, ids=stale[start : start + _BATCH])
-        self.client.flush(self.frequencies)
-        self._marked = False
-        return len(counts)
-
-    def _scan(self, collection: str, field: str) -> Any:
-        _ITERATOR_LOG.addFilter(_no_session_ts)  # idempotent: a logger keeps one copy of a filter
-        iterator = self.client.query_iterator(collection, batch_size=_BATCH, filter="", output_fields=[field])
-        try:
-            while batch := iterator.next():
-                yield from batch
-        finally:
-            iterator.close()
+        return self.df.recount()
 
     def has_frequencies(self) -> bool:
         """Whether the re-ranking's token counts are current (not missing, not left stale by a killed ingest)."""
-        rows = {
-            int(r["token"]) for r in self.client.get(self.frequencies, ids=[_ALL_CHUNKS, _STALE], output_fields=["df"])
-        }
-        return rows == {_ALL_CHUNKS}
+        return self.df.current()
 
     def mark_frequencies_stale(self) -> None:
-        """Before an ingest changes chunks: if it dies before :meth:`refresh_frequencies`, the next ingest recounts.
-
-        Written once per recount, however many files the ingest changes.
-        """
-        if self._marked:
-            return
-        self.client.upsert(self.frequencies, [{"token": _STALE, "df": 0, "unused": [0.0, 0.0]}])
-        self.client.flush(self.frequencies)
-        self._marked = True
-
-    def _frequencies(self, ids: npt.NDArray[np.int64]) -> tuple[dict[int, int], int]:
-        """Chunks per token for ``ids`` and the number of chunks (0 before the first count: all weights equal)."""
-        wanted = sorted({int(i) for i in ids} | {_ALL_CHUNKS})
-        rows = self.client.get(self.frequencies, ids=wanted, output_fields=["df"])
-        df = {int(r["token"]): int(r["df"]) for r in rows}
-        return df, df.pop(_ALL_CHUNKS, 0)
+        """Before an ingest changes chunks (see :meth:`TokenFrequencies.mark_stale`)."""
+        self.df.mark_stale()
 
     def count(self) -> int:
         """Chunks stored."""
@@ -299,7 +237,7 @@ class Store:
         if rerank and tokens is not None:
             # Read after the lists, not beside them: Milvus Lite serves requests in threads of this process, so
             # a third request in flight only contends for the GIL (measured: ~1 ms slower, not faster).
-            hits = self._rerank(hits, tokens, *self._frequencies(tokens.ids))
+            hits = self._rerank(hits, tokens, *self.df.lookup(tokens.ids))
         hits = _diverse(hits, k)
         if explain and hits and mode != "hybrid":
             hits = self._explain(hits, query, vector, k * 4, expr)
@@ -376,15 +314,6 @@ def _diverse(hits: list[Hit], k: int) -> list[Hit]:
         else:
             later.append(hit)
     return (kept + later)[:k]
-
-
-# Milvus Lite has no server-side session timestamp; pymilvus says so at WARNING on every iterator, which
-# would print a scary line in the middle of `labops ingest`. The fallback it takes is correct here.
-_ITERATOR_LOG = logging.getLogger("pymilvus.client.iterator.query_iterator")
-
-
-def _no_session_ts(record: logging.LogRecord) -> bool:
-    return "failed to get mvccTs" not in record.getMessage()
 
 
 def _hit(item: dict[str, Any]) -> Hit:

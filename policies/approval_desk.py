@@ -15,7 +15,7 @@ from policies.engine import Decision, PolicyEngine
 from tools.base import ResourceRef, Tool, ToolArgs, ToolResult
 
 if TYPE_CHECKING:
-    from policies.guard import Caller
+    from policies.calls import Caller
 
 __all__ = ["ApprovalDesk"]
 

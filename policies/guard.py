@@ -11,14 +11,11 @@ after an approval interrupt, so a resumed graph never repeats a side effect; the
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-from pydantic import ValidationError
+from typing import Any
 
 from core.config import Settings
 from core.errors import (
@@ -33,6 +30,7 @@ from core.errors import (
 from policies.approval_desk import ApprovalDesk
 from policies.approvals import ApprovalService, binding
 from policies.audit import AuditLog
+from policies.calls import Authorization, Caller, one_line, parse_call, validation_errors
 from policies.engine import Decision, PolicyEngine
 from policies.identity import valid_user_name
 from policies.requests import KeyJournal, RequestKeys, request_binding
@@ -45,62 +43,6 @@ from tools.registry import get_tool
 __all__ = ["Authorization", "Caller", "Guard", "validation_errors"]
 
 log = logging.getLogger(__name__)
-
-MAX_ARGS_BYTES = 64 * 1024
-
-Channel = Literal["cli", "chat", "slack", "eval", "api"]
-
-
-@dataclass(kw_only=True, frozen=True)
-class Caller:
-    """Who is calling, and from where.
-
-    Attributes:
-        user: the identity policy judges (from the channel's authentication, never from a model's words).
-        channel: where the request came from.
-        request_text: the user's words or command line, for the audit log.
-        real_user: who is really behind the call when ``user`` was claimed (an operator's ``--as``).
-        request_id: the channel's request id (HTTP request, chat turn), carried into the audit log.
-    """
-
-    user: str
-    channel: Channel
-    request_text: str | None = None
-    real_user: str | None = None
-    request_id: str | None = None
-
-
-@dataclass(kw_only=True, frozen=True)
-class Authorization:
-    """A validated, allowed (or approved) call that :meth:`Guard.execute` may run."""
-
-    tool: Tool[Any]
-    args: ToolArgs
-    caller: Caller
-    call_id: str | None = None
-    approval_id: str | None = None
-    decision: Decision | None = None
-
-
-def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
-    """A validation error as JSON-safe ``{loc, msg, type}`` items (never the exception objects inside)."""
-    return [
-        {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-        for e in exc.errors(include_url=False, include_context=False, include_input=False)
-    ]
-
-
-def _one_line(message: str, limit: int = 500) -> str:
-    """A backend's error as one bounded line (its tracebacks belong in the log, not in the answer)."""
-    first = message.strip().splitlines()[0] if message.strip() else "failed"
-    if len(message.strip().splitlines()) > 1:
-        log.info("backend error (first line shown to the user): %s", message)
-    return first if len(first) <= limit else first[: limit - 1] + "…"
-
-
-def _validation_message(tool: Tool[Any], exc: ValidationError) -> str:
-    problems = [f"{'.'.join(e['loc']) or '(arguments)'}: {e['msg']}" for e in validation_errors(exc)]
-    return f"invalid arguments for {tool.name}: " + "; ".join(problems) + " (see `labops tool list --json`)"
 
 
 @dataclass(kw_only=True)
@@ -147,21 +89,6 @@ class Guard(ApprovalDesk):
         if caller.request_id:
             entry["request_id"] = caller.request_id
         return self.audit.append(entry)
-
-    def _parse(self, tool_name: str, raw: dict[str, Any]) -> tuple[Tool[Any], ToolArgs] | ToolResult:
-        try:
-            tool = self.lookup(tool_name)
-        except InvalidArguments as exc:
-            return ToolResult.error(str(exc))
-        size = len(json.dumps(raw, default=str).encode())
-        if size > MAX_ARGS_BYTES:
-            return ToolResult.error(
-                f"the arguments of {tool.name} are {size} bytes; the limit is {MAX_ARGS_BYTES} bytes (send less)"
-            )
-        try:
-            return tool, tool.parse(raw)
-        except ValidationError as exc:
-            return ToolResult.error(_validation_message(tool, exc), data={"errors": validation_errors(exc)})
 
     def decide(
         self, tool: Tool[Any], args: ToolArgs, caller: Caller, *, reserved: dict[str, int] | None = None
@@ -210,7 +137,7 @@ class Guard(ApprovalDesk):
     # --- the API -------------------------------------------------------------------------------------
     def check(self, tool_name: str, raw_args: dict[str, Any], *, caller: Caller) -> Decision | ToolResult:
         """Policy only (``labops policy check``)."""
-        parsed = self._parse(tool_name, raw_args)
+        parsed = parse_call(self.lookup, tool_name, raw_args)
         if isinstance(parsed, ToolResult):
             return parsed
         try:
@@ -229,7 +156,7 @@ class Guard(ApprovalDesk):
     ) -> Authorization | ToolResult:
         """Validate and decide; an Authorization to execute, or the envelope to return."""
         assert self.engine is not None and self.approvals is not None
-        parsed = self._parse(tool_name, raw_args)
+        parsed = parse_call(self.lookup, tool_name, raw_args)
         if isinstance(parsed, ToolResult):
             self._record(caller, tool_name, raw_args, event="decision", decision="invalid", reasons=[parsed.message])
             return parsed
@@ -425,9 +352,9 @@ class Guard(ApprovalDesk):
         try:
             result = tool.run(ctx, args)
         except BackendUnavailable as exc:
-            result, interrupted = ToolResult.error(_one_line(str(exc))), True
+            result, interrupted = ToolResult.error(one_line(str(exc))), True
         except (ToolError, ConfigError) as exc:
-            result = ToolResult.error(_one_line(str(exc)))
+            result = ToolResult.error(one_line(str(exc)))
         except Exception as exc:
             # A bug: record it, then let it raise (a request key stays claimed: a retry resumes).
             self._record(caller, tool.name, dumped, event="crashed", started_seq=seq, error=repr(exc)[:2000])
@@ -465,7 +392,7 @@ class Guard(ApprovalDesk):
 
     def plan(self, tool_name: str, raw_args: dict[str, Any], *, caller: Caller) -> ToolResult:
         """The dry run of a call, with what policy would decide; changes nothing."""
-        parsed = self._parse(tool_name, raw_args)
+        parsed = parse_call(self.lookup, tool_name, raw_args)
         if isinstance(parsed, ToolResult):
             return parsed
         tool, args = parsed

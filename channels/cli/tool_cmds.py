@@ -19,19 +19,18 @@ from rich.table import Table
 from channels.cli.common import EXIT_CODES, cli_caller, console, echo_json, get_settings, handle_errors
 from channels.cli.services import tool_services
 from core.errors import IdentityError, InvalidArguments
+from policies.calls import MAX_ARGS_BYTES
 from policies.guard import Guard
 from tools.base import ToolResult
 from tools.registry import all_tools
 
 __all__ = ["parse_args", "render_result", "tool"]
 
-_MAX_ARGS_BYTES = 64 * 1024
-
 
 def parse_args(raw: str) -> dict[str, Any]:
     """``--args`` as a JSON object; InvalidArguments naming the problem and an example."""
-    if len(raw.encode()) > _MAX_ARGS_BYTES:
-        raise InvalidArguments(f"--args is {len(raw.encode())} bytes; the limit is {_MAX_ARGS_BYTES} bytes")
+    if len(raw.encode()) > MAX_ARGS_BYTES:
+        raise InvalidArguments(f"--args is {len(raw.encode())} bytes; the limit is {MAX_ARGS_BYTES} bytes")
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:

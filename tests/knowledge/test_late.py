@@ -161,12 +161,12 @@ def test_ingest_keeps_the_token_counts_current(compat: tuple[Settings, Path], em
     settings, docs = compat
     gpu = embedder.tokenizer.encode("calendar").ids[1]  # only other.md has the word
     with Store(settings, dim=DIM) as store:
-        df, chunks = store._frequencies(np.array([gpu]))
+        df, chunks = store.df.lookup(np.array([gpu]))
         assert chunks == store.count() and df.get(gpu, 0) >= 1
     (docs / "other.md").unlink()
     ingest_paths(settings, [docs], embedder=embedder)
     with Store(settings, dim=DIM) as store:
-        df, chunks = store._frequencies(np.array([gpu]))
+        df, chunks = store.df.lookup(np.array([gpu]))
         assert chunks == store.count() and df.get(gpu, 0) == 0
 
 
