@@ -16,9 +16,12 @@ int8 arithmetic (onnxruntime's dynamic quantisation, per output channel). The pa
 weights in int8 but computes in float32; int8 arithmetic embeds a question in ~2.5 ms instead of ~4.5 ms on
 one core. Only questions use it: documents keep the float32 path (cosine >= 0.999 to the reference model),
 and a question's vector stays within cosine ~0.99 of the document model's, which measured no recall change
-on either question set (bench/knowledge.py). Both weights and activations are unsigned (U8U8): with signed
-weights, CPUs without VNNI multiply-add in saturating 16-bit steps, which onnxruntime's documentation warns
-costs accuracy; U8U8 is ~0.5 ms slower here but the same on every x86 CPU.
+on either question set (bench/knowledge.py). Both weights and activations are unsigned (U8U8).
+onnxruntime's quantiser documents that signed weights risk integer saturation on x86 CPUs without VNNI and
+suggests 7-bit weights there (``reduce_range``), which cost a README question at rank 1 here. U8U8 is
+~0.5 ms slower on this VNNI machine; that its kernel does not saturate on CPUs without VNNI is a guess from
+how MLAS widens unsigned operands, not measured (no such CPU here): the test comparing the query model with
+the document model would show it.
 """
 
 from __future__ import annotations
