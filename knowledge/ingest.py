@@ -121,7 +121,7 @@ def ingest_paths(
                         report.unchanged.append(doc.source)
                         continue
                     chunks = chunk_document(doc, count)
-                    store.mark_frequencies_stale()
+                    store.df.mark_stale()
                     store.delete_source(doc.source)
                     encoded = embedder.encode([c.embed_text for c in chunks])
                     store.insert(chunks, encoded.vectors, encoded.tokens)
@@ -134,7 +134,7 @@ def ingest_paths(
                 # Only files that vanished from a folder that was ingested whole are deletions.
                 if path.resolve().is_dir():
                     for source in sorted(set(known) - seen):
-                        store.mark_frequencies_stale()
+                        store.df.mark_stale()
                         store.delete_source(source)
                         db.execute(
                             "DELETE FROM files WHERE collection = ? AND root = ? AND source = ?",
@@ -142,8 +142,8 @@ def ingest_paths(
                         )
                         report.deleted.append(source)
         store.flush()
-        if report.added or report.updated or report.deleted or not store.has_frequencies():
-            store.refresh_frequencies()
+        if report.added or report.updated or report.deleted or not store.df.current():
+            store.df.recount()
     finally:
         store.close()
     report.truncated = getattr(embedder, "truncated", 0) - cut_before

@@ -97,7 +97,6 @@ class Store:
         except (MilvusException, OSError, RuntimeError) as exc:
             raise BackendUnavailable("Milvus", f"cannot open {uri}: {exc}", setting="milvus.uri") from exc
         self.df = TokenFrequencies(self.client, self.collection)
-        self.frequencies = self.df.name
         self._ensure()
 
     def _ensure(self) -> None:
@@ -144,7 +143,7 @@ class Store:
 
     def drop(self) -> None:
         """Remove the collection (``--rebuild``)."""
-        for name in (self.collection, self.frequencies):
+        for name in (self.collection, self.df.name):
             if self.client.has_collection(name):
                 self.client.drop_collection(name)
         self._ensure()
@@ -179,18 +178,6 @@ class Store:
     def flush(self) -> None:
         """Make inserts durable and visible."""
         self.client.flush(self.collection)
-
-    def refresh_frequencies(self) -> int:
-        """Recount chunks per token id for the re-ranking's IDF (after an ingest); returns the tokens counted."""
-        return self.df.recount()
-
-    def has_frequencies(self) -> bool:
-        """Whether the re-ranking's token counts are current (not missing, not left stale by a killed ingest)."""
-        return self.df.current()
-
-    def mark_frequencies_stale(self) -> None:
-        """Before an ingest changes chunks (see :meth:`TokenFrequencies.mark_stale`)."""
-        self.df.mark_stale()
 
     def count(self) -> int:
         """Chunks stored."""

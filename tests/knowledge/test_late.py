@@ -171,12 +171,12 @@ def test_ingest_keeps_the_token_counts_current(compat: tuple[Settings, Path], em
 
 
 def _counts_deleted(store: Store) -> None:  # killed between the chunks and the first count
-    store.client.delete(store.frequencies, filter="token >= -1")
-    store.client.flush(store.frequencies)
+    store.client.delete(store.df.name, filter="token >= -1")
+    store.client.flush(store.df.name)
 
 
 def _marked_stale(store: Store) -> None:  # killed after it began changing chunks (ingest marks first)
-    store.mark_frequencies_stale()
+    store.df.mark_stale()
 
 
 @pytest.mark.parametrize("killed", [_counts_deleted, _marked_stale])
@@ -186,11 +186,11 @@ def test_an_ingest_killed_before_counting_is_recounted_by_the_next(
     settings, docs = compat
     with Store(settings, dim=DIM) as store:
         killed(store)
-        assert not store.has_frequencies()
+        assert not store.df.current()
     report = ingest_paths(settings, [docs], embedder=embedder)
     assert not report.added and not report.updated  # nothing to re-embed, only the counts to redo
     with Store(settings, dim=DIM) as store:
-        assert store.has_frequencies()
+        assert store.df.current()
 
 
 def test_chunk_states_widen_to_the_vectors_they_came_from() -> None:
