@@ -142,21 +142,15 @@ def quantize_for_queries() -> None:
 
     # The quantiser suggests its pre-processing step on the root logger; that step only matters for
     # static quantisation and shape-less graphs, so the advice would be noise in `make install`.
-    advice = _DropMessage("pre-processing before quantization")
-    logging.getLogger().addFilter(advice)
+    logging.getLogger().addFilter(_no_preprocessing_advice)
     try:
         _write_derived(QUERY_MODEL, QUERY_STAMP, make)
     finally:
-        logging.getLogger().removeFilter(advice)
+        logging.getLogger().removeFilter(_no_preprocessing_advice)
 
 
-class _DropMessage(logging.Filter):
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return self.text not in record.getMessage()
+def _no_preprocessing_advice(record: logging.LogRecord) -> bool:
+    return "pre-processing before quantization" not in record.getMessage()
 
 
 def main() -> int:
