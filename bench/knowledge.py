@@ -5,7 +5,8 @@ Sets: the lab's own pages (``tests/knowledge/retrieval_cases.yaml``) and install
 fused with several weightings (without re-ranking), the shipped fusion re-ranked by late interaction at
 several weights (first pass reads token states from Milvus, the second from the process's cache), hits per
 section; the chunker's rows per table chunk; questions embedded by the int8-arithmetic query model (shipped)
-against the document model. Run by hand::
+against the document model; query-time reads from the Milvus Lite engine in this process (shipped) against
+reads through pymilvus's gRPC path. Run by hand::
 
     .venv/bin/python -m bench.knowledge            # everything (~5 min on two cores)
     .venv/bin/python -m bench.knowledge --quick    # the shipped configuration only
@@ -14,6 +15,7 @@ against the document model. Run by hand::
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import subprocess
 import sys
@@ -31,6 +33,7 @@ from knowledge.embeddings import OnnxEmbedder
 from knowledge.evaluate import Question, load_foreign, load_own, measure
 from knowledge.ingest import ingest_paths
 from knowledge.package_docs import export_readmes
+from knowledge.reads import ClientReads
 from knowledge.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +61,17 @@ def _document_model_only() -> OnnxEmbedder:
     embedder = OnnxEmbedder()
     embedder.models["queries"] = embedder.models["documents"]
     return embedder
+
+
+def _through_grpc(sets: dict[str, tuple[Store, list[Question]]]) -> dict[str, tuple[Store, list[Question]]]:
+    """The same stores reading through pymilvus instead of the Milvus Lite engine in this process."""
+    out = {}
+    for name, (store, questions) in sets.items():
+        grpc = copy.copy(store)
+        grpc.df = copy.copy(store.df)
+        grpc.reads = grpc.df.reads = ClientReads(store.client, store.reads.uri)
+        out[name] = (grpc, questions)
+    return out
 
 
 def _row(label: str, mode: str, sets: dict[str, tuple[Store, list[Question]]], embedder: OnnxEmbedder) -> None:
@@ -117,7 +131,10 @@ def main() -> int:
             store_module.RERANK = False
             _row("hybrid 0.7/0.3 by the query model (again)", "hybrid", sets, embedder)
             _row("  the same, questions by the document model", "hybrid", sets, _document_model_only())
+            _row("  the same, reads through gRPC", "hybrid", _through_grpc(sets), embedder)
             store_module.RERANK = True
+            _row("shipped, reads through gRPC", "hybrid", _through_grpc(sets), embedder)
+            _row("shipped (again)", "hybrid", sets, embedder)
             for weight in [] if quick else [2.0, 10.0]:
                 store_module.RERANK_WEIGHT = weight
                 _row(f"shipped + re-rank x{weight:g}", "hybrid", sets, embedder)

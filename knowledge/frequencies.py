@@ -17,6 +17,7 @@ import numpy.typing as npt
 from pymilvus import DataType, MilvusClient
 
 from knowledge.late import unpack_ids
+from knowledge.reads import Reads
 
 __all__ = ["ALL_CHUNKS", "STALE", "TokenFrequencies", "scan"]
 
@@ -28,8 +29,9 @@ _BATCH = 2000
 class TokenFrequencies:
     """The frequency table of one chunk collection."""
 
-    def __init__(self, client: MilvusClient, chunks: str) -> None:
+    def __init__(self, client: MilvusClient, chunks: str, *, reads: Reads) -> None:
         self.client = client
+        self.reads = reads  # the query-time lookup's path (knowledge.reads)
         self.chunks = chunks
         self.name = f"{chunks}__df"
         self._marked = False  # this process wrote the stale mark and has not recounted since
@@ -89,7 +91,7 @@ class TokenFrequencies:
     def lookup(self, ids: npt.NDArray[np.int64]) -> tuple[dict[int, int], int]:
         """Chunks per token for ``ids`` and the number of chunks (0 before the first count: all weights equal)."""
         wanted = sorted({int(i) for i in ids} | {ALL_CHUNKS})
-        rows = self.client.get(self.name, ids=wanted, output_fields=["df"])
+        rows = self.reads.get(self.name, wanted, ["df"])
         df = {int(r["token"]): int(r["df"]) for r in rows}
         return df, df.pop(ALL_CHUNKS, 0)
 

@@ -36,6 +36,7 @@ from knowledge.late import (
     pack_states,
     unpack_states,
 )
+from knowledge.reads import reads_for
 
 if TYPE_CHECKING:  # the chunker pulls in the loaders and ftfy (~50 ms), which a search does not need
     from knowledge.chunking import Chunk
@@ -59,6 +60,7 @@ RERANK = True
 RERANK_WEIGHT = 5.0
 # Token states already read, shared by every Store of this process (a long-running server re-ranks from memory).
 _STATES = StateCache()
+_HIT_FIELDS = ("text", "source", "section", "title")  # what a hit carries besides its id and score
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="labops-bm25")  # the BM25 half of hybrid searches
 
 
@@ -96,7 +98,8 @@ class Store:
             self.client = MilvusClient(uri=uri, token=token or "")
         except (MilvusException, OSError, RuntimeError) as exc:
             raise BackendUnavailable("Milvus", f"cannot open {uri}: {exc}", setting="milvus.uri") from exc
-        self.df = TokenFrequencies(self.client, self.collection)
+        self.reads = reads_for(self.client, uri)  # query-time reads; in-process when this process serves Milvus Lite
+        self.df = TokenFrequencies(self.client, self.collection, reads=self.reads)
         self._ensure()
 
     def _ensure(self) -> None:
@@ -232,23 +235,17 @@ class Store:
 
     def _list(self, data: Any, field: Literal["dense", "sparse"], limit: int, expr: str) -> list[dict[str, Any]]:
         """One ranked list: the dense vectors by cosine, or BM25 over the passage text."""
-        res = self.client.search(
-            self.collection,
-            data=[data],
-            anns_field=field,
-            limit=limit,
-            search_params={"metric_type": "COSINE" if field == "dense" else "BM25"},
-            filter=expr,
-            output_fields=["text", "source", "section", "title"],
+        metric: Literal["COSINE", "BM25"] = "COSINE" if field == "dense" else "BM25"
+        return self.reads.search(
+            self.collection, data, field=field, metric=metric, limit=limit, expr=expr, output=list(_HIT_FIELDS)
         )
-        return list(res[0]) if res else []
 
     def _states(self, ids: list[str]) -> dict[str, ChunkStates]:
         """Token states of chunks ``ids``: from memory, the rest in one read."""
         found = {i: s for i in ids if (s := _STATES.get((self.collection, i))) is not None}
         missing = [i for i in ids if i not in found]
         if missing:
-            for row in self.client.get(self.collection, ids=missing, output_fields=["tokens"]):
+            for row in self.reads.get(self.collection, missing, ["tokens"]):
                 states = unpack_states(row["tokens"], self.dim)
                 _STATES.put((self.collection, str(row["id"])), states)
                 found[str(row["id"])] = states

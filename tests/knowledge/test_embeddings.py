@@ -8,7 +8,6 @@ and GELU feed-forward, mean pooling under the mask, L2 normalisation.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import math
 import struct
@@ -141,24 +140,13 @@ def test_token_states_do_not_depend_on_the_batch() -> None:
     assert np.allclose(alone[0].vectors, batched[7].vectors, atol=1e-3)
 
 
-def _foreign_sentences() -> list[str]:
-    """Prose lines from installed packages' READMEs: text nobody here wrote, read at test time."""
-    out: list[str] = []
-    for package in ("httpx", "pydantic", "ray", "proxmoxer", "sqlglot", "ftfy"):
-        payload = importlib.metadata.metadata(package).get_payload()  # type: ignore[attr-defined]
-        lines = [line.strip() for line in str(payload or "").splitlines()]
-        out += [line for line in lines if len(line.split()) >= 6 and not line.startswith(("[", "<", "|", "!"))][:5]
-    assert len(out) >= 15, "too few README lines to compare on"
-    return out
-
-
-def test_the_query_model_is_built_and_embeds_close_to_the_document_model() -> None:
+def test_the_query_model_is_built_and_embeds_close_to_the_document_model(readme_lines: list[str]) -> None:
     # Questions go through the int8-arithmetic copy, documents through the float32 one: a question must
     # still land where the same text's document vector is, and so must each of its tokens (re-ranking).
     assert query_model_is_current(), "run `python -m knowledge.build_assets` (make install does)"
     embedder = OnnxEmbedder()
     assert embedder.models["queries"] == QUERY_MODEL
-    texts = SENTENCES + _foreign_sentences()
+    texts = SENTENCES + readme_lines
     documents, questions = embedder.encode(texts), embedder.encode_queries(texts)
     cosines = (documents.vectors * questions.vectors).sum(axis=1)
     assert cosines.min() >= 0.98, texts[int(cosines.argmin())]

@@ -1,0 +1,148 @@
+"""How a store reads Milvus at query time: through pymilvus, or straight from the Milvus Lite engine of this process.
+
+Milvus Lite 3 is a Python engine behind a gRPC adapter that runs in threads of the same process. A search
+through pymilvus serialises the request, crosses a local socket to a server thread, and builds the reply
+again: ~1.3 ms per list here, out of ~2.5 to 3 ms. When this process serves the Lite data directory itself,
+the store's query-time reads (the two ranked lists and the point reads of re-ranking) call the engine's own
+``Collection`` instead. Everything else (schema, writes, scans) stays on pymilvus, the one path a Milvus
+server also takes; the tests check that both read paths give the same answers.
+
+Either path turns a failure into :class:`~core.errors.BackendUnavailable` (the server did not answer) or
+:class:`~core.errors.KnowledgeError` (it refused the request), so a search never crashes on a dependency.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Literal, Protocol
+
+from pymilvus import MilvusClient
+from pymilvus.exceptions import MilvusException
+
+from core.errors import BackendUnavailable, KnowledgeError
+
+__all__ = ["ClientReads", "LiteReads", "Reads", "reads_for"]
+
+log = logging.getLogger(__name__)
+Metric = Literal["COSINE", "BM25"]
+# Set False to send every read through pymilvus (bench/knowledge.py compares the two paths).
+IN_PROCESS = True
+
+
+class Reads(Protocol):
+    """The reads a search makes."""
+
+    uri: str  # where they go (for messages)
+
+    def search(
+        self, collection: str, data: Any, *, field: str, metric: Metric, limit: int, expr: str, output: list[str]
+    ) -> list[dict[str, Any]]:
+        """One ranked list: ``[{"id", "distance", "entity": {field: value}}]``, best first."""
+        ...
+
+    def get(self, collection: str, ids: list[Any], output: list[str]) -> list[dict[str, Any]]:
+        """The rows with primary keys ``ids`` (missing ones left out), each with its key and ``output``."""
+        ...
+
+
+class ClientReads:
+    """Reads through pymilvus (a Milvus server, or Milvus Lite served by another process)."""
+
+    def __init__(self, client: MilvusClient, uri: str) -> None:
+        self.client = client
+        self.uri = uri
+
+    def search(
+        self, collection: str, data: Any, *, field: str, metric: Metric, limit: int, expr: str, output: list[str]
+    ) -> list[dict[str, Any]]:
+        """One ranked list."""
+        try:
+            res = self.client.search(
+                collection,
+                data=[data],
+                anns_field=field,
+                limit=limit,
+                search_params={"metric_type": metric},
+                filter=expr,
+                output_fields=output,
+            )
+        except MilvusException as exc:
+            raise _translate(exc, self.uri) from exc
+        return list(res[0]) if res else []
+
+    def get(self, collection: str, ids: list[Any], output: list[str]) -> list[dict[str, Any]]:
+        """Point reads."""
+        try:
+            return list(self.client.get(collection, ids=ids, output_fields=output))
+        except MilvusException as exc:
+            raise _translate(exc, self.uri) from exc
+
+
+class LiteReads:
+    """Reads from the Milvus Lite engine this process serves for ``path`` (no gRPC round trip)."""
+
+    def __init__(self, db: Any, uri: str) -> None:
+        self.db = db  # milvus_lite.MilvusLite
+        self.uri = uri
+
+    def search(
+        self, collection: str, data: Any, *, field: str, metric: Metric, limit: int, expr: str, output: list[str]
+    ) -> list[dict[str, Any]]:
+        """One ranked list, as the engine's gRPC adapter would have asked for it."""
+        from milvus_lite import MilvusLiteError
+
+        try:
+            found: list[list[dict[str, Any]]] = self.db.get_collection(collection).search(
+                [data], top_k=limit, metric_type=metric, anns_field=field, expr=expr or None, output_fields=output
+            )
+        except MilvusLiteError as exc:
+            raise KnowledgeError(f"Milvus Lite ({self.uri}) refused a search of {collection!r}: {exc}") from exc
+        return found[0] if found else []
+
+    def get(self, collection: str, ids: list[Any], output: list[str]) -> list[dict[str, Any]]:
+        """Point reads."""
+        from milvus_lite import MilvusLiteError
+
+        try:
+            return list(self.db.get_collection(collection).get(ids, output_fields=output))
+        except MilvusLiteError as exc:
+            raise KnowledgeError(f"Milvus Lite ({self.uri}) refused a read of {collection!r}: {exc}") from exc
+
+
+def reads_for(client: MilvusClient, uri: str) -> Reads:
+    """In-process reads when this process serves the Milvus Lite directory ``uri``, else reads through ``client``."""
+    if IN_PROCESS and not uri.startswith(("http://", "https://", "tcp://", "unix:")):
+        db = _served_engine(uri)
+        if db is not None:
+            return LiteReads(db, uri)
+    return ClientReads(client, uri)
+
+
+def _served_engine(path: str) -> Any | None:
+    """The open ``MilvusLite`` engine that pymilvus started for ``path`` in this process, if any.
+
+    milvus-lite 3.2 keeps it in its server manager's ``_servers`` map (path -> (server, engine, port)); this
+    is not a public interface, so anything unexpected means "use gRPC" (slower, same answers), and
+    tests/knowledge/test_reads.py fails so that an upgrade which moves it is noticed.
+    """
+    try:
+        from milvus_lite.server_manager import server_manager_instance
+    except ImportError:
+        return None
+    servers = getattr(server_manager_instance, "_servers", None)
+    entry = servers.get(os.path.abspath(path)) if isinstance(servers, dict) else None
+    db = entry[1] if isinstance(entry, tuple) and len(entry) == 3 else None
+    if db is None or getattr(db, "closed", True) or not hasattr(db, "get_collection"):
+        log.debug("Milvus Lite engine for %s not found in this process; reads go through gRPC", path)
+        return None
+    return db
+
+
+def _translate(exc: MilvusException, uri: str) -> KnowledgeError | BackendUnavailable:
+    """A pymilvus failure as the error a caller can act on."""
+    message = str(getattr(exc, "message", "") or exc)
+    # pymilvus reports an unreachable server as a MilvusException with a connection/timeout message (no subclass).
+    if any(word in message.lower() for word in ("unavailable", "connect", "timeout", "deadline", "closed")):
+        return BackendUnavailable("Milvus", f"{uri}: {message}", setting="milvus.uri")
+    return KnowledgeError(f"Milvus ({uri}) refused the request: {message}")

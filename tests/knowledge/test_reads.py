@@ -1,0 +1,115 @@
+"""Query-time reads straight from the Milvus Lite engine answer exactly as pymilvus's gRPC path does.
+
+The in-process path (knowledge.reads.LiteReads) relies on where milvus-lite keeps the engine it serves;
+these tests are what notices an upgrade that moves it (the store would silently fall back to gRPC).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from milvus_lite import server_manager_instance
+from pymilvus import MilvusClient
+
+import knowledge.reads as reads_module
+from core.config import Settings
+from core.endpoints import milvus_endpoint
+from core.errors import BackendUnavailable, KnowledgeError
+from knowledge.embeddings import OnnxEmbedder
+from knowledge.frequencies import ALL_CHUNKS
+from knowledge.reads import ClientReads, LiteReads, Reads
+from knowledge.retrieve import search_store
+from knowledge.store import Store
+
+CASES = yaml.safe_load((Path(__file__).parent / "retrieval_cases.yaml").read_text())
+FIELDS = ["text", "source", "section", "title"]
+
+
+def _lists(reads: Reads, store: Store, question: str, vector: list[float], expr: str) -> list[list[dict[str, Any]]]:
+    dense = reads.search(store.collection, vector, field="dense", metric="COSINE", limit=20, expr=expr, output=FIELDS)
+    bm25 = reads.search(store.collection, question, field="sparse", metric="BM25", limit=20, expr=expr, output=FIELDS)
+    return [dense, bm25]
+
+
+def test_a_store_reads_in_process_when_this_process_serves_milvus_lite(
+    docs_corpus: Settings, embedder: OnnxEmbedder
+) -> None:
+    with Store(docs_corpus, dim=embedder.dim) as store:
+        assert isinstance(store.reads, LiteReads), "milvus-lite moved its engine: see knowledge/reads.py"
+        assert store.df.reads is store.reads
+
+
+def test_both_read_paths_give_the_same_lists_and_rows(
+    docs_corpus: Settings, embedder: OnnxEmbedder, readme_lines: list[str]
+) -> None:
+    # Questions of the lab-docs set and lines of other projects' READMEs (vocabulary the corpus barely has).
+    questions = [c["q"] for c in CASES[::3]] + readme_lines[::2]
+    with Store(docs_corpus, dim=embedder.dim) as store:
+        lite, grpc = store.reads, ClientReads(store.client, milvus_endpoint(docs_corpus)[0])
+        nonempty = 0
+        for question in questions:
+            vector = embedder.encode_queries([question]).vectors[0].tolist()
+            for expr in ("", 'source like "runbook-%"'):
+                for ours, theirs in zip(
+                    _lists(lite, store, question, vector, expr),
+                    _lists(grpc, store, question, vector, expr),
+                    strict=True,
+                ):
+                    assert [h["id"] for h in ours] == [h["id"] for h in theirs], (question, expr)
+                    assert [h["entity"] for h in ours] == [h["entity"] for h in theirs]
+                    assert [h["distance"] for h in ours] == pytest.approx([h["distance"] for h in theirs], abs=1e-5)
+                    assert all(h["entity"]["source"].startswith("runbook-") for h in ours if expr)
+                    nonempty += bool(ours)
+            ids = [h["id"] for h in _lists(lite, store, question, vector, "")[0][:5]] + ["no-such-chunk"]
+            assert lite.get(store.collection, ids, ["tokens"]) == grpc.get(store.collection, ids, ["tokens"])
+            tokens = [int(t) for t in embedder.encode_queries([question]).tokens[0].ids] + [ALL_CHUNKS, 10**9]  # type: ignore[index]
+            assert lite.get(store.df.name, tokens, ["df"]) == grpc.get(store.df.name, tokens, ["df"])
+        assert nonempty >= len(questions) * 3  # the comparison compared something
+
+
+def test_a_search_ranks_alike_through_either_path(
+    docs_corpus: Settings, embedder: OnnxEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Store(docs_corpus, dim=embedder.dim) as store:
+        direct = [search_store(store, embedder, c["q"], k=5, explain=True) for c in CASES]
+    monkeypatch.setattr(reads_module, "IN_PROCESS", False)
+    with Store(docs_corpus, dim=embedder.dim) as store:
+        assert isinstance(store.reads, ClientReads)
+        through_grpc = [search_store(store, embedder, c["q"], k=5, explain=True) for c in CASES]
+    for ours, theirs in zip(direct, through_grpc, strict=True):
+        assert [(h.id, h.dense_rank, h.bm25_rank, h.late_score) for h in ours] == [
+            (h.id, h.dense_rank, h.bm25_rank, h.late_score) for h in theirs
+        ]
+        assert [h.score for h in ours] == pytest.approx([h.score for h in theirs], abs=1e-5)
+
+
+def test_a_missing_collection_is_a_knowledge_error_on_either_path(
+    docs_corpus: Settings, embedder: OnnxEmbedder
+) -> None:
+    with Store(docs_corpus, dim=embedder.dim) as store:
+        grpc = ClientReads(store.client, milvus_endpoint(docs_corpus)[0])
+        for reads in (store.reads, grpc):
+            with pytest.raises(KnowledgeError, match="no_such_collection"):
+                reads.search("no_such_collection", "backup", field="sparse", metric="BM25", limit=3, expr="", output=[])
+            with pytest.raises(KnowledgeError, match="no_such_collection"):
+                reads.get("no_such_collection", ["x"], ["text"])
+
+
+def test_a_milvus_server_gone_mid_session_is_reported_as_unavailable(tmp_path: Path) -> None:
+    # A server of its own (milvus-lite's public server manager, in this process), stopped under a connected client.
+    path = str(tmp_path / "gone.db")
+    uri = server_manager_instance.start_and_get_uri(path)
+    assert uri is not None
+    client = MilvusClient(uri=uri)
+    try:
+        client.create_collection("c", dimension=2)
+        server_manager_instance.release_server(path)
+        with pytest.raises(BackendUnavailable, match=r"milvus\.uri"):
+            ClientReads(client, uri).search(
+                "c", [0.1, 0.2], field="vector", metric="COSINE", limit=1, expr="", output=[]
+            )
+    finally:
+        client.close()
