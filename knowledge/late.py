@@ -20,8 +20,10 @@ import base64
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +34,7 @@ __all__ = [
     "TokenStates",
     "idf_weights",
     "maxsim",
+    "maxsim_each",
     "pack_ids",
     "pack_states",
     "unpack_ids",
@@ -67,13 +70,18 @@ def pack_states(vectors: npt.NDArray[np.float32]) -> str:
 
 @dataclass(kw_only=True, frozen=True)
 class ChunkStates:
-    """A chunk's stored token states: 4-bit codes (as int8, -8..7) and one scale per dimension."""
+    """A chunk's stored token states: 4-bit codes (as int8, -8..7) and one scale per dimension.
+
+    ``codes`` holds one *column* per token (dimensions x tokens, C order): widened to float32 it is already
+    the right operand of the query's matrix product, which measured ~4x faster per candidate than
+    transposing a token-per-row copy at every search.
+    """
 
     codes: npt.NDArray[np.int8]
     scales: npt.NDArray[np.float32]
 
     def __len__(self) -> int:
-        return len(self.codes)
+        return int(self.codes.shape[1])
 
     @property
     def nbytes(self) -> int:
@@ -82,13 +90,13 @@ class ChunkStates:
 
     def vectors(self) -> npt.NDArray[np.float32]:
         """The dequantised token vectors."""
-        return self.codes.astype(np.float32) * self.scales
+        return self.codes.T.astype(np.float32) * self.scales
 
 
 def unpack_states(text: str, dim: int) -> ChunkStates:
     """The token states :func:`pack_states` wrote (no tokens when nothing was stored)."""
     if not text:
-        return ChunkStates(codes=np.zeros((0, dim), dtype=np.int8), scales=np.ones(dim, dtype=np.float32))
+        return ChunkStates(codes=np.zeros((dim, 0), dtype=np.int8), scales=np.ones(dim, dtype=np.float32))
     raw = base64.b64decode(text)
     scales = np.frombuffer(raw[: dim * 2], dtype=np.float16).astype(np.float32)
     packed = np.frombuffer(raw[dim * 2 :], dtype=np.uint8)
@@ -97,7 +105,7 @@ def unpack_states(text: str, dim: int) -> ChunkStates:
     codes[1::2] = packed & 0x0F
     rows = len(codes) // dim
     codes = codes[: rows * dim] - np.int8(_LEVELS + 1)
-    return ChunkStates(codes=codes.reshape(rows, dim), scales=scales)
+    return ChunkStates(codes=np.ascontiguousarray(codes.reshape(rows, dim).T), scales=scales)
 
 
 def pack_ids(ids: npt.NDArray[np.int64]) -> str:
@@ -120,8 +128,31 @@ def maxsim(query: TokenStates, weights: npt.NDArray[np.float32], doc: ChunkState
     if not len(doc) or not len(query.vectors) or float(weights.sum()) <= 0:
         return 0.0
     # The scales go onto the query (12 rows), so the codes need only a cheap int8 -> float32 widening.
-    best = ((query.vectors * doc.scales) @ doc.codes.astype(np.float32).T).max(axis=1)
+    best = ((query.vectors * doc.scales) @ doc.codes.astype(np.float32)).max(axis=1)
     return float((best * weights).sum() / weights.sum())
+
+
+def maxsim_each(query: TokenStates, weights: npt.NDArray[np.float32], docs: Sequence[ChunkStates]) -> list[float]:
+    """:func:`maxsim` of every chunk in ``docs``, with BLAS held to one thread.
+
+    Each product is small (~12 x 384 x 200). OpenBLAS would split it over both cores, and its idle workers
+    then spin for a while after every call, competing with the next question's embedding: measured ~2.5 ms
+    per re-ranked search here, more than the whole MaxSim (~1.3 ms for 31 candidates).
+    """
+    with _one_blas_thread():
+        return [maxsim(query, weights, doc) for doc in docs]
+
+
+_BLAS: list[Any] = []  # the threadpoolctl controller, made on first use (it inspects the loaded libraries)
+
+
+def _one_blas_thread() -> AbstractContextManager[Any]:
+    if not _BLAS:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS.append(ThreadpoolController())
+    limited: AbstractContextManager[Any] = _BLAS[0].limit(limits=1, user_api="blas")
+    return limited
 
 
 class StateCache:

@@ -31,7 +31,7 @@ from knowledge.late import (
     StateCache,
     TokenStates,
     idf_weights,
-    maxsim,
+    maxsim_each,
     pack_ids,
     pack_states,
     unpack_states,
@@ -260,7 +260,8 @@ class Store:
         weights = idf_weights(query.ids, df, max(chunks, 1))
         states = self._states([h.id for h in hits])
         empty = unpack_states("", self.dim)
-        scored = [replace(h, late_score=round(maxsim(query, weights, states.get(h.id, empty)), 4)) for h in hits]
+        late = maxsim_each(query, weights, [states.get(h.id, empty) for h in hits])
+        scored = [replace(h, late_score=round(score, 4)) for h, score in zip(hits, late, strict=True)]
         return sorted(scored, key=lambda h: -(h.score + RERANK_WEIGHT * (h.late_score or 0.0)))
 
     def _explain(self, hits: list[Hit], query: str, vector: np.ndarray[Any, Any], limit: int, expr: str) -> list[Hit]:

@@ -19,6 +19,7 @@ from knowledge.late import (
     TokenStates,
     idf_weights,
     maxsim,
+    maxsim_each,
     pack_states,
     unpack_states,
 )
@@ -64,6 +65,17 @@ def test_maxsim_is_the_weighted_mean_of_each_query_token_s_best_match() -> None:
         (best[0] + 3 * best[1]) / 4, abs=1e-5
     )
     assert best[0] > 0.95  # a token matches itself
+
+
+def test_scoring_many_chunks_leaves_the_process_s_blas_threads_as_they_were() -> None:
+    from threadpoolctl import threadpool_info
+
+    docs = [unpack_states(pack_states(_unit(n, 10 + n)), DIM) for n in (1, 7, 40)] + [unpack_states("", DIM)]
+    query = TokenStates(ids=np.array([1, 2, 3]), vectors=_unit(3, 9))
+    weights = np.array([1.0, 2.0, 0.5], dtype=np.float32)
+    before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    assert maxsim_each(query, weights, docs) == [maxsim(query, weights, d) for d in docs]
+    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
 
 
 def test_rare_tokens_weigh_more() -> None:
