@@ -146,6 +146,13 @@ class MilvusSettings(_Section):
     collection: str = "lab_docs"
     embedding_provider: Literal["onnx", "ollama"] = "onnx"
     ollama_embedding_model: str = "nomic-embed-text"
+    embedding_threads: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Threads the onnx embedder uses for documents at ingest (0: one per core, at most 4). "
+        "A question is always embedded on one thread.",
+    )
 
 
 class LlmSettings(_Section):

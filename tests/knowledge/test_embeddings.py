@@ -17,9 +17,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from core.config import load_settings
+from core.errors import ConfigError
 from knowledge import build_assets
 from knowledge.build_assets import QUERY_MODEL, query_model_is_current
-from knowledge.embeddings import ASSETS, OnnxEmbedder
+from knowledge.embeddings import ASSETS, OnnxEmbedder, embedder_for
 
 SENTENCES = [
     "When are the VM backups verified?",
@@ -183,3 +185,14 @@ def test_a_derived_model_killed_while_written_is_not_used(tmp_path: Path) -> Non
 
     build_assets._write_derived(model, stamp, writes)
     assert model.read_bytes() == b"whole" and json.loads(stamp.read_text()) == build_assets.optimized_stamp()
+
+
+def test_documents_use_the_configured_threads_and_questions_one(tmp_path: Path) -> None:
+    # Ingest batches gain from more threads; a question only contends with its own search's other work.
+    embedder = embedder_for(load_settings(None, lab_dir=tmp_path, milvus={"embedding_threads": 3}))
+    assert isinstance(embedder, OnnxEmbedder)
+    embedder.encode(SENTENCES[:2])
+    embedder.encode_queries(SENTENCES[:1])
+    assert sorted(s.get_session_options().intra_op_num_threads for s in embedder._sessions.values()) == [1, 3]
+    with pytest.raises(ConfigError, match="embedding_threads"):
+        load_settings(None, lab_dir=tmp_path, milvus={"embedding_threads": -1})
