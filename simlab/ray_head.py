@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from simlab.spawn import pid_alive, spawn_detached
+from simlab.daemons import pid_alive, spawn_detached
 
 __all__ = ["ray_head_status", "start_ray_head", "stop_ray_head"]
 
