@@ -36,8 +36,8 @@ def search_store(
     explain: bool = False,
 ) -> list[Hit]:
     """Embed ``query`` once (vector and token states) and search ``store`` with both."""
-    # BM25 needs no vector: it starts while the question is embedded (~2 ms less without re-ranking here, more
-    # with a Milvus server; with Milvus Lite in this process the two share the GIL).
+    # BM25 needs no vector: it runs while the question is embedded. With Milvus Lite in this process the list
+    # is pure Python, and it overlaps only because the model run releases the GIL (see OnnxEmbedder._run).
     bm25 = store.start_bm25(query, k=k, source_prefix=source_prefix) if mode == "hybrid" else None
     encoded = embedder.encode_queries([query])
     tokens = encoded.tokens[0] if encoded.tokens else None
