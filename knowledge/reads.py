@@ -22,7 +22,7 @@ from pymilvus.exceptions import MilvusException
 
 from core.errors import BackendUnavailable, KnowledgeError
 
-__all__ = ["ClientReads", "LiteReads", "Reads", "reads_for"]
+__all__ = ["ClientReads", "LiteReads", "Reads", "is_lite_path", "reads_for"]
 
 log = logging.getLogger(__name__)
 Metric = Literal["COSINE", "BM25"]
@@ -112,11 +112,16 @@ class LiteReads:
 
 def reads_for(client: MilvusClient, uri: str) -> Reads:
     """In-process reads when this process serves the Milvus Lite directory ``uri``, else reads through ``client``."""
-    if IN_PROCESS and not uri.startswith(("http://", "https://", "tcp://", "unix:")):
+    if IN_PROCESS and is_lite_path(uri):
         db = _served_engine(uri)
         if db is not None:
             return LiteReads(db, uri)
     return ClientReads(client, uri)
+
+
+def is_lite_path(uri: str) -> bool:
+    """Whether ``uri`` names a Milvus Lite directory (a path) rather than a server's address."""
+    return not uri.startswith(("http://", "https://", "tcp://", "unix:"))
 
 
 def _served_engine(path: str) -> Any | None:

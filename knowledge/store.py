@@ -36,7 +36,7 @@ from knowledge.late import (
     pack_states,
     unpack_states,
 )
-from knowledge.reads import reads_for
+from knowledge.reads import is_lite_path, reads_for
 
 if TYPE_CHECKING:  # the chunker pulls in the loaders and ftfy (~50 ms), which a search does not need
     from knowledge.chunking import Chunk
@@ -90,7 +90,7 @@ class Store:
 
     def __init__(self, settings: Settings, *, dim: int) -> None:
         uri, token = milvus_endpoint(settings)
-        if not uri.startswith(("http://", "https://", "tcp://", "unix:")):
+        if is_lite_path(uri):
             Path(uri).parent.mkdir(parents=True, exist_ok=True)  # Milvus Lite creates the .db, not its folder
         self.collection = f"{settings.milvus.collection}__{SCHEMA_VERSION}"
         self.dim = dim
