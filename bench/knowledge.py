@@ -24,13 +24,13 @@ import time
 from pathlib import Path
 
 import yaml
-from pymilvus import RRFRanker, WeightedRanker
 
 import knowledge.chunking as chunking
 import knowledge.store as store_module
 from core.config import load_settings
 from knowledge.embeddings import OnnxEmbedder
 from knowledge.evaluate import Question, load_foreign, load_own, measure
+from knowledge.fusion import Ranker, Rrf, Weighted
 from knowledge.ingest import ingest_paths
 from knowledge.package_docs import export_readmes
 from knowledge.reads import ClientReads
@@ -40,11 +40,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "knowledge" / "docs"
 OWN = ROOT / "tests" / "knowledge" / "retrieval_cases.yaml"
 FOREIGN = ROOT / "tests" / "knowledge" / "foreign" / "questions.yaml"
-FUSIONS = {
-    "weighted 0.7/0.3": WeightedRanker(0.7, 0.3),
-    "weighted 0.5/0.5": WeightedRanker(0.5, 0.5),
-    "weighted 0.4/0.6": WeightedRanker(0.4, 0.6),
-    "RRF k=60": RRFRanker(60),
+FUSIONS: dict[str, Ranker] = {
+    "weighted 0.7/0.3": Weighted(dense=0.7, sparse=0.3),
+    "weighted 0.5/0.5": Weighted(dense=0.5, sparse=0.5),
+    "weighted 0.4/0.6": Weighted(dense=0.4, sparse=0.6),
+    "RRF k=60": Rrf(k=60),
 }
 
 

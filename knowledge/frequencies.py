@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-from pymilvus import DataType, MilvusClient
 
+from core.errors import KnowledgeError
 from knowledge.late import unpack_ids
 from knowledge.reads import Reads
+
+if TYPE_CHECKING:
+    from pymilvus import MilvusClient
 
 __all__ = ["ALL_CHUNKS", "STALE", "TokenFrequencies", "scan"]
 
@@ -29,8 +32,8 @@ _BATCH = 2000
 class TokenFrequencies:
     """The frequency table of one chunk collection."""
 
-    def __init__(self, client: MilvusClient, chunks: str, *, reads: Reads) -> None:
-        self.client = client
+    def __init__(self, client: MilvusClient | None, chunks: str, *, reads: Reads) -> None:
+        self.client = client  # None: opened read-only (lookups only)
         self.reads = reads  # the query-time lookup's path (knowledge.reads)
         self.chunks = chunks
         self.name = f"{chunks}__df"
@@ -38,7 +41,9 @@ class TokenFrequencies:
 
     def ensure(self) -> None:
         """Create the table if it is missing, and load it."""
-        c = self.client
+        from pymilvus import DataType
+
+        c = self._writer()
         if c.has_collection(self.name):
             c.load_collection(self.name)
             return
@@ -55,26 +60,27 @@ class TokenFrequencies:
         """Count chunks per token id from the chunks' stored ids (after an ingest); returns the tokens counted."""
         counts: dict[int, int] = {}
         chunks = 0
-        for row in scan(self.client, self.chunks, "token_ids"):
+        client = self._writer()
+        for row in scan(client, self.chunks, "token_ids"):
             chunks += 1
             for token in set(unpack_ids(row["token_ids"])):
                 counts[token] = counts.get(token, 0) + 1
-        stale = [t for r in scan(self.client, self.name, "token") if (t := int(r["token"])) not in counts]
+        stale = [t for r in scan(client, self.name, "token") if (t := int(r["token"])) not in counts]
         stale = [t for t in stale if t != ALL_CHUNKS]  # STALE stays in the list: the recount clears it
         rows = [{"token": t, "df": n, "unused": [0.0, 0.0]} for t, n in counts.items()]
         rows.append({"token": ALL_CHUNKS, "df": chunks, "unused": [0.0, 0.0]})
         # Upsert first, then delete what vanished (the stale mark too): a search meanwhile sees old or new counts.
         for start in range(0, len(rows), _BATCH):
-            self.client.upsert(self.name, rows[start : start + _BATCH])
+            client.upsert(self.name, rows[start : start + _BATCH])
         for start in range(0, len(stale), _BATCH):
-            self.client.delete(self.name, ids=stale[start : start + _BATCH])
-        self.client.flush(self.name)
+            client.delete(self.name, ids=stale[start : start + _BATCH])
+        client.flush(self.name)
         self._marked = False
         return len(counts)
 
     def current(self) -> bool:
         """Whether the counts are current (not missing, not left stale by a killed ingest)."""
-        rows = {int(r["token"]) for r in self.client.get(self.name, ids=[ALL_CHUNKS, STALE], output_fields=["df"])}
+        rows = {int(r["token"]) for r in self.reads.get(self.name, [ALL_CHUNKS, STALE], ["df"])}
         return rows == {ALL_CHUNKS}
 
     def mark_stale(self) -> None:
@@ -84,9 +90,15 @@ class TokenFrequencies:
         """
         if self._marked:
             return
-        self.client.upsert(self.name, [{"token": STALE, "df": 0, "unused": [0.0, 0.0]}])
-        self.client.flush(self.name)
+        client = self._writer()
+        client.upsert(self.name, [{"token": STALE, "df": 0, "unused": [0.0, 0.0]}])
+        client.flush(self.name)
         self._marked = True
+
+    def _writer(self) -> MilvusClient:
+        if self.client is None:
+            raise KnowledgeError("the frequency table was opened read-only (for searching)")
+        return self.client
 
     def lookup(self, ids: npt.NDArray[np.int64]) -> tuple[dict[int, int], int]:
         """Chunks per token for ``ids`` and the number of chunks (0 before the first count: all weights equal)."""

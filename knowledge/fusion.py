@@ -4,23 +4,39 @@ Searching the two lists from here lets the BM25 search (which needs no vector) r
 being embedded, and gives ``--explain`` each hit's rank in both lists without searching again. The scores
 are Milvus's own: a weighted ranker with ``norm_score`` maps a cosine ``d`` to ``(1 + d) / 2`` and a BM25
 score ``s`` to ``2 * atan(s) / pi`` (Milvus Lite reports BM25 negated, hence ``abs``); RRF scores
-``1 / (k + rank)``. Checked equal to Milvus Lite's ``hybrid_search`` to five decimals on the lab's docs.
+``1 / (k + rank)``. ``tests/knowledge/test_fusion.py`` checks the scores against Milvus Lite's
+``hybrid_search`` (to five decimals, order equal except between exact ties).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from pymilvus import RRFRanker, WeightedRanker
-
-__all__ = ["fuse"]
+__all__ = ["Ranker", "Rrf", "Weighted", "fuse"]
 
 
-def fuse(
-    dense: list[dict[str, Any]], sparse: list[dict[str, Any]], ranker: WeightedRanker | RRFRanker
-) -> list[dict[str, Any]]:
+@dataclass(kw_only=True, frozen=True)
+class Weighted:
+    """Milvus's ``WeightedRanker(dense, sparse)`` with its default ``norm_score``."""
+
+    dense: float
+    sparse: float
+
+
+@dataclass(kw_only=True, frozen=True)
+class Rrf:
+    """Milvus's ``RRFRanker(k)``: reciprocal-rank fusion."""
+
+    k: float = 60.0
+
+
+Ranker = Weighted | Rrf  # pymilvus's ranker classes are not used: a search need not import pymilvus (~0.5 s)
+
+
+def fuse(dense: list[dict[str, Any]], sparse: list[dict[str, Any]], ranker: Ranker) -> list[dict[str, Any]]:
     """Both lists' items in one list, best first: ``{"id", "distance", "entity", "dense_rank", "bm25_rank"}``.
 
     ``distance`` is the fused score; a rank is None where the item was not in that list.
@@ -39,17 +55,13 @@ def fuse(
     return sorted(fused.values(), key=lambda e: -e["distance"])
 
 
-def _scorer(ranker: WeightedRanker | RRFRanker, *, dense: bool) -> Callable[[int, float], float]:
+def _scorer(ranker: Ranker, *, dense: bool) -> Callable[[int, float], float]:
     """One list's contribution to the fused score, from its rank and its distance."""
-    spec = ranker.dict()
-    params = spec.get("params", {})
-    if spec.get("strategy") == "rrf":
-        k = float(params.get("k", 60))
+    if isinstance(ranker, Rrf):
+        k = ranker.k
         return lambda rank, _distance: 1.0 / (k + rank)
-    weights = [float(w) for w in params.get("weights", [1.0, 1.0])]
-    weight = weights[0] if dense else weights[1]
-    if not params.get("norm_score", True):
-        return lambda _rank, distance: weight * distance
     if dense:
+        weight = ranker.dense
         return lambda _rank, distance: weight * (1.0 + distance) / 2.0
+    weight = ranker.sparse
     return lambda _rank, distance: weight * 2.0 * math.atan(abs(distance)) / math.pi

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Literal, Protocol
-
-from pymilvus import MilvusClient
-from pymilvus.exceptions import MilvusException
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from core.errors import BackendUnavailable, KnowledgeError
 
-__all__ = ["ClientReads", "LiteReads", "Reads", "is_lite_path", "reads_for"]
+if TYPE_CHECKING:  # a search of a Milvus Lite directory runs without pymilvus (~0.5 s of imports, pandas among them)
+    from pymilvus import MilvusClient
+    from pymilvus.exceptions import MilvusException
+
+__all__ = ["ClientReads", "LiteReads", "Reads", "is_lite_path", "open_engine", "reads_for"]
 
 log = logging.getLogger(__name__)
 Metric = Literal["COSINE", "BM25"]
@@ -57,6 +58,8 @@ class ClientReads:
         self, collection: str, data: Any, *, field: str, metric: Metric, limit: int, expr: str, output: list[str]
     ) -> list[dict[str, Any]]:
         """One ranked list."""
+        from pymilvus.exceptions import MilvusException  # loaded already: the client imported it
+
         try:
             res = self.client.search(
                 collection,
@@ -73,6 +76,8 @@ class ClientReads:
 
     def get(self, collection: str, ids: list[Any], output: list[str]) -> list[dict[str, Any]]:
         """Point reads."""
+        from pymilvus.exceptions import MilvusException
+
         try:
             return list(self.client.get(collection, ids=ids, output_fields=output))
         except MilvusException as exc:
@@ -117,6 +122,30 @@ def reads_for(client: MilvusClient, uri: str) -> Reads:
         if db is not None:
             return LiteReads(db, uri)
     return ClientReads(client, uri)
+
+
+def open_engine(path: str) -> tuple[Any, bool]:
+    """The Milvus Lite engine of directory ``path`` and whether the caller must close it.
+
+    The engine this process already serves through pymilvus is shared (not the caller's to close); otherwise
+    the directory is opened here, which Milvus Lite allows one process at a time.
+    """
+    db = _served_engine(path)
+    if db is not None:
+        return db, False
+    from milvus_lite import DataDirLockedError, MilvusLite, MilvusLiteError
+
+    try:
+        return MilvusLite(path), True
+    except DataDirLockedError as exc:
+        raise BackendUnavailable(
+            "Milvus Lite",
+            f"another process has {path} open ({exc}). Stop it, run `labops lab up` so that one Milvus server "
+            "serves the directory to every process, or point milvus.uri at a Milvus server",
+            setting="milvus.uri",
+        ) from exc
+    except (MilvusLiteError, OSError) as exc:
+        raise BackendUnavailable("Milvus Lite", f"cannot open {path}: {exc}", setting="milvus.uri") from exc
 
 
 def is_lite_path(uri: str) -> bool:

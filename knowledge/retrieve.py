@@ -21,7 +21,7 @@ def retrieve(
 ) -> list[Hit]:
     """The ``k`` best chunks for ``query`` (``explain``: with their dense and BM25 ranks)."""
     embedder = embedder or embedder_for(settings)
-    with Store(settings, dim=embedder.dim) as store:
+    with Store(settings, dim=embedder.dim, read_only=True) as store:
         return search_store(store, embedder, query, k=k, mode=mode, source_prefix=source_prefix, explain=explain)
 
 
@@ -36,6 +36,8 @@ def search_store(
     explain: bool = False,
 ) -> list[Hit]:
     """Embed ``query`` once (vector and token states) and search ``store`` with both."""
+    if store.empty:
+        return []
     # BM25 needs no vector: it runs while the question is embedded. With Milvus Lite in this process the list
     # is pure Python, and it overlaps only because the model run releases the GIL (see OnnxEmbedder._run).
     bm25 = store.start_bm25(query, k=k, source_prefix=source_prefix) if mode == "hybrid" else None

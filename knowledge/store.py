@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pymilvus import DataType, Function, FunctionType, MilvusClient, WeightedRanker
-from pymilvus.exceptions import MilvusException
 
 from core.config import Settings
 from core.endpoints import milvus_endpoint
 from core.errors import BackendUnavailable, KnowledgeError
+from knowledge import reads as reads_module
 from knowledge.frequencies import TokenFrequencies
-from knowledge.fusion import fuse
+from knowledge.fusion import Ranker, Weighted, fuse
 from knowledge.late import (
     ChunkStates,
     StateCache,
@@ -36,9 +35,11 @@ from knowledge.late import (
     pack_states,
     unpack_states,
 )
-from knowledge.reads import is_lite_path, reads_for
+from knowledge.reads import LiteReads, is_lite_path, open_engine, reads_for
 
 if TYPE_CHECKING:  # the chunker pulls in the loaders and ftfy (~50 ms), which a search does not need
+    from pymilvus import MilvusClient
+
     from knowledge.chunking import Chunk
 
 __all__ = ["SCHEMA_VERSION", "Hit", "Store"]
@@ -48,7 +49,7 @@ Mode = Literal["hybrid", "dense", "bm25"]
 # Score fusion of dense and BM25 results, chosen on the lab-docs set (tests/knowledge/retrieval_cases.yaml):
 # weighted 0.7/0.3 recall@1 0.79 / @5 0.94, RRF(k=60) 0.72 / 0.94, 0.5/0.5 0.77 / 0.89. The package-README
 # set (kept out of the choice) would prefer more BM25 (0.4/0.6: 0.73 / 0.93); see bench/knowledge.py.
-FUSION = WeightedRanker(0.7, 0.3)
+FUSION: Ranker = Weighted(dense=0.7, sparse=0.3)
 # At most this many hits from one section in a result (0: no limit). Rows of one table are chunks of their own;
 # without a cap a question near a table gets five rows of it and nothing else (the eval's "how many nodes does
 # the Kubernetes cluster have" got three rows of the node table, not the Kubernetes page).
@@ -86,32 +87,73 @@ class Hit:
 
 
 class Store:
-    """One corpus collection."""
+    """One corpus collection.
 
-    def __init__(self, settings: Settings, *, dim: int) -> None:
+    ``read_only`` (a search and nothing else, e.g. ``labops search``): a Milvus Lite directory is then read
+    through its engine alone, without pymilvus and its gRPC server (~0.5 s less for a fresh process); an
+    empty directory stays empty (:attr:`empty`) instead of getting a collection.
+    """
+
+    def __init__(self, settings: Settings, *, dim: int, read_only: bool = False) -> None:
         uri, token = milvus_endpoint(settings)
         if is_lite_path(uri):
             Path(uri).parent.mkdir(parents=True, exist_ok=True)  # Milvus Lite creates the .db, not its folder
         self.collection = f"{settings.milvus.collection}__{SCHEMA_VERSION}"
         self.dim = dim
+        self.empty = False  # read-only and nothing was ever ingested: every search finds nothing
+        self._engine: Any = None  # a Milvus Lite engine this store opened itself (closed with it)
+        self.client: MilvusClient | None = None
+        self.reads: reads_module.Reads
+        if read_only and reads_module.IN_PROCESS and is_lite_path(uri):
+            db, owned = open_engine(uri)
+            self._engine = db if owned else None
+            self.reads = LiteReads(db, uri)
+            self.df = TokenFrequencies(None, self.collection, reads=self.reads)
+            self._open_lite(db)
+            return
+        from pymilvus import MilvusClient
+        from pymilvus.exceptions import MilvusException
+
         try:
             self.client = MilvusClient(uri=uri, token=token or "")
         except (MilvusException, OSError, RuntimeError) as exc:
             raise BackendUnavailable("Milvus", f"cannot open {uri}: {exc}", setting="milvus.uri") from exc
         self.reads = reads_for(self.client, uri)  # query-time reads; in-process when this process serves Milvus Lite
         self.df = TokenFrequencies(self.client, self.collection, reads=self.reads)
-        self._ensure()
+        self._ensure(self.client)
 
-    def _ensure(self) -> None:
-        c = self.client
+    def _open_lite(self, db: Any) -> None:
+        """Check and load the collections through the Milvus Lite engine (the read-only path)."""
+        if not db.has_collection(self.collection):
+            self.empty = True
+            return
+        chunks = db.get_collection(self.collection)
+        dim = next((int(f.dim or 0) for f in chunks.schema.fields if f.name == "dense"), 0)
+        self._check_dim(dim)
+        chunks.load()
+        if db.has_collection(self.df.name):
+            db.get_collection(self.df.name).load()
+
+    def _check_dim(self, dim: int) -> None:
+        if dim != self.dim:
+            raise KnowledgeError(
+                f"collection {self.collection!r} holds {dim}-dimensional vectors, the embedder makes {self.dim}: "
+                "re-ingest with `labops ingest --rebuild PATH` (or set milvus.collection)"
+            )
+
+    def _writer(self) -> MilvusClient:
+        if self.client is None:
+            raise KnowledgeError(
+                "this store was opened read-only (for searching); open it without read_only to change it"
+            )
+        return self.client
+
+    def _ensure(self, c: MilvusClient) -> None:
+        from pymilvus import DataType, Function, FunctionType
+
         if c.has_collection(self.collection):
             fields = {f["name"]: f.get("params") or {} for f in c.describe_collection(self.collection)["fields"]}
-            dim = int(fields.get("dense", {}).get("dim", 0))
-            if dim != self.dim:
-                raise KnowledgeError(
-                    f"collection {self.collection!r} holds {dim}-dimensional vectors, the embedder makes {self.dim}: "
-                    "re-ingest with `labops ingest --rebuild PATH` (or set milvus.collection)"
-                )
+            self._check_dim(int(fields.get("dense", {}).get("dim", 0)))
             c.load_collection(self.collection)
             self.df.ensure()
             return
@@ -146,10 +188,11 @@ class Store:
 
     def drop(self) -> None:
         """Remove the collection (``--rebuild``)."""
+        client = self._writer()
         for name in (self.collection, self.df.name):
-            if self.client.has_collection(name):
-                self.client.drop_collection(name)
-        self._ensure()
+            if client.has_collection(name):
+                client.drop_collection(name)
+        self._ensure(client)
 
     def insert(
         self, chunks: list[Chunk], vectors: np.ndarray[Any, Any], tokens: list[TokenStates] | None = None
@@ -172,19 +215,19 @@ class Store:
             for c, v, t in zip(chunks, vectors, states, strict=True)
         ]
         if rows:
-            self.client.upsert(self.collection, rows)
+            self._writer().upsert(self.collection, rows)
 
     def delete_source(self, source: str) -> None:
         """Remove every chunk of one document."""
-        self.client.delete(self.collection, filter=f"source == {_quote(source)}")
+        self._writer().delete(self.collection, filter=f"source == {_quote(source)}")
 
     def flush(self) -> None:
         """Make inserts durable and visible."""
-        self.client.flush(self.collection)
+        self._writer().flush(self.collection)
 
     def count(self) -> int:
         """Chunks stored."""
-        rows = self.client.query(self.collection, filter="", output_fields=["count(*)"])
+        rows = self._writer().query(self.collection, filter="", output_fields=["count(*)"])
         return int(rows[0]["count(*)"]) if rows else 0
 
     def start_bm25(self, query: str, *, k: int, source_prefix: str | None = None) -> Future[list[dict[str, Any]]]:
@@ -274,8 +317,12 @@ class Store:
         return [replace(h, dense_rank=ranks[0].get(h.id), bm25_rank=ranks[1].get(h.id)) for h in hits]
 
     def close(self) -> None:
-        """Release the client (Milvus Lite allows one process per directory)."""
-        self.client.close()
+        """Release the client or the engine (Milvus Lite allows one process per directory)."""
+        if self.client is not None:
+            self.client.close()
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
 
     def __enter__(self) -> Store:
         return self

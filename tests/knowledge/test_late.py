@@ -183,6 +183,7 @@ def test_ingest_keeps_the_token_counts_current(compat: tuple[Settings, Path], em
 
 
 def _counts_deleted(store: Store) -> None:  # killed between the chunks and the first count
+    assert store.client is not None
     store.client.delete(store.df.name, filter="token >= -1")
     store.client.flush(store.df.name)
 

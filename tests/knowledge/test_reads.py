@@ -6,6 +6,8 @@ these tests are what notices an upgrade that moves it (the store would silently 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from milvus_lite import server_manager_instance
 from pymilvus import MilvusClient
 
 import knowledge.reads as reads_module
-from core.config import Settings
+from core.config import Settings, load_settings
 from core.endpoints import milvus_endpoint
 from core.errors import BackendUnavailable, KnowledgeError
 from knowledge.embeddings import OnnxEmbedder
@@ -113,3 +115,67 @@ def test_a_milvus_server_gone_mid_session_is_reported_as_unavailable(tmp_path: P
             )
     finally:
         client.close()
+
+
+def test_a_read_only_store_searches_like_a_full_one(docs_corpus: Settings, embedder: OnnxEmbedder) -> None:
+    with Store(docs_corpus, dim=embedder.dim) as full:
+        expected = [[h.id for h in search_store(full, embedder, c["q"], k=5)] for c in CASES[::4]]
+    with Store(docs_corpus, dim=embedder.dim, read_only=True) as store:
+        assert store.client is None and isinstance(store.reads, LiteReads)
+        assert [[h.id for h in search_store(store, embedder, c["q"], k=5)] for c in CASES[::4]] == expected
+        with pytest.raises(KnowledgeError, match="read-only"):
+            store.delete_source("backup-policy.md")
+
+
+def test_a_read_only_store_over_nothing_finds_nothing_and_creates_nothing(
+    tmp_path: Path, embedder: OnnxEmbedder
+) -> None:
+    settings = load_settings(None, lab_dir=tmp_path)
+    with Store(settings, dim=embedder.dim, read_only=True) as store:
+        assert store.empty and search_store(store, embedder, "when are backups verified?", k=3) == []
+    from milvus_lite import MilvusLite
+
+    with MilvusLite(milvus_endpoint(settings)[0]) as db:  # closed above: the directory is free again
+        assert db.list_collections() == []
+
+
+def test_a_search_in_a_fresh_process_loads_no_pymilvus(tmp_path: Path) -> None:
+    # pymilvus costs ~0.5 s of imports (it loads pandas at module level); `labops search` must not need it.
+    # Its own lab: Milvus Lite lets one process at a time open a directory, and this one holds the corpus's.
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "backups.md").write_text("# Backups\n\nBackups are verified every day at 11:00.\n")
+    lab = tmp_path / "lab"
+    labops = Path(sys.executable).with_name("labops")
+    ingest = [str(labops), "--lab-dir", str(lab), "ingest", str(tmp_path / "docs")]
+    done = subprocess.run(ingest, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    code = (
+        "import sys; from pathlib import Path; from core.config import load_settings; "
+        "from knowledge.retrieve import retrieve; "
+        f"hits = retrieve(load_settings(None, lab_dir=Path({str(lab)!r})), 'when are backups verified', k=3); "
+        "print(len(hits), 'pymilvus' in sys.modules, 'grpc' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1", "False", "False"]
+
+
+def test_a_directory_another_process_holds_is_reported_with_the_fix(tmp_path: Path, embedder: OnnxEmbedder) -> None:
+    settings = load_settings(None, lab_dir=tmp_path)
+    path = milvus_endpoint(settings)[0]
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"from milvus_lite import MilvusLite; db = MilvusLite({path!r}); print('held', flush=True); input()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(BackendUnavailable, match=r"another process has .*milvus\.uri"):
+            Store(settings, dim=embedder.dim, read_only=True)
+    finally:
+        holder.communicate("\n", timeout=60)
