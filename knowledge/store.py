@@ -143,9 +143,7 @@ class Store:
 
     def _writer(self) -> MilvusClient:
         if self.client is None:
-            raise KnowledgeError(
-                "this store was opened read-only (for searching); open it without read_only to change it"
-            )
+            raise KnowledgeError("this store was opened read-only: open it without read_only for anything but a search")
         return self.client
 
     def _ensure(self, c: MilvusClient) -> None:
