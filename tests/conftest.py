@@ -27,6 +27,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+SIMULATOR_START = "2026-06-01T14:00:00Z"
+
+
 @dataclass
 class Simulator:
     """A running ``python -m simlab.server`` and how to reach it."""
@@ -63,6 +66,11 @@ class Simulator:
             "20",
             "--auth-delay",
             "0.05",
+            # A fixed afternoon: the lab's 09:00 backup and 11:00 verify jobs change what "the newest snapshot"
+            # shows, so a suite started between them would see other answers (tests/tools/test_backup_clock.py
+            # covers every hour of the day on purpose).
+            "--now",
+            SIMULATOR_START,
         ]
         with open(self.lab_dir.parent / f"simlab-{self.pve_port}.log", "ab") as log:
             # The child keeps its own copy of the descriptor; ours can close now.
