@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,3 +93,22 @@ def test_lab_lifecycle_through_the_cli(tmp_path: Path, lab_dir: Path, monkeypatc
     assert code == 0
     assert not lab_dir.exists()
     assert os.environ["LABOPS_LAB_DIR"] == str(lab_dir)
+
+
+def test_a_part_that_dies_while_the_others_start_is_reported_and_down_stops_them_all(lab_dir: Path) -> None:
+    # The simulator and Milvus start side by side; Milvus cannot open a directory another process holds.
+    milvus_dir = str(lab_dir / "milvus.db")
+    hold = f"from milvus_lite import MilvusLite; db = MilvusLite({milvus_dir!r}); print('held', flush=True); input()"
+    holder = subprocess.Popen([sys.executable, "-c", hold], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(supervisor.LabStartError, match=r"milvus-lite server exited during start-up; see .*\.log"):
+            supervisor.lab_up(lab_dir, parts=("pve", "pbs", "kube", "milvus"))
+    finally:
+        holder.communicate("\n", timeout=60)
+    state = json.loads((lab_dir / "lab.json").read_text())
+    pids = {int(info["pid"]) for info in state["parts"].values()}
+    assert {"pve", "milvus"} <= set(state["parts"]) and len(pids) == 2  # both recorded, so `down` can stop both
+    supervisor.lab_down(lab_dir)
+    assert _descendant_free(pids)
+    assert {info["status"] for info in supervisor.lab_status(lab_dir).values()} == {"down"}
