@@ -121,6 +121,9 @@ HOSTILE = [
     "SELECT z::oid FROM desi_dr1.zpix",
     "SELECT " + "(" * 50 + "1" + ")" * 50,
     "SELECT 1 FROM desi_dr1.zpix WHERE spectype = 'QSO\x00'",
+    # Text the tokenizer itself cannot split (found by tests/security/test_fuzz_tools.py).
+    "$",
+    "SELECT $$unclosed FROM desi_dr1.zpix",
 ]
 
 
