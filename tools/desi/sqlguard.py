@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError, TokenError
+from sqlglot.errors import SqlglotError
 
 from core.errors import QueryRefused
 
@@ -209,7 +209,7 @@ def check_sql(sql: str, *, schema: str, limit: int, max_limit: int) -> CheckedQu
         raise _refuse(f"it nests parentheses {_nesting(text)} deep; the limit is {MAX_NESTING}")
     try:
         statements = [s for s in sqlglot.parse(text, read="postgres") if s is not None]
-    except (ParseError, TokenError) as exc:  # TokenError: text the tokenizer cannot split ('$', unclosed $$)
+    except SqlglotError as exc:  # ParseError, and TokenError for text the tokenizer cannot split ('$', unclosed $$)
         first = str(exc).splitlines()[0]
         raise _refuse(f"it does not parse as PostgreSQL ({first}); fix the syntax") from exc
     except RecursionError as exc:
