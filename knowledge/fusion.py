@@ -33,7 +33,7 @@ class Rrf:
     k: float = 60.0
 
 
-Ranker = Weighted | Rrf  # pymilvus's ranker classes are not used: a search need not import pymilvus (~0.5 s)
+Ranker = Weighted | Rrf  # not pymilvus's ranker classes: a read-only search does not import pymilvus
 
 
 def fuse(dense: list[dict[str, Any]], sparse: list[dict[str, Any]], ranker: Ranker) -> list[dict[str, Any]]:

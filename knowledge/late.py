@@ -17,6 +17,7 @@ but Python decodes it ~50x slower than base64, which alone would cost ~4 ms per 
 from __future__ import annotations
 
 import base64
+import functools
 import math
 import threading
 from collections import OrderedDict
@@ -143,16 +144,17 @@ def maxsim_each(query: TokenStates, weights: npt.NDArray[np.float32], docs: Sequ
         return [maxsim(query, weights, doc) for doc in docs]
 
 
-_BLAS: list[Any] = []  # the threadpoolctl controller, made on first use (it inspects the loaded libraries)
-
-
 def _one_blas_thread() -> AbstractContextManager[Any]:
-    if not _BLAS:
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS.append(ThreadpoolController())
-    limited: AbstractContextManager[Any] = _BLAS[0].limit(limits=1, user_api="blas")
+    limited: AbstractContextManager[Any] = _blas().limit(limits=1, user_api="blas")
     return limited
+
+
+@functools.cache
+def _blas() -> Any:
+    """The threadpoolctl controller, made on first use (it inspects the libraries loaded by then)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 class StateCache:

@@ -2,10 +2,11 @@
 
 Milvus Lite 3 is a Python engine behind a gRPC adapter that runs in threads of the same process. A search
 through pymilvus serialises the request, crosses a local socket to a server thread, and builds the reply
-again: ~1.3 ms per list here, out of ~2.5 to 3 ms. When this process serves the Lite data directory itself,
-the store's query-time reads (the two ranked lists and the point reads of re-ranking) call the engine's own
-``Collection`` instead. Everything else (schema, writes, scans) stays on pymilvus, the one path a Milvus
-server also takes; the tests check that both read paths give the same answers.
+again: ~1.3 ms per list here, out of ~2.5 to 3 ms. When this process holds the Lite data directory itself
+(pymilvus serves it from here, or a read-only store opened it), the store's query-time reads (the two
+ranked lists and the point reads of re-ranking) call the engine's own ``Collection`` instead. Everything
+else (schema, writes, scans) stays on pymilvus, the one path a Milvus server also takes; the tests check
+that both read paths give the same answers.
 
 Either path turns a failure into :class:`~core.errors.BackendUnavailable` (the server did not answer) or
 :class:`~core.errors.KnowledgeError` (it refused the request), so a search never crashes on a dependency.
@@ -19,11 +20,11 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from core.errors import BackendUnavailable, KnowledgeError
 
-if TYPE_CHECKING:  # a search of a Milvus Lite directory runs without pymilvus (~0.5 s of imports, pandas among them)
+if TYPE_CHECKING:  # a read-only search of a Milvus Lite directory runs without pymilvus (knowledge.store)
     from pymilvus import MilvusClient
     from pymilvus.exceptions import MilvusException
 
-__all__ = ["ClientReads", "LiteReads", "Reads", "is_lite_path", "open_engine", "reads_for"]
+__all__ = ["ClientReads", "LiteReads", "Reads", "in_process", "is_lite_path", "open_engine", "reads_for"]
 
 log = logging.getLogger(__name__)
 Metric = Literal["COSINE", "BM25"]
@@ -85,7 +86,7 @@ class ClientReads:
 
 
 class LiteReads:
-    """Reads from the Milvus Lite engine this process serves for ``path`` (no gRPC round trip)."""
+    """Reads from a Milvus Lite engine open in this process (no gRPC round trip)."""
 
     def __init__(self, db: Any, uri: str) -> None:
         self.db = db  # milvus_lite.MilvusLite
@@ -115,9 +116,14 @@ class LiteReads:
             raise KnowledgeError(f"Milvus Lite ({self.uri}) refused a read of {collection!r}: {exc}") from exc
 
 
+def in_process(uri: str) -> bool:
+    """Whether reads of ``uri`` may go straight to a Milvus Lite engine (a directory, and :data:`IN_PROCESS`)."""
+    return IN_PROCESS and is_lite_path(uri)
+
+
 def reads_for(client: MilvusClient, uri: str) -> Reads:
     """In-process reads when this process serves the Milvus Lite directory ``uri``, else reads through ``client``."""
-    if IN_PROCESS and is_lite_path(uri):
+    if in_process(uri):
         db = _served_engine(uri)
         if db is not None:
             return LiteReads(db, uri)

@@ -140,7 +140,7 @@ def test_a_read_only_store_over_nothing_finds_nothing_and_creates_nothing(
 
 
 def test_a_search_in_a_fresh_process_loads_no_pymilvus(tmp_path: Path) -> None:
-    # pymilvus costs ~0.5 s of imports (it loads pandas at module level); `labops search` must not need it.
+    # `labops search` must not pay for importing pymilvus nor for starting Milvus Lite's gRPC server.
     # Its own lab: Milvus Lite lets one process at a time open a directory, and this one holds the corpus's.
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "backups.md").write_text("# Backups\n\nBackups are verified every day at 11:00.\n")
