@@ -53,18 +53,25 @@ def _prefix(title: str, section: str) -> str:
 
 def _words(text: str, count: Callable[[str], int], limit: int) -> list[str]:
     """A single sentence or row longer than the limit, split between words (the last resort)."""
+    # A "word" over the limit (a data URI, a hash list, CJK text without spaces) is cut by characters: a token
+    # holds at least one character, so ``limit - 2`` characters and the two special tokens always fit.
+    cut = max(limit - 2, 1)
+    words = [w[i : i + cut] for w in text.split(" ") for i in range(0, max(len(w), 1), cut)]
     parts: list[str] = []
-    current: list[str] = []
-    words = text.split(" ")
-    # A "word" over the limit (a data URI, a hash list) is cut by characters: rare, but never truncated unseen.
-    words = [w[i : i + limit * 2] for w in words for i in range(0, max(len(w), 1), limit * 2)]
-    for word in words:
-        if current and count(" ".join([*current, word])) > limit:
-            parts.append(" ".join(current))
-            current = []
-        current.append(word)
-    if current:
-        parts.append(" ".join(current))
+    start = 0
+    while start < len(words):
+        # The longest run of words from ``start`` that fits, found by bisection: a text of one endless line (a
+        # log, a minified page) costs a few counts per part instead of one per word. A word is at least one
+        # token, so no run longer than ``limit`` words can fit.
+        low, high = 1, min(limit, len(words) - start)
+        while low < high:
+            mid = (low + high + 1) // 2
+            if count(" ".join(words[start : start + mid])) <= limit:
+                low = mid
+            else:
+                high = mid - 1
+        parts.append(" ".join(words[start : start + low]))
+        start += low
     return parts
 
 

@@ -3,12 +3,18 @@
 Unchanged files are skipped (content hash), changed files replace their chunks, deleted files lose theirs.
 The manifest of what was ingested lives next to the lab's other state
 (``<lab_dir>/knowledge.sqlite``), per collection and root folder.
+
+A folder is walked without its hidden entries (``.git``, ``.venv``) and without vendored trees
+(``node_modules``, ``site-packages``): a checkout's own documents, not its dependencies'. A file in a
+folder that cannot be read as a document (binary, a broken notebook) is skipped and named in the report;
+a file named on the command line that cannot be read stops the ingest before anything is written.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -20,7 +26,7 @@ from core.config import Settings
 from core.errors import InvalidArguments
 from knowledge.chunking import chunk_document
 from knowledge.embeddings import Embedder, OnnxEmbedder, embedder_for
-from knowledge.loaders import SUFFIXES, load_document
+from knowledge.loaders import SUFFIXES, Document, UnreadableDocument, load_document
 from knowledge.store import Store
 
 __all__ = ["IngestReport", "ingest_paths"]
@@ -28,7 +34,9 @@ __all__ = ["IngestReport", "ingest_paths"]
 log = logging.getLogger(__name__)
 
 # Part of each file's recorded hash: a change to loading or chunking re-ingests files whose bytes did not change.
-PIPELINE_VERSION = b"loader-3 chunker-4 tokens-1"
+PIPELINE_VERSION = b"loader-4 chunker-5 tokens-1"
+# Folders a walk does not enter besides hidden ones: installed dependencies and caches, not the lab's documents.
+VENDORED = frozenset({"node_modules", "site-packages", "dist-packages", "__pycache__", "bower_components"})
 
 Progress = Callable[[int, int, str], None]
 
@@ -41,17 +49,19 @@ class IngestReport:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # source -> why it could not be read
     chunks: int = 0
     truncated: int = 0  # chunks the embedder had to cut (0 unless the chunker is wrong; tested)
     seconds: float = 0.0
 
     def summary(self) -> str:
         """One line for people."""
+        skipped = "".join(f"\nskipped {source}: {why}" for source, why in self.skipped.items())
         if not (self.added or self.updated or self.deleted):
-            return f"nothing to do: {len(self.unchanged)} files unchanged"
+            return f"nothing to do: {len(self.unchanged)} files unchanged" + skipped
         return (
             f"{len(self.added)} added, {len(self.updated)} updated, {len(self.deleted)} deleted, "
-            f"{len(self.unchanged)} unchanged; {self.chunks} chunks in {self.seconds:.1f} s"
+            f"{len(self.unchanged)} unchanged; {self.chunks} chunks in {self.seconds:.1f} s" + skipped
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -61,18 +71,41 @@ class IngestReport:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "deleted": self.deleted,
+            "skipped": self.skipped,
             "chunks": self.chunks,
             "truncated": self.truncated,
             "seconds": round(self.seconds, 2),
         }
 
 
+_KINDS = "Markdown, text, reStructuredText, HTML or Jupyter notebooks (" + ", ".join(sorted(SUFFIXES)) + ")"
+
+
 def _files(path: Path) -> tuple[Path, list[Path]]:
-    if not path.exists():
-        raise InvalidArguments(f"{path} does not exist; give a folder or file of .md, .txt, .rst or .html")
+    """The folder ``path`` names (or a file's folder) and the documents in it."""
     if path.is_file():
         return path.parent, [path]
-    return path, sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+    found: list[Path] = []
+    for folder, dirs, names in os.walk(path):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in VENDORED]
+        found += [Path(folder, n) for n in names if not n.startswith(".") and Path(n).suffix.lower() in SUFFIXES]
+    return path, sorted(found)
+
+
+def _check(paths: list[Path]) -> None:
+    """Refuse, before anything is written, a path that does not exist or a named file that is no document."""
+    for path in paths:
+        if not path.exists():
+            raise InvalidArguments(f"{path} does not exist; give folders or files of {_KINDS}")
+        if path.is_file():
+            if path.suffix.lower() not in SUFFIXES:
+                raise InvalidArguments(f"{path} is not a document LabOps reads; give files of {_KINDS}")
+            try:
+                load_document(path)
+            except UnreadableDocument as exc:
+                raise InvalidArguments(f"{exc}; convert it to one of {_KINDS}, or leave it out") from exc
+        elif not path.is_dir():
+            raise InvalidArguments(f"{path} is neither a file nor a folder; give folders or files of {_KINDS}")
 
 
 def ingest_paths(
@@ -85,6 +118,7 @@ def ingest_paths(
 ) -> IngestReport:
     """Ingest folders/files into the corpus collection; returns what changed."""
     started = time.monotonic()
+    _check(paths)
     embedder = embedder or embedder_for(settings)
     count = embedder.count_tokens if isinstance(embedder, OnnxEmbedder) else (lambda t: len(t.split()) * 4 // 3)
     store = Store(settings, dim=embedder.dim)
@@ -112,18 +146,23 @@ def ingest_paths(
                 )
                 seen: set[str] = set()
                 for i, file in enumerate(files, start=1):
-                    doc = load_document(file, root=root)
-                    seen.add(doc.source)
-                    sha = hashlib.sha256(PIPELINE_VERSION + file.read_bytes()).hexdigest()
+                    source = str(file.relative_to(root))
                     if progress:
-                        progress(i, len(files), doc.source)
-                    if known.get(doc.source) == sha:
-                        report.unchanged.append(doc.source)
+                        progress(i, len(files), source)
+                    sha = hashlib.sha256(PIPELINE_VERSION + file.read_bytes()).hexdigest()
+                    if known.get(source) == sha:  # the same bytes read the same way: nothing to load
+                        seen.add(source)
+                        report.unchanged.append(source)
                         continue
+                    doc = _load(file, root, report)
+                    if doc is None:
+                        continue  # not seen: chunks it had from an earlier, readable version go below
+                    seen.add(doc.source)
                     chunks = chunk_document(doc, count)
+                    # Embedded before the old chunks go: a failure here leaves the document as it was indexed.
+                    encoded = embedder.encode([c.embed_text for c in chunks])
                     store.df.mark_stale()
                     store.delete_source(doc.source)
-                    encoded = embedder.encode([c.embed_text for c in chunks])
                     store.insert(chunks, encoded.vectors, encoded.tokens)
                     (report.updated if doc.source in known else report.added).append(doc.source)
                     report.chunks += len(chunks)
@@ -151,3 +190,15 @@ def ingest_paths(
         log.warning("%d chunks were longer than the embedder's window and were cut", report.truncated)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _load(file: Path, root: Path, report: IngestReport) -> Document | None:
+    """The document, or None (and the reason in ``report.skipped``) for a file in a folder that is not one."""
+    try:
+        return load_document(file, root=root)
+    except UnreadableDocument as exc:
+        source = str(file.relative_to(root))
+        reason = str(exc).removeprefix(f"{source} ")
+        log.warning("skipped %s: %s", source, reason)
+        report.skipped[source] = reason
+        return None

@@ -1,28 +1,42 @@
 """Read documents as found in the wild into clean text with metadata.
 
-Handles YAML front matter (also inside an HTML comment), mojibake (UTF-8 read as cp1252, Latin-1 or Mac
-Roman), badges and Mermaid diagrams (as the text they show, see :mod:`knowledge.markup`),
-reStructuredText headings and plain HTML, so the chunker sees Markdown-like text.
+Bytes are decoded whatever the file's Unicode form or Windows code page (:mod:`knowledge.formats.decode`);
+YAML front matter (also inside an HTML comment) becomes metadata; mojibake (UTF-8 read as cp1252, Latin-1
+or Mac Roman) is repaired; HTML, reStructuredText and Jupyter notebooks are turned into Markdown, and
+Markdown's own variants (underlined headings, HTML blocks) into the forms the chunker knows; badges and
+Mermaid diagrams become the text they show (:mod:`knowledge.markup`).
 """
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from knowledge.markup import badges_to_text, compact_tables, fix_mojibake, image_text, mermaid_to_text
+from core.errors import KnowledgeError
+from knowledge.formats.decode import NotText, decode
+from knowledge.formats.html import html_to_text
+from knowledge.formats.markdown import normalize_markdown
+from knowledge.formats.notebook import NotANotebook, notebook_to_markdown
+from knowledge.formats.rst import rst_to_markdown
+from knowledge.markup import badges_to_text, compact_tables, fix_mojibake, mermaid_to_text
 
-__all__ = ["SUFFIXES", "Document", "fix_mojibake", "load_document"]
+__all__ = ["SUFFIXES", "Document", "UnreadableDocument", "fix_mojibake", "load_document"]
 
-SUFFIXES = {".md", ".markdown", ".txt", ".rst", ".html", ".htm"}
+_MARKDOWN = {".md", ".markdown", ".mdown", ".mkd", ".txt", ".text"}
+_HTML = {".html", ".htm", ".xhtml"}
+_RST = {".rst", ".rest"}
+_NOTEBOOK = {".ipynb"}
+SUFFIXES = frozenset(_MARKDOWN | _HTML | _RST | _NOTEBOOK)
 
 _FRONT = re.compile(r"\A\s*(?:<!--\s*)?---\s*\n(.*?)\n---\s*(?:-->)?\s*\n", re.S)
+
+
+class UnreadableDocument(KnowledgeError):
+    """A file is not a document LabOps can read (binary, or not the format its suffix says)."""
 
 
 @dataclass(kw_only=True)
@@ -35,73 +49,17 @@ class Document:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-class _HtmlText(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self.skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "style"):
-            self.skip += 1
-        elif re.fullmatch(r"h[1-6]", tag):
-            self.out.append("\n\n" + "#" * int(tag[1]) + " ")
-        elif tag in ("p", "div", "br", "tr", "table", "pre"):
-            self.out.append("\n\n" if tag != "tr" else "\n")
-        elif tag == "li":
-            self.out.append("\n- ")
-        elif tag in ("td", "th"):
-            self.out.append(" | ")
-        elif tag == "img":
-            # Alt text and badges say something; the image itself does not reach the index.
-            found = {k: v or "" for k, v in attrs}
-            self.out.append(" " + image_text(found.get("alt", ""), found.get("src", "")))
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style"):
-            self.skip -= 1
-
-    def handle_data(self, data: str) -> None:
-        if not self.skip:
-            self.out.append(data)
-
-
-def _rst_to_md(text: str) -> str:
-    lines = text.splitlines()
-    out: list[str] = []
-    levels: list[str] = []
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        nxt = lines[i + 1] if i + 1 < len(lines) else ""
-        if (
-            line.strip()
-            and re.fullmatch(r"([=\-~^\"'`#*+])\1{2,}", nxt.strip())
-            and len(nxt.strip()) >= len(line.strip())
-        ):
-            char = nxt.strip()[0]
-            if char not in levels:
-                levels.append(char)
-            out.append("#" * (levels.index(char) + 1) + " " + line.strip())
-            i += 2
-            continue
-        if (
-            re.fullmatch(r"([=\-~^\"'`#*+])\1{2,}", line.strip())
-            and nxt.strip()
-            and i + 2 < len(lines)
-            and lines[i + 2].strip() == line.strip()
-        ):
-            i += 1  # over-and-under title: let the next iteration see "title / underline"
-            continue
-        out.append(re.sub(r"``([^`]+)``", r"`\1`", line))
-        i += 1
-    return "\n".join(out)
-
-
 def load_document(path: Path, *, root: Path | None = None) -> Document:
-    """Read ``path`` into a :class:`Document` (``source`` relative to ``root``)."""
-    raw = path.read_bytes().decode("utf-8", errors="replace")
-    text = fix_mojibake(raw.replace("\r\n", "\n"))
+    """Read ``path`` into a :class:`Document` (``source`` relative to ``root``).
+
+    Raises :class:`UnreadableDocument` for a file that is not text or not the format its suffix names.
+    """
+    source = str(path.relative_to(root)) if root and path.is_relative_to(root) else path.name
+    try:
+        raw = decode(path.read_bytes())
+    except NotText as exc:
+        raise UnreadableDocument(f"{source} is not a text document: {exc}") from exc
+    text = fix_mojibake(raw.replace("\r\n", "\n").replace("\r", "\n"))
     meta: dict[str, Any] = {}
     m = _FRONT.match(text)
     if m:
@@ -112,20 +70,31 @@ def load_document(path: Path, *, root: Path | None = None) -> Document:
             meta = {}
         text = text[m.end() :]
     suffix = path.suffix.lower()
-    if suffix in (".html", ".htm"):
-        parser = _HtmlText()
-        parser.feed(text)
-        text = html.unescape("".join(parser.out))
-    elif suffix == ".rst":
-        text = _rst_to_md(text)
+    page_title = ""
+    if suffix in _HTML:
+        text, page_title = html_to_text(text)
+    elif suffix in _RST:
+        text = rst_to_markdown(text)
+    elif suffix in _NOTEBOOK:
+        try:
+            text = notebook_to_markdown(text)
+        except NotANotebook as exc:
+            raise UnreadableDocument(f"{source} is not a Jupyter notebook: {exc}") from exc
+    if suffix not in _HTML:
+        text = normalize_markdown(text)  # before the badges: an <h1> leaves its logo out of the title
     text = compact_tables(mermaid_to_text(badges_to_text(text)))
     text = re.sub(r"\n{3,}", "\n\n", text).strip()
     # The title is the H1 a document opens with; an H1 further down ("# Changelog") titles only its part.
-    first = re.search(r"^(#{1,6})\s+(.+)$", text, re.M)
+    first = re.search(r"^(#{1,6})\s+(.+)$", _outside_fences(text), re.M)
     heading = first if first and len(first.group(1)) == 1 else None
-    title = str(meta.get("title") or (heading.group(2) if heading else path.stem.replace("-", " ").replace("_", " ")))
-    source = str(path.relative_to(root)) if root and path.is_relative_to(root) else path.name
+    title = meta.get("title") or (heading.group(2) if heading else page_title)
+    title = str(title or path.stem.replace("-", " ").replace("_", " "))
     return Document(source=source, title=_clean_heading(title), text=text, meta=meta)
+
+
+def _outside_fences(text: str) -> str:
+    """``text`` with fenced code blanked out (a ``# comment`` in code is no title)."""
+    return re.sub(r"^[ \t]*(```|~~~).*?^[ \t]*\1[^\n]*$", "", text, flags=re.M | re.S)
 
 
 def _clean_heading(text: str) -> str:
@@ -134,6 +103,9 @@ def _clean_heading(text: str) -> str:
     text = re.sub(r"(?<!\w)[*_]+|[*_]+(?!\w)|`", "", text)
     text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)
     text = "".join(
-        ch for ch in text if ord(ch) < 0x2190 or (0x2E80 <= ord(ch) < 0x1F000 and not 0x2600 <= ord(ch) < 0x2C00)
+        ch
+        for ch in text
+        if ord(ch) < 0x2190
+        or (0x2E80 <= ord(ch) < 0x1F000 and not 0x2600 <= ord(ch) < 0x2C00 and not 0xFE00 <= ord(ch) <= 0xFE0F)
     )
     return re.sub(r"\s+", " ", text).strip(" :#-")

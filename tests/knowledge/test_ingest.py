@@ -8,10 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from channels.cli.main import cli
 from core.config import load_settings
+from core.errors import InvalidArguments, KnowledgeError
 from knowledge.chunking import chunk_document
 from knowledge.embeddings import OnnxEmbedder
 from knowledge.ingest import ingest_paths
@@ -106,3 +108,73 @@ def test_incremental_ingest_and_the_commands(tmp_path: Path, embedder: OnnxEmbed
     assert json.loads(real.stdout)[0]["source"] == "gpu.md"
     bad = run("search", "gpu", "--mode", "fuzzy")
     assert bad.returncode == 2 and "fuzzy" in bad.stderr
+
+
+def test_a_checkout_is_walked_for_its_own_documents_and_unreadable_files_are_named(
+    tmp_path: Path, embedder: OnnxEmbedder
+) -> None:
+    repo = tmp_path / "repo"
+    (repo / "docs").mkdir(parents=True)
+    (repo / "docs" / "vlans.md").write_text("# VLANs\n\nVLAN 40 carries the Ceph storage traffic.\n")
+    (repo / "notes.txt").write_text("Scratch is wiped every Sunday at 03:00.\n")
+    for vendored in (".git", ".venv/lib", "node_modules/left-pad", "web/node_modules/x"):
+        (repo / vendored).mkdir(parents=True)
+        (repo / vendored / "README.md").write_text("# Not ours\n\nA dependency's own readme.\n")
+    (repo / ".hidden.md").write_text("# Editor state\n")
+    (repo / "docs" / "diagram.md").write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + bytes(range(256)))
+    (repo / "docs" / "notes.ipynb").write_text('{"cells": [')
+    settings = load_settings(None, lab_dir=tmp_path / "lab")
+
+    report = ingest_paths(settings, [repo], embedder=embedder)
+    assert sorted(report.added) == ["docs/vlans.md", "notes.txt"]
+    assert set(report.skipped) == {"docs/diagram.md", "docs/notes.ipynb"}
+    assert "not a text document" in report.skipped["docs/diagram.md"]
+    assert "skipped docs/notes.ipynb: is not a Jupyter notebook" in report.summary()
+    assert json.loads(json.dumps(report.as_dict()))["skipped"] == report.skipped
+
+    # A document that turns unreadable loses what it said before: the index mirrors what the folder says now.
+    (repo / "notes.txt").write_bytes(bytes(range(256)) * 4)
+    later = ingest_paths(settings, [repo], embedder=embedder)
+    assert later.deleted == ["notes.txt"] and "notes.txt" in later.skipped
+    assert all(h.source != "notes.txt" for h in retrieve(settings, "when is scratch wiped", k=5, embedder=embedder))
+
+
+def test_a_named_file_that_is_no_document_stops_the_ingest_before_anything_is_written(
+    tmp_path: Path, embedder: OnnxEmbedder
+) -> None:
+    good = tmp_path / "vlans.md"
+    good.write_text("# VLANs\n\nVLAN 40 carries the Ceph storage traffic.\n")
+    pdf = tmp_path / "manual.pdf"
+    pdf.write_bytes(b"%PDF-1.7\n")
+    binary = tmp_path / "photo.txt"
+    binary.write_bytes(b"\xff\xd8\xff\xe0" + bytes(512))
+    settings = load_settings(None, lab_dir=tmp_path / "lab")
+    for bad, says in ((pdf, "is not a document LabOps reads; give files of Markdown"),
+                      (binary, "photo.txt is not a text document"),
+                      (tmp_path / "missing.md", "does not exist")):  # fmt: skip
+        with pytest.raises(InvalidArguments, match=says):
+            ingest_paths(settings, [good, bad], embedder=embedder)
+    assert retrieve(settings, "which VLAN carries Ceph", k=3, embedder=embedder) == []
+    assert not (tmp_path / "lab" / "knowledge.sqlite").exists()
+
+
+def test_an_embedding_failure_leaves_the_document_as_it_was_indexed(
+    tmp_path: Path, embedder: OnnxEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = tmp_path / "docs" / "vlans.md"
+    doc.parent.mkdir()
+    doc.write_text("# VLANs\n\nVLAN 40 carries the Ceph storage traffic.\n")
+    settings = load_settings(None, lab_dir=tmp_path / "lab")
+    ingest_paths(settings, [doc.parent], embedder=embedder)
+    doc.write_text("# VLANs\n\nVLAN 41 carries the Ceph storage traffic now.\n")
+
+    def fail(texts: list[str]) -> object:
+        raise KnowledgeError("the embedding model could not be loaded")
+
+    monkeypatch.setattr(embedder, "encode", fail)
+    with pytest.raises(KnowledgeError, match="could not be loaded"):
+        ingest_paths(settings, [doc.parent], embedder=embedder)
+    monkeypatch.undo()
+    hits = retrieve(settings, "which VLAN carries Ceph", k=1, embedder=embedder)
+    assert "VLAN 40" in hits[0].text, "the old chunks are still there"
+    assert ingest_paths(settings, [doc.parent], embedder=embedder).updated == ["vlans.md"], "and the change is retried"

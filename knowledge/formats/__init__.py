@@ -1,0 +1,1 @@
+"""Document formats turned into the Markdown-like text the chunker reads: bytes, HTML, reStructuredText, notebooks."""
