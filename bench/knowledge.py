@@ -6,7 +6,8 @@ fused with several weightings (without re-ranking), the shipped fusion re-ranked
 several weights (first pass reads token states from Milvus, the second from the process's cache), hits per
 section; the chunker's rows per table chunk; questions embedded by the int8-arithmetic query model (shipped)
 against the document model; query-time reads from the Milvus Lite engine in this process (shipped) against
-reads through pymilvus's gRPC path. Run by hand::
+reads through pymilvus's gRPC path; the README set again with its Markdown READMEs rendered to HTML (the HTML
+loader on pages nobody here wrote). Run by hand::
 
     .venv/bin/python -m bench.knowledge            # everything (~5 min on two cores)
     .venv/bin/python -m bench.knowledge --quick    # the shipped configuration only
@@ -83,6 +84,37 @@ def _row(label: str, mode: str, sets: dict[str, tuple[Store, list[Question]]], e
     print(f"  {label:32} " + "  |  ".join(cells))
 
 
+def _as_html(folder: Path, dest: Path) -> dict[str, str]:
+    """The Markdown READMEs of ``folder`` rendered to HTML by markdown-it-py (the rest copied); name -> suffix."""
+    from markdown_it import MarkdownIt
+
+    render = MarkdownIt("commonmark").enable("table")
+    dest.mkdir()
+    suffixes = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix == ".md":
+            body = render.render(path.read_text(encoding="utf-8"))
+            (dest / f"{path.stem}.html").write_text(f"<html><body>{body}</body></html>", encoding="utf-8")
+            suffixes[path.stem] = ".html"
+        else:
+            (dest / path.name).write_bytes(path.read_bytes())
+            suffixes[path.stem] = path.suffix
+    return suffixes
+
+
+def _html_set(tmp: Path, embedder: OnnxEmbedder) -> None:
+    """The README set as HTML pages: what the HTML loader keeps of pages nobody here wrote."""
+    _, questions = load_foreign(FOREIGN, _as_html(tmp / "readmes", tmp / "html"))
+    store, line = _ingest(tmp / "html", tmp / "html-lab", embedder)
+    print(f"READMEs rendered to HTML by markdown-it-py: {line}")
+    sets = {"HTML": (store, questions)}
+    store_module.RERANK = False
+    _row("hybrid 0.7/0.3 without re-ranking", "hybrid", sets, embedder)
+    store_module.RERANK = True
+    _row("shipped", "hybrid", sets, embedder)
+    store.close()
+
+
 def _cli_startup(lab: Path) -> None:
     labops = Path(sys.executable).parent / "labops"
     # A lab of its own: Milvus Lite keeps a lock on a data directory this process has opened.
@@ -145,6 +177,7 @@ def main() -> int:
             store_module.PER_SECTION = shipped_cap
             own_store.close()
             foreign_store.close()
+        _html_set(tmp, embedder)
         _cli_startup(tmp / "cli")
     return 0
 

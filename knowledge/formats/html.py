@@ -21,6 +21,10 @@ __all__ = ["html_to_text"]
 
 _SKIP = {"script", "style", "noscript", "template", "svg", "math", "head", "iframe", "object", "button", "select"}
 _CHROME = {"nav", "aside", "footer"}  # left out of a page that does not mark its content
+# Classes and ids of page furniture inside the content: MediaWiki's "[edit]" links and table of contents, Sphinx
+# and MkDocs permalinks, breadcrumbs, text only screen readers see.
+_FURNITURE = {"mw-editsection", "headerlink", "toc", "toctitle", "breadcrumb", "breadcrumbs", "sr-only",
+              "visually-hidden", "screen-reader-text", "printfooter", "catlinks", "noprint", "mw-jump-link"}  # fmt: skip
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"}
 _BLOCK = {"p", "div", "section", "article", "main", "header", "blockquote", "figure", "figcaption", "form",
           "fieldset", "details", "summary", "address", "center", "body", "hr"}  # fmt: skip
@@ -104,7 +108,12 @@ class _Converter(HTMLParser):
         kind: Kind = "plain"
         if tag == "title" and not self.title_parts and ("skip", "svg") not in self.stack:
             kind = "title"
-        elif tag in _SKIP or "hidden" in found or found.get("aria-hidden") == "true":
+        elif (
+            tag in _SKIP
+            or "hidden" in found
+            or found.get("aria-hidden") == "true"
+            or not _FURNITURE.isdisjoint([*found.get("class", "").split(), found.get("id", "")])
+        ):
             kind = "skip"
             self.skip += 1
         elif tag in _CHROME or found.get("role") == "navigation":

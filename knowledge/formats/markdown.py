@@ -42,12 +42,13 @@ def _segments(text: str) -> list[tuple[bool, str]]:
     for line in text.split("\n"):
         m = _FENCE.match(line)
         if fence is None and m:
-            fence = m.group(1)[0] * 3
+            fence = m.group(1)
             out.append((True, [line]))
             continue
         if fence is not None:
             out[-1][1].append(line)
-            if line.strip().startswith(fence) and not line.strip().strip(fence[0]):
+            closing = line.strip()
+            if len(closing) >= len(fence) and not closing.strip(fence[0]):  # as long a run of the same character
                 fence = None
             continue
         if not out or out[-1][0]:

@@ -154,6 +154,19 @@ systemctl restart ollama
     assert "Virtual machines" not in plain.text and "qwen2.5-coder" in plain.text
 
 
+def test_a_wiki_page_loses_its_furniture(tmp_path: Path) -> None:
+    # MediaWiki's shape: "[edit]" links in every heading, a table of contents, a "Retrieved from" footer.
+    page = """<html><head><title>Backups - LabWiki</title></head><body>
+<div id="mw-navigation"><h2>Navigation menu</h2><div role="navigation"><ul><li>Main page</li></ul></div></div>
+<div id="content" class="mw-body" role="main"><h1 id="firstHeading">Backups</h1>
+<div id="siteSub" class="noprint">From LabWiki</div>
+<div id="toc" class="toc"><div class="toctitle"><h2>Contents</h2></div><ul><li>1 Schedule</li></ul></div>
+<h2><span class="mw-headline">Schedule</span><span class="mw-editsection">[<a href="/edit">edit</a>]</span></h2>
+<p>Nightly at 01:00 to pbs01.</p><div class="printfooter">Retrieved from "https://wiki/Backups"</div>
+</div></body></html>"""
+    assert _load(tmp_path, "backups.html", page).text == "# Backups\n\n## Schedule\n\nNightly at 01:00 to pbs01."
+
+
 def test_restructuredtext_constructs_become_text(tmp_path: Path, embedder: OnnxEmbedder) -> None:
     text = """==================
 Ray cluster guide
