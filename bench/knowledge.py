@@ -177,6 +177,7 @@ def main() -> int:
             store_module.PER_SECTION = shipped_cap
             own_store.close()
             foreign_store.close()
+        chunking.TABLE_ROWS = rows_options[0]  # the shipped chunking, not the last one tried
         _html_set(tmp, embedder)
         _cli_startup(tmp / "cli")
     return 0

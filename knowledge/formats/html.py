@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Literal
 
+from knowledge.formats.tables import pipe_table
 from knowledge.markup import image_text
 
 __all__ = ["html_to_text"]
@@ -23,8 +24,8 @@ _SKIP = {"script", "style", "noscript", "template", "svg", "math", "head", "ifra
 _CHROME = {"nav", "aside", "footer"}  # left out of a page that does not mark its content
 # Classes and ids of page furniture inside the content: MediaWiki's "[edit]" links and table of contents, Sphinx
 # and MkDocs permalinks, breadcrumbs, text only screen readers see.
-_FURNITURE = {"mw-editsection", "headerlink", "toc", "toctitle", "breadcrumb", "breadcrumbs", "sr-only",
-              "visually-hidden", "screen-reader-text", "printfooter", "catlinks", "noprint", "mw-jump-link"}  # fmt: skip
+_FURNITURE = {"mw-editsection", "headerlink", "toc", "toctitle", "breadcrumb", "breadcrumbs", "sr-only", "noprint",
+              "visually-hidden", "screen-reader-text", "printfooter", "catlinks", "mw-jump-link"}  # fmt: skip
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"}
 _BLOCK = {"p", "div", "section", "article", "main", "header", "blockquote", "figure", "figcaption", "form",
           "fieldset", "details", "summary", "address", "center", "body", "hr"}  # fmt: skip
@@ -41,27 +42,18 @@ class _Table:
     layout: bool = False
 
 
-def _cell_text(parts: list[str]) -> str:
-    return re.sub(r"\s+", " ", "".join(parts)).strip().replace("|", "\\|")
+def _cell_text(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().replace("|", "\\|")
 
 
 def _markdown_table(table: _Table) -> str:
     if table.layout:
         return "".join(f"\n\n{cell}\n\n" for row in table.rows for cell in row if cell.strip())
-    rows = [[_cell_text([c]) for c in r] for r in table.rows]
-    rows = [r for r in rows if any(c for c in r)]
-    if not rows:
-        return ""
-    width = max(len(r) for r in rows)
-    rows = [r + [""] * (width - len(r)) for r in rows]
-    # The first row is the header, <th> or not: the chunker repeats it above every row, and the first row of a
-    # table without <th> usually names the columns anyway.
-    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join("---" for _ in range(width)) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
-    return "\n\n" + "\n".join(lines) + "\n\n"
+    lines = pipe_table([[_cell_text(c) for c in row] for row in table.rows])
+    return "\n\n" + "\n".join(lines) + "\n\n" if lines else ""
 
 
-Kind = Literal["skip", "chrome", "content", "title", "plain"]
+_Kind = Literal["skip", "chrome", "content", "title", "plain"]
 
 
 class _Converter(HTMLParser):
@@ -72,7 +64,7 @@ class _Converter(HTMLParser):
         self.page: list[str] = []
         self.everything: list[str] = []
         self.title_parts: list[str] = []
-        self.stack: list[tuple[Kind, str]] = []  # open elements
+        self.stack: list[tuple[_Kind, str]] = []  # open elements
         self.skip = 0
         self.chrome = 0
         self.content_depth = 0  # > 0 inside the first element that marks the page's content
@@ -105,7 +97,7 @@ class _Converter(HTMLParser):
         if tag in _VOID:
             self._void(tag, found)
             return
-        kind: Kind = "plain"
+        kind: _Kind = "plain"
         if tag == "title" and not self.title_parts and ("skip", "svg") not in self.stack:
             kind = "title"
         elif (
@@ -192,7 +184,7 @@ class _Converter(HTMLParser):
             if opened == tag:
                 break
 
-    def end_element(self, kind: Kind, tag: str) -> None:
+    def end_element(self, kind: _Kind, tag: str) -> None:
         """End an element."""
         if kind == "skip":
             self.skip -= 1

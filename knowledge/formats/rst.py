@@ -15,6 +15,8 @@ import io
 import re
 import textwrap
 
+from knowledge.formats.tables import pipe_table
+
 __all__ = ["rst_to_markdown"]
 
 _ADORNMENT = re.compile(r"([=\-~^\"'`#*+:._])\1{2,}")
@@ -70,14 +72,8 @@ def _cell(text: str) -> str:
 
 
 def _pipe_table(rows: list[list[str]]) -> list[str]:
-    rows = [[_cell(c) for c in r] for r in rows if any(c.strip() for c in r)]
-    if not rows:
-        return []
-    width = max(len(r) for r in rows)
-    rows = [r + [""] * (width - len(r)) for r in rows]
-    # Without a header row the first row heads the table anyway: the chunker repeats it above each row.
-    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join("---" for _ in range(width)) + "|"]
-    return ["", *lines, *("| " + " | ".join(r) + " |" for r in rows[1:]), ""]
+    lines = pipe_table([[_cell(c) for c in r] for r in rows])
+    return ["", *lines, ""] if lines else []
 
 
 def _grid_table(block: list[str]) -> list[str] | None:
@@ -157,20 +153,24 @@ def _directive(name: str, arg: str, body: list[str]) -> list[str]:
     if name in _CODE:
         lang = arg.split()[0] if arg.split() else ""
         return ["", f"```{lang}", *content, "```", ""] if content else []
+    # What an admonition or an unknown directive holds is reStructuredText again (a note may hold code).
     if name in _ADMONITIONS:
         label = name.replace("seealso", "see also").replace("version", "version ").capitalize()
         head = f"{label}: {arg.strip()}".strip() if name != "admonition" else f"{arg.strip()}:"
-        if not arg.strip() and content:  # "Note:" and the note's first line read as one sentence
-            head, content = f"{head} {content[0].strip()}", content[1:]
-        return ["", head.strip(), *content, ""]
+        said = rst_to_markdown("\n".join(content)).split("\n") if content else []
+        if not arg.strip() and said and said[0].strip() and not said[0].startswith("```"):
+            head, said = f"{head} {said[0].strip()}", said[1:]  # "Note:" and its first line read as one sentence
+        return ["", _inline(head), *said, ""]
+    caption = [f"{_inline(arg.strip())}:"] if arg.strip() else []
     if name == "list-table":
-        return ([f"{arg.strip()}:"] if arg.strip() else []) + _list_table(content)
+        return caption + _list_table(content)
     if name == "csv-table":
-        return ([f"{arg.strip()}:"] if arg.strip() else []) + _csv_table(options, content)
+        return caption + _csv_table(options, content)
     if name in _DROPPED:
         return []
     # An unknown directive (a tab, a container, an extension's own) keeps what it says.
-    return ["", *([arg.strip()] if arg.strip() else []), *content, ""]
+    said = rst_to_markdown("\n".join(content)).split("\n") if content else []
+    return ["", *([_inline(arg.strip())] if arg.strip() else []), *said, ""]
 
 
 def _inline(line: str) -> str:
@@ -237,7 +237,7 @@ def rst_to_markdown(text: str) -> str:
             elif sub and name == "replace":
                 substitutions[sub] = arg.strip()
             else:
-                out += [_inline(x) for x in _directive(name, arg, _dedent(lines[i + 1 : end]))]
+                out += _directive(name, arg, _dedent(lines[i + 1 : end]))
             i = end
             continue
         explicit = _EXPLICIT.match(line)

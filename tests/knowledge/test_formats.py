@@ -192,6 +192,14 @@ Submit through the Jobs API on port 8265, see :ref:`quotas <quota-page>` and
 .. note::
    Jobs asking for more than 4 GPUs need an approval.
 
+.. warning::
+
+   Never cancel with ``kill``:
+
+   .. code-block:: bash
+
+      ray job stop <id>
+
 Example session::
 
     $ ray job list
@@ -245,6 +253,7 @@ debug      node05
     assert "`JobSubmissionClient`" in submitting
     assert "```bash\n# one job per experiment\nray job submit -- python train.py\n```" in submitting
     assert "Note: Jobs asking for more than 4 GPUs need an approval." in submitting
+    assert "Warning: Never cancel with `kill`:\n\n```bash\nray job stop <id>\n```" in submitting, "nested directives"
     assert "Example session:\n\n```\n$ ray job list\n```" in submitting
     # Each row of a longer table is a chunk under its header; a one-row table stays with its caption.
     rows = [c.text for c in chunk_document(doc, embedder.count_tokens) if c.text.startswith("|")]

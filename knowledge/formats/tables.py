@@ -1,0 +1,21 @@
+"""A table as the chunker reads it: pipe rows under a header and a separator."""
+
+from __future__ import annotations
+
+__all__ = ["pipe_table"]
+
+
+def pipe_table(rows: list[list[str]]) -> list[str]:
+    """The lines of a Markdown table of ``rows`` (cells on one line, pipes escaped); ``[]`` when all are empty.
+
+    The first row is the header whether or not the source marked it: the chunker repeats it above every row,
+    and the first row of a table without a marked header usually names the columns anyway. Short rows are
+    padded, so every row has the header's cells.
+    """
+    rows = [r for r in rows if any(c for c in r)]
+    if not rows:
+        return []
+    width = max(len(r) for r in rows)
+    rows = [r + [""] * (width - len(r)) for r in rows]
+    head = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join("---" for _ in range(width)) + "|"]
+    return head + ["| " + " | ".join(r) + " |" for r in rows[1:]]
