@@ -78,7 +78,7 @@ class IngestReport:
         }
 
 
-_KINDS = "Markdown, text, reStructuredText, HTML or Jupyter notebooks (" + ", ".join(sorted(SUFFIXES)) + ")"
+_KINDS = "Markdown, text, reStructuredText, HTML, notebooks, PDF or Word (" + ", ".join(sorted(SUFFIXES)) + ")"
 
 
 def _files(path: Path) -> tuple[Path, list[Path]]:

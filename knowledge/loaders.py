@@ -4,12 +4,14 @@ Bytes are decoded whatever the file's Unicode form or Windows code page (:mod:`k
 YAML front matter (also inside an HTML comment) becomes metadata; mojibake (UTF-8 read as cp1252, Latin-1
 or Mac Roman) is repaired; HTML, reStructuredText and Jupyter notebooks are turned into Markdown, and
 Markdown's own variants (underlined headings, HTML blocks) into the forms the chunker knows; badges and
-Mermaid diagrams become the text they show (:mod:`knowledge.markup`).
+Mermaid diagrams become the text they show (:mod:`knowledge.markup`). PDF and Word files are read by their
+own readers (:mod:`knowledge.formats.pdf`, :mod:`knowledge.formats.docx`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,9 +20,11 @@ import yaml
 
 from core.errors import KnowledgeError
 from knowledge.formats.decode import NotText, decode
+from knowledge.formats.docx import docx_to_markdown
 from knowledge.formats.html import html_to_text
 from knowledge.formats.markdown import normalize_markdown
 from knowledge.formats.notebook import NotANotebook, notebook_to_markdown
+from knowledge.formats.pdf import pdf_to_markdown
 from knowledge.formats.rst import rst_to_markdown
 from knowledge.markup import badges_to_text, compact_tables, fix_mojibake, mermaid_to_text
 
@@ -30,7 +34,9 @@ _MARKDOWN = {".md", ".markdown", ".mdown", ".mkd", ".txt", ".text"}
 _HTML = {".html", ".htm", ".xhtml"}
 _RST = {".rst", ".rest"}
 _NOTEBOOK = {".ipynb"}
-SUFFIXES = frozenset(_MARKDOWN | _HTML | _RST | _NOTEBOOK)
+# Binary formats with their own readers: each gives (text, title) or raises ValueError with the reason.
+_BINARY: dict[str, Callable[[bytes], tuple[str, str]]] = {".pdf": pdf_to_markdown, ".docx": docx_to_markdown}
+SUFFIXES = frozenset(_MARKDOWN | _HTML | _RST | _NOTEBOOK | set(_BINARY))
 
 _FRONT = re.compile(r"\A\s*(?:<!--\s*)?---\s*\n(.*?)\n---\s*(?:-->)?\s*\n", re.S)
 
@@ -55,6 +61,9 @@ def load_document(path: Path, *, root: Path | None = None) -> Document:
     Raises :class:`UnreadableDocument` for a file that is not text or not the format its suffix names.
     """
     source = str(path.relative_to(root)) if root and path.is_relative_to(root) else path.name
+    suffix = path.suffix.lower()
+    if suffix in _BINARY:
+        return _load_binary(path, source, _BINARY[suffix])
     try:
         raw = decode(path.read_bytes())
     except NotText as exc:
@@ -69,7 +78,6 @@ def load_document(path: Path, *, root: Path | None = None) -> Document:
         except yaml.YAMLError:
             meta = {}
         text = text[m.end() :]
-    suffix = path.suffix.lower()
     page_title = ""
     if suffix in _HTML:
         text, page_title = html_to_text(text)
@@ -90,6 +98,19 @@ def load_document(path: Path, *, root: Path | None = None) -> Document:
     title = meta.get("title") or (heading.group(2) if heading else page_title)
     title = str(title or path.stem.replace("-", " ").replace("_", " "))
     return Document(source=source, title=_clean_heading(title), text=text, meta=meta)
+
+
+def _load_binary(path: Path, source: str, read: Callable[[bytes], tuple[str, str]]) -> Document:
+    """A PDF or Word document: its reader gives Markdown-like text; markup repair is for hand-written text."""
+    kind = "PDF" if path.suffix.lower() == ".pdf" else "Word document"
+    try:
+        text, title = read(path.read_bytes())
+    except ValueError as exc:  # NotAPdf, NotADocx: the reason is in the message
+        raise UnreadableDocument(f"{source} is not a {kind} LabOps can read: {exc}") from exc
+    text = compact_tables(re.sub(r"\n{3,}", "\n\n", fix_mojibake(text)).strip())
+    first = re.search(r"^#\s+(.+)$", text, re.M)
+    title = title or (first.group(1) if first else path.stem.replace("-", " ").replace("_", " "))
+    return Document(source=source, title=_clean_heading(title), text=text, meta={})
 
 
 def _outside_fences(text: str) -> str:

@@ -20,7 +20,7 @@ __all__ = ["ingest", "search"]
 @click.option("--json", "as_json", is_flag=True, help="Print a summary object.")
 @handle_errors
 def ingest(paths: tuple[Path, ...], rebuild: bool, as_json: bool) -> None:
-    """Add folders or files of Markdown, text, reStructuredText, HTML or notebooks to the lab's knowledge."""
+    """Add folders or files of Markdown, text, reStructuredText, HTML, notebooks, PDF or Word to the knowledge."""
     from knowledge.ingest import ingest_paths  # the loaders and chunker are not needed by `labops search`
 
     settings = get_settings()
