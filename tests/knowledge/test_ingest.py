@@ -144,12 +144,15 @@ def test_a_named_file_that_is_no_document_stops_the_ingest_before_anything_is_wr
 ) -> None:
     good = tmp_path / "vlans.md"
     good.write_text("# VLANs\n\nVLAN 40 carries the Ceph storage traffic.\n")
+    slides = tmp_path / "slides.pptx"
+    slides.write_bytes(b"PK\x03\x04")
     pdf = tmp_path / "manual.pdf"
     pdf.write_bytes(b"%PDF-1.7\n")
     binary = tmp_path / "photo.txt"
     binary.write_bytes(b"\xff\xd8\xff\xe0" + bytes(512))
     settings = load_settings(None, lab_dir=tmp_path / "lab")
-    for bad, says in ((pdf, "is not a document LabOps reads; give files of Markdown"),
+    for bad, says in ((slides, "is not a document LabOps reads; give files of Markdown"),
+                      (pdf, "manual.pdf is not a PDF LabOps can read: pypdf cannot read it"),
                       (binary, "photo.txt is not a text document"),
                       (tmp_path / "missing.md", "does not exist")):  # fmt: skip
         with pytest.raises(InvalidArguments, match=says):
