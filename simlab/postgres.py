@@ -17,7 +17,9 @@ import importlib.util
 import os
 import pwd
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -195,11 +197,30 @@ def _provision(sock: Path, port: int, creds: dict[str, str]) -> None:
             conn.execute(sql.SQL(stmt).format(**ident))
 
 
-def stop_postgres(lab_dir: Path) -> None:
-    """Stop the server (fast shutdown) if it runs."""
-    if postgres_status(lab_dir) is None:
+def stop_postgres(lab_dir: Path, *, timeout: float = 60.0) -> None:
+    """Stop the server if it runs: PostgreSQL's fast shutdown, then its immediate one after ``timeout`` s.
+
+    By signal, as ``pg_ctl stop`` does it, not through pg_ctl: starting a helper as the server's user forks
+    this process, and where gRPC threads run in it (pymilvus) the child could abort before it ran
+    ("epoll_wait error: Bad file descriptor", exit -6; seen at the end of an eval).
+    """
+    running = postgres_status(lab_dir)
+    if running is None:
         return
-    _pg("pg_ctl", ["-D", str(_data_dir(lab_dir)), "-m", "fast", "-w", "-t", "60", "stop"], _run_as())
+    pid = int(running["pid"])
+    for sig, wait in ((signal.SIGINT, timeout), (signal.SIGQUIT, 10.0)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:  # gone, not just its pid file: the server removes that a moment before it exits
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+    raise RuntimeError(f"PostgreSQL (pid {pid}) did not stop; see {_data_dir(lab_dir).parent / 'postgres.log'}")
 
 
 def create_database(lab_dir: Path, name: str, *, owner: str) -> None:

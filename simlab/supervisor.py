@@ -27,7 +27,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -282,15 +281,6 @@ def _best_effort(what: str, fn: Callable[[], None]) -> None:
         log.warning("stopping %s failed", what, exc_info=True)
 
 
-def _stop_postgres(lab_dir: Path) -> None:
-    try:
-        pg.stop_postgres(lab_dir)
-    finally:
-        running = pg.postgres_status(lab_dir)
-        if running is not None:
-            os.kill(int(running["pid"]), signal.SIGINT)  # PostgreSQL's "fast shutdown" signal
-
-
 def lab_down(lab_dir: Path, *, progress: Progress = _noop) -> list[str]:
     """Stop every part ``lab_up`` started (by pid / process group); returns the parts stopped.
 
@@ -305,7 +295,7 @@ def lab_down(lab_dir: Path, *, progress: Progress = _noop) -> list[str]:
         stopped.append("ray")
     # Also when lab.json lost track of it (a start that failed half-way).
     if "postgres" in parts or pg.postgres_status(lab_dir) is not None:
-        stops.append(("PostgreSQL", functools.partial(_stop_postgres, lab_dir)))
+        stops.append(("PostgreSQL", functools.partial(pg.stop_postgres, lab_dir)))
         stopped.append("postgres")
     seen: set[int] = set()
     for part in ("ollama", "milvus", "pve", "pbs", "kube"):
