@@ -199,6 +199,6 @@ def _load(file: Path, root: Path, report: IngestReport) -> Document | None:
     except UnreadableDocument as exc:
         source = str(file.relative_to(root))
         reason = str(exc).removeprefix(f"{source} ")
-        log.warning("skipped %s: %s", source, reason)
+        log.info("skipped %s: %s", source, reason)  # the report names it too
         report.skipped[source] = reason
         return None
