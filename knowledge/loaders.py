@@ -20,11 +20,11 @@ import yaml
 
 from core.errors import KnowledgeError
 from knowledge.formats.decode import NotText, decode
-from knowledge.formats.docx import docx_to_markdown
+from knowledge.formats.docx import NotADocx, docx_to_markdown
 from knowledge.formats.html import html_to_text
 from knowledge.formats.markdown import normalize_markdown
 from knowledge.formats.notebook import NotANotebook, notebook_to_markdown
-from knowledge.formats.pdf import pdf_to_markdown
+from knowledge.formats.pdf import NotAPdf, pdf_to_markdown
 from knowledge.formats.rst import rst_to_markdown
 from knowledge.markup import badges_to_text, compact_tables, fix_mojibake, mermaid_to_text
 
@@ -105,7 +105,7 @@ def _load_binary(path: Path, source: str, read: Callable[[bytes], tuple[str, str
     kind = "PDF" if path.suffix.lower() == ".pdf" else "Word document"
     try:
         text, title = read(path.read_bytes())
-    except ValueError as exc:  # NotAPdf, NotADocx: the reason is in the message
+    except (NotAPdf, NotADocx) as exc:  # the reason is in the message
         raise UnreadableDocument(f"{source} is not a {kind} LabOps can read: {exc}") from exc
     text = compact_tables(re.sub(r"\n{3,}", "\n\n", fix_mojibake(text)).strip())
     first = re.search(r"^#\s+(.+)$", text, re.M)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 from xml.etree import ElementTree
 
 from knowledge.formats.tables import pipe_table
@@ -98,6 +99,9 @@ def docx_to_markdown(data: bytes) -> tuple[str, str]:
         raise NotADocx("it is not a zip archive (a .docx is one; an old binary .doc is not read)") from exc
     except ElementTree.ParseError as exc:
         raise NotADocx(f"its XML is broken ({exc})") from exc
+    # A damaged or exotic archive: zipfile raises these for bad offsets, bad CRCs, encryption, unknown compression.
+    except (OSError, EOFError, KeyError, ValueError, RuntimeError, NotImplementedError, zlib.error) as exc:
+        raise NotADocx(f"its archive cannot be read ({type(exc).__name__}: {exc})") from exc
     # The title the reader sees (a Title paragraph) wins over the file's properties, which templates leave stale.
     title = ""
     if core:

@@ -15,6 +15,9 @@ import re
 from collections import Counter
 from typing import Any
 
+from pypdf import PdfReader
+from pypdf.errors import PyPdfError
+
 __all__ = ["NotAPdf", "pdf_to_markdown"]
 
 log = logging.getLogger(__name__)
@@ -22,8 +25,8 @@ _LEADER = re.compile(r"(?:\s*\.){4,}\s*\w{1,6}\s*$")  # "2.1 Naming . . . . . . 
 _HYPHEN = re.compile(r"(\w)-\n(?=[a-z])")
 # A page number as printed, digits already "#" ("- 12 -", "page 3 of 9", "iv").
 _PAGE_NUMBER = re.compile(r"[-\u2013\u2014\s]*(?:page\s*)?(?:#+|[ivxlc]{1,6})(?:\s*(?:of|/)\s*#+)?[-\u2013\u2014\s]*")
-# What pypdf raises on a malformed part of a file besides its own errors (it checks types and keys as it goes).
-_BROKEN: tuple[type[Exception], ...] = (ValueError, KeyError, TypeError, AttributeError, IndexError)
+# What pypdf raises on a malformed part of a file: its own errors, and those of the checks it makes as it goes.
+_BROKEN: tuple[type[Exception], ...] = (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError)
 
 
 class NotAPdf(ValueError):
@@ -80,22 +83,31 @@ def _find(text: str, title: str, start: int) -> tuple[int, int] | None:
     return m.start(), len(text) if end < 0 else end
 
 
+def _page_text(page: Any, number: int) -> str:
+    """One page's text; a page pypdf cannot read costs its own text, not the document's."""
+    try:
+        return str(page.extract_text() or "").replace("\r", "\n")
+    except _BROKEN:
+        log.info("PDF page %d could not be read", number + 1, exc_info=True)
+        return ""
+
+
 def pdf_to_markdown(data: bytes) -> tuple[str, str]:
     """``(text, title)`` of the PDF ``data``; raises :class:`NotAPdf` if it cannot be read."""
-    from pypdf import PdfReader  # imported here: only ingest reads PDFs
-    from pypdf.errors import PyPdfError
-
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted and not reader.decrypt(""):
             raise NotAPdf("it is encrypted; save an unprotected copy to ingest it")
-        pages = [(page.extract_text() or "").replace("\r", "\n") for page in reader.pages]
+        pages = [_page_text(page, number) for number, page in enumerate(reader.pages)]
         meta = reader.metadata
         title = str(meta.title or "").strip() if meta else ""
     except PyPdfError as exc:
         raise NotAPdf(f"pypdf cannot read it ({exc})") from exc
     except _BROKEN as exc:
         raise NotAPdf(f"it is not a well-formed PDF ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # boundary: a parser of untrusted files; one broken file must not stop an ingest
+        log.warning("pypdf failed on a file", exc_info=True)
+        raise NotAPdf(f"pypdf failed on it ({type(exc).__name__}: {exc})") from exc
     if not any(p.strip() for p in pages):
         raise NotAPdf("it has no text layer (a scanned document?); run OCR on it first")
     lines = [[ln for ln in p.split("\n") if ln.strip()] for p in pages]

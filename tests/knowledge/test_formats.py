@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import pydoc
+import random
 import re
 import zipfile
 from pathlib import Path
@@ -496,3 +497,29 @@ def test_a_word_document_keeps_its_headings_lists_and_tables(tmp_path: Path, emb
         tmp_path, "untitled.docx", _docx(_p("Onboarding", "Heading1") + _p("Ask."), title="Onboarding guide")
     )
     assert untitled.title == "Onboarding guide" and set(_sections(untitled, embedder)) == {"Onboarding"}
+
+
+@pytest.mark.parametrize("name", ["manual.pdf", "guide.docx"])
+def test_damaged_pdf_and_word_files_are_refused_never_crash(tmp_path: Path, name: str) -> None:
+    # Files arrive truncated by a failed copy or with flipped bytes: each is read or refused with its reason.
+    if name.endswith(".pdf"):
+        good = _pdf([["Backups run nightly at 01:00."], ["Verify jobs run at 11:00."]], [("Backups", 0, None)], "B")
+    else:
+        good = _docx(_p("Backups", "Heading1") + _p("Backups run nightly at 01:00."), title="B")
+    # 600 variants: fewer missed the pypdf and zipfile errors a 1,500-variant run found escaping.
+    rng = random.Random(1)
+    damaged = [good[:cut] for cut in range(0, len(good), max(1, len(good) // 25))]
+    for _ in range(600):
+        flipped = bytearray(good)
+        for _ in range(rng.randint(1, 12)):
+            flipped[rng.randrange(len(flipped))] = rng.randrange(256)
+        damaged.append(bytes(flipped[: rng.randrange(len(flipped))] if rng.random() < 0.3 else flipped))
+    outcomes = {"read": 0, "refused": 0}
+    for data in damaged:
+        try:
+            _load(tmp_path, name, data)
+            outcomes["read"] += 1
+        except UnreadableDocument as exc:
+            assert name in str(exc) and "LabOps can read" in str(exc)
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 0 and sum(outcomes.values()) == len(damaged)
