@@ -9,6 +9,7 @@ bars), not documentation, and they would crowd the cells that explain.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 __all__ = ["NotANotebook", "notebook_to_markdown"]
@@ -20,7 +21,19 @@ class NotANotebook(ValueError):
 
 def _source(cell: dict[str, Any]) -> str:
     source = cell.get("source", cell.get("input", ""))
-    return "".join(source) if isinstance(source, list) else str(source)
+    return "".join(str(line) for line in source) if isinstance(source, list) else str(source or "")
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one: a hand-edited notebook may hold anything anywhere."""
+    return value if isinstance(value, dict) else {}
+
+
+def _level(cell: dict[str, Any]) -> int:
+    try:
+        return min(max(int(cell.get("level") or 1), 1), 6)
+    except (TypeError, ValueError):
+        return 1
 
 
 def notebook_to_markdown(text: str) -> str:
@@ -32,13 +45,13 @@ def notebook_to_markdown(text: str) -> str:
     if not isinstance(data, dict):
         raise NotANotebook("its JSON is not an object with cells")
     cells = data.get("cells")
-    if cells is None:  # nbformat 3
-        cells = [c for sheet in data.get("worksheets", []) for c in sheet.get("cells", [])]
+    if cells is None and isinstance(data.get("worksheets"), list):  # nbformat 3
+        cells = [c for sheet in data["worksheets"] for c in _dict(sheet).get("cells") or []]
     if not isinstance(cells, list):
         raise NotANotebook("it has no list of cells")
-    meta = data.get("metadata") or {}
-    kernel = (meta.get("language_info") or {}).get("name") or (meta.get("kernelspec") or {}).get("language")
-    language = str(kernel or "")
+    meta = _dict(data.get("metadata"))
+    kernel = _dict(meta.get("language_info")).get("name") or _dict(meta.get("kernelspec")).get("language")
+    language = kernel if isinstance(kernel, str) and re.fullmatch(r"[\w+#-]+", kernel) else ""
     parts: list[str] = []
     for cell in cells:
         if not isinstance(cell, dict):
@@ -53,7 +66,7 @@ def notebook_to_markdown(text: str) -> str:
             fence = "````" if "```" in body else "```"
             parts.append(f"{fence}{language}\n{body}\n{fence}")
         elif kind == "heading":  # nbformat 3 heading cells
-            parts.append("#" * int(cell.get("level", 1)) + " " + body)
+            parts.append("#" * _level(cell) + " " + " ".join(body.split()))
         else:  # raw cells: text as written
             parts.append(body)
     return "\n\n".join(parts)

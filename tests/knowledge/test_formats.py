@@ -523,3 +523,20 @@ def test_damaged_pdf_and_word_files_are_refused_never_crash(tmp_path: Path, name
             assert name in str(exc) and "LabOps can read" in str(exc)
             outcomes["refused"] += 1
     assert outcomes["refused"] > 0 and sum(outcomes.values()) == len(damaged)
+
+
+@pytest.mark.parametrize(
+    "notebook",
+    [{"cells": [{"cell_type": "heading", "level": "x", "source": "T"}]},
+     {"cells": [{"cell_type": "heading", "level": None, "source": "T"}]},
+     {"cells": [{"cell_type": "markdown", "source": [1, 2]}]}, {"cells": [None, 3, "x"]}, {"worksheets": [None]},
+     {"worksheets": "x"}, {"metadata": "x", "cells": []},
+     {"metadata": {"kernelspec": ["a"]}, "cells": [{"cell_type": "code", "source": "x"}]}, [1, 2]],
+)  # fmt: skip
+def test_hand_edited_notebooks_are_read_or_refused_never_crash(tmp_path: Path, notebook: object) -> None:
+    try:
+        doc = _load(tmp_path, "odd.ipynb", json.dumps(notebook))
+    except UnreadableDocument as exc:
+        assert "odd.ipynb is not a Jupyter notebook" in str(exc)
+    else:
+        assert isinstance(doc.text, str)
