@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +20,19 @@ from knowledge.embeddings import OnnxEmbedder
 from simlab.desi import load_desi
 from simlab.postgres import start_postgres, stop_postgres
 from simlab.secrets import ensure_secrets
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A terminated run (a CI timeout, a developer's kill) tears its fixtures down like an interrupted one.
+
+    The session fixtures start daemons (PostgreSQL, a Ray head, the simulators); on a plain SIGTERM pytest
+    dies without finalizers and leaves them running.
+    """
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def free_port() -> int:
@@ -110,10 +124,12 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
     sim = Simulator(
         lab_dir=tmp_path_factory.mktemp("lab"), pve_port=free_port(), pbs_port=free_port(), kube_port=free_port()
     )
-    sim.start()
-    sim.write_lab_json()
-    yield sim
-    sim.stop()
+    try:  # set-up inside: an interrupted start is stopped too
+        sim.start()
+        sim.write_lab_json()
+        yield sim
+    finally:
+        sim.stop()
 
 
 DESI_ROWS = 20_000
@@ -135,14 +151,14 @@ def desi_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desi]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    info = start_postgres(lab_dir, port=port, secrets=secrets)
-    # Where core.endpoints finds the embedded database.
-    (lab_dir / "lab.json").write_text(json.dumps({"version": 1, "parts": {"postgres": info}}))
-    c = secrets["postgres"]
-    base = f"host=127.0.0.1 port={info['port']} dbname={info['dbname']}"
-    admin = f"{base} user={c['admin_user']} password={c['admin_password']}"
-    reader = f"{base} user={c['reader_user']} password={c['reader_password']}"
-    try:
+    try:  # set-up inside: an interrupted start is stopped too
+        info = start_postgres(lab_dir, port=port, secrets=secrets)
+        # Where core.endpoints finds the embedded database.
+        (lab_dir / "lab.json").write_text(json.dumps({"version": 1, "parts": {"postgres": info}}))
+        c = secrets["postgres"]
+        base = f"host=127.0.0.1 port={info['port']} dbname={info['dbname']}"
+        admin = f"{base} user={c['admin_user']} password={c['admin_password']}"
+        reader = f"{base} user={c['reader_user']} password={c['reader_password']}"
         counts = load_desi(admin, rows=DESI_ROWS, seed=3)
         yield Desi(lab_dir=lab_dir, admin_dsn=admin, reader_dsn=reader, counts=counts, rows=DESI_ROWS)
     finally:
@@ -154,11 +170,11 @@ def ray_lab(desi_db: Desi) -> Iterator[Path]:
     """A local Ray head sharing the DESI test database's lab directory (jobs can query the tables)."""
     from simlab.ray_head import start_ray_head, stop_ray_head
 
-    info = start_ray_head(desi_db.lab_dir, dashboard_port=free_port(), num_cpus=2)
-    state = json.loads((desi_db.lab_dir / "lab.json").read_text())
-    state["parts"]["ray"] = info
-    (desi_db.lab_dir / "lab.json").write_text(json.dumps(state))
-    try:
+    try:  # set-up inside: stop_ray_head also finds a head whose start was interrupted
+        info = start_ray_head(desi_db.lab_dir, dashboard_port=free_port(), num_cpus=2)
+        state = json.loads((desi_db.lab_dir / "lab.json").read_text())
+        state["parts"]["ray"] = info
+        (desi_db.lab_dir / "lab.json").write_text(json.dumps(state))
         yield desi_db.lab_dir
     finally:
         stop_ray_head(desi_db.lab_dir)
@@ -270,21 +286,22 @@ def ollama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OllamaPr
             [sys.executable, "-m", "simlab.ollama", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT
         )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/api/version", timeout=1).ok:
-                break
-        except requests.RequestException:
-            time.sleep(0.2)
-        if proc.poll() is not None:
-            pytest.fail(f"the Ollama server exited: {log_path.read_text()[-2000:]}")
-    else:
+    try:  # the model loads for seconds: an interrupted start is stopped too
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{url}/api/version", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.2)
+            if proc.poll() is not None:
+                pytest.fail(f"the Ollama server exited: {log_path.read_text()[-2000:]}")
+        else:
+            pytest.fail("the Ollama server did not start within 120 s")
+        yield OllamaProcess(url=url, proc=proc)
+    finally:
         proc.terminate()
-        pytest.fail("the Ollama server did not start within 120 s")
-    yield OllamaProcess(url=url, proc=proc)
-    proc.terminate()
-    proc.wait(timeout=30)
+        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")
