@@ -24,6 +24,7 @@ __all__ = [
     "pick_port",
     "pid_alive",
     "port_open",
+    "signal_until_gone",
     "spawn_detached",
     "wait_until",
 ]
@@ -79,22 +80,32 @@ def wait_until(check: Callable[[], bool], *, what: str, log_file: Path, pid: int
     raise LabStartError(f"{what} did not become ready within {READY_TIMEOUT:.0f} s; see {log_file}")
 
 
+def signal_until_gone(pid: int, steps: list[tuple[signal.Signals, float]], *, send: Callable[[int], None]) -> bool:
+    """For each ``(signal, seconds)``: ``send`` the signal, then wait that long for ``pid`` to exit. True once gone.
+
+    ``send`` delivers to the process or to its group (``os.kill`` or ``os.killpg`` bound to an id); a target
+    that no longer exists counts as gone.
+    """
+    for sig, wait in steps:
+        try:
+            send(sig)
+        except ProcessLookupError:
+            return True
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not pid_alive(pid):
+                return True
+            time.sleep(0.05)
+    return not pid_alive(pid)
+
+
 def kill_group(pid: int, *, grace: float = 10.0) -> None:
     """TERM the process group led by ``pid``, then KILL it if ``pid`` outlives ``grace`` seconds."""
     try:
         pgid = os.getpgid(pid)
     except ProcessLookupError:
         return
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            if not pid_alive(pid):
-                return
-            time.sleep(0.1)
+    signal_until_gone(pid, [(signal.SIGTERM, grace), (signal.SIGKILL, grace)], send=lambda sig: os.killpg(pgid, sig))
 
 
 def pick_port(preferred: int, taken: set[int]) -> int:

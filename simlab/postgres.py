@@ -19,12 +19,13 @@ import pwd
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
+
+from simlab.daemons import signal_until_gone
 
 __all__ = ["postgres_status", "start_postgres", "stop_postgres"]
 
@@ -208,19 +209,10 @@ def stop_postgres(lab_dir: Path, *, timeout: float = 60.0) -> None:
     if running is None:
         return
     pid = int(running["pid"])
-    for sig, wait in ((signal.SIGINT, timeout), (signal.SIGQUIT, 10.0)):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            try:  # gone, not just its pid file: the server removes that a moment before it exits
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
-    raise RuntimeError(f"PostgreSQL (pid {pid}) did not stop; see {_data_dir(lab_dir).parent / 'postgres.log'}")
+    # Waits until the process is gone, not just its pid file: the server removes that a moment before it exits.
+    fast_then_immediate = [(signal.SIGINT, timeout), (signal.SIGQUIT, 10.0)]
+    if not signal_until_gone(pid, fast_then_immediate, send=lambda sig: os.kill(pid, sig)):
+        raise RuntimeError(f"PostgreSQL (pid {pid}) did not stop; see {_data_dir(lab_dir).parent / 'postgres.log'}")
 
 
 def create_database(lab_dir: Path, name: str, *, owner: str) -> None:
