@@ -92,8 +92,12 @@ def _files(path: Path) -> tuple[Path, list[Path]]:
     return path, sorted(found)
 
 
-def _check(paths: list[Path]) -> None:
-    """Refuse, before anything is written, a path that does not exist or a named file that is no document."""
+def _check(paths: list[Path]) -> dict[Path, Document]:
+    """Refuse, before anything is written, a path that does not exist or a named file that is no document.
+
+    Returns the named files' documents (by resolved path), read once here and used again by the ingest.
+    """
+    named: dict[Path, Document] = {}
     for path in paths:
         if not path.exists():
             raise InvalidArguments(f"{path} does not exist; give folders or files of {_KINDS}")
@@ -101,11 +105,12 @@ def _check(paths: list[Path]) -> None:
             if path.suffix.lower() not in SUFFIXES:
                 raise InvalidArguments(f"{path} is not a document LabOps reads; give files of {_KINDS}")
             try:
-                load_document(path)
+                named[path.resolve()] = load_document(path.resolve(), root=path.resolve().parent)
             except UnreadableDocument as exc:
                 raise InvalidArguments(f"{exc}; convert it to one of {_KINDS}, or leave it out") from exc
         elif not path.is_dir():
             raise InvalidArguments(f"{path} is neither a file nor a folder; give folders or files of {_KINDS}")
+    return named
 
 
 def ingest_paths(
@@ -118,7 +123,7 @@ def ingest_paths(
 ) -> IngestReport:
     """Ingest folders/files into the corpus collection; returns what changed."""
     started = time.monotonic()
-    _check(paths)
+    named = _check(paths)
     embedder = embedder or embedder_for(settings)
     count = embedder.count_tokens if isinstance(embedder, OnnxEmbedder) else (lambda t: len(t.split()) * 4 // 3)
     store = Store(settings, dim=embedder.dim)
@@ -154,7 +159,7 @@ def ingest_paths(
                         seen.add(source)
                         report.unchanged.append(source)
                         continue
-                    doc = _load(file, root, report)
+                    doc = named.get(file) or _load(file, root, report)
                     if doc is None:
                         continue  # not seen: chunks it had from an earlier, readable version go below
                     seen.add(doc.source)
