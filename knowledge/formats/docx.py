@@ -16,7 +16,7 @@ import zipfile
 import zlib
 from xml.etree import ElementTree
 
-from knowledge.formats.tables import pipe_table
+from knowledge.formats.tables import cell_text, pipe_table
 
 __all__ = ["NotADocx", "docx_to_markdown"]
 
@@ -80,7 +80,7 @@ def _table(tbl: ElementTree.Element) -> str:
     rows = []
     for tr in tbl.findall(f"{_W}tr"):
         cells = [" ".join(_text(p).strip() for p in tc.iter(f"{_W}p")).strip() for tc in tr.findall(f"{_W}tc")]
-        rows.append([re.sub(r"\s+", " ", c).replace("|", "\\|") for c in cells])
+        rows.append([cell_text(c) for c in cells])
     return "\n".join(pipe_table(rows))
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Literal
 
-from knowledge.formats.tables import pipe_table
+from knowledge.formats.tables import cell_text, pipe_table
 from knowledge.markup import image_text
 
 __all__ = ["html_to_text"]
@@ -42,14 +42,10 @@ class _Table:
     layout: bool = False
 
 
-def _cell_text(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip().replace("|", "\\|")
-
-
 def _markdown_table(table: _Table) -> str:
     if table.layout:
         return "".join(f"\n\n{cell}\n\n" for row in table.rows for cell in row if cell.strip())
-    lines = pipe_table([[_cell_text(c) for c in row] for row in table.rows])
+    lines = pipe_table([[cell_text(c) for c in row] for row in table.rows])
     return "\n\n" + "\n".join(lines) + "\n\n" if lines else ""
 
 

@@ -15,7 +15,7 @@ import io
 import re
 import textwrap
 
-from knowledge.formats.tables import pipe_table
+from knowledge.formats.tables import cell_text, pipe_table
 
 __all__ = ["rst_to_markdown"]
 
@@ -68,7 +68,7 @@ def _options(body: list[str]) -> tuple[dict[str, str], list[str]]:
 def _cell(text: str) -> str:
     """A cell's text on one line, its pipes escaped; ``|name|`` substitutions stay whole, to be replaced later."""
     text = re.sub(r"\|(?=[^|\s])([^|]*?[^|\s])\|", "\x02\\1\x02", _inline(re.sub(r"\s+", " ", text).strip()))
-    return text.replace("|", "\\|").replace("\x02", "|")
+    return cell_text(text).replace("\x02", "|")
 
 
 def _pipe_table(rows: list[list[str]]) -> list[str]:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["pipe_table"]
+import re
+
+__all__ = ["cell_text", "pipe_table"]
+
+
+def cell_text(text: str) -> str:
+    """A cell's text as a pipe table holds it: on one line, its own pipes escaped."""
+    return re.sub(r"\s+", " ", text).strip().replace("|", "\\|")
 
 
 def pipe_table(rows: list[list[str]]) -> list[str]:
