@@ -90,14 +90,7 @@ def load_document(path: Path, *, root: Path | None = None) -> Document:
             raise UnreadableDocument(f"{source} is not a Jupyter notebook: {exc}") from exc
     if suffix not in _HTML:
         text = normalize_markdown(text)  # before the badges: an <h1> leaves its logo out of the title
-    text = compact_tables(mermaid_to_text(badges_to_text(text)))
-    text = re.sub(r"\n{3,}", "\n\n", text).strip()
-    # The title is the H1 a document opens with; an H1 further down ("# Changelog") titles only its part.
-    first = re.search(r"^(#{1,6})\s+(.+)$", _outside_fences(text), re.M)
-    heading = first if first and len(first.group(1)) == 1 else None
-    title = meta.get("title") or (heading.group(2) if heading else page_title)
-    title = str(title or path.stem.replace("-", " ").replace("_", " "))
-    return Document(source=source, title=_clean_heading(title), text=text, meta=meta)
+    return _document(path, source, compact_tables(mermaid_to_text(badges_to_text(text))), meta, page_title)
 
 
 def _load_binary(path: Path, source: str, read: Callable[[bytes], tuple[str, str]]) -> Document:
@@ -107,10 +100,18 @@ def _load_binary(path: Path, source: str, read: Callable[[bytes], tuple[str, str
         text, title = read(path.read_bytes())
     except (NotAPdf, NotADocx) as exc:  # the reason is in the message
         raise UnreadableDocument(f"{source} is not a {kind} LabOps can read: {exc}") from exc
-    text = compact_tables(re.sub(r"\n{3,}", "\n\n", fix_mojibake(text)).strip())
-    first = re.search(r"^#\s+(.+)$", text, re.M)
-    title = title or (first.group(1) if first else path.stem.replace("-", " ").replace("_", " "))
-    return Document(source=source, title=_clean_heading(title), text=text, meta={})
+    # The readers put the title they found on the text's first line as "# title", so the H1 rule finds it.
+    return _document(path, source, compact_tables(fix_mojibake(text)), {}, title)
+
+
+def _document(path: Path, source: str, text: str, meta: dict[str, Any], fallback_title: str) -> Document:
+    """The document, titled by its front matter, else its opening H1, else ``fallback_title``, else its name."""
+    text = re.sub(r"\n{3,}", "\n\n", text).strip()
+    # The title is the H1 a document opens with; an H1 further down ("# Changelog") titles only its part.
+    first = re.search(r"^(#{1,6})\s+(.+)$", _outside_fences(text), re.M)
+    heading = first.group(2) if first and len(first.group(1)) == 1 else None
+    title = str(meta.get("title") or heading or fallback_title or path.stem.replace("-", " ").replace("_", " "))
+    return Document(source=source, title=_clean_heading(title), text=text, meta=meta)
 
 
 def _outside_fences(text: str) -> str:
