@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from core.config import Settings, load_settings
+from knowledge.chunking import chunk_document
 from knowledge.embeddings import OnnxEmbedder
 from knowledge.ingest import ingest_paths
+from knowledge.loaders import Document, load_document
 
 DOCS = Path(__file__).resolve().parents[2] / "knowledge" / "docs"
 
@@ -32,4 +34,22 @@ def readme_lines() -> list[str]:
         lines = [line.strip() for line in str(payload or "").splitlines()]
         out += [line for line in lines if len(line.split()) >= 6 and not line.startswith(("[", "<", "|", "!"))][:5]
     assert len(out) >= 15, "too few README lines to compare on"
+    return out
+
+
+def load_file(tmp_path: Path, name: str, content: str | bytes) -> Document:
+    """``content`` written to ``tmp_path/name`` and loaded as a document (the format tests' helper)."""
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return load_document(path, root=tmp_path)
+
+
+def sections_of(doc: Document, embedder: OnnxEmbedder) -> dict[str, str]:
+    """Section path -> the text of its chunks."""
+    out: dict[str, str] = {}
+    for c in chunk_document(doc, embedder.count_tokens):
+        out[c.section] = out.get(c.section, "") + "\n" + c.text
     return out
