@@ -14,10 +14,13 @@ import hmac
 import json
 import os
 import secrets
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import AuditError
+
+_LOCK = threading.Lock()  # anchor writes of this process, one at a time
 
 __all__ = ["Anchor", "AnchorFile"]
 
@@ -68,10 +71,15 @@ class AnchorFile:
 
     def write(self, anchor: Anchor, *, force: bool = False) -> None:
         """Move the anchor forward to ``anchor`` (never backwards, unless ``force``: an acknowledged break)."""
-        current = None if force else self.read()
-        if current is not None and current.seq >= anchor.seq:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"seq": anchor.seq, "hash": anchor.hash, "mac": self._mac(anchor.seq, anchor.hash)}))
-        os.replace(tmp, self.path)
+        # Threads of one process (ten parallel provisions) moved it at once: each wrote the same pid-named temp
+        # file, the second rename found it gone, and a slower thread could move the anchor back after a faster
+        # one. The check and the write are one step per process, each thread with a temp file of its own.
+        with _LOCK:
+            current = None if force else self.read()
+            if current is not None and current.seq >= anchor.seq:
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            body = {"seq": anchor.seq, "hash": anchor.hash, "mac": self._mac(anchor.seq, anchor.hash)}
+            tmp.write_text(json.dumps(body))
+            os.replace(tmp, self.path)

@@ -108,3 +108,18 @@ def test_refusals_before_the_guard_are_recorded_too(simulator: Any) -> None:
     entries = AuditLog.from_settings(load_settings(None, lab_dir=simulator.lab_dir)).tail(10)
     refused = [e for e in entries if e.get("event") == "decision" and e.get("by") == "channel"]
     assert {e["tool"] for e in refused[-2:]} == {"vm.nodes", "vm.show"}
+
+
+def test_threads_moving_the_anchor_at_once_leave_it_at_the_newest(tmp_path: Path) -> None:
+    # Ten parallel provisions append from threads of one process: each moves the anchor. They used to share a
+    # pid-named temp file (a rename then found it gone) and a slower thread could move the anchor back.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from policies.anchor import Anchor, AnchorFile
+
+    anchor = AnchorFile(tmp_path / "audit.anchor", key=b"k" * 32)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda seq: anchor.write(Anchor(seq=seq, hash=f"h{seq}")), range(1, 201)))
+    newest = anchor.read()
+    assert newest is not None and (newest.seq, newest.hash) == (200, "h200")
+    assert not list(tmp_path.glob("*.tmp")), "no temp file is left behind"
