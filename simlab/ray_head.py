@@ -41,10 +41,26 @@ def _temp_dir(lab_dir: Path) -> Path:
     return Path("/tmp") / f"ray-{hashlib.sha1(str(lab_dir.resolve()).encode()).hexdigest()[:10]}"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# Ray's components that each need a port of their own (the dashboard's is chosen by the caller).
+_PORT_FLAGS = ("port", "ray-client-server-port", "node-manager-port", "object-manager-port",
+               "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port",
+               "metrics-export-port")  # fmt: skip
+
+
+def _free_ports(count: int, *, taken: set[int]) -> list[int]:
+    """``count`` distinct free ports, none in ``taken``.
+
+    Two binds in a row may be handed the same port, and Ray refuses to start when two of its components
+    share one (seen: metrics export and the agent's HTTP port).
+    """
+    ports: list[int] = []
+    while len(ports) < count:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in taken and port not in ports:
+            ports.append(port)
+    return ports
 
 
 def _alive(pid: int) -> bool:
@@ -104,14 +120,10 @@ def start_ray_head(lab_dir: Path, *, dashboard_port: int, num_cpus: int = 2, tim
         "--node-ip-address=127.0.0.1",
         "--dashboard-host=127.0.0.1",
         f"--dashboard-port={dashboard_port}",
-        f"--port={_free_port()}",
-        f"--ray-client-server-port={_free_port()}",
-        f"--node-manager-port={_free_port()}",
-        f"--object-manager-port={_free_port()}",
-        f"--dashboard-agent-listen-port={_free_port()}",
-        f"--dashboard-agent-grpc-port={_free_port()}",
-        f"--runtime-env-agent-port={_free_port()}",
-        f"--metrics-export-port={_free_port()}",
+        *(
+            f"--{flag}={port}"
+            for flag, port in zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS), taken={dashboard_port}), strict=True)
+        ),
         f"--num-cpus={num_cpus}",
         "--num-gpus=0",
         f"--temp-dir={temp}",
