@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.abc
+import importlib.machinery
+import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 
 import click
 from rich.markup import escape
-from rich.progress import Progress
 
 from channels.cli.common import FAST_EXIT, console, echo_json, get_settings, handle_errors
 from knowledge.retrieve import cite, retrieve
@@ -21,7 +26,10 @@ __all__ = ["ingest", "search"]
 @handle_errors
 def ingest(paths: tuple[Path, ...], rebuild: bool, as_json: bool) -> None:
     """Add folders or files of Markdown, text, reStructuredText, HTML, notebooks, PDF or Word to the knowledge."""
-    from knowledge.ingest import ingest_paths  # the loaders and chunker are not needed by `labops search`
+    # Loaders, chunker and progress bar: `labops search` needs none of them.
+    from rich.progress import Progress
+
+    from knowledge.ingest import ingest_paths
 
     settings = get_settings()
     if as_json:
@@ -51,7 +59,8 @@ def ingest(paths: tuple[Path, ...], rebuild: bool, as_json: bool) -> None:
 @handle_errors
 def search(query: str, k: int, mode: str, as_json: bool, explain: bool) -> None:
     """Search the lab's documentation (dense + BM25, fused, then re-ranked word by word)."""
-    hits = retrieve(get_settings(), query, k=k, mode=mode, explain=explain)  # type: ignore[arg-type]
+    with _pyarrow_without_pandas():
+        hits = retrieve(get_settings(), query, k=k, mode=mode, explain=explain)  # type: ignore[arg-type]
     FAST_EXIT.set()  # read-only, and retrieve() closed the store: skipping the teardown loses nothing
     if as_json:
         echo_json([h.as_dict() for h in hits])
@@ -71,3 +80,35 @@ def search(query: str, k: int, mode: str, as_json: bool, explain: bool) -> None:
 
 def _rank(rank: int | None) -> str:
     return str(rank) if rank is not None else "- (not in its top list)"
+
+
+class _NoPandas(importlib.abc.MetaPathFinder):
+    """Answers "not installed" for pandas (see :func:`_pyarrow_without_pandas`)."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname == "pandas" or fullname.startswith("pandas."):
+            raise ModuleNotFoundError(f"{fullname} is not loaded by `labops search`", name=fullname)
+        return None
+
+
+@contextlib.contextmanager
+def _pyarrow_without_pandas() -> Iterator[None]:
+    """Keep pyarrow from importing pandas while the search opens Milvus Lite.
+
+    Milvus Lite reads its segments with pyarrow, whose dataset module probes for pandas when it loads: about
+    0.3 s of imports, a third of a fresh ``labops search``, for a library it never uses here (measured with
+    ``python -X importtime``; bench/knowledge.py times the whole command). pyarrow treats a pandas that
+    cannot be imported as absent and remembers that, so the finder is needed only until the first read. A
+    process that loaded pandas already keeps it.
+    """
+    if "pandas" in sys.modules:
+        yield
+        return
+    finder = _NoPandas()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)

@@ -6,6 +6,7 @@ these tests are what notices an upgrade that moves it (the store would silently 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -139,7 +140,7 @@ def test_a_read_only_store_over_nothing_finds_nothing_and_creates_nothing(
         assert db.list_collections() == []
 
 
-def test_a_search_in_a_fresh_process_loads_no_pymilvus(tmp_path: Path) -> None:
+def test_a_search_in_a_fresh_process_loads_neither_pymilvus_nor_pandas(tmp_path: Path) -> None:
     # `labops search` must not pay for importing pymilvus nor for starting Milvus Lite's gRPC server.
     # Its own lab: Milvus Lite lets one process at a time open a directory, and this one holds the corpus's.
     (tmp_path / "docs").mkdir()
@@ -158,6 +159,24 @@ def test_a_search_in_a_fresh_process_loads_no_pymilvus(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["1", "False", "False"]
+    # Nor pandas, which pyarrow would import on Milvus Lite's first read (a third of the command's time); the
+    # import log of the real command shows what it loaded.
+    command = "import sys; from channels.cli.main import main; sys.argv[0] = 'labops'; main()"
+    args = ["--lab-dir", str(lab), "search", "when are backups verified", "-k", "1", "--json"]
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", command, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)[0]["source"] == "backups.md"
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert {"milvus_lite", "pyarrow.dataset", "onnxruntime"} <= loaded  # the log is the real one
+    assert not {"pymilvus", "grpc"} & loaded
+    # pyarrow's attempt shows as a bare "pandas" line; pandas itself would have loaded its hundreds of modules.
+    assert not [name for name in loaded if name.startswith("pandas.")]
 
 
 def test_a_directory_another_process_holds_is_reported_with_the_fix(tmp_path: Path, embedder: OnnxEmbedder) -> None:
