@@ -107,7 +107,9 @@ def _milvus_version(settings: Settings) -> str:
         return "Milvus Lite (local directory)"
     from pymilvus import MilvusClient
 
-    client = MilvusClient(uri=uri, token=token or "", timeout=5)
+    from knowledge.reads import client_options
+
+    client = MilvusClient(uri=uri, token=token or "", timeout=5, **client_options(uri))
     try:
         return f"Milvus {client.get_server_version()}"
     finally:

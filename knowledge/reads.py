@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 from core.errors import BackendUnavailable, KnowledgeError
 
@@ -24,7 +25,16 @@ if TYPE_CHECKING:  # a read-only search of a Milvus Lite directory runs without 
     from pymilvus import MilvusClient
     from pymilvus.exceptions import MilvusException
 
-__all__ = ["ClientReads", "LiteReads", "Reads", "in_process", "is_lite_path", "open_engine", "reads_for"]
+__all__ = [
+    "ClientReads",
+    "LiteReads",
+    "Reads",
+    "client_options",
+    "in_process",
+    "is_lite_path",
+    "open_engine",
+    "reads_for",
+]
 
 log = logging.getLogger(__name__)
 Metric = Literal["COSINE", "BM25"]
@@ -152,6 +162,21 @@ def open_engine(path: str) -> tuple[Any, bool]:
         ) from exc
     except (MilvusLiteError, OSError) as exc:
         raise BackendUnavailable("Milvus Lite", f"cannot open {path}: {exc}", setting="milvus.uri") from exc
+
+
+def client_options(uri: str) -> dict[str, Any]:
+    """Keyword arguments for ``MilvusClient`` beyond the URI and token.
+
+    pymilvus pings an idle connection every 10 s. A Milvus server allows that; Milvus Lite's gRPC server
+    (served in this process for a directory, or by ``labops lab up``) keeps gRPC's defaults, which count
+    such pings as abuse and close the connection ("Too many pings"). A call racing that close failed, and
+    pymilvus's reconnect then failed the same way (seen in a long test run). A connection to this machine
+    has no middlebox to keep alive and learns of a dead server from the socket, so it sends no idle pings.
+    """
+    local = is_lite_path(uri) or uri.startswith("unix:") or urlsplit(uri).hostname in {"localhost", "127.0.0.1", "::1"}
+    if local:
+        return {"grpc_options": {"grpc.keepalive_time_ms": 2**31 - 1}}  # gRPC's "never"
+    return {}
 
 
 def is_lite_path(uri: str) -> bool:

@@ -34,7 +34,7 @@ from knowledge.late import (
     pack_states,
     unpack_states,
 )
-from knowledge.reads import LiteReads, Reads, in_process, is_lite_path, open_engine, reads_for
+from knowledge.reads import LiteReads, Reads, client_options, in_process, is_lite_path, open_engine, reads_for
 
 if TYPE_CHECKING:  # the chunker pulls in the loaders and ftfy (~50 ms), which a search does not need
     from pymilvus import MilvusClient
@@ -115,7 +115,7 @@ class Store:
         from pymilvus.exceptions import MilvusException
 
         try:
-            self.client = MilvusClient(uri=uri, token=token or "")
+            self.client = MilvusClient(uri=uri, token=token or "", **client_options(uri))
         except (MilvusException, OSError, RuntimeError) as exc:
             raise BackendUnavailable("Milvus", f"cannot open {uri}: {exc}", setting="milvus.uri") from exc
         self.reads = reads_for(self.client, uri)  # query-time reads; in-process when this process serves Milvus Lite
