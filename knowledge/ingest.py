@@ -24,7 +24,7 @@ from pathlib import Path
 
 from core.config import Settings
 from core.errors import InvalidArguments
-from knowledge.chunking import chunk_document
+from knowledge.chunking import Chunk, chunk_document
 from knowledge.embeddings import Embedder, OnnxEmbedder, embedder_for
 from knowledge.loaders import SUFFIXES, Document, UnreadableDocument, load_document
 from knowledge.store import Store
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 # Part of each file's recorded hash: a change to loading or chunking re-ingests files whose bytes did not change.
 PIPELINE_VERSION = b"loader-4 chunker-5 tokens-1"
+# Chunks embedded per call: their float32 token states (up to ~390 kB each) are packed before the next batch.
+EMBED_BATCH = 128
 # Folders a walk does not enter besides hidden ones: installed dependencies and caches, not the lab's documents.
 VENDORED = frozenset({"node_modules", "site-packages", "dist-packages", "__pycache__", "bower_components"})
 
@@ -164,11 +166,8 @@ def ingest_paths(
                         continue  # not seen: chunks it had from an earlier, readable version go below
                     seen.add(doc.source)
                     chunks = chunk_document(doc, count)
-                    # Embedded before the old chunks go: a failure here leaves the document as it was indexed.
-                    encoded = embedder.encode([c.embed_text for c in chunks])
                     store.df.mark_stale()
-                    store.delete_source(doc.source)
-                    store.insert(chunks, encoded.vectors, encoded.tokens)
+                    _replace(store, embedder, doc.source, chunks)
                     (report.updated if doc.source in known else report.added).append(doc.source)
                     report.chunks += len(chunks)
                     db.execute(
@@ -195,6 +194,32 @@ def ingest_paths(
         log.warning("%d chunks were longer than the embedder's window and were cut", report.truncated)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _replace(store: Store, embedder: Embedder, source: str, chunks: list[Chunk]) -> None:
+    """Make ``chunks`` the document's chunks, :data:`EMBED_BATCH` at a time, its old chunks going last.
+
+    Memory stays bounded by the batch, not by the document (a 10 000-chunk page held 4 GB of float32 token
+    states when it was embedded whole). A failure part-way (the embedder, Milvus) removes what this run
+    added, so the document stays as it was indexed and the next ingest retries it; a process killed
+    part-way leaves both versions' chunks until then, when the old ones go as usual.
+    """
+    old = store.ids_of(source)
+    added: list[str] = []
+    try:
+        for start in range(0, len(chunks), EMBED_BATCH):
+            part = chunks[start : start + EMBED_BATCH]
+            encoded = embedder.encode([c.embed_text for c in part])
+            store.upsert(store.rows(part, encoded.vectors, encoded.tokens))
+            added += [c.id for c in part if c.id not in old]
+    except BaseException:
+        try:
+            store.delete_ids(added)
+        except Exception:  # the first failure is the one to report (often the same unreachable Milvus)
+            log.warning("could not remove the %d new chunks of %s; the next ingest does", len(added), source,
+                        exc_info=True)  # fmt: skip
+        raise
+    store.delete_ids(sorted(old - {c.id for c in chunks}))
 
 
 def _load(file: Path, root: Path, report: IngestReport) -> Document | None:

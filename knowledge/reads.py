@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from core.errors import BackendUnavailable, KnowledgeError
+from knowledge.milvus_errors import translating
 
 if TYPE_CHECKING:  # a read-only search of a Milvus Lite directory runs without pymilvus (knowledge.store)
     from pymilvus import MilvusClient
-    from pymilvus.exceptions import MilvusException
 
 __all__ = [
     "ClientReads",
@@ -64,35 +64,26 @@ class ClientReads:
     def __init__(self, client: MilvusClient, uri: str) -> None:
         self.client = client
         self.uri = uri
+        self._calls = translating(client, uri)
 
     def search(
         self, collection: str, data: Any, *, field: str, metric: Metric, limit: int, expr: str, output: list[str]
     ) -> list[dict[str, Any]]:
         """One ranked list."""
-        from pymilvus.exceptions import MilvusException  # loaded already: the client imported it
-
-        try:
-            res = self.client.search(
-                collection,
-                data=[data],
-                anns_field=field,
-                limit=limit,
-                search_params={"metric_type": metric},
-                filter=expr,
-                output_fields=output,
-            )
-        except MilvusException as exc:
-            raise _translate(exc, self.uri) from exc
+        res = self._calls.search(
+            collection,
+            data=[data],
+            anns_field=field,
+            limit=limit,
+            search_params={"metric_type": metric},
+            filter=expr,
+            output_fields=output,
+        )
         return list(res[0]) if res else []
 
     def get(self, collection: str, ids: list[Any], output: list[str]) -> list[dict[str, Any]]:
         """Point reads."""
-        from pymilvus.exceptions import MilvusException
-
-        try:
-            return list(self.client.get(collection, ids=ids, output_fields=output))
-        except MilvusException as exc:
-            raise _translate(exc, self.uri) from exc
+        return list(self._calls.get(collection, ids=ids, output_fields=output))
 
 
 class LiteReads:
@@ -202,12 +193,3 @@ def _served_engine(path: str) -> Any | None:
         log.debug("Milvus Lite engine for %s not found in this process; reads go through gRPC", path)
         return None
     return db
-
-
-def _translate(exc: MilvusException, uri: str) -> KnowledgeError | BackendUnavailable:
-    """A pymilvus failure as the error a caller can act on."""
-    message = str(getattr(exc, "message", "") or exc)
-    # pymilvus reports an unreachable server as a MilvusException with a connection/timeout message (no subclass).
-    if any(word in message.lower() for word in ("unavailable", "connect", "timeout", "deadline", "closed")):
-        return BackendUnavailable("Milvus", f"{uri}: {message}", setting="milvus.uri")
-    return KnowledgeError(f"Milvus ({uri}) refused the request: {message}")

@@ -34,6 +34,7 @@ from knowledge.late import (
     pack_states,
     unpack_states,
 )
+from knowledge.milvus_errors import translating
 from knowledge.reads import LiteReads, Reads, client_options, in_process, is_lite_path, open_engine, reads_for
 
 if TYPE_CHECKING:  # the chunker pulls in the loaders and ftfy (~50 ms), which a search does not need
@@ -61,6 +62,9 @@ RERANK_WEIGHT = 5.0
 # Token states already read, shared by every Store of this process (a long-running server re-ranks from memory).
 _STATES = StateCache()
 _HIT_FIELDS = ("text", "source", "section", "title")  # what a hit carries besides its id and score
+# Bytes of rows per upsert call: gRPC caps a message (Milvus Lite at 256 MB, a Milvus server's proxy by its
+# configuration), and a 10 000-chunk page (Node.js's all.html) is ~700 MB of rows with its token states.
+UPSERT_BYTES = 16 * 2**20
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="labops-bm25")  # the BM25 half of hybrid searches
 
 
@@ -100,6 +104,7 @@ class Store:
             Path(uri).parent.mkdir(parents=True, exist_ok=True)  # Milvus Lite creates the .db, not its folder
         self.collection = f"{settings.milvus.collection}__{SCHEMA_VERSION}"
         self.dim = dim
+        self._uri = uri
         self.empty = False  # read-only and nothing was ever ingested: every search finds nothing
         self._engine: Any = None  # a Milvus Lite engine this store opened itself (closed with it)
         self.client: MilvusClient | None = None
@@ -119,8 +124,8 @@ class Store:
         except (MilvusException, OSError, RuntimeError) as exc:
             raise BackendUnavailable("Milvus", f"cannot open {uri}: {exc}", setting="milvus.uri") from exc
         self.reads = reads_for(self.client, uri)  # query-time reads; in-process when this process serves Milvus Lite
-        self.df = TokenFrequencies(self.client, self.collection, reads=self.reads)
-        self._ensure(self.client)
+        self.df = TokenFrequencies(translating(self.client, uri), self.collection, reads=self.reads)
+        self._ensure(self._writer())
 
     def _open_lite(self, db: Any) -> None:
         """Check and load the collections through the Milvus Lite engine (the read-only path)."""
@@ -144,7 +149,7 @@ class Store:
     def _writer(self) -> MilvusClient:
         if self.client is None:
             raise KnowledgeError("this store was opened read-only: open it without read_only for anything but a search")
-        return self.client
+        return translating(self.client, self._uri)  # failures arrive as KnowledgeError / BackendUnavailable
 
     def _ensure(self, c: MilvusClient) -> None:
         from pymilvus import DataType, Function, FunctionType
@@ -192,12 +197,16 @@ class Store:
                 client.drop_collection(name)
         self._ensure(client)
 
-    def insert(
+    def rows(
         self, chunks: list[Chunk], vectors: np.ndarray[Any, Any], tokens: list[TokenStates] | None = None
-    ) -> None:
-        """Add chunks with their dense vectors and token states (BM25 vectors are computed by Milvus)."""
+    ) -> list[dict[str, Any]]:
+        """Chunks as the collection's rows: dense vectors, packed token states (BM25 vectors are Milvus's work).
+
+        Packing right after embedding keeps a big document's states at ~65 kB a chunk instead of the
+        ~390 kB of float32 the embedder returns.
+        """
         states = tokens if tokens is not None else [None] * len(chunks)
-        rows = [
+        return [
             {
                 "id": c.id,
                 "source": c.source,
@@ -212,8 +221,38 @@ class Store:
             }
             for c, v, t in zip(chunks, vectors, states, strict=True)
         ]
-        if rows:
-            self._writer().upsert(self.collection, rows)
+
+    def upsert(self, rows: list[dict[str, Any]]) -> None:
+        """Write rows in calls of at most :data:`UPSERT_BYTES` (one call for a big document overflowed gRPC)."""
+        batch: list[dict[str, Any]] = []
+        size = 0
+        for row in rows:
+            row_size = _row_bytes(row)
+            if batch and size + row_size > UPSERT_BYTES:
+                self._writer().upsert(self.collection, batch)
+                batch, size = [], 0
+            batch.append(row)
+            size += row_size
+        if batch:
+            self._writer().upsert(self.collection, batch)
+
+    def insert(
+        self, chunks: list[Chunk], vectors: np.ndarray[Any, Any], tokens: list[TokenStates] | None = None
+    ) -> None:
+        """Add chunks with their dense vectors and token states."""
+        self.upsert(self.rows(chunks, vectors, tokens))
+
+    def ids_of(self, source: str) -> set[str]:
+        """The ids of one document's chunks."""
+        # Without a limit a query returns every match: Milvus Lite does; a Milvus server is documented to cap
+        # only queries that set one (16 384). A document of more chunks than that is a guess left untested.
+        rows = self._writer().query(self.collection, filter=f"source == {_quote(source)}", output_fields=["id"])
+        return {str(r["id"]) for r in rows}
+
+    def delete_ids(self, ids: list[str]) -> None:
+        """Remove chunks by id, a thousand per call."""
+        for start in range(0, len(ids), 1000):
+            self._writer().delete(self.collection, ids=ids[start : start + 1000])
 
     def delete_source(self, source: str) -> None:
         """Remove every chunk of one document."""
@@ -356,6 +395,11 @@ def _hit(item: dict[str, Any]) -> Hit:
         score=abs(float(item["distance"])),
         id=str(item.get("id", entity.get("id", ""))),
     )
+
+
+def _row_bytes(row: dict[str, Any]) -> int:
+    """About what a row weighs in a request: its strings, its vector as float32, and some framing."""
+    return sum(len(v) for v in row.values() if isinstance(v, str)) + 4 * len(row["dense"]) + 256
 
 
 def _prefix_filter(source_prefix: str | None) -> str:

@@ -11,14 +11,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import knowledge.ingest as ingest_module
+import knowledge.store as store_module
 from channels.cli.main import cli
 from core.config import load_settings
 from core.errors import InvalidArguments, KnowledgeError
 from knowledge.chunking import chunk_document
-from knowledge.embeddings import OnnxEmbedder
+from knowledge.embeddings import Encoded, OnnxEmbedder
 from knowledge.ingest import ingest_paths
 from knowledge.loaders import load_document
 from knowledge.retrieve import format_for_model, retrieve
+from knowledge.store import Store
 
 MESSY = Path(__file__).parent / "messy"
 
@@ -181,3 +184,77 @@ def test_an_embedding_failure_leaves_the_document_as_it_was_indexed(
     hits = retrieve(settings, "which VLAN carries Ceph", k=1, embedder=embedder)
     assert "VLAN 40" in hits[0].text, "the old chunks are still there"
     assert ingest_paths(settings, [doc.parent], embedder=embedder).updated == ["vlans.md"], "and the change is retried"
+
+
+def _runbook(hosts: range, port: int) -> str:
+    sections = [f"## Host gpu-{i:02d}\n\nService gpu-{i:02d} listens on port {port + i} and is owned by team {i % 7}.\n"
+                for i in hosts]  # fmt: skip
+    return "# Service runbook\n\n" + "\n".join(sections)
+
+
+def test_a_big_document_is_embedded_and_written_in_bounded_batches(
+    tmp_path: Path, embedder: OnnxEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small batches stand in for a 10 000-chunk page: embedding it whole held gigabytes of token states, and
+    # writing it in one call overflowed gRPC's message cap.
+    monkeypatch.setattr(ingest_module, "EMBED_BATCH", 4)
+    monkeypatch.setattr(store_module, "UPSERT_BYTES", 40_000)  # a few rows per call
+    calls: list[int] = []
+    encode = embedder.encode
+
+    def counted(texts: list[str]) -> Encoded:
+        calls.append(len(texts))
+        return encode(texts)
+
+    monkeypatch.setattr(embedder, "encode", counted)
+    doc = tmp_path / "docs" / "runbook.md"
+    doc.parent.mkdir()
+    doc.write_text(_runbook(range(30), 9000))
+    settings = load_settings(None, lab_dir=tmp_path / "lab")
+    first = ingest_paths(settings, [doc.parent], embedder=embedder)
+    assert first.chunks >= 30 and max(calls) <= 4 and sum(calls) == first.chunks
+    with Store(settings, dim=embedder.dim) as store:
+        assert len(store.ids_of("runbook.md")) == first.chunks == store.count()
+
+    # Half the hosts renumbered, the last ten gone: the document's chunks are exactly the new ones.
+    doc.write_text(_runbook(range(20), 7000))
+    second = ingest_paths(settings, [doc.parent], embedder=embedder)
+    assert second.updated == ["runbook.md"]
+    with Store(settings, dim=embedder.dim) as store:
+        assert len(store.ids_of("runbook.md")) == second.chunks == store.count()
+    hits = retrieve(settings, "which port does gpu-05 listen on", k=3, embedder=embedder)
+    assert "port 7005" in hits[0].text
+    assert not [h for h in retrieve(settings, "gpu-25", k=10, embedder=embedder) if "gpu-25" in h.text]
+
+
+def test_a_failure_part_way_through_a_document_leaves_it_as_indexed(
+    tmp_path: Path, embedder: OnnxEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest_module, "EMBED_BATCH", 4)
+    doc = tmp_path / "docs" / "runbook.md"
+    doc.parent.mkdir()
+    doc.write_text(_runbook(range(30), 9000))
+    settings = load_settings(None, lab_dir=tmp_path / "lab")
+    before = ingest_paths(settings, [doc.parent], embedder=embedder).chunks
+    with Store(settings, dim=embedder.dim) as store:
+        old_ids = store.ids_of("runbook.md")
+
+    doc.write_text(_runbook(range(30), 7000))
+    encode, calls = embedder.encode, []
+
+    def flaky(texts: list[str]) -> Encoded:
+        calls.append(len(texts))
+        if len(calls) == 3:  # two batches of the new version are written by then
+            raise KnowledgeError("Ollama stopped answering")
+        return encode(texts)
+
+    monkeypatch.setattr(embedder, "encode", flaky)
+    with pytest.raises(KnowledgeError, match="stopped answering"):
+        ingest_paths(settings, [doc.parent], embedder=embedder)
+    monkeypatch.setattr(embedder, "encode", encode)
+    with Store(settings, dim=embedder.dim) as store:
+        assert store.ids_of("runbook.md") == old_ids and store.count() == before
+    assert "port 9005" in retrieve(settings, "which port does gpu-05 listen on", k=1, embedder=embedder)[0].text
+    again = ingest_paths(settings, [doc.parent], embedder=embedder)
+    assert again.updated == ["runbook.md"], "the change is retried"
+    assert "port 7005" in retrieve(settings, "which port does gpu-05 listen on", k=1, embedder=embedder)[0].text

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 import yaml
 from milvus_lite import server_manager_instance
@@ -23,6 +24,7 @@ from core.endpoints import milvus_endpoint
 from core.errors import BackendUnavailable, KnowledgeError
 from knowledge.embeddings import OnnxEmbedder
 from knowledge.frequencies import ALL_CHUNKS
+from knowledge.milvus_errors import translate, translating
 from knowledge.reads import ClientReads, LiteReads, Reads
 from knowledge.retrieve import search_store
 from knowledge.store import Store
@@ -142,8 +144,34 @@ def test_a_milvus_server_gone_mid_session_is_reported_as_unavailable(tmp_path: P
             ClientReads(client, uri).search(
                 "c", [0.1, 0.2], field="vector", metric="COSINE", limit=1, expr="", output=[]
             )
+        with pytest.raises(BackendUnavailable, match=r"milvus\.uri"):  # and the writes an ingest makes
+            translating(client, uri).upsert("c", [{"id": 1, "vector": [0.3, 0.4]}])
     finally:
         client.close()
+
+
+class _RpcFailure(grpc.RpcError):
+    # The two methods of the call objects grpc raises (grpc._channel._InactiveRpcError needs a live call).
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+def test_grpc_errors_pymilvus_lets_through_are_translated_too() -> None:
+    # What an ingest of a 10 000-chunk page got from one upsert before writes were batched.
+    too_big = _RpcFailure(
+        grpc.StatusCode.RESOURCE_EXHAUSTED, "Received message larger than max (380148519 vs. 268435456)"
+    )
+    refused = translate(too_big, "/lab/milvus.db")
+    assert isinstance(refused, KnowledgeError) and not isinstance(refused, BackendUnavailable)
+    assert "larger than max" in str(refused)
+    gone = translate(_RpcFailure(grpc.StatusCode.UNAVAILABLE, "Socket closed"), "http://10.0.0.5:19530")
+    assert isinstance(gone, BackendUnavailable) and "milvus.uri" in str(gone)
 
 
 def test_a_read_only_store_searches_like_a_full_one(docs_corpus: Settings, embedder: OnnxEmbedder) -> None:
