@@ -14,6 +14,8 @@ import click
 from rich.markup import escape
 
 from channels.cli.common import FAST_EXIT, console, echo_json, get_settings, handle_errors
+from core.endpoints import milvus_endpoint
+from knowledge.reads import in_process
 from knowledge.retrieve import cite, retrieve
 
 __all__ = ["ingest", "search"]
@@ -59,8 +61,11 @@ def ingest(paths: tuple[Path, ...], rebuild: bool, as_json: bool) -> None:
 @handle_errors
 def search(query: str, k: int, mode: str, as_json: bool, explain: bool) -> None:
     """Search the lab's documentation (dense + BM25, fused, then re-ranked word by word)."""
-    with _pyarrow_without_pandas():
-        hits = retrieve(get_settings(), query, k=k, mode=mode, explain=explain)  # type: ignore[arg-type]
+    settings = get_settings()
+    # Only a Milvus Lite directory opened here reads without pymilvus; pymilvus itself imports pandas.
+    lite = in_process(milvus_endpoint(settings)[0])
+    with _pyarrow_without_pandas() if lite else contextlib.nullcontext():
+        hits = retrieve(settings, query, k=k, mode=mode, explain=explain)  # type: ignore[arg-type]
     FAST_EXIT.set()  # read-only, and retrieve() closed the store: skipping the teardown loses nothing
     if as_json:
         echo_json([h.as_dict() for h in hits])
@@ -101,7 +106,8 @@ def _pyarrow_without_pandas() -> Iterator[None]:
     0.3 s of imports, a third of a fresh ``labops search``, for a library it never uses here (measured with
     ``python -X importtime``; bench/knowledge.py times the whole command). pyarrow treats a pandas that
     cannot be imported as absent and remembers that, so the finder is needed only until the first read. A
-    process that loaded pandas already keeps it.
+    process that loaded pandas already keeps it. Used only when the search opens a Milvus Lite directory
+    itself: a search through pymilvus (a server, or ``labops lab up``) needs pandas, which pymilvus imports.
     """
     if "pandas" in sys.modules:
         yield
