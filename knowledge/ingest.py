@@ -34,7 +34,7 @@ __all__ = ["IngestReport", "ingest_paths"]
 log = logging.getLogger(__name__)
 
 # Part of each file's recorded hash: a change to loading or chunking re-ingests files whose bytes did not change.
-PIPELINE_VERSION = b"loader-4 chunker-5 tokens-1"
+PIPELINE_VERSION = b"loader-5 chunker-5 tokens-1"
 # Chunks embedded per call: their float32 token states (up to ~390 kB each) are packed before the next batch.
 EMBED_BATCH = 128
 # Folders a walk does not enter besides hidden ones: installed dependencies and caches, not the lab's documents.

@@ -23,9 +23,11 @@ __all__ = ["html_to_text"]
 _SKIP = {"script", "style", "noscript", "template", "svg", "math", "head", "iframe", "object", "button", "select"}
 _CHROME = {"nav", "aside", "footer"}  # left out of a page that does not mark its content
 # Classes and ids of page furniture inside the content: MediaWiki's "[edit]" links and table of contents, Sphinx
-# and MkDocs permalinks, breadcrumbs, text only screen readers see.
+# and MkDocs permalinks, the "[src]"/"[source]" links of Node.js's and Sphinx's API pages, breadcrumbs, text
+# only screen readers see.
 _FURNITURE = {"mw-editsection", "headerlink", "toc", "toctitle", "breadcrumb", "breadcrumbs", "sr-only", "noprint",
-              "visually-hidden", "screen-reader-text", "printfooter", "catlinks", "mw-jump-link"}  # fmt: skip
+              "visually-hidden", "screen-reader-text", "printfooter", "catlinks", "mw-jump-link", "srclink",
+              "viewcode-link"}  # fmt: skip
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"}
 _BLOCK = {"p", "div", "section", "article", "main", "header", "blockquote", "figure", "figcaption", "form",
           "fieldset", "details", "summary", "address", "center", "body", "hr"}  # fmt: skip

@@ -152,6 +152,21 @@ def test_a_wiki_page_loses_its_furniture(tmp_path: Path) -> None:
     assert load_file(tmp_path, "backups.html", page).text == "# Backups\n\n## Schedule\n\nNightly at 01:00 to pbs01."
 
 
+def test_generated_api_pages_lose_their_source_links(tmp_path: Path) -> None:
+    # The shapes of Node.js's API pages (/usr/share/doc/nodejs/api) and of Sphinx's viewcode extension.
+    node = """<html><body><div id="apicontent"><h2>Stream<a class="srclink" href="https://github.com/x">[src]</a>
+<span><a class="mark" href="#stream" id="stream">#</a></span><a aria-hidden="true" class="legacy" id="s"></a></h2>
+<p>A stream is an abstract interface.</p></div></body></html>"""
+    assert load_file(tmp_path, "stream.html", node).text == "## Stream\n\nA stream is an abstract interface."
+    sphinx = """<html><body><main><h1>jobs<a class="headerlink" href="#jobs">¶</a></h1>
+<dl class="py function"><dt class="sig sig-object py" id="jobs.submit"><span class="sig-name descname">
+<span class="pre">submit</span></span>(<em>entrypoint</em>)<a class="reference internal" href="_modules/jobs.html">
+<span class="viewcode-link"><span class="pre">[source]</span></span></a><a class="headerlink" href="#jobs.submit">¶</a>
+</dt><dd><p>Submit a job to the cluster.</p></dd></dl></main></body></html>"""
+    text = load_file(tmp_path, "jobs.html", sphinx).text
+    assert "submit" in text and "Submit a job to the cluster." in text and "[source]" not in text
+
+
 def test_restructuredtext_constructs_become_text(tmp_path: Path, embedder: OnnxEmbedder) -> None:
     text = """==================
 Ray cluster guide
