@@ -12,6 +12,9 @@ needs live in a side collection (:mod:`knowledge.frequencies`), recounted by eac
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -120,9 +123,20 @@ class Store:
         from pymilvus.exceptions import MilvusException
 
         try:
-            self.client = MilvusClient(uri=uri, token=token or "", **client_options(uri))
+            with _lite_start_errors() as why:
+                self.client = MilvusClient(uri=uri, token=token or "", **client_options(uri))
         except (MilvusException, OSError, RuntimeError) as exc:
-            raise BackendUnavailable("Milvus", f"cannot open {uri}: {exc}", setting="milvus.uri") from exc
+            if not why:
+                raise BackendUnavailable("Milvus", f"cannot open {uri}: {exc}", setting="milvus.uri") from exc
+            # pymilvus says only "Open local milvus failed"; Milvus Lite's own reason is the one to show.
+            fix = (
+                "; Milvus Lite lets one process at a time open a directory: wait for the other process or stop it, "
+                "run `labops lab up` so that one Milvus server serves the directory to every process, or point "
+                "milvus.uri at a Milvus server"
+                if "lock" in why[0]
+                else ""
+            )
+            raise BackendUnavailable("Milvus Lite", f"cannot open {uri}: {why[0]}{fix}", setting="milvus.uri") from exc
         self.reads = reads_for(self.client, uri)  # query-time reads; in-process when this process serves Milvus Lite
         self.df = TokenFrequencies(translating(self.client, uri), self.collection, reads=self.reads)
         self._ensure(self._writer())
@@ -366,6 +380,31 @@ class Store:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def _lite_start_errors() -> Iterator[list[str]]:
+    """Collect, instead of printing, why Milvus Lite could not start a server for pymilvus.
+
+    milvus-lite logs the failure with its traceback (a directory another process holds, most often) and
+    pymilvus then raises a bare "Open local milvus failed"; the caller reports the logged reason once.
+    """
+    reasons: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            error = record.exc_info[1] if record.exc_info else None
+            reasons.append(str(error) if error is not None else record.getMessage())
+
+    logger = logging.getLogger("milvus_lite.server_manager")
+    handler, propagate = _Collect(level=logging.ERROR), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield reasons
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 def _diverse(hits: list[Hit], k: int) -> list[Hit]:

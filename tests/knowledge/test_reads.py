@@ -235,7 +235,9 @@ def test_a_search_in_a_fresh_process_loads_neither_pymilvus_nor_pandas(tmp_path:
     assert not [name for name in loaded if name.startswith("pandas.")]
 
 
-def test_a_directory_another_process_holds_is_reported_with_the_fix(tmp_path: Path, embedder: OnnxEmbedder) -> None:
+def test_a_directory_another_process_holds_is_reported_with_the_fix(
+    tmp_path: Path, embedder: OnnxEmbedder, capfd: pytest.CaptureFixture[str]
+) -> None:
     settings = load_settings(None, lab_dir=tmp_path)
     path = milvus_endpoint(settings)[0]
     holder = subprocess.Popen(
@@ -252,5 +254,10 @@ def test_a_directory_another_process_holds_is_reported_with_the_fix(tmp_path: Pa
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         with pytest.raises(BackendUnavailable, match=r"another process has .*milvus\.uri"):
             Store(settings, dim=embedder.dim, read_only=True)
+        # An ingest's store, through pymilvus: Milvus Lite's reason once, not its traceback and pymilvus's own.
+        with pytest.raises(BackendUnavailable, match=r"another process holds the lock .*labops lab up") as raised:
+            Store(settings, dim=embedder.dim)
+        assert "Open local milvus failed" not in str(raised.value)
+        assert "Traceback" not in capfd.readouterr().err
     finally:
         holder.communicate("\n", timeout=60)
