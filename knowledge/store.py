@@ -107,10 +107,10 @@ class Store:
             Path(uri).parent.mkdir(parents=True, exist_ok=True)  # Milvus Lite creates the .db, not its folder
         self.collection = f"{settings.milvus.collection}__{SCHEMA_VERSION}"
         self.dim = dim
-        self._uri = uri
         self.empty = False  # read-only and nothing was ever ingested: every search finds nothing
         self._engine: Any = None  # a Milvus Lite engine this store opened itself (closed with it)
         self.client: MilvusClient | None = None
+        self._writes: MilvusClient | None = None  # the client, its failures translated (None: read-only)
         self.reads: Reads
         if read_only and in_process(uri):
             db, owned = open_engine(uri)
@@ -137,9 +137,10 @@ class Store:
                 else ""
             )
             raise BackendUnavailable("Milvus Lite", f"cannot open {uri}: {why[0]}{fix}", setting="milvus.uri") from exc
+        self._writes = translating(self.client, uri)  # failures arrive as KnowledgeError / BackendUnavailable
         self.reads = reads_for(self.client, uri)  # query-time reads; in-process when this process serves Milvus Lite
-        self.df = TokenFrequencies(translating(self.client, uri), self.collection, reads=self.reads)
-        self._ensure(self._writer())
+        self.df = TokenFrequencies(self._writes, self.collection, reads=self.reads)
+        self._ensure(self._writes)
 
     def _open_lite(self, db: Any) -> None:
         """Check and load the collections through the Milvus Lite engine (the read-only path)."""
@@ -161,9 +162,9 @@ class Store:
             )
 
     def _writer(self) -> MilvusClient:
-        if self.client is None:
+        if self._writes is None:
             raise KnowledgeError("this store was opened read-only: open it without read_only for anything but a search")
-        return translating(self.client, self._uri)  # failures arrive as KnowledgeError / BackendUnavailable
+        return self._writes
 
     def _ensure(self, c: MilvusClient) -> None:
         from pymilvus import DataType, Function, FunctionType
@@ -249,12 +250,6 @@ class Store:
             size += row_size
         if batch:
             self._writer().upsert(self.collection, batch)
-
-    def insert(
-        self, chunks: list[Chunk], vectors: np.ndarray[Any, Any], tokens: list[TokenStates] | None = None
-    ) -> None:
-        """Add chunks with their dense vectors and token states."""
-        self.upsert(self.rows(chunks, vectors, tokens))
 
     def ids_of(self, source: str) -> set[str]:
         """The ids of one document's chunks."""
