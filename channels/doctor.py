@@ -28,7 +28,7 @@ from core.endpoints import (
 from core.errors import ConfigError, LabOpsError
 from tools.proxmox import call, pbs_client, pve_client
 
-__all__ = ["BackendCheck", "run_checks"]
+__all__ = ["BackendCheck", "audit_check", "run_checks"]
 
 log = logging.getLogger(__name__)
 
@@ -226,9 +226,41 @@ _PROBES: tuple[_Probe, ...] = (
 )
 
 
+def audit_check(settings: Settings) -> BackendCheck:
+    """The audit log: its chain and anchor verify, and whether the anchor sits where the database's users write.
+
+    Nothing runs while the chain is broken, so this row is required. The default anchor (and its key) sit in
+    the lab directory beside the SQLite store: whoever can rewrite the database can then remove the anchor
+    too, which the row says.
+    """
+    from policies.audit import AuditLog
+    from policies.stores import Database
+
+    where = Database.from_settings(settings).where
+    try:
+        log = AuditLog.from_settings(settings)
+        report = log.verify()
+    except LabOpsError as exc:
+        return BackendCheck(backend="audit log", required=True, ok=False, address=where, version="-",
+                            detail=str(exc)[:300], fix="see `labops audit verify`")  # fmt: skip
+    if not report.ok:
+        return BackendCheck(backend="audit log", required=True, ok=False, address=where, version="-",
+                            detail=report.message[:400],
+                            fix="`labops audit verify`, then `labops audit acknowledge --reason ...`")  # fmt: skip
+    version = f"{report.entries} entries, chain intact"
+    anchor = log.anchor.path.resolve() if log.anchor is not None else None
+    if anchor is not None and settings.audit.database_url is None and anchor.parent == settings.lab_dir.resolve():
+        version += (
+            f"; note: the anchor {anchor} sits beside the database, so whoever can rewrite the database can remove "
+            "it too: set audit.anchor_file (and audit.anchor_key) to a place the database's users cannot write"
+        )
+    return BackendCheck(backend="audit log", required=True, ok=True, address=where, version=version,
+                        detail="verified", fix="")  # fmt: skip
+
+
 def run_checks(settings: Settings) -> list[BackendCheck]:
     """Probe every backend; never raises."""
-    rows: list[BackendCheck] = []
+    rows: list[BackendCheck] = [audit_check(settings)]
     for probe in _PROBES:
         if probe.backend == "kubernetes" and not probe.required(settings) and not _kube_configured(settings):
             continue  # only needed for ray.backend = "kuberay"

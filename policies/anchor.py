@@ -3,8 +3,10 @@
 A hash chain shows an edited or removed entry in the middle, but not the last entries removed: the
 chain that remains is intact. Every append therefore also writes ``{seq, hash}`` of the new head to a file
 outside the database, with an HMAC, so a log shorter than its anchor, or whose entry at the anchored
-sequence has another hash, is detected. Several writers (replicas) each keep their own anchor: each is a
-lower bound of the head, and an anchor never moves backwards.
+sequence has another hash, is detected. Every entry also names the anchor it was written under
+(:attr:`AnchorFile.ident`, inside the hashed entry), so deleting the anchor file together with the tail
+is detected too: the remaining entries say an anchor existed. Several writers (replicas) each keep their
+own anchor: each is a lower bound of the head, and an anchor never moves backwards.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hmac
 import json
 import os
 import secrets
+import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +55,20 @@ class AnchorFile:
                 fh.write(secrets.token_hex(32))
         self._key = bytes.fromhex(self._key_file.read_text().strip())
         return self._key
+
+    @property
+    def ident(self) -> str:
+        """Which anchor this is: every entry written under it carries this id, so its loss is noticed.
+
+        Derived from the key, this host and the file's path: replicas (other hosts or keys) keep anchors of
+        their own and never mistake another's for a lost one.
+        """
+        where = f"{socket.gethostname()}|{self.path.resolve()}"
+        return "anc_" + hmac.new(self._secret(), where.encode(), hashlib.sha256).hexdigest()[:16]
+
+    def exists(self) -> bool:
+        """Whether the anchor file is there."""
+        return self.path.is_file()
 
     def _mac(self, seq: int, digest: str) -> str:
         return hmac.new(self._secret(), f"{seq}|{digest}".encode(), hashlib.sha256).hexdigest()

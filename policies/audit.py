@@ -9,6 +9,7 @@ concurrent writers cannot fork the chain. Secrets in arguments are redacted befo
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -96,6 +97,11 @@ class AuditLog:
             )
             db.commit()
 
+    @functools.cached_property
+    def _ident(self) -> str:
+        assert self.anchor is not None
+        return self.anchor.ident
+
     @classmethod
     def from_settings(cls, settings: Settings) -> AuditLog:
         """The lab's audit log (``audit.database_url`` or SQLite in the lab directory), anchored by default."""
@@ -129,6 +135,11 @@ class AuditLog:
             return None
         anchored = self.anchor.read()
         if anchored is None:
+            row = db.execute(
+                "SELECT seq FROM audit WHERE entry LIKE ? ORDER BY seq DESC LIMIT 1", (f'%"anchor":"{self._ident}"%',)
+            ).fetchone()
+            if row is not None:
+                return f"its anchor file {self.anchor.path} is missing, though entry {row[0]} was written under it"
             return None
         head = int(last[0]) if last is not None else 0
         if head < anchored.seq:
@@ -161,6 +172,8 @@ class AuditLog:
                 seq, prev = (int(last[0]) + 1, last[4]) if last else (1, GENESIS)
                 ts = time.time()
                 clean = bounded(redact(entry))
+                if self.anchor is not None:
+                    clean["anchor"] = self._ident
                 digest = _hash(prev, seq, ts, clean)
                 db.execute(
                     "INSERT INTO audit (seq, ts, entry, prev_hash, hash) VALUES (?, ?, ?, ?, ?)",
@@ -213,6 +226,8 @@ class AuditLog:
                     acknowledged.add(int(data["bad_seq"]))
         seen: list[str] = []
         prev, expected_seq = GENESIS, 1
+        marker = f'"anchor":"{self._ident}"' if self.anchor is not None else None
+        last_anchored = max((int(r[0]) for r in rows if marker and marker in r[2]), default=None)
         for seq, ts, entry, prev_hash, digest in rows:
             problem: str | None = None
             if seq != expected_seq:
@@ -239,6 +254,18 @@ class AuditLog:
             except AuditError as exc:
                 return VerifyReport(ok=False, entries=len(rows), message=str(exc))
             head = int(rows[-1][0]) if rows else 0
+            if anchored is None and last_anchored is not None:
+                return VerifyReport(
+                    ok=False,
+                    entries=len(rows),
+                    bad_seq=last_anchored + 1,
+                    message=(
+                        f"the anchor file {self.anchor.path} is missing, but the log was anchored there (entry "
+                        f"{last_anchored} says so): entries after it may have been removed. Restore the anchor file "
+                        "from a backup and verify again; if it is lost for good, record that with `labops audit "
+                        "acknowledge --reason ...` (a new anchor starts there)"
+                    ),
+                )
             if anchored is not None and head < anchored.seq:
                 return VerifyReport(
                     ok=False,

@@ -64,6 +64,49 @@ def test_an_edited_anchor_is_detected(tmp_path: Path) -> None:
     assert not report.ok and "signature" in report.message
 
 
+def test_removing_the_tail_and_the_anchor_file_is_detected(tmp_path: Path) -> None:
+    # The anchor alone catches a shortened log; deleting it as well used to make verify say "intact".
+    log = _log(tmp_path)
+    for n in range(6):
+        log.append({"event": "test", "n": n})
+    with sqlite3.connect(log.path) as db:
+        db.execute("DELETE FROM audit WHERE seq > 4")
+    (tmp_path / "audit.anchor").unlink()
+    report = log.verify()
+    assert not report.ok and "anchor file" in report.message and "missing" in report.message
+    assert "acknowledge" in report.message and "Restore" in report.message, "verify says what to do"
+    with pytest.raises(AuditError, match="anchor file"):
+        log.append({"event": "after truncation"})
+    assert log.acknowledge(user="admin1", reason="anchor lost with the old disk").ok
+    assert log.append({"event": "back to work"}) and log.verify().ok
+
+
+def test_a_missing_anchor_alone_is_a_failure_once_the_log_was_anchored(tmp_path: Path) -> None:
+    log = _log(tmp_path)
+    log.append({"event": "test"})
+    (tmp_path / "audit.anchor").unlink()
+    assert not _log(tmp_path).verify().ok, "a fresh process must notice too"
+    # A log that was never anchored here (another replica's, an unanchored store) is not a failure.
+    other = AuditLog(tmp_path / "other.sqlite", anchor=None)
+    other.append({"event": "test"})
+    assert other.verify().ok
+
+
+def test_doctor_says_when_the_anchor_sits_beside_the_database(tmp_path: Path) -> None:
+    from channels.doctor import audit_check
+
+    _log(tmp_path).append({"event": "test"})
+    beside = audit_check(load_settings(None, lab_dir=tmp_path))
+    assert beside.ok and "beside the database" in beside.version and "audit.anchor_file" in beside.version
+    elsewhere = tmp_path / "safe" / "audit.anchor"
+    moved = load_settings(None, lab_dir=tmp_path, audit={"anchor_file": str(elsewhere)})
+    AuditLog.from_settings(moved).append({"event": "test"})
+    assert "beside" not in audit_check(moved).version
+    (tmp_path / "audit.anchor").unlink()
+    broken = audit_check(load_settings(None, lab_dir=tmp_path))
+    assert not broken.ok and "anchor file" in broken.detail
+
+
 def test_oversized_arguments_are_stored_as_a_digest(tmp_path: Path) -> None:
     log = _log(tmp_path)
     seq = log.append({"event": "decision", "args": {"sql": "SELECT " + "x" * 100_000}})
