@@ -64,8 +64,18 @@ def pid_alive(pid: int | None) -> bool:
     try:
         done, _ = os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
-        return True  # not our child: it exists
+        # Not our child: it exists, unless it is a zombie its parent (often init) has not reaped yet. A killed
+        # daemon stays one for a moment, and os.kill(pid, 0) still succeeds on it.
+        return not _zombie(pid)
     return done == 0
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def wait_until(check: Callable[[], bool], *, what: str, log_file: Path, pid: int | None = None) -> None:

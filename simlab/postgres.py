@@ -12,6 +12,8 @@ traversable for it.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import importlib.util
 import os
@@ -19,6 +21,7 @@ import pwd
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +93,57 @@ def _pg(cmd: str, args: list[str], user: str | None, **kwargs: Any) -> subproces
     return proc
 
 
+def _proc_state(pid: int) -> str | None:
+    """The process's state letter from ``/proc/<pid>/stat`` (``Z`` for a zombie), or None when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name in parentheses may hold spaces: the state follows its closing parenthesis.
+    return stat.rpartition(")")[2].split()[0] if ")" in stat else None
+
+
+def _is_our_server(pid: int, data: Path) -> bool:
+    """Whether ``pid`` is a live (not zombie) process of this lab's PostgreSQL: its binary and data directory.
+
+    A killed postmaster stays a zombie until init reaps it, and its pid may be reused by anything afterwards.
+    """
+    state = _proc_state(pid)
+    if state is None or state in ("Z", "X"):
+        return False
+    try:
+        exe = Path(os.readlink(f"/proc/{pid}/exe"))
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        # Not allowed to look (another user's process): trust the pid file, as PostgreSQL itself does.
+        return True
+    return exe.parent == BIN.resolve() and cwd == data
+
+
+def leftover_processes(lab_dir: Path) -> list[int]:
+    """Processes of this lab's server still alive though their postmaster is gone (e.g. after ``kill -9``).
+
+    Backends and parallel workers run in the data directory; while they live they keep the server's shared
+    memory attached, and a new ``pg_ctl start`` refuses to run ("pre-existing shared memory block is still
+    in use").
+    """
+    data = _data_dir(lab_dir)
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            pid = int(entry.name)
+            try:
+                if (
+                    Path(os.readlink(f"/proc/{pid}/exe")).parent == BIN.resolve()
+                    and Path(os.readlink(f"/proc/{pid}/cwd")) == data
+                    and _proc_state(pid) not in (None, "Z", "X")
+                ):
+                    found.append(pid)
+            except OSError:
+                continue
+    return sorted(found)
+
+
 def postgres_status(lab_dir: Path) -> dict[str, Any] | None:
     """``{"pid", "port"}`` of the running server, or None."""
     pid_file = _data_dir(lab_dir) / "postmaster.pid"
@@ -99,7 +153,49 @@ def postgres_status(lab_dir: Path) -> dict[str, Any] | None:
         os.kill(pid, 0)
     except (OSError, ValueError, IndexError):
         return None
+    if not _is_our_server(pid, _data_dir(lab_dir)):
+        return None
     return {"pid": pid, "port": port}
+
+
+def _stop_leftovers(lab_dir: Path) -> None:
+    """End what is left of a killed server, so a new one can start; RuntimeError naming what will not end."""
+    left = leftover_processes(lab_dir)
+    if not left:
+        return
+    for pid in left:
+        # SIGQUIT is PostgreSQL's "exit at once" for its children; SIGKILL if one does not listen.
+        signal_until_gone(pid, [(signal.SIGQUIT, 5.0), (signal.SIGKILL, 5.0)], send=functools.partial(_signal, pid))
+    still = leftover_processes(lab_dir)
+    if still:
+        raise RuntimeError(
+            f"processes {', '.join(map(str, still))} of the earlier PostgreSQL in {_data_dir(lab_dir)} do not end "
+            "and keep its shared memory; stop them (kill -9 PID) and run `labops lab up` again"
+        )
+
+
+def _clear_stale_pid_file(lab_dir: Path) -> None:
+    """Remove ``postmaster.pid`` of a postmaster that is dead but not yet reaped (a zombie).
+
+    PostgreSQL checks the pid with ``kill(pid, 0)``, which succeeds on a zombie, and refuses to start ("lock
+    file postmaster.pid already exists"). Its parent (init) reaps it within moments; if it does not, the
+    file is stale and is removed, as PostgreSQL would remove it for a pid that is gone.
+    """
+    pid_file = _data_dir(lab_dir) / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    deadline = time.monotonic() + 5.0
+    while _proc_state(pid) in ("Z", "X") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _proc_state(pid) in (None, "Z", "X"):
+        pid_file.unlink(missing_ok=True)
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
 
 
 def _init(lab_dir: Path, user: str | None) -> None:
@@ -146,6 +242,8 @@ def start_postgres(lab_dir: Path, *, port: int, secrets: dict[str, Any]) -> dict
     running = postgres_status(lab_dir)
     sock = _socket_dir(lab_dir)
     if running is None:
+        _stop_leftovers(lab_dir)
+        _clear_stale_pid_file(lab_dir)
         if user is not None:
             # Again on every start: something (e.g. pytest's temp root) may have tightened a parent since initdb.
             _traversable(_data_dir(lab_dir).parent)
