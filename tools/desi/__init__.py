@@ -42,7 +42,9 @@ def _envelope(result: QueryResult, what: str) -> ToolResult:
 class ObjectArgs(ToolArgs):
     """Arguments of ``desi.object``."""
 
-    targetid: int = Field(..., description="DESI TARGETID, the full 64-bit integer exactly as given.")
+    targetid: int = Field(
+        ..., ge=-(2**63), le=2**63 - 1, description="DESI TARGETID, the full 64-bit integer exactly as given."
+    )
 
 
 def desi_object(ctx: ToolContext, args: ObjectArgs) -> ToolResult:
@@ -134,7 +136,7 @@ class QueryArgs(ToolArgs):
         max_length=20_000,
         description="ONE PostgreSQL SELECT over desi_dr1.zpix and/or desi_dr1.photometry (full table names).",
     )
-    limit: int | None = Field(None, ge=1, description="Maximum rows (default 1000, at most 10000).")
+    limit: int | None = Field(None, ge=1, le=2**31, description="Maximum rows (default 1000, at most 10000).")
     out_csv: str | None = Field(
         None,
         max_length=100,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +66,9 @@ def run_query(
             conn.read_only = True
             with conn.transaction(), conn.cursor() as cur:
                 cur.execute(pgsql.SQL("SET LOCAL statement_timeout = {}").format(pgsql.Literal(timeout)))
+                # A client that goes away (a killed process, a dropped connection) would otherwise leave the query
+                # and its parallel workers running until the timeout: PostgreSQL notices only when it next writes.
+                cur.execute("SET LOCAL client_connection_check_interval = '1s'")
                 cur.execute(
                     pgsql.SQL("SET LOCAL search_path = {}").format(pgsql.Identifier(settings.postgres.schema_name))
                 )
@@ -105,9 +110,22 @@ def run_query(
 def export_target(settings: Settings, name: str, *, overwrite: bool) -> Path:
     """Where an export goes, checked before the query runs: a plain ``.csv`` name in ``<lab_dir>/exports``."""
     base = (settings.lab_dir / "exports").resolve()
-    target = (base / name).resolve()
-    if target.parent != base or not name.endswith(".csv") or "\x00" in name or len(name) > 100:
+    plain = (
+        name.endswith(".csv")
+        and len(name) <= 100
+        and name not in (".csv",)
+        and not name.startswith(".")
+        and all(c.isprintable() and c not in "/\\" for c in name)
+    )
+    if not plain:
         raise InvalidArguments(f"out_csv must be a plain file name ending in .csv (e.g. 'qsos.csv'), not {name!r}")
+    target = base / name
+    if target.is_symlink():
+        # Written through, a link would put the rows wherever it points (another user's file, outside the lab).
+        raise InvalidArguments(
+            f"{name} in the exports folder is a symbolic link, and exports are never written through links: "
+            "choose another name (or remove the link)"
+        )
     if target.exists() and not overwrite:
         raise InvalidArguments(f"{name} already exists in the exports folder; choose another name or set overwrite")
     return target
@@ -116,10 +134,16 @@ def export_target(settings: Settings, name: str, *, overwrite: bool) -> Path:
 def export_csv(result: QueryResult, target: Path) -> Path:
     """Write the rows to ``target`` (from :func:`export_target`), atomically."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".csv.partial")
-    with partial.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(result.columns)
-        writer.writerows(result.rows)
-    partial.replace(target)
+    # A new file of our own (never an existing name or a link someone left), renamed over the target at the end.
+    fd, partial_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    partial = Path(partial_name)
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(result.columns)
+            writer.writerows(result.rows)
+        partial.replace(target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return target

@@ -171,9 +171,28 @@ class CheckedQuery:
 
 
 def _function_name(node: exp.Func) -> str:
+    """The key the allow-list uses: sqlglot's node key, or the written name of a function it does not know."""
     if isinstance(node, exp.Anonymous):
         return str(node.name).lower()
     return str(node.key).lower()
+
+
+def _written_name(node: exp.Func) -> str:
+    """A function as the user wrote it (``generate_series``, not sqlglot's ``explodinggenerateseries``)."""
+    if isinstance(node, exp.Anonymous):
+        return str(node.name).lower()
+    return node.sql(dialect="postgres", comments=False).split("(")[0].strip().lower() or str(node.key)
+
+
+def _sql_word(node: Any) -> str:
+    """The SQL keyword a statement node stands for (``TRUNCATE``, ``VACUUM``), for messages people can read."""
+    if isinstance(node, exp.Command):
+        return str(node.this).upper()
+    try:
+        words = node.sql(dialect="postgres", comments=False).split()
+    except (SqlglotError, ValueError):
+        words = []
+    return words[0].upper() if words else str(node.key).upper()
 
 
 def _refuse(reason: str) -> QueryRefused:
@@ -218,10 +237,10 @@ def check_sql(sql: str, *, schema: str, limit: int, max_limit: int) -> CheckedQu
         raise _refuse(f"{len(statements)} statements; send exactly one SELECT (no ';' inside)")
     tree = statements[0]
     if not isinstance(tree, exp.Query):
-        raise _refuse(f"only SELECT queries may run here, not {tree.key.upper()}")
+        raise _refuse(f"only SELECT queries may run here, not {_sql_word(tree)}")
     for node in tree.walk():
         if isinstance(node, _WRITES):
-            raise _refuse(f"it contains a {node.key.upper()} (writes and DDL are not allowed, also not inside a CTE)")
+            raise _refuse(f"it contains {_sql_word(node)} (writes and DDL are not allowed, also not inside a CTE)")
         if isinstance(node, exp.Into):
             raise _refuse("SELECT INTO creates a table; remove INTO")
         if isinstance(node, exp.Lock):
@@ -234,7 +253,9 @@ def check_sql(sql: str, *, schema: str, limit: int, max_limit: int) -> CheckedQu
         if isinstance(node, exp.Func) and not isinstance(node, exp.Window | exp.Connector):
             name = _function_name(node)
             if name not in ALLOWED_FUNCTIONS:
-                raise _refuse(f"function {name}() is not allowed here (only aggregates, maths, strings, dates)")
+                raise _refuse(
+                    f"function {_written_name(node)}() is not allowed here (only aggregates, maths, strings, dates)"
+                )
     _check_tables(tree, schema)
     _check_joins(tree)
     if limit < 1:
@@ -268,11 +289,40 @@ def _catalog_type(cast: exp.Cast) -> bool:
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.LT, exp.LTE, exp.GT, exp.GTE, exp.NullSafeEQ)
 
 
-def _joins_columns(condition: Any) -> bool:
-    """Whether a join condition compares a column with a column (``ON true`` or ``ON 1 = 1`` does not)."""
-    for comparison in condition.find_all(*_COMPARISONS):
-        if comparison.this.find(exp.Column) and comparison.expression.find(exp.Column):
-            return True
+def _tables_of(node: Any) -> set[str]:
+    """The table qualifiers of the columns in ``node`` (``a`` of ``a.x``); unqualified columns add none."""
+    return {str(c.table).lower() for c in node.find_all(exp.Column) if c.table}
+
+
+def _relates(left: Any, right: Any) -> bool:
+    """Whether two sides of a comparison tie rows of different tables together.
+
+    ``a.x = a.x`` or ``a.x = a.y`` holds (or not) for a row of ``a`` alone, whatever the other table's row:
+    as a join condition it is a cross join in disguise.
+    """
+    if not (left.find(exp.Column) and right.find(exp.Column)):
+        return False
+    if left.sql() == right.sql():
+        return False
+    lt, rt = _tables_of(left), _tables_of(right)
+    return not (lt and rt and lt == rt and len(lt) == 1)
+
+
+def _restricts(condition: Any) -> bool:
+    """Whether a join condition limits which pairs of rows match.
+
+    ``ON true``, ``ON 1 = 1``, ``ON a.x = a.x`` and ``ON a.x = p.x OR true`` do not.
+    """
+    while isinstance(condition, exp.Paren):
+        condition = condition.this
+    if isinstance(condition, exp.And):
+        return _restricts(condition.this) or _restricts(condition.expression)
+    if isinstance(condition, exp.Or):
+        return _restricts(condition.this) and _restricts(condition.expression)
+    if isinstance(condition, _COMPARISONS):
+        return _relates(condition.this, condition.expression)
+    if isinstance(condition, exp.Between):
+        return _relates(condition.this, condition.args["low"]) and _relates(condition.this, condition.args["high"])
     return False
 
 
@@ -283,5 +333,8 @@ def _check_joins(tree: Any) -> None:
             on, using = join.args.get("on"), join.args.get("using")
             if not on and not using:
                 raise _refuse(f"a join without ON/USING (cross or comma join) would multiply the tables; {advice}")
-            if on is not None and not _joins_columns(on):
-                raise _refuse(f"the join condition {on.sql()} compares no columns, so it is a cross join; {advice}")
+            if on is not None and not _restricts(on):
+                raise _refuse(
+                    f"the join condition {on.sql()} does not compare a column of one table with a column of the "
+                    f"other, so every row would meet every row (a cross join); {advice}"
+                )
