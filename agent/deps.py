@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,11 +31,20 @@ class AgentDeps:
     tool_fit_floor: float = 0.6  # a tool this similar to the message answers it (measured on 20 questions)
     offtopic_floor: float = 0.35  # below this, and with no passage, nothing in the lab answers the message
     on_model_call: Any = None  # callback(duration_s, usage) for metrics
+    # Looks the model server up again when it stopped answering; True when it moved and ``model`` was replaced.
+    refresh: Callable[[], bool] | None = None
     _bound: dict[tuple[str, ...], Any] = field(default_factory=dict)
 
     def tool(self, name: str) -> Tool[Any] | None:
         """The registered tool ``name``."""
         return next((t for t in self.tools if t.name == name), None)
+
+    def refresh_model(self) -> bool:
+        """Whether the model server was found at a new address (then ``model`` is the new client)."""
+        if self.refresh is None or not self.refresh():
+            return False
+        self._bound.clear()
+        return True
 
     def bound_model(self, names: tuple[str, ...]) -> Any:
         """The model with these tools bound (cached per selection)."""

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
 
 from agent.answers import as_message, fallback_answer
@@ -33,6 +34,20 @@ log = logging.getLogger(__name__)
 FOLLOW_UP = re.compile(r"\b(?:it|its|that|those|them|these|this one|the first|the second|the last|same)\b", re.I)
 # A call that the model can start text with; streamed text is held back while it might be one.
 _CALL_STARTS = ("```", "{", "[", "<tool_call>", "<tool")
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether a model client's exception means the server could not be reached (not a bug, not a bad answer)."""
+    # ollama's client turns httpx's ConnectError into the built-in ConnectionError; langchain-openai raises
+    # openai.APIConnectionError, which wraps httpx's error as its cause.
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionError | TimeoutError | httpx.TransportError):
+            return True
+        if type(seen).__name__ in ("APIConnectionError", "APITimeoutError"):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 @dataclass(kw_only=True)
@@ -110,46 +125,62 @@ class ModelNodes(Nodes):
             return "pick"
         return "free"
 
+    def _unavailable(self, turn: dict[str, Any], exc: Exception, shown: str) -> dict[str, Any]:
+        where = self.settings.llm.ollama_url or "the embedded lab's Ollama"
+        why = BackendUnavailable("the language model", f"{type(exc).__name__}: {exc}", setting="llm.ollama_url")
+        text = f"I cannot reach the language model ({where}): {why}. Nothing was changed."
+        _emit({"type": "token", "text": ("\n\n" if shown else "") + text})
+        turn["stop"] = "model_unavailable"
+        return {"messages": [AIMessage(content=text)], "turn": turn}
+
+    def _bound(self, mode: str, names: tuple[str, ...]) -> Any:
+        if mode == "docs":
+            return self.deps.model
+        if mode == "pick":
+            offered = [tool_definition(t) for t in self.deps.tools if t.name in names]
+            return self.deps.bound_model(names).bind(**constraint(self.settings, offered))
+        return self.deps.bound_model(names)
+
     def model(self, state: AgentState) -> dict[str, Any]:
         """One model call; queue the tool calls it makes, or end with its answer."""
         turn = dict(state["turn"])
         names = tuple(turn["tools"])
         mode = self.mode_of(turn)
-        if mode == "docs":
-            bound = self.deps.model
-        elif mode == "pick":
-            offered = [tool_definition(t) for t in self.deps.tools if t.name in names]
-            bound = self.deps.bound_model(names).bind(**constraint(self.settings, offered))
-        else:
-            bound = self.deps.bound_model(names)
         turn["modes"] = [*turn.get("modes", []), mode]
         started = time.monotonic()
         acc: AIMessageChunk | None = None
         shown = ""
         # After tool results the answer is checked and grounded before the user sees it (respond shows it).
         hold = bool(turn["log"])
-        try:
-            for chunk in bound.stream(self.prompt(state)):
-                acc = chunk if acc is None else acc + chunk
-                text = str(acc.content)
-                stripped = text.lstrip()
-                if hold or acc.tool_call_chunks or any(stripped.startswith(s) or s.startswith(stripped)
-                                                       for s in _CALL_STARTS):  # fmt: skip
-                    continue  # may be a tool call written as text: hold it back
-                if len(text) > len(shown):
-                    _emit({"type": "token", "text": text[len(shown) :]})
-                    shown = text
-        except LabOpsError:
-            raise
-        except Exception as exc:  # boundary: the model server's client raised (down, timeout, bad answer)
-            log.warning("model call failed", exc_info=True)
-            where = self.settings.llm.ollama_url or "the embedded lab's Ollama"
-            why = BackendUnavailable("the language model", f"{type(exc).__name__}: {exc}", setting="llm.ollama_url")
-            text = f"I cannot reach the language model ({where}): {why}. Nothing was changed."
-            _emit({"type": "token", "text": ("\n\n" if shown else "") + text})
-            answer = AIMessage(content=text)
-            turn["stop"] = "model_unavailable"
-            return {"messages": [answer], "turn": turn}
+        retried = False
+        while True:
+            try:
+                for chunk in self._bound(mode, names).stream(self.prompt(state)):
+                    acc = chunk if acc is None else acc + chunk
+                    text = str(acc.content)
+                    stripped = text.lstrip()
+                    if hold or acc.tool_call_chunks or any(stripped.startswith(s) or s.startswith(stripped)
+                                                           for s in _CALL_STARTS):  # fmt: skip
+                        continue  # may be a tool call written as text: hold it back
+                    if len(text) > len(shown):
+                        _emit({"type": "token", "text": text[len(shown) :]})
+                        shown = text
+                break
+            except LabOpsError:
+                raise
+            except Exception as exc:  # boundary: the model server's client raised (down, timeout, bad answer)
+                unreachable = _unreachable(exc)
+                # An embedded lab's model server that restarted elsewhere is looked up again, once.
+                if unreachable and acc is None and not retried and self.deps.refresh_model():
+                    retried = True
+                    log.info("the model server moved; asking it at its new address")
+                    continue
+                if unreachable:
+                    # The user is told; a refused connection's traceback helps nobody at a terminal.
+                    log.warning("model call failed: %s: %s", type(exc).__name__, exc)
+                else:
+                    log.warning("model call failed", exc_info=True)
+                return self._unavailable(turn, exc, shown)
         duration = time.monotonic() - started
         message = AIMessage(content="") if acc is None else as_message(acc)
         usage: dict[str, Any] = dict(message.usage_metadata or {})

@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 from core.config import Settings
+from core.errors import BackendUnavailable
 from knowledge.embeddings import Embedder, embedder_for
 from knowledge.retrieve import cite, search_store
 from knowledge.store import Hit, Mode, Store
@@ -29,7 +30,13 @@ class DocsService:
                 self._embedder = embedder_for(self.settings)
             if self._store is None:
                 self._store = Store(self.settings, dim=self._embedder.dim)
-            return search_store(self._store, self._embedder, query, k=k, mode=mode)
+            try:
+                return search_store(self._store, self._embedder, query, k=k, mode=mode)
+            except BackendUnavailable:
+                # Opened again on the next search: the lab's Milvus server may have restarted elsewhere.
+                self._store.close()
+                self._store = None
+                raise
 
     def search(self, query: str, *, k: int = 4) -> list[dict[str, Any]]:
         """Passages as ``{"text", "source", "section", "citation", "score"}`` (the ``docs.search`` tool's data)."""

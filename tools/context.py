@@ -79,6 +79,11 @@ class ToolContext:
             value: T = self.clients[name]
             return value
 
+    def forget_clients(self) -> None:
+        """Drop the shared clients, so the next call resolves each backend's address again."""
+        with self._lock:
+            self.clients.clear()
+
     def service(self, name: str) -> Any:
         """A service handed in by a higher layer; ConfigError naming it when it was not."""
         try:

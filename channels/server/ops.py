@@ -115,7 +115,20 @@ def _check_store(settings: Settings) -> str:
     return db.where
 
 
-def _check_model(settings: Settings) -> str:
+def _check_model(state: ServerState) -> str:
+    """The model server the agent talks to (not a fresh lookup: that said ready while every chat got 503).
+
+    When it does not answer and its address came from the embedded lab, the agent looks it up again first.
+    """
+    try:
+        return _check_model_at(state.settings, state.agent.model_info.get("url"))
+    except (LabOpsError, httpx.HTTPError, OSError, ValueError):
+        if not state.agent.refresh_model():
+            raise
+    return _check_model_at(state.settings, state.agent.model_info.get("url"))
+
+
+def _check_model_at(settings: Settings, url: str | None) -> str:
     llm = settings.llm
     if llm.provider == "scripted":
         return "scripted model (tests)"
@@ -127,7 +140,7 @@ def _check_model(settings: Settings) -> str:
         r.raise_for_status()
         names = {m.get("id") for m in r.json().get("data", [])}
     else:
-        url = ollama_url(settings)
+        url = url or ollama_url(settings)
         r = httpx.get(url + "/api/tags", timeout=5)
         r.raise_for_status()
         names = {m.get("name") for m in r.json().get("models", [])} | {
@@ -137,7 +150,7 @@ def _check_model(settings: Settings) -> str:
         raise LabOpsError(
             f"the model server does not have {llm.model!r} (llm.model); it has {sorted(n for n in names if n)}"
         )
-    return f"{llm.provider}: {llm.model}"
+    return f"{llm.provider}: {llm.model} at {url}" if llm.provider == "ollama" else f"{llm.provider}: {llm.model}"
 
 
 def _check_docs(settings: Settings) -> str:
@@ -159,9 +172,14 @@ async def readyz(request: Request) -> Any:
     """200 when the store, the model server and the docs index answer; 503 naming what does not."""
     state: ServerState = request.app.state.labops
     checks: dict[str, dict[str, Any]] = {}
-    for name, check in (("store", _check_store), ("model", _check_model), ("docs", _check_docs)):
+    parts: tuple[tuple[str, Callable[[], str]], ...] = (
+        ("store", lambda: _check_store(state.settings)),
+        ("model", lambda: _check_model(state)),
+        ("docs", lambda: _check_docs(state.settings)),
+    )
+    for name, check in parts:
         try:
-            checks[name] = {"ok": True, "detail": await run_in_threadpool(check, state.settings)}
+            checks[name] = {"ok": True, "detail": await run_in_threadpool(check)}
         except (LabOpsError, httpx.HTTPError, OSError, ValueError) as exc:
             checks[name] = {"ok": False, "detail": f"{type(exc).__name__}: {exc}"}
     ready = all(c["ok"] for c in checks.values())
