@@ -20,6 +20,8 @@ def caller_of(state: AgentState) -> Caller:
         channel=state.get("channel", "chat"),  # type: ignore[arg-type]
         request_text=str(turn.get("text", ""))[:2000],
         request_id=turn.get("request_id"),
+        real_user=turn.get("real_user"),
+        origin=turn.get("origin"),
     )
 
 

@@ -28,7 +28,8 @@ from agent.state import new_turn
 from agent.toolselect import ToolSelector
 from agent.waits import Waits
 from core.config import Settings
-from core.errors import IdentityError, LabOpsError
+from core.endpoints import ollama_url
+from core.errors import ConfigError, IdentityError, LabOpsError
 from policies.guard import Caller, Guard
 from tools.registry import all_tools
 
@@ -108,6 +109,9 @@ class Agent:
             selector=ToolSelector(tools, embedder),
             docs=docs,
         )
+        self.deps.refresh = self.refresh_model
+        self._retired: list[BaseChatModel] = []
+        self._model_lock = threading.Lock()
         self._close_checkpointer = None
         if checkpointer is None:
             checkpointer, self._close_checkpointer = open_checkpointer(settings)
@@ -117,10 +121,34 @@ class Agent:
         self._thread_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
+    def refresh_model(self) -> bool:
+        """Look up the embedded lab's model server again; True when it moved and the client now points there.
+
+        Only an address this agent resolved itself from the embedded lab is looked up again (``llm.ollama_url``
+        set means a real host the operator chose). The old client is closed with the agent: a turn in another
+        thread may still be reading from it.
+        """
+        llm = self.settings.llm
+        if not self._owns_model or llm.provider != "ollama" or llm.ollama_url:
+            return False
+        try:
+            url = ollama_url(self.settings)
+        except ConfigError:
+            return False
+        with self._model_lock:
+            if url == self.model_info.get("url"):
+                return False
+            log.warning("the model server moved from %s to %s", self.model_info.get("url"), url)
+            self._retired.append(self.model)
+            self.model, self.model_info = chat_model(self.settings)
+            self.deps.model = self.model
+        return True
+
     def close(self) -> None:
         """Release the model's HTTP client, the checkpoint store and the docs store."""
         if self._owns_model:
-            close_model(self.model)
+            for model in (*self._retired, self.model):
+                close_model(model)
         if self._close_checkpointer is not None:
             self._close_checkpointer()
         close = getattr(self.docs, "close", None)
@@ -204,7 +232,9 @@ class Agent:
                 "messages": [HumanMessage(content=text, id=f"user-{uuid.uuid4().hex[:12]}")],
                 "user": caller.user,
                 "channel": caller.channel,
-                "turn": new_turn(text, start, request_id),
+                "turn": new_turn(
+                    text, start, request_id or caller.request_id, real_user=caller.real_user, origin=caller.origin
+                ),
             }
             yield from self._run(state_in, thread, caller, started)
 

@@ -25,12 +25,25 @@ class AgentState(TypedDict, total=False):
     turn: dict[str, Any]
 
 
-def new_turn(text: str, start: int, request_id: str | None = None) -> dict[str, Any]:
-    """Scratch for a new turn whose user message is ``messages[start - 1]``."""
+def new_turn(
+    text: str,
+    start: int,
+    request_id: str | None = None,
+    *,
+    real_user: str | None = None,
+    origin: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Scratch for a new turn whose user message is ``messages[start - 1]``.
+
+    ``real_user`` and ``origin`` are the channel's facts about who asked (an operator behind ``--as``, the API
+    key, the forwarded or Slack identity): the guard writes them into every audit entry of the turn.
+    """
     return {
         "text": text,
         "start": start,
         "request_id": request_id,
+        "real_user": real_user,
+        "origin": dict(origin) if origin else None,
         "passages": [],
         "tools": [],
         "queue": [],

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from core.errors import ApprovalError, BackendUnavailable, ConfigError, PolicyError, ToolError
-from policies.approvals import Approval, ApprovalService
+from policies.approvals import Approval, ApprovalService, mismatch
 from policies.engine import Decision, PolicyEngine
 from tools.base import ResourceRef, Tool, ToolArgs, ToolResult
 
@@ -73,15 +73,21 @@ class ApprovalDesk:
         except ApprovalError:
             return None
 
-    @staticmethod
-    def _approval_problem(approval_id: str, approval: Approval | None, bound: str) -> str:
+    def _approval_problem(
+        self,
+        approval_id: str,
+        approval: Approval | None,
+        bound: str,
+        *,
+        tool: str,
+        args: dict[str, Any],
+        caller: Caller,
+    ) -> str:
+        assert self.engine is not None
         if approval is None:
             return f"there is no approval {approval_id!r}; list them with `labops approvals list`"
         if approval.binding != bound:
-            return (
-                f"approval {approval.id} was given for a different call ({approval.summary}); "
-                "changed arguments need a new approval"
-            )
+            return mismatch(approval, tool=tool, args=args, requester=caller.user, policy_version=self.engine.version)
         if approval.state == "denied":
             return f"approval {approval.id} was denied: {approval.reason}"
         return f"approval {approval.id} is {approval.state}" + (

@@ -21,7 +21,7 @@ from policies.directory import Directory
 from policies.engine import ApprovalRule
 from policies.stores import Database, Session
 
-__all__ = ["Approval", "ApprovalService", "binding"]
+__all__ = ["Approval", "ApprovalService", "binding", "mismatch"]
 
 State = Literal["pending", "approved", "used", "denied", "expired"]
 
@@ -32,6 +32,28 @@ def binding(tool: str, args: dict[str, Any], requester: str, policy_version: str
         {"tool": tool, "args": args, "requester": requester, "policy": policy_version}, sort_keys=True, default=str
     )
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def mismatch(approval: Approval, *, tool: str, args: dict[str, Any], requester: str, policy_version: str) -> str:
+    """Why ``approval`` does not cover this call, in words that say what to do (it is bound to all four)."""
+    if approval.requester != requester:
+        return (
+            f"approval {approval.id} belongs to {approval.requester}'s request, and an approval covers only the call "
+            "of the user who asked for it; ask for your own (make the call without --approval)"
+        )
+    if approval.tool != tool:
+        return f"approval {approval.id} was given for {approval.tool} ({approval.summary}), not for {tool}"
+    if approval.args != args:
+        return (
+            f"approval {approval.id} was given for a different call ({approval.summary}); "
+            "changed arguments need a new approval"
+        )
+    if approval.policy_version != policy_version:
+        return (
+            f"the policies changed since approval {approval.id} was given, so it no longer applies; "
+            "make the call again to request a new approval"
+        )
+    return f"approval {approval.id} was given for a different call ({approval.summary})"
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -195,16 +217,18 @@ class ApprovalService:
                 db.rollback()
                 raise
 
-    def consume(self, approval_id: str, *, bound_to: str) -> Approval:
-        """Use an approved approval for the call with hash ``bound_to`` (atomically, exactly once)."""
+    def consume(
+        self, approval_id: str, *, tool: str, args: dict[str, Any], requester: str, policy_version: str
+    ) -> Approval:
+        """Use an approved approval for exactly this call (atomically, exactly once)."""
+        bound_to = binding(tool, args, requester, policy_version)
         with self.db.session() as db:
             db.exclusive("approvals")
             try:
                 a = self._load(db, approval_id)
                 if a.binding != bound_to:
                     raise ApprovalError(
-                        f"approval {approval_id} was given for a different call ({a.summary}); "
-                        "changed arguments need a new approval"
+                        mismatch(a, tool=tool, args=args, requester=requester, policy_version=policy_version)
                     )
                 if a.state != "approved":
                     detail = f": {a.reason}" if a.state == "denied" and a.reason else ""

@@ -38,6 +38,9 @@ class Caller:
         request_text: the user's words or command line, for the audit log.
         real_user: who is really behind the call when ``user`` was claimed (an operator's ``--as``).
         request_id: the channel's request id (HTTP request, chat turn), carried into the audit log.
+        origin: what the channel knows of who asked (API key id and owner, the forwarded identity as received
+            and whether it was signed, the Slack team and user, the operating-system account), JSON-safe; every
+            audit entry of the request carries it, so a spoof can be traced afterwards.
     """
 
     user: str
@@ -45,6 +48,7 @@ class Caller:
     request_text: str | None = None
     real_user: str | None = None
     request_id: str | None = None
+    origin: dict[str, Any] | None = None
 
 
 @dataclass(kw_only=True, frozen=True)

@@ -80,6 +80,27 @@ def _line_of(text: str, index: int) -> int:
     return line
 
 
+_LONG_MAX = 2**63 - 1  # Cedar's Long is a signed 64-bit integer; a larger amount made it refuse the request
+
+
+def _long(value: Any) -> int:
+    """An amount as a Cedar Long: clamped to its range (a clamped request still exceeds every quota)."""
+    return max(-_LONG_MAX - 1, min(_LONG_MAX, int(value)))
+
+
+def _uid(kind: str, ident: str) -> str:
+    """A Cedar entity uid literal with ``ident`` escaped (quotes, backslashes, control and format characters)."""
+    out = []
+    for char in str(ident):
+        if char in ('"', "\\"):
+            out.append("\\" + char)
+        elif not char.isprintable():
+            out.append(f"\\u{{{ord(char):x}}}")
+        else:
+            out.append(char)
+    return f'{kind}::"{"".join(out)}"'
+
+
 class PolicyEngine:
     """The lab's policies, schema and directory."""
 
@@ -165,16 +186,16 @@ class PolicyEngine:
         return {
             "channel": channel,
             "unknown_users_read": self.directory.unknown_users == "read_only",
-            "request": {k: int(numbers.get(k, 0)) for k in AMOUNTS},
-            "usage": {k: int(usage.get(k, 0)) for k in AMOUNTS},
-            "quota": {k: int(user.quota.get(k, 0)) for k in AMOUNTS},
+            "request": {k: _long(numbers.get(k, 0)) for k in AMOUNTS},
+            "usage": {k: _long(usage.get(k, 0)) for k in AMOUNTS},
+            "quota": {k: _long(user.quota.get(k, 0)) for k in AMOUNTS},
         }
 
     def _one(self, user: User, action: str, resource: ResourceRef, context: dict[str, Any]) -> Decision:
         request = {
-            "principal": f'User::"{user.name}"',
-            "action": f'Action::"{action}"',
-            "resource": f'{resource.type}::"{resource.id}"',
+            "principal": _uid("User", user.name),
+            "action": _uid("Action", action),
+            "resource": _uid(resource.type, resource.id),
             "context": context,
         }
         result = cedarpy.is_authorized(

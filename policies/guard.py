@@ -88,6 +88,8 @@ class Guard(ApprovalDesk):
             entry["real_user"] = caller.real_user
         if caller.request_id:
             entry["request_id"] = caller.request_id
+        if caller.origin:
+            entry["origin"] = dict(caller.origin)
         return self.audit.append(entry)
 
     def decide(
@@ -190,7 +192,7 @@ class Guard(ApprovalDesk):
                 return Authorization(
                     tool=tool, args=args, caller=caller, call_id=call_id, approval_id=approval.id, decision=decision
                 )
-            why = self._approval_problem(approval_id, approval, bound)
+            why = self._approval_problem(approval_id, approval, bound, tool=tool.name, args=dumped, caller=caller)
             self._record(caller, tool.name, dumped, event="approval_refused", approval_id=approval_id, message=why)
             return ToolResult.error(why, data={"approval_id": approval_id})
         return self._request_approval(tool, args, caller, decision)
@@ -336,7 +338,11 @@ class Guard(ApprovalDesk):
                 return ToolResult.error(f"{tool.name} now needs an approval; call again to request one")
             try:
                 self.approvals.consume(
-                    authorization.approval_id, bound_to=binding(tool.name, dumped, caller.user, self.engine.version)
+                    authorization.approval_id,
+                    tool=tool.name,
+                    args=dumped,
+                    requester=caller.user,
+                    policy_version=self.engine.version,
                 )
             except ApprovalError as exc:
                 self._record(caller, tool.name, dumped, event="approval_refused", message=str(exc))
@@ -353,6 +359,8 @@ class Guard(ApprovalDesk):
             result = tool.run(ctx, args)
         except BackendUnavailable as exc:
             result, interrupted = ToolResult.error(one_line(str(exc))), True
+            # The next call resolves the backend again: an embedded lab's part may have restarted elsewhere.
+            self.context.forget_clients()
         except (ToolError, ConfigError) as exc:
             result = ToolResult.error(one_line(str(exc)))
         except Exception as exc:
@@ -407,6 +415,14 @@ class Guard(ApprovalDesk):
         )
         data = {**plan.model_dump(mode="json"), "policy": decision.as_dict()}
         return ToolResult.ok(f"plan for {plan.summary}: {verdict}; policy: {decision.decision}", data=data)
+
+    def refuse_identity(self, *, caller: Caller, reason: str) -> None:
+        """Record a request a channel refused because of who it claimed to be (a forged or unverifiable identity).
+
+        ``caller`` is who the channel could vouch for (an API key's owner, an unlinked Slack account), with
+        the claim in ``caller.origin``.
+        """
+        self._record(caller, "(identity)", None, event="identity_refused", reasons=[reason], by="channel")
 
     def refuse(self, tool_name: str, raw_args: dict[str, Any], *, caller: Caller, reason: str) -> ToolResult:
         """Record a call a channel refused before asking policy (e.g. the agent's intent gate) and say so."""

@@ -19,7 +19,7 @@ from policies.directory import Directory
 __all__ = ["OPERATOR_ROLE", "Identity", "cli_identity", "os_account", "valid_user_name"]
 
 OPERATOR_ROLE = "operator"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -37,7 +37,8 @@ class Identity:
 
 def valid_user_name(name: str) -> bool:
     """Lab user names: letters, digits and ``._@-``, up to 64 characters (no quotes, spaces or controls)."""
-    return bool(_NAME.match(name))
+    # fullmatch: ``$`` would also accept a name followed by a newline ("admin2\n").
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
 
 
 def os_account() -> str:
@@ -60,7 +61,10 @@ def cli_identity(directory: Directory, *, claimed: str | None, account: str | No
     if claimed is None or claimed == real:
         return Identity(user=real, real_user=real)
     if not valid_user_name(claimed):
-        raise IdentityError(f"--as {claimed!r} is not a user name (letters, digits and . _ @ -, up to 64 characters)")
+        raise IdentityError(
+            f"--as {claimed!r} is not a user name (letters, digits and . _ @ -, up to 64 characters, nothing else: "
+            "no spaces, quotes or line breaks)"
+        )
     if OPERATOR_ROLE not in directory.user(real).roles:
         raise IdentityError(
             f"you are {real} (operating-system user {account}); only users with the {OPERATOR_ROLE!r} role may act "

@@ -82,3 +82,41 @@ def test_as_is_refused_for_a_non_operator(simulator: Any, monkeypatch: Any) -> N
     assert code == 1 and "operator" in out
     code, out = _run(simulator, "tool", "call", "vm.nodes", "--json")
     assert code == 0 and json.loads(out)["status"] == "ok", "alice may read as herself"
+
+
+def test_hostile_values_get_a_clear_refusal_not_the_policy_engine_s_errors(simulator: Any) -> None:
+    cases = [
+        ("ray.submit", json.dumps({"template": 'a\nb\u202e\x1b"x'}), "template"),
+        ("desi.query", '{"sql": "SELECT 1", "limit": 1000000000000000000000000000000}', "limit"),
+        ("vm.show", '{"vmid": 1e30}', "vmid"),
+        ("vm.delete", '{"vmid": 1000000000000000000000000000000}', "vmid"),
+        ("desi.object", '{"targetid": 1000000000000000000000000000000}', "targetid"),
+    ]
+    for tool, args, field in cases:
+        code, out = _run(simulator, "tool", "call", tool, "--args", args, "--as", "admin1", "--json")
+        envelope = json.loads(out)
+        assert code == 1 and envelope["status"] == "error" and field in envelope["message"], (tool, out)
+        assert "policy evaluation" not in out and "Traceback" not in out
+    code, out = _run(simulator, "tool", "call", "vm.nodes", "--as", "admin2\n")
+    assert code == 1 and "not a user name" in out and "Traceback" not in out and "policy" not in out
+
+
+def test_refusals_of_the_command_line_are_envelopes_under_json(simulator: Any) -> None:
+    for args in ("{vmid:", "[1, 2]", "x" * 70_000):
+        code, out = _run(simulator, "tool", "call", "vm.show", "--args", args, "--as", "admin1", "--json")
+        envelope = json.loads(out)
+        assert code == 1 and envelope == {"status": "error", "data": None, "message": envelope["message"]}
+        assert "--args" in envelope["message"]
+    code, out = _run(simulator, "tool", "plan", "vm.show", "--args", "{", "--as", "admin1", "--json")
+    assert code == 1 and json.loads(out)["status"] == "error"
+    code, out = _run(simulator, "tool", "call", "vm.nodes", "--as", 'evil"', "--json")
+    assert code == 1 and "not a user name" in json.loads(out)["message"]
+
+
+def test_ask_exits_1_without_a_traceback_when_the_model_is_unreachable(simulator: Any, tmp_path: Any) -> None:
+    config = tmp_path / "down.toml"
+    config.write_text('[llm]\nprovider = "ollama"\nollama_url = "http://127.0.0.1:9"\n[agent]\ndocs_k = 0\n')
+    argv = ["--lab-dir", str(simulator.lab_dir), "--config", str(config), "ask", "Which VMs are running?"]
+    result = CliRunner().invoke(cli, [*argv, "--as", "researcher1"])
+    assert result.exit_code == 1, result.output
+    assert "cannot reach the language model" in result.output and "Traceback" not in result.output

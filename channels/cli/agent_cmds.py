@@ -91,6 +91,9 @@ def ask(message: str, user: str | None, thread: str | None, as_json: bool) -> No
         err_console.print(f"[dim]thread {result.thread} · {result.model} · {result.latency_s:.1f} s[/dim]")
     if result.status == "needs_approval":
         sys.exit(EXIT_CODES["needs_approval"])
+    if result.stop == "model_unavailable":
+        # Nothing was answered: a script must not take the apology for an answer.
+        sys.exit(EXIT_CODES["error"])
     if any(c["status"] == "error" for c in result.tool_calls) and not result.answer:
         sys.exit(EXIT_CODES["error"])
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape as rich_escape
 
 from core.config import Settings, load_settings
 from core.errors import LabOpsError
@@ -134,10 +135,12 @@ def cli_caller(claimed: str | None, request_text: str | None = None) -> Caller:
     # Imported here: the policy engine (Cedar, the tool registry) is not needed by every command.
     from policies.engine import PolicyEngine
     from policies.guard import Caller
-    from policies.identity import cli_identity
+    from policies.identity import cli_identity, os_account
 
-    identity = cli_identity(PolicyEngine.from_settings(get_settings()).directory, claimed=claimed)
-    return Caller(user=identity.user, real_user=identity.real_user, channel="cli", request_text=request_text)
+    account = os_account()
+    identity = cli_identity(PolicyEngine.from_settings(get_settings()).directory, claimed=claimed, account=account)
+    return Caller(user=identity.user, real_user=identity.real_user, channel="cli", request_text=request_text,
+                  origin={"os_account": account})  # fmt: skip
 
 
 def echo_json(value: Any) -> None:
@@ -146,14 +149,22 @@ def echo_json(value: Any) -> None:
 
 
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn LabOpsError into a one-line message and exit code 1 (tracebacks only for bugs)."""
+    """Turn LabOpsError into a one-line message and exit code 1 (tracebacks only for bugs).
+
+    Under ``--json`` the refusal is the envelope ``{"status": "error", "data": null, "message"}`` on stdout,
+    so a script reading JSON gets JSON whatever went wrong.
+    """
 
     @wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except LabOpsError as exc:
-            err_console.print(f"[red]error:[/red] {exc}")
-            sys.exit(1)
+            ctx = click.get_current_context(silent=True)
+            if ctx is not None and ctx.params.get("as_json"):
+                echo_json({"status": "error", "data": None, "message": str(exc)})
+            else:
+                err_console.print(f"[red]error:[/red] {rich_escape(str(exc))}")
+            sys.exit(EXIT_CODES["error"])
 
     return wrapper

@@ -54,11 +54,18 @@ def _state(request: Request) -> ServerState:
 async def _identify(request: Request) -> Identified | JSONResponse:
     state = _state(request)
     headers = {k.lower(): v for k, v in request.headers.items()}
-    who = await run_in_threadpool(identify, state.settings, state.keys, headers)
+    who = await run_in_threadpool(identify, state.settings, state.keys, headers, known=state.known_user)
     if who is None:
         return error(401, "Incorrect or missing API key: send `Authorization: Bearer <key>`; an operator creates "
                      "keys with `labops keys create NAME --as USER`.", "invalid_request_error",
                      code="invalid_api_key")  # fmt: skip
+    if who.refused is not None:
+        caller = Caller(user=who.user, channel="api", request_text=f"{request.method} {request.url.path}",
+                        request_id=getattr(request.state, "request_id", None), origin=who.origin)  # fmt: skip
+        await run_in_threadpool(state.agent.guard.refuse_identity, caller=caller, reason=who.refused)
+        log.warning("refused a forwarded identity on key %s: %s", who.key.id, who.refused)
+        return error(401, f"Forwarded user refused: {who.refused}.", "invalid_request_error",
+                     code="forwarded_identity_refused")  # fmt: skip
     return who
 
 
@@ -124,13 +131,16 @@ async def chat_completions(request: Request) -> Any:
         body = json.loads(raw or b"{}")
     except ValueError:
         return error(400, "The body is not valid JSON.", "invalid_request_error")
+    except RecursionError:
+        # json.loads recurses per nesting level: a body nested tens of thousands deep is refused, not a 500.
+        return error(400, "The body is nested too deeply to be a chat request.", "invalid_request_error")
     problem = _validate(state, body)
     if problem is not None:
         return problem
     messages: list[dict[str, Any]] = body["messages"]
     request_id = getattr(request.state, "request_id", None)
     text = last_user_text(messages).strip()
-    caller = Caller(user=who.user, channel="api", request_text=text[:2000], request_id=request_id)
+    caller = Caller(user=who.user, channel="api", request_text=text[:2000], request_id=request_id, origin=who.origin)
     reply = await run_in_threadpool(_reply, state, who, caller, messages)
     if isinstance(reply, JSONResponse):
         return reply

@@ -14,10 +14,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -26,6 +28,7 @@ from slack_bolt.adapter.starlette.handler import to_starlette_response
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
+from slack_sdk.signature import SignatureVerifier
 from starlette.concurrency import run_in_threadpool
 
 from channels.server.admission import Busy
@@ -81,6 +84,7 @@ class SlackBot:
         self._token = slack.bot_token.get_secret_value() if slack.bot_token else None
         self.client = WebClient(token=self._token, base_url=slack.api_base_url, timeout=10)
         self.replays = SlackReplays(Database.from_settings(state.settings))
+        self.verifier = SignatureVerifier(slack.signing_secret.get_secret_value())
         self.app = App(
             signing_secret=slack.signing_secret.get_secret_value(),
             client=self.client,
@@ -96,6 +100,38 @@ class SlackBot:
         state.approval_listeners.append(self.post_approval)
 
     # --- plumbing ------------------------------------------------------------------------------------------
+    def malformed(self, raw: bytes, headers: dict[str, str]) -> tuple[int, str] | None:
+        """Why a request cannot go to slack-bolt (401 unsigned, 400 malformed), or None.
+
+        slack-bolt parses the body before it checks the signature, and a ``payload`` that is not a JSON object
+        of Slack's shape raised inside it (a 500). The signature is checked here first (slack_sdk's verifier,
+        the same five-minute window), then the shape of what the listeners read.
+        """
+        body = raw.decode("utf-8", errors="replace")
+        timestamp, signature = headers.get("x-slack-request-timestamp", ""), headers.get("x-slack-signature", "")
+        if not (timestamp.strip().isdigit() and signature):
+            return 401, "missing Slack signature headers (X-Slack-Request-Timestamp, X-Slack-Signature)"
+        if not self.verifier.is_valid(body=body, timestamp=timestamp.strip(), signature=signature):
+            return 401, "invalid or expired Slack signature"
+        form = parse_qs(body, keep_blank_values=True)
+        if "payload" not in form:
+            return None
+        try:
+            payload = json.loads(form["payload"][0])
+        except (ValueError, RecursionError):
+            return 400, "malformed Slack request: payload is not JSON"
+        if not isinstance(payload, dict):
+            return 400, "malformed Slack request: payload is not a JSON object"
+        for name in ("user", "team", "channel", "container", "message", "enterprise"):
+            if payload.get(name) is not None and not isinstance(payload[name], dict):
+                return 400, f"malformed Slack request: payload.{name} is not an object"
+        actions = payload.get("actions", [])
+        if not isinstance(actions, list) or not all(isinstance(a, dict) for a in actions):
+            return 400, "malformed Slack request: payload.actions is not a list of objects"
+        if not isinstance(payload.get("type", ""), str):
+            return 400, "malformed Slack request: payload.type is not a string"
+        return None
+
     def _refuse_replays(self, req: BoltRequest, resp: BoltResponse, next: Any) -> BoltResponse | None:
         # Runs after bolt's signature check: only authentic requests are recorded.
         signature = (req.headers.get("x-slack-signature") or [""])[0]
@@ -106,14 +142,22 @@ class SlackBot:
         next()
         return None
 
-    def _caller(self, slack_user: str, text: str, context: Any) -> Caller | None:
-        user = self.users.get(slack_user)
-        if user is None:
-            return None
+    def _caller(self, slack_user: str, text: str, context: Any, origin: dict[str, Any]) -> Caller | None:
+        """The mapped lab user as a caller; None (and an audited refusal) for an account nobody linked."""
         request_id = context.get("request_id") if context is not None else None
         if request_id:
             request_id_var.set(request_id)
-        return Caller(user=user, channel="slack", request_text=text[:2000], request_id=request_id)
+        # Slack's word on who asked, as received (the signature vouches for it): kept in every audit entry.
+        facts = {"slack_user": slack_user, **{k: str(v)[:100] for k, v in origin.items() if v}}
+        user = self.users.get(slack_user)
+        if user is None:
+            anonymous = Caller(user="slack-unlinked", channel="slack", request_text=text[:2000],
+                               request_id=request_id, origin=facts)  # fmt: skip
+            self.state.agent.guard.refuse_identity(
+                caller=anonymous, reason=f"Slack account {slack_user} is not linked to a lab user (slack.users)"
+            )
+            return None
+        return Caller(user=user, channel="slack", request_text=text[:2000], request_id=request_id, origin=facts)
 
     def _mention(self, user: str) -> str:
         slack_id = self._slack_ids.get(user)
@@ -127,7 +171,9 @@ class SlackBot:
     # --- /lab ------------------------------------------------------------------------------------------
     def _command(self, ack: Any, command: dict[str, Any], respond: Any, context: Any) -> None:
         text = str(command.get("text") or "").strip()
-        caller = self._caller(str(command.get("user_id")), f"{command.get('command')} {text}", context)
+        origin = {"slack_team": command.get("team_id"), "slack_user_name": command.get("user_name"),
+                  "slack_channel": command.get("channel_id"), "enterprise": command.get("enterprise_id")}  # fmt: skip
+        caller = self._caller(str(command.get("user_id")), f"{command.get('command')} {text}", context, origin)
         if caller is None:
             ack(text=self._not_linked(str(command.get("user_id"))))
             return
@@ -213,7 +259,13 @@ class SlackBot:
         ack()
         slack_user = str((body.get("user") or {}).get("id"))
         approval_id = str(action.get("value") or "")
-        caller = self._caller(slack_user, f"Slack button {verb} {approval_id}", context)
+        clicker = body.get("user") or {}
+        origin = {
+            "slack_team": clicker.get("team_id") or (body.get("team") or {}).get("id"),
+            "slack_user_name": clicker.get("username"),
+            "slack_channel": (body.get("channel") or {}).get("id"),
+        }
+        caller = self._caller(slack_user, f"Slack button {verb} {approval_id}", context, origin)
         if caller is None:
             respond(text=self._not_linked(slack_user), replace_original=False, response_type="ephemeral")
             return
@@ -256,6 +308,11 @@ async def slack_events(request: Request) -> Response:
     if bot is None:
         return JSONResponse({"error": "the Slack bot is off: set slack.signing_secret"}, status_code=404)
     raw = await request.body()
+    problem = bot.malformed(raw, {k.lower(): v for k, v in request.headers.items()})
+    if problem is not None:
+        status, message = problem
+        log.warning("refused a Slack request: %s", message)
+        return JSONResponse({"error": message}, status_code=status)
     bolt_request = BoltRequest(
         body=raw.decode("utf-8", errors="replace"),  # bad bytes then fail the signature check: 401
         query=dict(request.query_params),

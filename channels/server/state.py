@@ -53,6 +53,11 @@ class ServerState:
             metrics=Metrics(pending_approvals=pending),
         )
 
+    def known_user(self, name: str) -> bool:
+        """Whether ``name`` is a lab user (``policies/lab.toml``)."""
+        engine = self.agent.guard.engine
+        return engine is not None and name in engine.directory.users
+
     def approval_requested(self, event: dict[str, Any]) -> None:
         """Tell every listener about an approval a turn asked for; a failing listener is logged, not raised."""
         for listener in self.approval_listeners:

@@ -55,10 +55,49 @@ def test_identity_from_keys_and_forwarded_users(tmp_path: Path, keys: ApiKeys) -
     who = identify(settings, keys, {"authorization": f"Bearer {front}", **forwarded})
     assert who is not None and who.user == "admin1" and who.forwarded and who.chat_id == "c1....xy"
     unmapped = identify(settings, keys, {"authorization": f"Bearer {front}", "x-openwebui-user-email": "bo@x.org"})
-    assert unmapped is not None and unmapped.user == "bo@x.org"
+    assert unmapped is not None and unmapped.user == "openwebui-bo@x.org"
+    assert unmapped.origin["mapped_by"].startswith("unmapped") and unmapped.origin["api_client"]["id"]
     assert identify(settings, keys, {"authorization": f"Bearer {front}"}).user == "owui-svc"  # type: ignore[union-attr]
     for bad in ("", "Bearer", f"Basic {plain}", f"Bearer {plain}x", "Bearer lops_zzz_abc", f"bearer {plain[:-1]}"):
         assert identify(settings, keys, {"authorization": bad}) is None, bad
+
+
+LAB_USERS = {"admin1", "admin2", "researcher1", "researcher2", "lab-operator"}
+
+
+def test_a_display_name_is_shown_never_trusted(tmp_path: Path, keys: ApiKeys) -> None:
+    # Every OpenWebUI user can edit their display name; naming oneself after an admin's mapped e-mail (or a
+    # lab user) must change nothing.
+    settings = load_settings(None, lab_dir=tmp_path, server={"forwarded_users": {"ana@lab.example": "admin1",
+                                                                                  "u-42": "admin2"}})  # fmt: skip
+    _, front = keys.create("owui", user="owui-svc", trusted_frontend=True)
+    auth = {"authorization": f"Bearer {front}"}
+    for name in ("ana@lab.example", "admin1", "u-42", "ANA@LAB.EXAMPLE"):
+        who = identify(settings, keys, {**auth, "x-openwebui-user-email": "mallory@x.org",
+                                        "x-openwebui-user-name": name}, known=LAB_USERS.__contains__)  # fmt: skip
+        assert who is not None and who.user == "openwebui-mallory@x.org", name
+        assert who.origin["forwarded"]["name"] == name and who.origin["forwarded"]["signed"] is False
+    # A name alone identifies nobody: the front-end's own account acts.
+    only_name = identify(settings, keys, {**auth, "x-openwebui-user-name": "ana@lab.example"})
+    assert only_name is not None and only_name.user == "owui-svc" and not only_name.forwarded
+    # The stable identifiers do map (an e-mail in any case, or OpenWebUI's user id).
+    by_email = identify(settings, keys, {**auth, "x-openwebui-user-email": "Ana@Lab.Example"})
+    by_id = identify(settings, keys, {**auth, "x-openwebui-user-id": "u-42", "x-openwebui-user-name": "x"})
+    assert by_email is not None and by_email.user == "admin1" and by_email.origin["mapped_by"] == "email"
+    assert by_id is not None and by_id.user == "admin2" and by_id.origin["mapped_by"] == "id"
+
+
+@pytest.mark.parametrize("email", ["admin2", "researcher1", "lab-operator", "Admin2", "admin2\n"])
+def test_an_unmapped_e_mail_never_becomes_a_lab_user(tmp_path: Path, keys: ApiKeys, email: str) -> None:
+    settings = load_settings(None, lab_dir=tmp_path)
+    _, front = keys.create("owui", user="owui-svc", trusted_frontend=True)
+    who = identify(settings, keys, {"authorization": f"Bearer {front}", "x-openwebui-user-email": email},
+                   known=LAB_USERS.__contains__)  # fmt: skip
+    assert who is not None and who.user.startswith("openwebui-") and who.user not in LAB_USERS
+    # Even a lab user called "openwebui-admin2" (an operator's odd naming) is not reachable this way.
+    odd = identify(settings, keys, {"authorization": f"Bearer {front}", "x-openwebui-user-email": "admin2"},
+                   known=lambda n: n == "openwebui-admin2")  # fmt: skip
+    assert odd is not None and odd.user != "openwebui-admin2" and odd.user.startswith("openwebui-")
 
 
 def test_with_a_jwt_secret_only_the_signed_user_counts(tmp_path: Path, keys: ApiKeys) -> None:
@@ -70,8 +109,17 @@ def test_with_a_jwt_secret_only_the_signed_user_counts(tmp_path: Path, keys: Api
                  "iat": int(now), "exp": int(now) + 120})  # fmt: skip
     auth = {"authorization": f"Bearer {front}"}
     assert identify(settings, keys, {**auth, "x-openwebui-user-jwt": good}).user == "admin1"  # type: ignore[union-attr]
-    # Plain headers are no longer believed, even on the trusted key.
-    assert identify(settings, keys, {**auth, "x-openwebui-user-email": "ana@lab.example"}).user == "owui-svc"  # type: ignore[union-attr]
+    # Plain headers are no longer believed, even on the trusted key: the request is refused, saying why.
+    plain = identify(settings, keys, {**auth, "x-openwebui-user-email": "ana@lab.example"})
+    assert plain is not None and plain.refused and "forwarded_jwt_secret" in plain.refused
+    forged_token = _jwt({"email": "ana@lab.example", "exp": int(now) + 120}, secret="x")
+    forged = identify(settings, keys, {**auth, "x-openwebui-user-jwt": forged_token})
+    assert forged is not None and forged.refused and "not a valid" in forged.refused
+    # A signed token's name claim is a display name too.
+    named = _jwt({"sub": "u9", "email": "eve@x.org", "name": "ana@lab.example", "exp": int(now) + 120})
+    who = identify(settings, keys, {**auth, "x-openwebui-user-jwt": named}, known=LAB_USERS.__contains__)
+    assert who is not None and who.user == "openwebui-eve@x.org" and who.origin["forwarded"]["signed"] is True
+    assert identify(settings, keys, auth).user == "owui-svc"  # type: ignore[union-attr]
     claims = {"sub": "u1", "email": "ana@lab.example", "exp": int(now) + 120}
     for token in (
         _jwt(claims, secret="other-secret"),

@@ -98,7 +98,7 @@ def test_approval_is_bound_single_use_and_four_eyes(guard: Guard, simulator: Any
     other_user = guard.call(
         "vm.provision", args, caller=Caller(user="researcher2", channel="cli"), approval_id=approval_id
     )
-    assert other_user.status == "error" and "different call" in other_user.message
+    assert other_user.status == "error" and "belongs to researcher1" in other_user.message
 
     done = guard.call("vm.provision", args, caller=R1, approval_id=approval_id)
     assert done.status == "ok", done.message
@@ -215,11 +215,19 @@ def test_audit_and_approvals_in_postgresql(desi_db: Any) -> None:
         rule=ApprovalRule(role="admin"),
     )
     approvals.approve(a.id, approver="admin2")
-    from policies.approvals import binding
-
-    assert approvals.consume(a.id, bound_to=binding("vm.delete", {"vmid": 140}, "admin1", "v1")).state == "used"
+    call = {"tool": "vm.delete", "args": {"vmid": 140}, "requester": "admin1", "policy_version": "v1"}
+    # Each part the approval is bound to is named when it differs: who asked, the tool, the arguments, the policy.
+    for changed, words in (
+        ({"requester": "admin2"}, "belongs to admin1's request"),
+        ({"tool": "vm.stop"}, "was given for vm.delete"),
+        ({"args": {"vmid": 141}}, "changed arguments"),
+        ({"policy_version": "v2"}, "the policies changed"),
+    ):
+        with pytest.raises(ApprovalError, match=words):
+            approvals.consume(a.id, **{**call, **changed})  # type: ignore[arg-type]
+    assert approvals.consume(a.id, **call).state == "used"  # type: ignore[arg-type]
     with pytest.raises(ApprovalError):
-        approvals.consume(a.id, bound_to=binding("vm.delete", {"vmid": 140}, "admin1", "v1"))
+        approvals.consume(a.id, **call)  # type: ignore[arg-type]
 
 
 def test_labops_audit_verify_names_the_edited_entry(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ GIB = 1024**3
 class StatusArgs(ToolArgs):
     """Arguments of ``backup.status``."""
 
-    vmid: int | None = Field(None, ge=100, description="VM id (e.g. 110); omit for every VM.")
+    vmid: int | None = Field(None, ge=100, le=999_999_999, description="VM id (e.g. 110); omit for every VM.")
 
 
 def _status_line(vm: VmBackup, rpo_hours: float) -> str:

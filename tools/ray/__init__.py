@@ -65,7 +65,15 @@ def list_templates(ctx: ToolContext, args: NoArgs) -> ToolResult:
 class SubmitArgs(ToolArgs):
     """Arguments of ``ray.submit``."""
 
-    template: str = Field(..., max_length=64, description="Job template name, e.g. 'parallel-sum' (see ray.templates).")
+    template: str = Field(
+        ...,
+        min_length=1,
+        max_length=64,
+        # A template is a folder name: a control character or quote in it is no template, and must not reach
+        # a terminal, a log line or the policy request as it was typed.
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Job template name, e.g. 'parallel-sum' (see ray.templates).",
+    )
     args: list[Annotated[str, StringConstraints(max_length=256)]] = Field(
         default_factory=list, max_length=32, description="Extra command-line arguments, e.g. ['--n', '1000']."
     )

@@ -148,7 +148,7 @@ def find_vm(ctx: ToolContext, vmid: int) -> dict[str, Any]:
 class ShowArgs(ToolArgs):
     """Arguments of ``vm.show``."""
 
-    vmid: int = Field(..., ge=100, description="VM id, e.g. 130.")
+    vmid: int = Field(..., ge=100, le=999_999_999, description="VM id, e.g. 130.")
 
 
 def show_vm(ctx: ToolContext, args: ShowArgs) -> ToolResult:

@@ -28,13 +28,13 @@ __all__ = [
 class PowerArgs(ToolArgs):
     """Arguments of ``vm.start`` and ``vm.reboot``."""
 
-    vmid: int = Field(..., ge=100, description="VM id, e.g. 130.")
+    vmid: int = Field(..., ge=100, le=999_999_999, description="VM id, e.g. 130.")
 
 
 class StopArgs(ToolArgs):
     """Arguments of ``vm.stop``."""
 
-    vmid: int = Field(..., ge=100, description="VM id, e.g. 130.")
+    vmid: int = Field(..., ge=100, le=999_999_999, description="VM id, e.g. 130.")
     mode: Literal["shutdown", "stop"] = Field(
         "shutdown", description="'shutdown' asks the guest OS to power off (clean); 'stop' cuts power at once."
     )
@@ -43,7 +43,7 @@ class StopArgs(ToolArgs):
 class DeleteArgs(ToolArgs):
     """Arguments of ``vm.delete``."""
 
-    vmid: int = Field(..., ge=100, description="VM id to destroy, e.g. 142. This deletes its disks.")
+    vmid: int = Field(..., ge=100, le=999_999_999, description="VM id to destroy, e.g. 142. This deletes its disks.")
     stop_first: bool = Field(
         False, description="Stop the VM first if it is running (otherwise a running VM is refused)."
     )

@@ -38,7 +38,9 @@ class ProvisionArgs(ToolArgs):
         pattern=r"^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$",
         description="Node to place it on, e.g. 'node03'; omit to pick the node with room.",
     )
-    template: int | None = Field(None, ge=100, description="Template VMID to clone; omit for the lab's default.")
+    template: int | None = Field(
+        None, ge=100, le=999_999_999, description="Template VMID to clone; omit for the lab's default."
+    )
 
     @field_validator("name")
     @classmethod
