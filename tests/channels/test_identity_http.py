@@ -33,7 +33,12 @@ def _jwt(claims: dict[str, Any], *, secret: str = SECRET) -> str:
 
 
 def _script(path: Path) -> Path:
-    path.write_text(json.dumps({"rules": [{"reply": "Ask me about the lab."}]}))
+    rules = [
+        {"when": "which vms", "reply": {"call": "vm_list", "args": {}}},
+        {"after": "vm_list", "reply": "The VMs: {result}"},
+        {"reply": "Ask me about the lab."},
+    ]
+    path.write_text(json.dumps({"rules": rules}))
     return path
 
 
@@ -164,3 +169,17 @@ def test_slack_bodies_of_the_wrong_shape_are_400_and_unlinked_accounts_are_on_re
     refused = [e for e in _entries(settings) if e.get("event") == "identity_refused" and e.get("channel") == "slack"]
     assert refused and refused[-1]["origin"]["slack_user"] == "U0MALLORY"
     assert refused[-1]["origin"]["slack_team"] == "T0EVIL" and refused[-1]["origin"]["slack_user_name"] == "admin1"
+
+
+def test_the_agent_s_tool_calls_carry_the_request_s_origin(service: tuple[TestClient, Any, str]) -> None:
+    http, settings, key = service
+    headers = {"X-OpenWebUI-User-Email": "ana@lab.example", "X-OpenWebUI-User-Name": "Ana", "X-OpenWebUI-Chat-Id": "o1"}
+    r = _chat(http, key, "which vms are there?", **headers)
+    assert r.status_code == 200
+    calls = [e for e in _entries(settings) if e.get("tool") == "vm.list" and e.get("event") == "decision"]
+    assert calls and calls[-1]["user"] == "admin1" and calls[-1]["channel"] == "api"
+    origin = calls[-1]["origin"]
+    assert origin["mapped_by"] == "email" and origin["forwarded"] == {
+        "email": "ana@lab.example", "id": "", "name": "Ana", "signed": False
+    }  # fmt: skip
+    assert origin["api_client"]["trusted_frontend"] is True and calls[-1]["request_id"].startswith("req_")
