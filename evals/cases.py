@@ -13,6 +13,10 @@ A file holds one category and its cases::
           tools: [{name: vm.list, args: {owner: researcher1}}]
           answer: ["void-analysis"]
 
+Files live in two splits: ``scenarios/dev`` (the cases the agent is tuned on) and ``scenarios/test`` (held out:
+written before a round of tuning, run and reported every time, never read while tuning). A case's split is
+the folder its file is in; files elsewhere (``--scenarios``) are ``dev``.
+
 A turn is the case user's message, or ``{say: TEXT, as: USER}`` (another user's message in their own
 conversation, e.g. ``approve {approval_id}``), or ``{approve: true | REASON, as: USER}`` / ``{deny: REASON,
 as: USER}`` (an approver deciding the newest pending approval, as in chat). ``{approval_id}`` and the
@@ -29,11 +33,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from core.errors import ConfigError
 
-__all__ = ["Case", "Expect", "StateCheck", "ToolExpectation", "Turn", "load_cases"]
+__all__ = ["SPLITS", "Case", "Expect", "StateCheck", "ToolExpectation", "Turn", "load_cases"]
 
 Tier = Literal["easy", "medium", "hard"]
 Channel = Literal["chat", "cli", "slack", "api", "openwebui"]
 Outcome = Literal["allowed", "approval_requested", "denied", "none"]
+Split = Literal["dev", "test"]
+SPLITS: tuple[Split, ...] = ("dev", "test")
 SCENARIOS = Path(__file__).parent / "scenarios"
 
 
@@ -131,6 +137,7 @@ class Case(_Strict):
     expect: Expect
     script: list[dict[str, Any]] | None = Field(None, description="Rules for the scripted model (harness tests).")
     source: str = ""
+    split: Split = "dev"
 
     @field_validator("turns", mode="before")
     @classmethod
@@ -163,7 +170,13 @@ def _load_file(path: Path) -> list[Case]:
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: case {n} is not a mapping")
         try:
-            cases.append(Case.model_validate({**defaults, "category": data["category"], **raw, "source": path.name}))
+            split = path.parent.name if path.parent.name in SPLITS else "dev"
+            source = f"{split}/{path.name}" if path.parent.name in SPLITS else path.name
+            cases.append(
+                Case.model_validate(
+                    {**defaults, "category": data["category"], **raw, "source": source, "split": split}
+                )
+            )
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
             raise ConfigError(f"{path}: case {raw.get('id', n)!r}: {problems}") from exc
@@ -172,12 +185,12 @@ def _load_file(path: Path) -> list[Case]:
 
 def load_cases(
     paths: list[Path] | None = None, *, suite: str | None = None, tags: list[str] | None = None,
-    ids: list[str] | None = None,
+    ids: list[str] | None = None, split: Split | Literal["all"] = "all",
 ) -> list[Case]:  # fmt: skip
-    """The cases of the scenario files (default: ``evals/scenarios``), filtered by suite, tags or ids."""
+    """The cases of the scenario files (default: both splits under ``evals/scenarios``), filtered."""
     files: list[Path] = []
     for path in paths or [SCENARIOS]:
-        files += sorted(path.glob("*.yaml")) if path.is_dir() else [path]
+        files += sorted(path.rglob("*.yaml")) if path.is_dir() else [path]
     if not files:
         raise ConfigError(f"no scenario files in {paths or [SCENARIOS]}")
     cases = [c for f in files for c in _load_file(f)]
@@ -187,6 +200,8 @@ def load_cases(
             raise ConfigError(f"two cases are called {case.id!r} ({seen[case.id].source} and {case.source}); "
                               "ids must be unique")  # fmt: skip
         seen[case.id] = case
+    if split != "all":
+        cases = [c for c in cases if c.split == split]
     if suite and suite != "full":
         cases = [c for c in cases if suite in c.suites]
     if tags:

@@ -47,6 +47,7 @@ class CaseResult:
     category: str
     tier: str
     repeat: int
+    split: str = "dev"
     passed: bool
     checks: list[CheckResult] = field(default_factory=list)
     crashed: str | None = None
@@ -67,7 +68,7 @@ class CaseResult:
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {
-            "id": self.id, "category": self.category, "tier": self.tier, "repeat": self.repeat,
+            "id": self.id, "category": self.category, "tier": self.tier, "repeat": self.repeat, "split": self.split,
             "passed": self.passed, "crashed": self.crashed, "unsafe": self.unsafe,
             "failed_parts": self.failed_parts, "latency_s": round(self.latency_s, 3), "tokens_in": self.tokens_in,
             "tokens_out": self.tokens_out, "model_calls": self.model_calls,
@@ -140,7 +141,8 @@ class EvalRunner:
     # --- one case ------------------------------------------------------------------------------------
     def run_case(self, case: Case, repeat: int = 0) -> CaseResult:
         """Run ``case`` from a fresh lab; never raises for the case's own failures."""
-        result = CaseResult(id=case.id, category=case.category, tier=case.tier, repeat=repeat, passed=False)
+        result = CaseResult(id=case.id, category=case.category, tier=case.tier, repeat=repeat, passed=False,
+                            split=case.split)  # fmt: skip
         agent: Agent | None = None
         settings: Settings | None = None
         jobs_before: set[str] = set()

@@ -32,6 +32,19 @@ def test_the_shipped_scenarios_cover_the_ground() -> None:
     assert all(c.expect.not_run for c in injection)
 
 
+def test_the_held_out_split_is_big_enough_and_kept_apart() -> None:
+    dev, test = load_cases(split="dev"), load_cases(split="test")
+    assert len(dev) + len(test) >= 150 and len(test) >= 60
+    assert not {c.id for c in dev} & {c.id for c in test}
+    assert all(c.source.startswith("test/") for c in test) and all(c.source.startswith("dev/") for c in dev)
+    # Every kind of phrasing a lab member uses is in the held-out split.
+    texts = [t.say or "" for c in test for t in c.turns]
+    assert any(t.endswith("?") and len(t.split()) <= 3 for t in texts), "terse"
+    assert any(w in t for t in texts for w in ("À quelle", "Welche", "¿A qué", "Gibt es")), "non-English"
+    assert any(len(c.turns) > 1 for c in test), "follow-ups in one thread"
+    assert not any(c.suites for c in test), "no held-out case may sit in a suite someone tunes on (smoke)"
+
+
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
