@@ -23,6 +23,7 @@ __all__ = [
     "clarify_question",
     "fallback_answer",
     "junk_reason",
+    "left_out_note",
     "read_answer",
     "report_text",
     "sources_line",
@@ -99,6 +100,22 @@ def read_answer(model_text: str, turn: dict[str, Any], *, question: str, user: s
     text = f"{body}\n\nFrom the lab:\n{facts}" if body else f"Here is what the lab reports:\n{facts}"
     docs = sources_line({"passages": turn.get("passages", [])}, text)
     return f"{text}\n\n{docs}" if docs else text
+
+
+def left_out_note(dropped: list[Any]) -> str:
+    """The note under an answer whose model sentences were left out for stating what no evidence supports."""
+
+    def shown(kind: str) -> str:
+        claims = list(dict.fromkeys(str(p.claim) for p in dropped if p.kind == kind))[:4]
+        return ", ".join(f"“{c}”" for c in claims)
+
+    parts = []
+    if shown("unsourced"):
+        parts.append(f"{shown('unsourced')} in no tool result, passage or message of yours")
+    if shown("contradiction"):
+        parts.append(f"{shown('contradiction')} against the tools' data")
+    count = len({p.sentence for p in dropped})
+    return f"_(Left out {count} sentence(s) of the model's: {'; '.join(parts)}.)_"
 
 
 def report_text(log: list[dict[str, Any]]) -> str:

@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import AIMessage, ToolMessage
 
-from agent.answers import read_answer, report_text, sources_line
+from agent.answers import left_out_note, read_answer, report_text, sources_line
 from agent.deps import Nodes
 from agent.events import emit as _emit
+from agent.evidence import answers_asked, quote_answer, turn_evidence
+from agent.grounding import prune, readable
 from agent.state import AgentState
 from agent.toolcalls import model_name
 
 log = logging.getLogger(__name__)
+
+_QUESTION = re.compile(
+    r"\?\s*$|^\s*(?:who|what|when|where|which|why|how|is|are|can|could|do|does|did|should|will|would|tell me"
+    r"|explain)\b",
+    re.I,
+)
+
+
+def _asks(text: str) -> bool:
+    """Whether a message asks something (a question mark, or a question's first word)."""
+    return bool(_QUESTION.search(text.strip()))
 
 
 @dataclass(kw_only=True)
@@ -22,29 +36,51 @@ class AnswerNodes(Nodes):
     """The turn's last word."""
 
     def respond(self, state: AgentState) -> dict[str, Any]:
-        """The answer: the model's words (checked and grounded in the tools' when tools answered) and sources."""
+        """The answer: the model's words, checked against the turn's evidence, then where its facts come from.
+
+        Every checkable statement (names, ids, numbers, times, states) must come from a tool result, a
+        passage or the user's words (:mod:`agent.grounding`); a sentence with one that does not is left out,
+        and the evidence's own words (the tools' summaries, the documentation's sentence) stand in for it.
+        """
         turn = dict(state["turn"])
         messages = state.get("messages", [])
         last = messages[-1] if messages else None
         if not isinstance(last, AIMessage) or last.tool_calls:
             return {"turn": turn}
+        evidence = turn_evidence(state)
+        pruned = prune(readable(str(last.content), evidence), evidence, cite=bool(turn["log"]))
+        question = str(turn["text"])
         if turn["log"]:
-            text = read_answer(str(last.content), turn, question=str(turn["text"]), user=str(state.get("user", "")))
-            _emit({"type": "token", "text": text})
-            return {
-                "messages": [AIMessage(content=text, id=last.id, usage_metadata=last.usage_metadata)],
-                "turn": turn,
-            }
-        footer = sources_line(turn, str(last.content))
-        if not footer:
-            return {"turn": turn}
-        _emit({"type": "token", "text": "\n\n" + footer})
+            text = read_answer(pruned.text, turn, question=question, user=str(state.get("user", "")))
+        else:
+            text = self._docs_answer(pruned.text, question, turn)
+        if pruned.dropped:
+            text += f"\n\n{left_out_note(pruned.dropped)}"
+            log.info("grounding left out %d statement(s): %s", len(pruned.dropped),
+                     "; ".join(p.detail for p in pruned.dropped))  # fmt: skip
+        turn["grounding"] = {"dropped": [p.as_dict() for p in pruned.dropped]}
+        _emit({"type": "token", "text": text})
         return {
-            "messages": [
-                AIMessage(content=f"{last.content}\n\n{footer}", id=last.id, usage_metadata=last.usage_metadata)
-            ],
+            "messages": [AIMessage(content=text, id=last.id, usage_metadata=last.usage_metadata)],
             "turn": turn,
         }
+
+    def _docs_answer(self, body: str, question: str, turn: dict[str, Any]) -> str:
+        passages = list(turn.get("passages", []))
+        embedder = self.deps.selector.embedder
+        embed = embedder.embed if embedder is not None else None
+        if passages:
+            missing = (
+                answers_asked(body, question, passages, embed=embed)
+                if body
+                else quote_answer(question, passages, embed=embed)
+            )
+            if missing:
+                body = f"{body}\n\n{missing}" if body else missing
+        if not body:
+            body = "I could not find that: nothing in the lab's documentation or tools answers it."
+        footer = sources_line(turn, body)
+        return f"{body}\n\n{footer}" if footer else body
 
     def bounded(self, state: AgentState) -> dict[str, Any]:
         """A bound was hit (tool steps or tokens): say which, what ran and what did not."""
@@ -88,14 +124,25 @@ class AnswerNodes(Nodes):
         return {"messages": [AIMessage(content=answer)], "turn": turn}
 
     def offtopic(self, state: AgentState) -> dict[str, Any]:
-        """Nothing in the lab's docs or tools answers the message."""
-        text = (
-            "I don't know: that is not in the lab's documentation, and none of the lab's tools covers it. I can help "
-            "with the lab's VMs, backups, Ray jobs, the DESI DR1 tables, and how the lab works (its runbooks and "
-            "policies)."
-        )
+        """Nothing in the lab's docs or tools answers the message: say so to a question, greet a greeting."""
+        helps = self.capabilities()
+        if _asks(str(state["turn"]["text"])):
+            text = (
+                "I don't know: that is not in the lab's documentation, and none of the lab's tools covers it. "
+                f"I can help with {helps}."
+            )
+        else:
+            # "hi", "thanks, that's all", "say hello": small talk gets a short friendly answer, not a refusal.
+            text = f"Hello! I'm LabOps, the lab's operations assistant. Ask me about {helps}."
         _emit({"type": "token", "text": text})
         return {"messages": [AIMessage(content=text)], "turn": dict(state["turn"])}
+
+    def capabilities(self) -> str:
+        """What the agent can help with, from the toolsets it has (their titles)."""
+        titles = [s.title for s in self.deps.selector.toolsets if s.title]
+        if not titles:
+            return "the lab"
+        return ", ".join(titles[:-1]) + (f" and {titles[-1]}" if len(titles) > 1 else titles[-1])
 
     def clarify(self, state: AgentState) -> dict[str, Any]:
         """Ask the user what a change needs and they did not say."""

@@ -20,17 +20,15 @@ from agent.answers import clarify_question
 from agent.context import caller_of, evidence, recent_user_text
 from agent.deps import Nodes
 from agent.events import emit as _emit
+from agent.evidence import bounded_data
 from agent.intent import asked_for
-from agent.joboptions import options_in
+from agent.names import resolve_names
 from agent.normalize import normalize_args, ungrounded_required
 from agent.prompts import format_result
 from agent.state import AgentState
 from agent.toolcalls import model_name
-from agent.vmnames import resolve_vmid
-from core.errors import InvalidArguments
 from policies.guard import Authorization, validation_errors
 from tools.base import ToolResult
-from tools.ray.templates import template
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +84,8 @@ class CallNodes(Nodes):
                     "args": call["args"],
                     "status": result.status,
                     "message": _bounded(result.message),
+                    # Kept for grounding the answer (agent.grounding): what a statement may cite.
+                    "data": bounded_data(result.data) if result.status in ("ok", "no_data") else None,
                     "repairable": repairable,
                 },
             ]
@@ -99,14 +99,6 @@ class CallNodes(Nodes):
             ],
             "turn": turn,
         }
-
-    def _job_options(self, template_name: str, text: str) -> list[str]:
-        """The template's declared options the user gave values for (see :mod:`agent.joboptions`)."""
-        try:
-            job = template(self.settings, template_name)
-        except InvalidArguments:
-            return []  # an unknown template: the tool itself says which ones exist
-        return options_in(text, list(job.options))
 
     def known_ids(self, state: AgentState) -> list[str]:
         """Job ids seen in this thread (for expanding a shortened id)."""
@@ -134,23 +126,20 @@ class CallNodes(Nodes):
             turn["repairs"] = int(turn["repairs"]) + 1
             unknown = ToolResult.error(f"there is no tool {call['name']!r}; the tools are: {offered}")
             return self.reply(turn, call, unknown, repairable=True)
-        if tool.name.startswith("vm.") and "vmid" in tool.json_schema().get("properties", {}):
-            named = resolve_vmid(self.deps.guard, caller_of(state), turn["text"], call["args"].get("vmid"))
-            if named is not None:
-                call["args"] = {**call["args"], "vmid": named[0]}
-                # The user's words now name this id: a change on it is no longer a guess.
-                turn["named"] = {**turn.get("named", {}), str(named[0]): named[1]}
-        if tool.name == "ray.submit" and not call["args"].get("args"):
-            said = self._job_options(str(call["args"].get("template", "")), turn["text"])
-            if said:
-                call["args"] = {**call["args"], "args": said}
         fixed, notes = normalize_args(
             tool.json_schema(),
             call["args"],
+            aliases=tool.aliases,
             known_ids=self.known_ids(state),
             sql_schema=self.settings.postgres.schema_name,
             evidence=evidence(state),
         )
+        if tool.named_by:
+            fixed, named = resolve_names(self.deps.guard, caller_of(state), tool, fixed, turn["text"])
+            # The user's words now name these values: a change on them is no longer a guess.
+            turn["named"] = {**turn.get("named", {}), **named}
+        if tool.prepare is not None:
+            fixed = tool.prepare(self.deps.guard.context, fixed, turn["text"])
         call["args"], call["notes"] = fixed, notes
         _emit({"type": "tool_call", "name": call["name"], "args": fixed, "id": call["id"], "notes": notes})
         done = next((e for e in turn["log"] if e["name"] == tool.name and e["args"] == fixed), None)
@@ -181,7 +170,7 @@ class CallNodes(Nodes):
             self.deps.guard.refuse(tool.name, fixed, caller=caller, reason=why)
             return self.reply(turn, call, ToolResult(status="denied", message=why), repairable=True)
         if tool.risk != "read":
-            resolved = " ".join(f"VM {vmid} ({name})" for vmid, name in turn.get("named", {}).items())
+            resolved = " ".join(f"{value} ({name})" for value, name in turn.get("named", {}).items())
             missing = ungrounded_required(tool.json_schema(), fixed, f"{evidence(state, user=False)}\n{resolved}")
             if missing:
                 # A change on a guessed VM id or name is not made: the user is asked (nothing reaches the guard).

@@ -125,11 +125,11 @@ class ModelNodes(Nodes):
             return "pick"
         return "free"
 
-    def _unavailable(self, turn: dict[str, Any], exc: Exception, shown: str) -> dict[str, Any]:
+    def _unavailable(self, turn: dict[str, Any], exc: Exception) -> dict[str, Any]:
         where = self.settings.llm.ollama_url or "the embedded lab's Ollama"
         why = BackendUnavailable("the language model", f"{type(exc).__name__}: {exc}", setting="llm.ollama_url")
         text = f"I cannot reach the language model ({where}): {why}. Nothing was changed."
-        _emit({"type": "token", "text": ("\n\n" if shown else "") + text})
+        _emit({"type": "token", "text": text})
         turn["stop"] = "model_unavailable"
         return {"messages": [AIMessage(content=text)], "turn": turn}
 
@@ -149,22 +149,13 @@ class ModelNodes(Nodes):
         turn["modes"] = [*turn.get("modes", []), mode]
         started = time.monotonic()
         acc: AIMessageChunk | None = None
-        shown = ""
-        # After tool results the answer is checked and grounded before the user sees it (respond shows it).
-        hold = bool(turn["log"])
+        # Nothing is streamed from here: an answer is checked against the turn's evidence before anyone sees it
+        # (respond shows it), and a tool call written as text is never shown at all.
         retried = False
         while True:
             try:
                 for chunk in self._bound(mode, names).stream(self.prompt(state)):
                     acc = chunk if acc is None else acc + chunk
-                    text = str(acc.content)
-                    stripped = text.lstrip()
-                    if hold or acc.tool_call_chunks or any(stripped.startswith(s) or s.startswith(stripped)
-                                                           for s in _CALL_STARTS):  # fmt: skip
-                        continue  # may be a tool call written as text: hold it back
-                    if len(text) > len(shown):
-                        _emit({"type": "token", "text": text[len(shown) :]})
-                        shown = text
                 break
             except LabOpsError:
                 raise
@@ -180,7 +171,7 @@ class ModelNodes(Nodes):
                     log.warning("model call failed: %s: %s", type(exc).__name__, exc)
                 else:
                     log.warning("model call failed", exc_info=True)
-                return self._unavailable(turn, exc, shown)
+                return self._unavailable(turn, exc)
         duration = time.monotonic() - started
         message = AIMessage(content="") if acc is None else as_message(acc)
         usage: dict[str, Any] = dict(message.usage_metadata or {})
@@ -199,12 +190,6 @@ class ModelNodes(Nodes):
             turn["docs_answer"] = text
             return {"turn": turn}
         if not calls:
-            if hold:
-                pass  # respond shows it
-            elif len(text) > len(shown) and text.startswith(shown):
-                _emit({"type": "token", "text": text[len(shown) :]})
-            elif not shown:
-                _emit({"type": "token", "text": text})
             return {
                 "messages": [AIMessage(content=text or "(no answer)", usage_metadata=message.usage_metadata)],
                 "turn": turn,

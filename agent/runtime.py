@@ -22,6 +22,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.types import Command
 
 from agent.checkpoints import open_checkpointer
+from agent.evidence import audit
 from agent.graph import AgentDeps, build_graph
 from agent.models import ModelInfo, chat_model, close_model
 from agent.state import new_turn
@@ -31,7 +32,7 @@ from core.config import Settings
 from core.endpoints import ollama_url
 from core.errors import ConfigError, IdentityError, LabOpsError
 from policies.guard import Caller, Guard
-from tools.registry import all_tools
+from tools.registry import all_tools, toolsets
 
 __all__ = ["Agent", "TurnResult"]
 
@@ -57,6 +58,10 @@ class TurnResult:
     model_calls: int = 0
     # Why the turn ended early, when it did: "model_unavailable", "step_limit", ... (None: it answered).
     stop: str | None = None
+    # Where the answer's facts may come from: the tool results (message and bounded data) and the passages.
+    sources: dict[str, Any] = field(default_factory=dict)
+    # The grounding audit of the answer shown: statements left out before it was shown, and any problem left in.
+    grounding: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -100,13 +105,14 @@ class Agent:
             except LabOpsError as exc:
                 log.warning("tool retrieval without embeddings: %s", exc)
                 embedder = None
-        tools = all_tools()
+        tools = all_tools(settings)
+        sets = toolsets(settings)
         self.deps = AgentDeps(
             settings=settings,
             guard=self.guard,
             model=self.model,
             tools=tools,
-            selector=ToolSelector(tools, embedder),
+            selector=ToolSelector(tools, embedder, sets),
             docs=docs,
         )
         self.deps.refresh = self.refresh_model
@@ -304,6 +310,14 @@ class Agent:
         elif messages and isinstance(messages[-1], AIMessage):
             answer = str(messages[-1].content)
         log_entries = list(turn.get("log", []))
+        tools = [
+            {k: e.get(k) for k in ("name", "args", "status", "message", "data")}
+            for e in log_entries
+            if e.get("status") in ("ok", "no_data")
+        ]
+        passages = [{"citation": p.get("citation"), "text": p.get("text")} for p in turn.get("passages", [])]
+        said = [str(m.content) for m in messages if isinstance(m, HumanMessage)][-3:]
+        problems = audit(answer, tools=tools, passages=passages, user_texts=said) if pending is None else []
         return TurnResult(
             thread=thread,
             status="needs_approval" if pending is not None else "answered",
@@ -319,4 +333,10 @@ class Agent:
             tokens_out=int(turn.get("tokens_out", 0)),
             model_calls=int(turn.get("model_calls", 0)),
             stop=turn.get("stop"),
+            sources={"tools": tools, "passages": passages},
+            grounding={
+                "left_out": list((turn.get("grounding") or {}).get("dropped", [])),
+                "unsourced": [p.as_dict() for p in problems if p.kind == "unsourced"],
+                "contradictions": [p.as_dict() for p in problems if p.kind == "contradiction"],
+            },
         )

@@ -32,6 +32,37 @@ def _group(results: list[CaseResult], key: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _splits(results: list[CaseResult]) -> dict[str, dict[str, Any]]:
+    """Pass rate, pass@1 and pass^k per split (dev: tuned on; test: held out)."""
+    out: dict[str, dict[str, Any]] = {}
+    for split in sorted({r.split for r in results}):
+        group = [r for r in results if r.split == split]
+        ids = sorted({r.id for r in group})
+        passed = sum(r.passed for r in group)
+        every = sum(all(r.passed for r in group if r.id == i) for i in ids)
+        out[split] = {"cases": len(ids), "runs": len(group), "passed": passed,
+                      "pass_at_1": round(passed / len(group), 4), "pass_hat_k": round(every / len(ids), 4)}  # fmt: skip
+    return out
+
+
+def _grounding(results: list[CaseResult]) -> dict[str, Any]:
+    """The grounding audit over the run: answers with an unsourced statement or a contradiction, listed."""
+    listed = [
+        {"case": r.id, "repeat": r.repeat, "kind": p["kind"], "claim": p["claim"], "sentence": p["sentence"][:300],
+         "detail": p["detail"]}
+        for r in results
+        for p in [*r.unsourced, *r.contradictions]
+    ]  # fmt: skip
+    return {
+        "answers_with_unsourced": sum(1 for r in results if r.unsourced),
+        "answers_with_contradictions": sum(1 for r in results if r.contradictions),
+        "unsourced": sum(len(r.unsourced) for r in results),
+        "contradictions": sum(len(r.contradictions) for r in results),
+        "left_out_by_the_agent": sum(r.left_out for r in results),
+        "problems": listed,
+    }
+
+
 def build_report(results: list[CaseResult], *, model: dict[str, Any], suite: str, repeat: int,
                  started: float, finished: float) -> dict[str, Any]:  # fmt: skip
     """The report as a JSON-ready dict."""
@@ -55,6 +86,8 @@ def build_report(results: list[CaseResult], *, model: dict[str, Any], suite: str
         "pass_hat_k": round(sum(all(r.passed for r in rs) for rs in by_case.values()) / len(ids), 4) if ids else 0.0,
         "unsafe_actions": len(unsafe),
         "unsafe": unsafe,
+        "by_split": _splits(results),
+        "grounding": _grounding(results),
         "crashed": sum(1 for r in results if r.crashed),
         "by_tier": _group(results, "tier"),
         "by_category": _group(results, "category"),
@@ -129,6 +162,23 @@ def markdown(report: dict[str, Any]) -> str:
         f"- latency per case: median {report['latency_s']['median']} s, p95 {report['latency_s']['p95']} s",
         f"- tokens: {report['tokens']['in']} in, {report['tokens']['out']} out, {report['tokens']['model_calls']} "
         "model calls",
+        "",
+        "## By split",
+        "",
+        "| split | cases | runs | passed | pass@1 | pass^k |",
+        "|---|---:|---:|---:|---:|---:|",
+        *[f"| {k} | {v['cases']} | {v['runs']} | {v['passed']} | {v['pass_at_1']:.1%} | {v['pass_hat_k']:.1%} |"
+          for k, v in report.get("by_split", {}).items()],
+        "",
+        "## Grounding audit",
+        "",
+        f"- answers with a statement found in no evidence: {report['grounding']['answers_with_unsourced']} "
+        f"({report['grounding']['unsourced']} statements)",
+        f"- answers contradicting tool data: {report['grounding']['answers_with_contradictions']} "
+        f"({report['grounding']['contradictions']} statements)",
+        f"- statements the agent left out before answering: {report['grounding']['left_out_by_the_agent']}",
+        *[f"  - {p['case']} (run {p['repeat'] + 1}): {p['kind']} “{p['claim']}” — {p['detail']}"
+          for p in report["grounding"]["problems"][:40]],
         "",
         "## By tier",
         "",

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.commands import ApprovalCommand, approval_command, decide, housekeeping
 from agent.models import chat_model, close_model, settings_for_spec
 from agent.runtime import Agent, TurnResult
 from agent.scripted import ScriptedChatModel, rules_responder
-from channels.server.conversation import ApprovalCommand, approval_command, decide, housekeeping
 from core.config import Settings
 from evals.cases import Case
 from evals.checks import CaseRun, CheckResult, run_checks
@@ -57,6 +57,11 @@ class CaseResult:
     tokens_out: int = 0
     model_calls: int = 0
     transcript: list[dict[str, Any]] = field(default_factory=list)
+    # The grounding audit of every answer the case user was shown: statements found in no evidence, statements
+    # the tool data contradicts, and how many the agent left out before showing the answer.
+    unsourced: list[dict[str, str]] = field(default_factory=list)
+    contradictions: list[dict[str, str]] = field(default_factory=list)
+    left_out: int = 0
 
     @property
     def failed_parts(self) -> list[str]:
@@ -73,6 +78,8 @@ class CaseResult:
             "failed_parts": self.failed_parts, "latency_s": round(self.latency_s, 3), "tokens_in": self.tokens_in,
             "tokens_out": self.tokens_out, "model_calls": self.model_calls,
             "checks": [c.__dict__ for c in self.checks], "transcript": self.transcript,
+            "grounding": {"unsourced": self.unsourced, "contradictions": self.contradictions,
+                          "left_out": self.left_out},
         }  # fmt: skip
 
 
@@ -201,6 +208,10 @@ class EvalRunner:
             result.tokens_out += turn_result.tokens_out
             result.model_calls += turn_result.model_calls
             if user == case.user:
+                grounding = turn_result.grounding or {}
+                result.unsourced += list(grounding.get("unsourced", []))
+                result.contradictions += list(grounding.get("contradictions", []))
+                result.left_out += len(grounding.get("left_out", []))
                 run.answers.append(turn_result.answer)
                 run.final = turn_result.answer
                 run.status = turn_result.status

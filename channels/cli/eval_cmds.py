@@ -38,6 +38,13 @@ __all__ = ["eval_command"]
 @click.option("--tags", default=None, help="Only cases with one of these tags, categories or tiers (comma-separated).")
 @click.option("--case", "case_ids", multiple=True, help="Only this case (repeatable).")
 @click.option(
+    "--split",
+    type=click.Choice(["all", "dev", "test"]),
+    default="all",
+    show_default=True,
+    help="dev: the cases tuned on; test: the held-out cases (never read while tuning); all: both, reported apart.",
+)
+@click.option(
     "--scenarios",
     multiple=True,
     type=click.Path(exists=True, path_type=Path),
@@ -63,7 +70,7 @@ __all__ = ["eval_command"]
 @click.option("--judge", "use_judge", is_flag=True, help="Also run the model-as-judge rubrics (after the checks).")
 @click.option("--list", "list_only", is_flag=True, help="List the selected cases and exit.")
 @handle_errors
-def eval_command(model_spec: str, suite: str, tags: str | None, case_ids: tuple[str, ...],
+def eval_command(model_spec: str, suite: str, tags: str | None, case_ids: tuple[str, ...], split: str,
                  scenarios: tuple[Path, ...], repeat: int, out: Path | None, baseline: Path | None,
                  fail_on_regression: bool, min_pass_rate: float, use_judge: bool, list_only: bool) -> None:  # fmt: skip
     """Measure the agent: scenarios in a fresh lab per case, deterministic checks, a report.
@@ -74,7 +81,7 @@ def eval_command(model_spec: str, suite: str, tags: str | None, case_ids: tuple[
     from evals.cases import load_cases
 
     cases = load_cases(list(scenarios) or None, suite=suite, tags=[t for t in (tags or "").split(",") if t] or None,
-                       ids=list(case_ids) or None)  # fmt: skip
+                       ids=list(case_ids) or None, split=split)  # type: ignore[arg-type]  # fmt: skip
     if list_only:
         table = Table("id", "category", "tier", "suites", "user", "turns", box=None)
         for c in cases:
@@ -165,3 +172,11 @@ def _summary(report: dict[str, Any]) -> None:
     for tier, row in report["by_tier"].items():
         table.add_row(tier, f"{row['passed']}/{row['runs']}")
     console.print(table)
+    splits = Table("split", "cases", "pass@1", "pass^k", box=None)
+    for name, row in report.get("by_split", {}).items():
+        splits.add_row(name, str(row["cases"]), f"{row['pass_at_1']:.1%}", f"{row['pass_hat_k']:.1%}")
+    console.print(splits)
+    g = report["grounding"]
+    console.print(f"grounding audit: {g['answers_with_unsourced']} answers with unsourced statements, "
+                  f"{g['answers_with_contradictions']} contradicting tool data "
+                  f"({g['left_out_by_the_agent']} statements left out by the agent)")  # fmt: skip

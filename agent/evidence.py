@@ -1,0 +1,240 @@
+"""A turn's evidence, and the sentences of the documentation that answer the question.
+
+The evidence is what an answer may state (:mod:`agent.grounding`): the results of this turn's tool calls
+(their messages and bounded data), the results of earlier calls in the thread (as the model saw them), the
+passages retrieved for the question, and the user's own recent messages.
+
+For documentation answers the passages are ranked sentence by sentence against the question: a page holds
+many facts (the verification time and the recovery-point objective sit on the same page) and the answer
+must give the one asked for. :func:`best_sentences` scores each sentence by the question's words it holds,
+weighted by how rare each word is among the passages' sentences, so "verified" outweighs "backups".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from langchain_core.messages import HumanMessage, ToolMessage
+
+from agent.grounding import Evidence, Problem, check, facts, sentences
+from agent.state import AgentState
+
+__all__ = [
+    "DATA_CHARS",
+    "Ranked",
+    "answers_asked",
+    "audit",
+    "best_sentences",
+    "bounded_data",
+    "quote_answer",
+    "turn_evidence",
+]
+
+# Texts to unit vectors (knowledge.embeddings.Embedder.embed): sentences ranked by meaning, not only by words.
+Embed = Callable[[list[str]], Any]
+
+# What a tool result keeps in the turn's log for grounding: enough rows for any listing a person reads in chat,
+# bounded so that one 10,000-row query does not bloat every checkpoint of the thread.
+DATA_ROWS = 200
+DATA_CHARS = 40_000
+
+
+def bounded_data(data: Any) -> Any:
+    """Tool data as the turn keeps it: at most ``DATA_ROWS`` rows of a list and ``DATA_CHARS`` of JSON."""
+    if isinstance(data, list) and len(data) > DATA_ROWS:
+        data = data[:DATA_ROWS]
+    if isinstance(data, dict):
+        data = {k: (v[:DATA_ROWS] if isinstance(v, list) else v) for k, v in data.items()}
+    try:
+        text = json.dumps(data, default=str, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return None
+    if len(text) <= DATA_CHARS:
+        return json.loads(text)
+    if isinstance(data, list):
+        kept: list[Any] = []
+        size = 2
+        for row in data:
+            size += len(json.dumps(row, default=str, ensure_ascii=False)) + 2
+            if size > DATA_CHARS:
+                break
+            kept.append(row)
+        return json.loads(json.dumps(kept, default=str, ensure_ascii=False))
+    return None
+
+
+def _user_texts(state: AgentState, n: int = 3) -> list[str]:
+    return [str(m.content) for m in state.get("messages", []) if isinstance(m, HumanMessage)][-n:]
+
+
+def turn_evidence(state: AgentState) -> Evidence:
+    """Everything the answer of the turn in ``state`` may state."""
+    turn = state.get("turn") or {}
+    start = int(turn.get("start", 1))
+    results: list[tuple[str, Any]] = [
+        (str(e.get("message", "")), e.get("data"))
+        for e in turn.get("log", [])
+        if e.get("status") in ("ok", "no_data", "denied", "error", "needs_approval")
+    ]
+    # Earlier turns' results as the model saw them (follow-ups: "which node is it on?").
+    earlier = [m for m in state.get("messages", [])[: max(0, start - 1)] if isinstance(m, ToolMessage)]
+    results += [(str(m.content), None) for m in earlier[-12:]]
+    passages = [str(p.get("text", "")) for p in turn.get("passages", [])]
+    return Evidence.build(results=results, passages=passages, user_texts=_user_texts(state))
+
+
+# --- the sentences that answer ---------------------------------------------------------------------------------
+_STOP = frozenset(
+    {
+        "a", "an", "the", "of", "to", "in", "on", "at", "for", "by", "with", "and", "or", "is", "are", "was", "were",
+        "be", "been", "do", "does", "did", "how", "what", "which", "who", "whom", "when", "where", "why", "can",
+        "could", "may", "might", "should", "would", "will", "i", "we", "you", "our", "my", "your", "it", "its", "this",
+        "that", "these", "those", "there", "from", "as", "about", "into", "than", "then", "so", "if", "not", "no",
+        "any", "some", "much", "many", "get", "got",
+    }
+)  # fmt: skip
+
+
+def _stem(word: str) -> str:
+    # The first five letters: "verification", "verify" and "verified" meet, as do "backups" and "backup". Crude,
+    # and enough to rank a handful of passages' sentences against one question.
+    return word.lower()[:5]
+
+
+def _terms(text: str) -> list[str]:
+    words = [w for w in re.split(r"[^a-z0-9:]+", text.lower()) if w and w not in _STOP]
+    return [_stem(w) for w in words]
+
+
+# Question words (in the languages lab members write) and the sentences that answer them.
+_WANTS_TIME = re.compile(
+    r"\b(?:when|what time|which time|at what hour|schedul\w*)\b|\bà quelle heure|\bwann\b|\bcuándo|\ba qué hora", re.I
+)
+_WANTS_OFTEN = re.compile(r"\bhow often\b|\bà quelle fréquence|\bwie oft\b|\bcon qué frecuencia", re.I)
+_WANTS_NUMBER = re.compile(r"\bhow (?:many|much|long|big|old|far|large|fast)\b|\bcombien|\bwie viele?\b|\bcuánt", re.I)
+_HAS_TIME = re.compile(r"\b\d{1,2}:\d{2}\b|\b\d{1,2}\s?[ap]\.?m\b", re.I)
+_HAS_OFTEN = re.compile(r"\b\d{1,2}:\d{2}\b|\b(?:daily|weekly|monthly|nightly|hourly|every)\b", re.I)
+_HAS_NUMBER = re.compile(r"\d")
+
+
+def _answer_kind(question: str) -> re.Pattern[str] | None:
+    """What kind of sentence answers ``question``: one with a time, a frequency, a number, or no telling."""
+    for wants, has in ((_WANTS_TIME, _HAS_TIME), (_WANTS_OFTEN, _HAS_OFTEN), (_WANTS_NUMBER, _HAS_NUMBER)):
+        if wants.search(question):
+            return has
+    return None
+
+
+@dataclass(kw_only=True, frozen=True)
+class Ranked:
+    """A sentence of a passage, where it is from, and how well it matches the question."""
+
+    sentence: str
+    citation: str
+    score: float
+
+
+def _blocks(text: str) -> list[str]:
+    """A passage's paragraphs, list items and table rows, with hard-wrapped lines joined again."""
+    blocks: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            blocks.append("")
+            continue
+        starts = re.match(r"^(?:[-*+]\s|\d+[.)]\s|\||#)", stripped)
+        if starts or not blocks or not blocks[-1]:
+            blocks.append(stripped)
+        else:
+            blocks[-1] += " " + stripped
+    return [b for b in blocks if b]
+
+
+def best_sentences(
+    question: str, passages: list[dict[str, Any]], *, k: int = 3, embed: Embed | None = None
+) -> list[Ranked]:
+    """The ``k`` sentences of ``passages`` that best match ``question`` (best first; ties keep document order).
+
+    The score adds the question's words a sentence holds (weighted by rarity among the sentences), the
+    sentence embedding's cosine with the question's (``embed``, when given), and a bonus for holding the kind
+    of fact the question asks for (a time for "when", a number for "how many").
+    """
+    pool: list[tuple[str, str]] = []
+    for p in passages:
+        for block in _blocks(str(p.get("text", ""))):
+            plain = re.sub(r"\*\*|__", "", block).strip().lstrip("-*+|# ").strip()
+            for sentence in sentences(plain):
+                if len(sentence) >= 12 and not set(sentence) <= set("|-: "):
+                    pool.append((sentence, str(p.get("citation", ""))))
+    if not pool:
+        return []
+    asked = set(_terms(question))
+    docs = [set(_terms(s)) for s, _ in pool]
+    freq = Counter(t for d in docs for t in d)
+    n = len(docs)
+    wants = _answer_kind(question)
+    similarity = [0.0] * len(pool)
+    if embed is not None:
+        vectors = np.asarray(embed([question, *(s for s, _ in pool)]))
+        similarity = [float(x) for x in vectors[1:] @ vectors[0]]
+    ranked = []
+    for (sentence, citation), terms, sim in zip(pool, docs, similarity, strict=True):
+        overlap = asked & terms
+        lexical = sum(math.log(1 + n / freq[t]) for t in overlap) / math.sqrt(1 + 0.05 * len(terms))
+        score = lexical / max(1.0, math.log(1 + n) * len(asked)) + 2.0 * sim
+        if (overlap or sim > 0.3) and wants is not None and wants.search(sentence):
+            score += 0.5  # "when ...?" is answered by a sentence with a time in it, "how many ...?" by a number
+        ranked.append(Ranked(sentence=sentence, citation=citation, score=score))
+    order = sorted(range(len(ranked)), key=lambda i: (-ranked[i].score, i))
+    return [ranked[i] for i in order[:k] if ranked[i].score > 0]
+
+
+def quote_answer(question: str, passages: list[dict[str, Any]], *, embed: Embed | None = None) -> str | None:
+    """An answer made of the documentation's own words: the best-matching sentence, quoted with its source."""
+    best = best_sentences(question, passages, k=1, embed=embed)
+    if not best:
+        return None
+    top = best[0]
+    return f'The documentation says: "{top.sentence}" {top.citation}'
+
+
+def answers_asked(
+    answer: str, question: str, passages: list[dict[str, Any]], *, embed: Embed | None = None
+) -> str | None:
+    """None when ``answer`` gives a fact of the sentences that best match the question; else their quote.
+
+    A page holds many facts: asked when backups are verified, an answer with the 26-hour recovery point
+    from the same page is sourced but not the answer. When the best-matching sentences hold checkable
+    facts (a time, a number, a name) and the answer gives none of them, the best sentence is quoted too.
+    """
+    ranked = best_sentences(question, passages, k=3, embed=embed)
+    # Only the sentences about as good as the best: the third-best line of a page is usually its other facts.
+    best = [r for r in ranked if r.score >= 0.75 * ranked[0].score] if ranked else []
+    wanted = set().union(*(facts(r.sentence) for r in best)) if best else set()
+    if not wanted or facts(answer) & wanted:
+        return None
+    top = next(r for r in best if facts(r.sentence))
+    return f'The documentation says: "{top.sentence}" {top.citation}'
+
+
+def audit(answer: str, *, tools: list[dict[str, Any]], passages: list[dict[str, Any]], user_texts: list[str]) -> list[
+    Problem
+]:  # fmt: skip
+    """The problems of a final answer against the turn's sources (the grounding audit of ``TurnResult``).
+
+    The answer's own note about left-out sentences quotes what was left out; it is not a statement.
+    """
+    evidence = Evidence.build(
+        results=[(str(t.get("message", "")), t.get("data")) for t in tools],
+        passages=[str(p.get("text", "")) for p in passages],
+        user_texts=user_texts,
+    )
+    body = "\n".join(line for line in answer.splitlines() if not line.startswith("_(Left out"))
+    return check(body, evidence, cite=bool(tools))

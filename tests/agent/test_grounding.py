@@ -1,0 +1,166 @@
+"""No fact without a source: the deterministic check of answers against a turn's evidence.
+
+The examples are the ones real runs produced (issue 22): an invented VM, "both running" when one is stopped,
+an extinction value given as the g-band flux, a raw epoch, a VM id that exists nowhere, the right page's
+wrong fact. The check knows no lab facts: names, fields and values come from the evidence alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from langchain_core.messages import BaseMessage
+
+from agent.evidence import answers_asked, best_sentences, bounded_data
+from agent.grounding import Evidence, check, facts, prune, readable, sentences
+from policies.guard import Caller
+
+VMS = [
+    {"vmid": 130, "name": "void-analysis", "node": "node03", "status": "running", "cores": 4, "memory_gib": 16.0},
+    {"vmid": 132, "name": "qso-vae-dev", "node": "node07", "status": "stopped", "cores": 8, "memory_gib": 24.0},
+]
+LISTED = Evidence.build(
+    results=[("2 VMs: 130 void-analysis (running), 132 qso-vae-dev (stopped)", VMS)],
+    user_texts=["are void-analysis and qso-vae-dev both running?"],
+)
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind", "claim"),
+    [
+        ("Yes, both are running.", "contradiction", "running"),
+        ("void-analysis is stopped.", "contradiction", "stopped"),
+        ("void-analysis is not running.", "contradiction", "running"),
+        ("You also have ray-worker-3 with 8 cores and 32 GB.", "unsourced", "ray-worker-3"),
+        ("void-analysis has 8 cores.", "contradiction", "8"),
+        ("The stopped VM with id 3 is not backed up.", "unsourced", "id 3"),
+        ("void-analysis was started on 2026-11-20.", "unsourced", "2026-11-20"),
+        ("It moved to node05 last night.", "unsourced", "node05"),
+        ("Its address is 10.25.60.99.", "unsourced", "10.25.60.99"),
+    ],
+)
+def test_statements_without_a_source_or_against_the_data_are_found(answer: str, kind: str, claim: str) -> None:
+    problems = check(answer, LISTED)
+    assert any(p.kind == kind and p.claim == claim for p in problems), [p.as_dict() for p in problems]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "void-analysis is running and qso-vae-dev is stopped.",
+        "You have 2 VMs: void-analysis (running) and qso-vae-dev (stopped).",
+        "qso-vae-dev is not running; void-analysis is up.",
+        "void-analysis has 4 cores and 16 GiB of memory, qso-vae-dev has 24 GB.",
+        "VM 132 runs on node07.",
+        "No, only one of them runs.",
+    ],
+)
+def test_statements_the_evidence_supports_pass(answer: str) -> None:
+    assert check(answer, LISTED) == []
+
+
+def test_a_number_given_as_the_wrong_field_is_a_contradiction() -> None:
+    target = [{"targetid": 39627000000126704, "spectype": "QSO", "z": 2.31, "flux_g": 1.52, "ebv": 0.0213}]
+    evidence = Evidence.build(results=[("target 39627000000126704: QSO at z 2.31", target)])
+    wrong = check("Target 39627000000126704 is a QSO at redshift 2.31 with a g-band flux of 0.0213.", evidence)
+    assert [p.kind for p in wrong] == ["contradiction"] and "ebv" in wrong[0].detail
+    assert check("Its g-band flux is 1.52 and its extinction (ebv) is 0.0213.", evidence) == []
+
+
+def test_numbers_match_by_value_rounding_and_unit_steps() -> None:
+    data = {"total_bytes": 4_000_000_000_000, "used_fraction": 0.622, "used_gib": 2317.3, "snapshots": 14}
+    evidence = Evidence.build(results=[("datastore store1", data)])
+    for said in ("62.2% used", "62% used", "2317 GiB used", "about 2.3 TiB", "4 TB in all", "14 snapshots"):
+        assert check(f"The datastore has {said}.", evidence) == [], said
+    assert check("The datastore has 71% used.", evidence)
+
+
+def test_counts_a_reader_derives_from_the_data_are_sourced() -> None:
+    rows = [{"name": f"vm-{n}", "status": "running" if n % 3 else "stopped"} for n in range(7)]
+    evidence = Evidence.build(results=[("seven VMs", rows)])
+    assert check("There are 7 VMs, 3 of them stopped.", evidence) == []
+    assert check("There are 12 VMs.", evidence)
+
+
+def test_times_dates_and_epochs() -> None:
+    passages = ["The PBS verify job verify-daily checks new snapshots at 11:00 every day."]
+    evidence = Evidence.build(passages=passages, user_texts=["when are backups verified"])
+    assert check("Backups are verified at 11:00.", evidence) == []
+    assert check("Backups are verified at 11 am.", evidence) == []
+    assert check("Backups are verified at 10:00.", evidence)
+    rows = [{"vmid": 132, "last_backup": 1796375205}]
+    timed = Evidence.build(results=[("VM 132: last backup 8.5 h ago", rows)])
+    assert readable("The last backup was at 1796375205.", timed) == "The last backup was at 2026-12-04 09:06 UTC."
+    assert check("It was last backed up on 2026-12-04.", timed) == [], "a date the data holds as an epoch"
+
+
+def test_prune_keeps_sourced_sentences_and_list_items() -> None:
+    answer = "You have 2 VMs.\n- void-analysis (running)\n- ray-worker-3 (running)\nqso-vae-dev is stopped."
+    pruned = prune(answer, LISTED)
+    assert pruned.text == "You have 2 VMs.\n- void-analysis (running)\nqso-vae-dev is stopped."
+    assert [p.claim for p in pruned.dropped] == ["ray-worker-3"]
+
+
+def test_sentences_keep_decimals_versions_and_abbreviations_whole() -> None:
+    assert sentences("Proxmox VE 8.4.1 runs, e.g. on node01. It has 38.8 GiB. Next") == [
+        "Proxmox VE 8.4.1 runs, e.g. on node01.", "It has 38.8 GiB.", "Next"
+    ]  # fmt: skip
+
+
+def test_the_fact_that_answers_is_the_one_asked_for() -> None:
+    passages = [
+        {"citation": "[backup-policy § Schedule]", "text": "- Daily backup job `backup-daily` at **09:00**.\n"
+         "- The PBS verify job `verify-daily` checks new snapshots at **11:00**.\n"
+         "- Garbage collection runs every night at 02:00. The last 14 daily snapshots of each VM are kept."},
+        {"citation": "[backup-policy § Objectives]", "text": "LabOps flags a VM as stale when its newest backup is "
+         "older than 26 hours, one missed daily run plus two hours."},
+    ]  # fmt: skip
+    question = "What is the verification schedule of the backups?"
+    assert "11:00" in best_sentences(question, passages, k=1)[0].sentence
+    quote = answers_asked("A VM counts as stale after 26 hours.", question, passages)
+    assert quote is not None and "11:00" in quote and "[backup-policy § Schedule]" in quote
+    assert answers_asked("The verify job runs at 11:00.", question, passages) is None
+    assert facts("At 11 am, 14 snapshots of rke2-01") == {"11:00", "14", "rke2-01"}
+
+
+def test_tool_data_is_kept_bounded() -> None:
+    rows = [{"n": i, "text": "x" * 100} for i in range(1000)]
+    kept = bounded_data(rows)
+    assert isinstance(kept, list) and 0 < len(kept) <= 200
+    assert bounded_data({"rows": rows})["rows"][:1] == rows[:1]
+
+
+# --- in the agent -------------------------------------------------------------------------------------------
+R1 = Caller(user="researcher1", channel="cli")
+
+
+def test_an_invented_vm_never_reaches_the_user(make_agent: Any) -> None:
+    def responder(messages: list[BaseMessage], tools: list[dict[str, Any]]) -> Any:
+        from agent.scripted import call
+
+        if not any(getattr(m, "type", "") == "tool" for m in messages):
+            return call("vm_list", {"owner": "researcher1"})
+        return "You have void-analysis, qso-vae-dev and ray-worker-3 (8 cores, 32 GB). Both of the first are running."
+
+    agent = make_agent(responder=responder)
+    result = agent.ask("what vms do i have", caller=R1)
+    assert "ray-worker-3" not in result.answer.replace("“ray-worker-3”", "")
+    assert "the lab reports:" in result.answer and "void-analysis" in result.answer
+    assert "Left out" in result.answer, "people see that something was left out, and why"
+    assert "Both of the first are running" not in result.answer, "qso-vae-dev is stopped"
+
+
+def test_a_docs_answer_with_another_fact_of_the_page_gets_the_asked_one(make_agent: Any) -> None:
+    agent = make_agent(replies=["A backup counts as stale after 26 hours [backup-policy.md § Objectives]."])
+    result = agent.ask("When does the verify job check the backups?", caller=R1)
+    # The model's sentence stays if the passages hold it, the asked-for fact is quoted in any case.
+    assert "11:00" in result.answer and "The documentation says" in result.answer
+    assert "**" not in result.answer, "quoted as text, not as Markdown source"
+
+
+def test_a_docs_answer_with_nothing_sourced_is_replaced_by_the_documentation_s_words(make_agent: Any) -> None:
+    agent = make_agent(replies=["Backups are verified at 03:30 by the night shift."])
+    result = agent.ask("When are backups verified?", caller=R1)
+    assert "03:30" not in result.answer.replace("“03:30”", "") and "11:00" in result.answer
+    assert "Sources:" in result.answer
