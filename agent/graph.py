@@ -29,21 +29,15 @@ from agent.node_calls import CallNodes
 from agent.node_model import ModelNodes
 from agent.state import AgentState
 from core.config import AgentSettings
-from core.errors import LabOpsError
 
 __all__ = ["AgentDeps", "build_graph"]
 
 
-def _changed_something(log_entries: list[dict[str, Any]]) -> bool:
+def _changed_something(log_entries: list[dict[str, Any]], deps: AgentDeps) -> bool:
     """Whether this turn's calls changed the lab (a write or destructive call that succeeded)."""
-    from tools.registry import get_tool
-
     for entry in log_entries:
-        try:
-            risky = get_tool(entry["name"]).risk != "read"
-        except LabOpsError:
-            risky = False
-        if risky and entry["status"] == "ok":
+        tool = deps.tool(entry["name"])
+        if tool is not None and tool.risk != "read" and entry["status"] == "ok":
             return True
     return False
 
@@ -63,6 +57,7 @@ class _Routes:
     """Where a turn goes after each node."""
 
     bounds: AgentSettings
+    deps: AgentDeps
 
     def after_model(self, state: AgentState) -> str:
         """After a model call: its answer, the queued calls, or another model call (docs first, then tools)."""
@@ -86,7 +81,7 @@ class _Routes:
             return "guard"
         if turn.get("clarify"):
             return "clarify"
-        if turn["log"] and (_changed_something(turn["log"]) or _only_refusals(turn["log"])):
+        if turn["log"] and (_changed_something(turn["log"], self.deps) or _only_refusals(turn["log"])):
             return "report"
         if int(turn["steps"]) >= self.bounds.max_tool_steps:
             return "bounded"
@@ -118,7 +113,7 @@ class _Routes:
 def build_graph(deps: AgentDeps, checkpointer: Any) -> Any:
     """The compiled graph."""
     asks, calls, ends = ModelNodes(deps=deps), CallNodes(deps=deps), AnswerNodes(deps=deps)
-    routes = _Routes(bounds=deps.settings.agent)
+    routes = _Routes(bounds=deps.settings.agent, deps=deps)
     graph = StateGraph(AgentState)
     for name, fn in (
         ("retrieve", asks.retrieve),

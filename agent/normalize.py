@@ -1,36 +1,24 @@
 """Repair a model's tool arguments where the meaning is unambiguous, before they are validated.
 
 Small models get the intent right and the form wrong: ``"memory": "32 gigs"`` for ``memory_gib: 32``,
-``"node": "the GPU node"`` for ``node07``, ``"vmid": "VM 130"``, a shortened job id, ``FROM zpix`` without
-its schema, ``"none"`` in an optional field. Each rule here maps one such form to the schema's; anything
-ambiguous is left alone for validation to refuse (and the model to fix). Identity never comes from the
-model: a ``user``/``requester`` argument that the tool does not declare is dropped.
+``"vmid": "VM 130"``, a shortened job id, ``FROM zpix`` without its schema, ``"none"`` in an optional field.
+Each rule here maps one such form to the schema's, knowing units and number words but no lab facts and no
+tool names (a tool's other argument names are its own ``aliases``); anything ambiguous is left alone for
+validation to refuse (and the model to fix). Identity never comes from the model: a ``user``/``requester``
+argument that the tool does not declare is dropped.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["normalize_args", "ungrounded_required"]
 
 _IDENTITY_KEYS = {"user", "username", "requester", "as_user", "caller", "requested_by", "on_behalf_of"}
 _PLACEHOLDERS = {"", "none", "null", "nil", "default", "all", "any", "n/a", "na", "unknown", "unspecified", "*"}
-_SYNONYMS: dict[str, tuple[str, ...]] = {
-    "memory_gib": ("memory", "ram", "mem", "memory_gb", "ram_gb", "memory_mb", "ram_mb", "memory_mib", "mem_gb"),
-    "cores": ("cpus", "vcpus", "cpu", "num_cores", "cpu_cores", "core", "num_cpus"),
-    "vmid": ("vm_id", "id", "vm", "vm_number"),
-    "job_id": ("id", "job", "submission_id", "jobid"),
-    "sql": ("query", "statement", "sql_query"),
-    "spectype": ("type", "class", "object_type", "spectral_type"),
-    "radius_arcmin": ("radius", "radius_arcminutes", "arcmin"),
-    "query": ("q", "question", "text", "search"),
-    "template": ("job_template", "name", "job_name"),
-    "targetid": ("target_id", "id"),
-}
-_NODE_WORDS = {"gpu": "node07", "gpu node": "node07", "the gpu node": "node07", "gpu server": "node07",
-               "gpu-node": "node07", "gpu_node": "node07"}  # fmt: skip
 _UNIT = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$")
 _MEMORY_FACTORS = {
     "": 1.0, "g": 1.0, "gb": 1.0, "gib": 1.0, "gig": 1.0, "gigs": 1.0, "gigabyte": 1.0, "gigabytes": 1.0,
@@ -86,18 +74,19 @@ def _number(value: Any, key: str) -> float | None:
 
 
 def _node(value: Any) -> Any:
+    """``node 7`` / ``the node-07`` as ``node07``; anything else is left for the tool's name lookup."""
     if not isinstance(value, str):
         return value
     text = value.strip().lower()
-    if text in _NODE_WORDS:
-        return _NODE_WORDS[text]
     match = re.fullmatch(r"(?:the\s+)?(?:node|pve)\s*-?\s*0?([0-9]{1,2})", text)
     if match:
         return f"node{int(match.group(1)):02d}"
     return value
 
 
-def _rename(args: dict[str, Any], props: dict[str, dict[str, Any]], notes: list[str]) -> dict[str, Any]:
+def _rename(
+    args: dict[str, Any], props: dict[str, dict[str, Any]], aliases: Mapping[str, tuple[str, ...]], notes: list[str]
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in args.items():
         if key in props:
@@ -106,7 +95,7 @@ def _rename(args: dict[str, Any], props: dict[str, dict[str, Any]], notes: list[
         if key.lower() in _IDENTITY_KEYS:
             notes.append(f"dropped {key!r}: who asks comes from the channel, not from the arguments")
             continue
-        target = next((t for t, alts in _SYNONYMS.items() if t in props and key.lower() in alts), None)
+        target = next((t for t, alts in aliases.items() if t in props and key.lower() in alts), None)
         if target is not None and target not in args and target not in out:
             if target == "memory_gib" and key.lower().endswith(("_mb", "_mib")) and isinstance(value, int | float):
                 value = value / 1024
@@ -244,19 +233,21 @@ def normalize_args(
     schema: dict[str, Any],
     args: dict[str, Any],
     *,
+    aliases: Mapping[str, tuple[str, ...]] | None = None,
     known_ids: list[str] | None = None,
     sql_schema: str = "desi_dr1",
     evidence: str | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Arguments mapped onto ``schema`` where unambiguous, and notes on what changed.
 
-    With ``evidence`` (the user's words and this turn's tool results), optional arguments whose values
-    appear nowhere in it are dropped: small models fill every optional field with a plausible guess.
+    ``aliases`` are the tool's own (``Tool.aliases``: other names a model writes for an argument). With
+    ``evidence`` (the user's words and this turn's tool results), optional arguments whose values appear
+    nowhere in it are dropped: small models fill every optional field with a plausible guess.
     """
     notes: list[str] = []
     props = _properties(schema)
     required = set(schema.get("required", []))
-    renamed = _rename(args, props, notes)
+    renamed = _rename(args, props, aliases or {}, notes)
     out: dict[str, Any] = {}
     for key, value in renamed.items():
         prop = props.get(key)

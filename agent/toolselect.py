@@ -1,10 +1,12 @@
 """Tool retrieval: offer the model only the tools a message is about, in the registry's fixed order.
 
 Every tool schema in the prompt costs the small model prompt-evaluation time, and a long list of
-similar tools costs it accuracy. Each tool's card (its name, docstring and argument descriptions, i.e.
-its one declaration) is embedded once; a message is embedded (a few ms) and the closest tools are kept,
-plus words that name a tool family outright ("backup", "ray", "vm", "desi"). The kept tools keep the
-registry's order so that the same selection renders the same prompt prefix.
+similar tools costs it accuracy. Each tool's card (its name, docstring, argument descriptions and example
+requests, i.e. its one declaration) is embedded once; a message is embedded (a few ms) and the closest tools
+are kept, plus the tools of a family the message names outright (its toolset's ``words``: "backup", "ray").
+Within a family, a tool's own ``words`` settle look-alikes ("failed" points to ``backup.check``, not
+``backup.status``). The kept tools keep the registry's order so that the same selection renders the same
+prompt prefix. Nothing here names a tool: all of it is read from the tools' declarations.
 """
 
 from __future__ import annotations
@@ -15,53 +17,37 @@ from typing import Any
 import numpy as np
 
 from knowledge.embeddings import Embedder
-from tools.base import Tool
+from tools.base import Tool, Toolset
 
-__all__ = ["ToolSelector"]
-
-_FAMILY_WORDS: dict[str, tuple[str, ...]] = {
-    "vm": ("vm", "vms", "virtual machine", "node", "nodes", "provision", "reboot", "shut down", "machine"),
-    "backup": ("backup", "backups", "backed up", "snapshot", "restore", "pbs", "verify", "verification", "datastore",
-               "rpo"),
-    "ray": ("ray", "job", "jobs", "cluster job", "histogram", "submit"),
-    "desi": ("desi", "redshift", "quasar", "quasars", "galaxy", "galaxies", "qso", "targetid", "dr1", "sql",
-             "spectype", "arcmin", "ra ", "dec ", "cone", "stars", "zpix"),
-    "docs": ("how do i", "how to", "policy", "runbook", "documentation", "docs", "who is", "what is the"),
-}  # fmt: skip
-# Within a family the small model confuses look-alike tools (backup.status for "backup problems"); these words
-# settle it: with the family named, a tool they point to is offered without its look-alikes.
-_TOOL_WORDS: dict[str, tuple[str, ...]] = {
-    "backup.check": ("problem", "problems", "failed", "failing", "unverified", "stale", "properly", "attention",
-                     "healthy", "issues", "wrong"),
-    "backup.jobs": ("backup job", "backup jobs", "in no", "not in any", "schedule", "scheduled", "configured"),
-    "backup.datastore": ("datastore", "how full", "space left", "disk space"),
-}  # fmt: skip
+__all__ = ["ToolSelector", "card"]
 
 
 def _has(lowered: str, word: str) -> bool:
-    return re.search(rf"(?<![a-z]){re.escape(word.strip())}(?![a-z])", lowered) is not None
-
-
-def _families(text: str) -> set[str]:
-    """The tool families a message names outright ("backup", "ray", ...)."""
-    lowered = f" {text.lower()} "
-    return {family for family, words in _FAMILY_WORDS.items() if any(_has(lowered, w) for w in words)}
+    return re.search(rf"(?<![a-z]){re.escape(word.strip().lower())}(?![a-z])", lowered) is not None
 
 
 def card(tool: Tool[Any]) -> str:
-    """The text a tool is retrieved by."""
+    """The text a tool is retrieved by: its name, description, arguments and example requests."""
     props = tool.json_schema().get("properties", {})
     fields = "; ".join(f"{name}: {p.get('description', '')}" for name, p in props.items())
-    return f"{tool.name.replace('.', ' ')}. {tool.description} {fields}"
+    examples = " ".join(tool.examples)
+    return f"{tool.name.replace('.', ' ')}. {tool.description} {fields} {examples}".strip()
 
 
 class ToolSelector:
     """Chooses the tools to offer for a message."""
 
-    def __init__(self, tools: list[Tool[Any]], embedder: Embedder | None) -> None:
+    def __init__(self, tools: list[Tool[Any]], embedder: Embedder | None, toolsets: tuple[Toolset, ...] = ()) -> None:
         self.tools = tools
         self.embedder = embedder
+        offered = {t.name for t in tools}
+        self.toolsets = tuple(s for s in toolsets if any(t.name in offered for t in s.tools))
         self.vectors = embedder.embed([card(t) for t in tools]) if embedder is not None else None
+
+    def families(self, text: str) -> set[str]:
+        """The tool families a message names outright ("backup", "ray", ...)."""
+        lowered = f" {text.lower()} "
+        return {s.name for s in self.toolsets if any(_has(lowered, w) for w in s.words)}
 
     def scores(self, text: str) -> dict[str, float]:
         """Similarity of ``text`` to every tool (0 when no embedder), plus family-word boosts."""
@@ -70,7 +56,7 @@ class ToolSelector:
             query = self.embedder.embed([text])[0]
             for tool, sim in zip(self.tools, np.asarray(self.vectors) @ query, strict=True):
                 out[tool.name] = float(sim)
-        named = _families(text)
+        named = self.families(text)
         for tool in self.tools:
             if tool.name.split(".")[0] in named:
                 out[tool.name] += 0.25
@@ -79,11 +65,11 @@ class ToolSelector:
     def decisive(self, text: str) -> set[str]:
         """Tools a message points to by a word of their own, where it also names their family."""
         lowered = f" {text.lower()} "
-        families = _families(text)
+        families = self.families(text)
         return {
-            name
-            for name, words in _TOOL_WORDS.items()
-            if name.split(".")[0] in families and any(_has(lowered, w) for w in words)
+            t.name
+            for t in self.tools
+            if t.words and t.name.split(".")[0] in families and any(_has(lowered, w) for w in t.words)
         }
 
     def select(self, text: str, k: int, scores: dict[str, float] | None = None) -> list[Tool[Any]]:
@@ -92,8 +78,11 @@ class ToolSelector:
         decisive = self.decisive(text) & set(scores)
         if decisive:
             settled = {name.split(".")[0] for name in decisive}
+            risk = {t.name: t.risk for t in self.tools}
             for name in list(scores):
-                if name.split(".")[0] in settled and name not in decisive:
-                    del scores[name]  # the look-alikes of a tool the message named
+                if name.split(".")[0] in settled and name not in decisive and risk[name] == "read":
+                    # The read look-alikes of a tool the message named; an action stays on offer ("start the
+                    # stopped VM" names vm.list's word and asks for vm.start).
+                    del scores[name]
         chosen = set(sorted(scores, key=lambda n: -scores[n])[:k])
         return [t for t in self.tools if t.name in chosen]

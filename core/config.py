@@ -39,6 +39,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "SlackSettings",
+    "ToolsSettings",
     "load_settings",
 ]
 
@@ -260,6 +261,16 @@ class AuditSettings(_Section):
     )
 
 
+class ToolsSettings(_Section):
+    """Toolsets beyond the shipped ones (a lab's own read tools, say)."""
+
+    extra: list[str] = Field(
+        default_factory=list,
+        description="Toolsets to load as 'module:ATTRIBUTE', each a tools.base.Toolset (e.g. 'labtools.gpu:TOOLSET'); "
+        "their Cedar actions, CLI, agent selection and docs follow from their declarations.",
+    )
+
+
 class Settings(BaseSettings):
     """All LabOps settings; one section per backend."""
 
@@ -285,6 +296,7 @@ class Settings(BaseSettings):
     slack: SlackSettings = Field(default_factory=SlackSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    tools: ToolsSettings = Field(default_factory=ToolsSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -173,9 +173,7 @@ def _load_file(path: Path) -> list[Case]:
             split = path.parent.name if path.parent.name in SPLITS else "dev"
             source = f"{split}/{path.name}" if path.parent.name in SPLITS else path.name
             cases.append(
-                Case.model_validate(
-                    {**defaults, "category": data["category"], **raw, "source": source, "split": split}
-                )
+                Case.model_validate({**defaults, "category": data["category"], **raw, "source": source, "split": split})
             )
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())

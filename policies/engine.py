@@ -21,7 +21,7 @@ from core.config import Settings
 from core.errors import PolicyError
 from policies.directory import AMOUNTS, Directory, User
 from policies.schema import build_schema
-from tools.base import ResourceRef
+from tools.base import ResourceRef, Tool
 from tools.registry import all_tools
 
 __all__ = ["ApprovalRule", "Decision", "PolicyEngine"]
@@ -104,11 +104,11 @@ def _uid(kind: str, ident: str) -> str:
 class PolicyEngine:
     """The lab's policies, schema and directory."""
 
-    def __init__(self, *, policies_dir: Path, lab_file: Path) -> None:
+    def __init__(self, *, policies_dir: Path, lab_file: Path, tools: list[Tool[Any]] | None = None) -> None:
         schema_file = policies_dir / "labops.cedarschema"
         if not schema_file.is_file():
             raise PolicyError(f"{schema_file}: the Cedar schema is missing (policy.policies_dir)")
-        self.schema = build_schema(schema_file.read_text(), all_tools(), source=str(schema_file))
+        self.schema = build_schema(schema_file.read_text(), tools or all_tools(), source=str(schema_file))
         self.directory = Directory.load(lab_file)
         files = sorted(policies_dir.glob("*.cedar"))
         if not files:
@@ -139,6 +139,7 @@ class PolicyEngine:
         return cls(
             policies_dir=settings.policy.policies_dir or SHIPPED / "cedar",
             lab_file=settings.policy.lab_file or SHIPPED / "lab.toml",
+            tools=all_tools(settings),
         )
 
     def _validate_file(self, path: Path, text: str) -> None:

@@ -38,7 +38,7 @@ from policies.reservations import Reservations, total
 from policies.usage import UsageProvider, live_usage, quota_overruns
 from tools.base import ResourceRef, Tool, ToolArgs, ToolResult
 from tools.context import ToolContext
-from tools.registry import get_tool
+from tools.registry import get_tool, registry
 
 __all__ = ["Authorization", "Caller", "Guard", "validation_errors"]
 
@@ -70,8 +70,8 @@ class Guard(ApprovalDesk):
 
     @classmethod
     def from_settings(cls, settings: Settings, *, services: dict[str, Any] | None = None) -> Guard:
-        """A guard over the registered toolsets and the configured policies."""
-        return cls(settings=settings, services=dict(services or {}))
+        """A guard over the registered toolsets (``tools.extra`` included) and the configured policies."""
+        return cls(settings=settings, services=dict(services or {}), lookup=registry(settings).get)
 
     # --- helpers -------------------------------------------------------------------------------------
     def _record(self, caller: Caller, tool: str, args: Any, **fields: Any) -> int:

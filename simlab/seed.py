@@ -143,6 +143,8 @@ def seed_state(now: float) -> dict[str, Any]:
             "online": online,
             "ip": f"10.16.207.{10 + i}",
             "boot": now - 86400 * 40,
+            # The RTX A4000 sits in node07 (listed by GET /nodes/node07/hardware/pci, see simlab.pve.hardware).
+            "gpu": name == "node07",
         }
         for i, (name, model, cores, threads, mem, online) in enumerate(_NODES, start=1)
     }

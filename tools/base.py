@@ -12,7 +12,7 @@ and ``denied`` (the last two are set by the guard, never by a tool).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
@@ -23,6 +23,7 @@ from tools.context import ToolContext
 __all__ = [
     "DEFAULT_RESOURCE_TYPES",
     "Check",
+    "NameLookup",
     "Plan",
     "ResourceRef",
     "Risk",
@@ -30,6 +31,7 @@ __all__ = [
     "Tool",
     "ToolArgs",
     "ToolResult",
+    "Toolset",
     "UnguardedCall",
 ]
 
@@ -124,6 +126,24 @@ class UnguardedCall(RuntimeError):
 
 
 @dataclass(kw_only=True, frozen=True)
+class NameLookup:
+    """How an argument may be given by name: a read tool lists the things, one field names them.
+
+    ``vmid`` of ``vm.show`` takes "void-analysis" through ``vm.list`` (``name`` → ``vmid``); ``node`` of
+    ``vm.provision`` takes "the GPU node" through ``vm.nodes``, whose rows say which node has a GPU. The
+    listing runs through the guard as the user, like any other read.
+    """
+
+    tool: str
+    value: str
+    name: str | None = None
+
+
+# What the agent may learn from the user's words for a call: the arguments, the context, the user's message.
+Prepare = Callable[[ToolContext, dict[str, Any], str], dict[str, Any]]
+
+
+@dataclass(kw_only=True, frozen=True)
 class Tool(Generic[A]):
     """A registered tool.
 
@@ -137,9 +157,19 @@ class Tool(Generic[A]):
         resources: the things a call touches, for policy (may read the lab, e.g. a VM's tags).
         numbers: the call's numbers for policy context (cores, memory_mib, gpus, rows, ...).
         resource_types: the Cedar resource types the action applies to (default: by risk).
+        words: words and phrases that point to this tool rather than its family's other tools ("failed",
+            "stale" for ``backup.check``); they settle look-alike tools when the message names the family.
+        asks: for a write or destructive tool, the phrases by which a person asks for it ("shut down" for
+            ``vm.stop``); a call nobody asked for is refused before the guard (the intent gate).
+        aliases: for each argument, other names a model writes for it (``ram`` for ``memory_gib``).
+        examples: requests this tool answers, as people write them (tool retrieval embeds them).
+        named_by: for each argument, how a thing the user names resolves to its value (:class:`NameLookup`).
+        prepare: fills arguments the user's words give but the model left out (a job template's options).
 
     The risk is the tool's only declaration of how dangerous it is: the Cedar action group (``read``,
     ``write``, ``destructive``) is generated from it (``policies.schema``), so the two cannot disagree.
+    Everything the agent needs to pick and fill a tool is declared here too; the agent holds no table of
+    tool names.
     """
 
     name: str
@@ -151,12 +181,24 @@ class Tool(Generic[A]):
     resources: Callable[[ToolContext, A], list[ResourceRef]] = field(default=_no_resources)
     numbers: Callable[[A], dict[str, int]] = field(default=_no_numbers)
     resource_types: tuple[ResourceType, ...] | None = None
+    words: tuple[str, ...] = ()
+    asks: tuple[str, ...] = ()
+    aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    examples: tuple[str, ...] = ()
+    named_by: Mapping[str, NameLookup] = field(default_factory=dict)
+    prepare: Prepare | None = None
 
     def __post_init__(self) -> None:
         if self.risk != "read" and self.plan is None:
             raise TypeError(f"tool {self.name} has risk {self.risk!r} but no plan")
         if not inspect.getdoc(self.fn):
             raise TypeError(f"tool {self.name} has no docstring; it is the model's prompt")
+        if self.risk != "read" and not self.asks:
+            raise TypeError(f"tool {self.name} changes the lab but declares no `asks` (how a person asks for it)")
+        fields = set(self.args_model.model_fields)
+        unknown = (set(self.aliases) | set(self.named_by)) - fields
+        if unknown:
+            raise TypeError(f"tool {self.name}: aliases/named_by name no argument: {sorted(unknown)}")
 
     @property
     def description(self) -> str:
@@ -199,3 +241,19 @@ class Tool(Generic[A]):
         if self.plan is not None:
             return self.plan(ctx, args)
         return Plan(tool=self.name, summary=self.summary(args), resources=self.resources(ctx, args))
+
+
+@dataclass(kw_only=True, frozen=True)
+class Toolset:
+    """A family of tools (``vm``, ``backup``) and the words by which people name the family."""
+
+    name: str
+    words: tuple[str, ...]
+    tools: list[Tool[Any]]
+    # What the family is about, as people say it ("the lab's VMs"): how the agent says what it can help with.
+    title: str = ""
+
+    def __post_init__(self) -> None:
+        stray = [t.name for t in self.tools if t.name.split(".")[0] != self.name]
+        if stray:
+            raise TypeError(f"toolset {self.name}: tools {stray} belong to another family (name them {self.name}.*)")

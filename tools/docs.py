@@ -11,10 +11,10 @@ from typing import Any, Protocol
 
 from pydantic import Field
 
-from tools.base import Tool, ToolArgs, ToolResult
+from tools.base import Tool, ToolArgs, ToolResult, Toolset
 from tools.context import ToolContext
 
-__all__ = ["TOOLS", "DocsSearch", "SearchArgs"]
+__all__ = ["TOOLS", "TOOLSET", "DocsSearch", "SearchArgs"]
 
 
 class DocsSearch(Protocol):
@@ -53,5 +53,14 @@ TOOLS: list[Tool[Any]] = [
         risk="read",
         resource_types=("Lab",),
         summary=lambda a: f"search the lab's docs for {a.query!r}",
+        aliases={"query": ("q", "question", "text", "search")},
+        examples=("What does the runbook say about restoring a VM?",),
     ),
 ]
+
+TOOLSET = Toolset(
+    name="docs",
+    words=("how do i", "how to", "policy", "runbook", "documentation", "docs", "who is", "what is the"),
+    title="how the lab works (its documentation and runbooks)",
+    tools=TOOLS,
+)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from dataclasses import replace
 from typing import Any
 
 import click
 from rich.markup import escape
 
+from agent.commands import approval_command, decide
 from channels.cli.common import EXIT_CODES, cli_caller, console, echo_json, err_console, get_settings, handle_errors
 from core.errors import LabOpsError
 
@@ -103,7 +106,10 @@ def ask(message: str, user: str | None, thread: str | None, as_json: bool) -> No
 @click.option("--thread", default=None, help="Continue an earlier conversation thread.")
 @handle_errors
 def chat(user: str | None, thread: str | None) -> None:
-    """Talk to the agent (type /quit to leave, /new for a new thread)."""
+    """Talk to the agent (type /quit to leave, /new for a new thread).
+
+    An approver may type ``approve apr_…`` (or ``deny apr_…: reason``) here, as in any chat channel.
+    """
     caller = cli_caller(user)
     agent = _agent()
     thread = thread or agent.new_thread()
@@ -124,32 +130,57 @@ def chat(user: str | None, thread: str | None) -> None:
                 continue
             if not text:
                 continue
+            started = time.monotonic()
+            command = approval_command(text)
+            if command is not None:
+                # "approve apr_…" / "deny apr_…: reason" decides through the guard, as in every chat channel.
+                decided = decide(agent, replace(caller, request_text=text), command)
+                console.print(escape(decided.text))
+                err_console.print(f"[dim]{time.monotonic() - started:.1f} s[/dim]")
+                continue
             try:
                 result = _run(agent.stream(text, caller=caller, thread=thread), False)
             except LabOpsError as exc:
                 err_console.print(f"[red]error:[/red] {exc}")
                 continue
-            if result is not None and result.status == "needs_approval":
-                _approve_inline(agent, result.pending or {})
+            # The answer ends its line, and the time it took is shown (piped input reads clearly too).
+            console.print()
+            err_console.print(f"[dim]{time.monotonic() - started:.1f} s[/dim]")
+            waiting = result is not None and result.status == "needs_approval"
+            if waiting and _approve_inline(agent, result.pending or {}) == "quit":
+                break
     finally:
         agent.close()
 
 
-def _approve_inline(agent: Any, pending: dict[str, Any]) -> None:
+def _approve_inline(agent: Any, pending: dict[str, Any]) -> str | None:
     approval_id = pending.get("approval_id")
-    name = click.prompt(
-        "approve now as (a user who may approve; blank leaves it pending)", default="", show_default=False
-    ).strip()
-    if not name or not approval_id:
+    try:
+        name = click.prompt(
+            "approve now as (a user who may approve; blank leaves it pending, /quit leaves the chat)",
+            default="",
+            show_default=False,
+        ).strip()
+    except (EOFError, click.Abort):
+        name = "/quit"
+    if name in ("/quit", "/exit"):
         console.print(f"[dim]left pending: `labops approvals approve {approval_id} --as <approver>`[/dim]")
-        return
-    approver = cli_caller(name, request_text=f"approve {approval_id} (inline in chat)")
+        return "quit"
+    if not name or name.startswith("/") or not approval_id:
+        console.print(f"[dim]left pending: `labops approvals approve {approval_id} --as <approver>`[/dim]")
+        return None
+    try:
+        approver = cli_caller(name, request_text=f"approve {approval_id} (inline in chat)")
+    except LabOpsError as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}; left pending")
+        return None
     outcome = agent.guard.approve(approval_id, caller=approver, reason="approved in labops chat")
     if outcome.status != "ok":
         console.print(f"[red]{outcome.status}[/red]: {escape(outcome.message)}")
-        return
+        return None
     console.print(f"[green]{escape(outcome.message)}[/green]")
     resume_after_approval(agent, approval_id, outcome.data["approval"]["state"], approver.user, "")
+    return None
 
 
 def resume_after_approval(agent: Any, approval_id: str, state: str, by: str, reason: str) -> None:

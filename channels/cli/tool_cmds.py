@@ -83,7 +83,7 @@ def tool() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Name, risk, description and argument JSON schema.")
 def list_tools(as_json: bool) -> None:
     """List every tool with its risk."""
-    tools = all_tools()
+    tools = all_tools(get_settings())
     if as_json:
         echo_json(
             [

@@ -22,22 +22,15 @@ import time
 import uuid
 from typing import Any
 
+from agent.commands import message_text
 from policies.stores import Database
 
-__all__ = ["ChatStore", "message_text"]
+__all__ = ["ChatStore"]
 
 CLAIM_STALE_S = 600.0  # a claim older than this belongs to a process that died mid-turn
 # A request seen again within this window is a repeat (a retry, "regenerate"); later, the same words in a new
 # chat are a new question that deserves a fresh answer.
 REPEAT_WINDOW_S = 600.0
-
-
-def message_text(message: dict[str, Any]) -> str:
-    """The text of an OpenAI message (a string, or a list of content parts)."""
-    content = message.get("content")
-    if isinstance(content, list):
-        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return str(content or "")
 
 
 def _digest(*parts: Any) -> str:

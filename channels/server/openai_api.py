@@ -23,8 +23,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from agent.commands import approval_command, decide, housekeeping, last_user_text
 from channels.server.admission import Busy
-from channels.server.conversation import approval_command, decide, housekeeping, last_user_text, turn_pieces
+from channels.server.conversation import turn_pieces
 from channels.server.identity import Identified, identify
 from channels.server.state import ServerState
 from channels.server.turns import Turn

@@ -31,8 +31,9 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.signature import SignatureVerifier
 from starlette.concurrency import run_in_threadpool
 
+from agent.commands import ApprovalCommand, Decided, decide
 from channels.server.admission import Busy
-from channels.server.conversation import ApprovalCommand, Decided, decide, turn_pieces
+from channels.server.conversation import turn_pieces
 from channels.server.ops import request_id_var
 from channels.server.slack_render import approval_blocks, escape, outcome_blocks, result_text, truncate
 from channels.server.slack_replay import SlackReplays

@@ -8,6 +8,7 @@ from typing import Any
 
 from simlab import clock
 from simlab.httpapi import ApiError, Request, Router
+from simlab.pve.hardware import pci_devices
 from simlab.pve.model import CEPH, GIB, MIB, ceph_used, node_or_error, running_mib, vm_resource
 from simlab.schedule import BACKUP_AT, DAY
 from simlab.tasks import task_status
@@ -146,6 +147,19 @@ def register(router: Router, data: Callable[[], dict[str, Any]]) -> None:
             "kversion": "Linux 6.8.12-9-pve #1 SMP PREEMPT_DYNAMIC PMX 6.8.12-9",
             "pveversion": f"pve-manager/{data()['pve_version']['version']}/{data()['pve_version']['repoid']}",
         }
+
+    @router.route("GET", "/nodes/{node}/hardware/pci")
+    def node_pci(req: Request) -> Any:
+        node = node_or_error(data(), req.params["node"])
+        params = Params(req.args(), {"pci-class-blacklist", "verbose"}, req.params)
+        blacklist = params.string("pci-class-blacklist", max_length=256) or ""
+        if not params.has("pci-class-blacklist"):
+            blacklist = "05;06;0b"
+        verbose = bool(params.boolean("verbose", default=1))
+        params.check()
+        # Older saved states have no "gpu" flag: the seed's GPU node is node07.
+        return pci_devices({**node, "gpu": node.get("gpu", req.params["node"] == "node07")}, blacklist=blacklist,
+                           verbose=verbose)  # fmt: skip
 
     @router.route("GET", "/nodes/{node}/time")
     def node_time(req: Request) -> Any:

@@ -87,6 +87,15 @@ def test_an_unrelated_question_is_not_invented(make_agent: Any) -> None:
     assert agent.model.calls == [], "nothing in the lab answers it: the model is not asked to make something up"
 
 
+@pytest.mark.parametrize("text", ["hi!", "say hello", "thanks, that's all"])
+def test_small_talk_gets_a_friendly_answer_and_what_labops_does(make_agent: Any, text: str) -> None:
+    agent = make_agent(replies=["Paris."])
+    result = agent.ask(text, caller=R1)
+    assert result.answer.startswith("Hello!") and "don't know" not in result.answer
+    assert "Ray jobs" in result.answer and "backups" in result.answer, "what it can help with, from the toolsets"
+    assert result.tool_calls == []
+
+
 # --- every tool family -------------------------------------------------------------------------------------
 def test_each_tool_family_end_to_end(make_agent: Any, lab: Path) -> None:
     cases = [

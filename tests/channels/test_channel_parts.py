@@ -16,11 +16,11 @@ import pytest
 from click.testing import CliRunner
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
+from agent.commands import approval_command, housekeeping
 from agent.scripted import rules_responder
 from channels.cli.main import cli
 from channels.server.admission import Busy, TurnGate
 from channels.server.chats import ChatStore
-from channels.server.conversation import approval_command, housekeeping
 from channels.server.identity import identify, verify_hs256
 from channels.server.slack_replay import SlackReplays
 from core.config import load_settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.joboptions import options_in
+from tools.ray.options import options_in
 
 
 @pytest.mark.parametrize(

@@ -139,6 +139,10 @@ def test_pve_answers_match_the_published_schema(tmp_path: Path, inprocess_lab) -
     ok("GET", "/nodes", "/nodes")
     ok("GET", "/nodes/{node}/status", "/nodes/node01/status")
     ok("GET", "/nodes/{node}/time", "/nodes/node01/time")
+    gpu = ok("GET", "/nodes/{node}/hardware/pci", "/nodes/node07/hardware/pci")
+    assert [d["device_name"] for d in gpu if d["class"].startswith("0x03")] == ["GA104GL [RTX A4000]"]
+    plain = ok("GET", "/nodes/{node}/hardware/pci", "/nodes/node01/hardware/pci", {"verbose": 0})
+    assert plain and not any(d["class"].startswith(("0x03", "0x06")) for d in plain) and "device_name" not in plain[0]
     ok("GET", "/cluster/status", "/cluster/status")
     for kind in (None, "vm", "node", "storage"):
         ok("GET", "/cluster/resources", "/cluster/resources", {"type": kind} if kind else None)

@@ -9,11 +9,11 @@ from pydantic import Field
 
 from tools.backup.collect import VmBackup, collect_jobs, collect_vm_backups
 from tools.backup.report import findings, verdict
-from tools.base import ResourceRef, Tool, ToolArgs, ToolResult
+from tools.base import NameLookup, ResourceRef, Tool, ToolArgs, ToolResult, Toolset
 from tools.context import ToolContext
 from tools.proxmox import call, pbs_client
 
-__all__ = ["TOOLS"]
+__all__ = ["TOOLS", "TOOLSET"]
 
 GIB = 1024**3
 
@@ -201,8 +201,20 @@ TOOLS: list[Tool[Any]] = [
         risk="read",
         resources=_vm_resource,
         summary=lambda a: f"backup status of VM {a.vmid}" if a.vmid else "backup status of every VM",
+        words=("last backup", "backed up", "last backed"),
+        aliases={"vmid": ("vm_id", "id", "vm", "vm_number")},
+        named_by={"vmid": NameLookup(tool="vm.list", value="vmid", name="name")},
+        examples=("Is VM 132 backed up properly?", "When was agn-fit last backed up?"),
     ),
-    Tool(name="backup.jobs", args_model=NoArgs, fn=backup_jobs, risk="read", summary=lambda a: "list backup jobs"),
+    Tool(
+        name="backup.jobs",
+        args_model=NoArgs,
+        fn=backup_jobs,
+        risk="read",
+        summary=lambda a: "list backup jobs",
+        words=("backup job", "backup jobs", "in no", "not in any", "schedule", "scheduled", "configured"),
+        examples=("Which backup jobs are configured?", "Which VMs are in no backup job?"),
+    ),
     Tool(
         name="backup.datastore",
         args_model=NoArgs,
@@ -210,6 +222,8 @@ TOOLS: list[Tool[Any]] = [
         risk="read",
         resources=_datastore,
         summary=lambda a: "datastore usage, GC and verify status",
+        words=("datastore", "how full", "space left", "disk space", "room left", "space", "store1"),
+        examples=("How full is the backup datastore?",),
     ),
     Tool(
         name="backup.check",
@@ -217,5 +231,29 @@ TOOLS: list[Tool[Any]] = [
         fn=backup_check,
         risk="read",
         summary=lambda a: "check every VM's backups against the RPO",
+        words=(
+            "problem",
+            "problems",
+            "failed",
+            "failing",
+            "unverified",
+            "stale",
+            "properly",
+            "attention",
+            "healthy",
+            "issues",
+            "wrong",
+            "ok",
+            "recent",
+        ),
+        examples=("Which VMs have backup problems?", "Are all our backups ok?", "Which VMs lack a recent backup?"),
     ),
 ]
+
+TOOLSET = Toolset(
+    name="backup",
+    words=("backup", "backups", "backed up", "snapshot", "snapshots", "restore", "pbs", "verify", "verification",
+           "datastore", "rpo"),
+    title="backups",
+    tools=TOOLS,
+)  # fmt: skip

@@ -6,13 +6,15 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from tools.base import ResourceRef, Tool, ToolArgs, ToolResult
+from tools.base import ResourceRef, Tool, ToolArgs, ToolResult, Toolset
 from tools.context import ToolContext
 from tools.desi.queries import cone_search_sql, count_sql, object_sql, redshift_range_sql
 from tools.desi.runner import QueryResult, export_csv, export_target, run_query
 from tools.desi.sqlguard import check_sql
 
-__all__ = ["TOOLS"]
+__all__ = ["TOOLS", "TOOLSET"]
+
+SPECTYPE = {"spectype": ("type", "class", "object_type", "spectral_type")}
 
 Spectype = Literal["GALAXY", "QSO", "STAR"]
 
@@ -178,6 +180,9 @@ TOOLS: list[Tool[Any]] = [
         resources=_tables,
         summary=lambda a: f"look up TARGETID {a.targetid}",
         numbers=lambda a: {"rows": 50},
+        words=("targetid", "target"),
+        aliases={"targetid": ("target_id", "id")},
+        examples=("What do we know about DESI target 39627000000126704?",),
     ),
     Tool(
         name="desi.count_by_spectype",
@@ -187,6 +192,9 @@ TOOLS: list[Tool[Any]] = [
         resources=_tables,
         summary=lambda a: "count DESI objects by class" + (f" ({a.spectype})" if a.spectype else ""),
         numbers=lambda a: {"rows": 3},
+        words=("how many", "count", "counts", "number of"),
+        aliases=SPECTYPE,
+        examples=("How many quasars with a good redshift are there?", "Count the DESI objects by class."),
     ),
     Tool(
         name="desi.redshift_range",
@@ -196,6 +204,9 @@ TOOLS: list[Tool[Any]] = [
         resources=_tables,
         summary=lambda a: f"list {a.spectype} with {a.z_min} <= z <= {a.z_max}",
         numbers=lambda a: {"rows": a.limit},
+        words=("between", "redshift range", "range"),
+        aliases=SPECTYPE,
+        examples=("Find quasars with redshift between 2.1 and 3.5.",),
     ),
     Tool(
         name="desi.cone_search",
@@ -205,6 +216,9 @@ TOOLS: list[Tool[Any]] = [
         resources=_tables,
         summary=lambda a: f"cone search {a.radius_arcmin}' around RA {a.ra} Dec {a.dec}",
         numbers=lambda a: {"rows": a.limit},
+        words=("arcmin", "arcminutes", "within", "near", "around", "cone"),
+        aliases={"radius_arcmin": ("radius", "radius_arcminutes", "arcmin"), **SPECTYPE},
+        examples=("Which objects are within 5 arcminutes of RA 150.1, Dec 2.2?",),
     ),
     Tool(
         name="desi.query",
@@ -214,5 +228,16 @@ TOOLS: list[Tool[Any]] = [
         resources=_tables,
         summary=lambda a: f"read-only SQL: {' '.join(a.sql.split())[:80]}",
         numbers=lambda a: {"rows": a.limit or 1000},
+        words=("sql", "select", "query"),
+        aliases={"sql": ("query", "statement", "sql_query")},
+        examples=("Run this SQL: SELECT spectype, count(*) FROM desi_dr1.zpix GROUP BY spectype",),
     ),
 ]
+
+TOOLSET = Toolset(
+    name="desi",
+    words=("desi", "redshift", "quasar", "quasars", "galaxy", "galaxies", "qso", "targetid", "dr1", "sql",
+           "spectype", "arcmin", "ra", "dec", "cone", "stars", "zpix", "catalog", "catalogue"),
+    title="the DESI DR1 tables",
+    tools=TOOLS,
+)  # fmt: skip

@@ -16,13 +16,16 @@ from pydantic import Field, StringConstraints
 
 from core.endpoints import postgres_dsn
 from core.errors import InvalidArguments
-from tools.base import Check, Plan, ResourceRef, Tool, ToolArgs, ToolResult
+from tools.base import Check, Plan, ResourceRef, Tool, ToolArgs, ToolResult, Toolset
 from tools.context import ToolContext
 from tools.ray.backend import RayBackend
 from tools.ray.jobs_api import JobsApi
+from tools.ray.options import prepare_submit
 from tools.ray.templates import JobTemplate, load_templates, template
 
-__all__ = ["TOOLS"]
+__all__ = ["TOOLS", "TOOLSET"]
+
+JOB_ID = {"job_id": ("id", "job", "submission_id", "jobid")}
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
@@ -289,6 +292,8 @@ TOOLS: list[Tool[Any]] = [
         fn=list_templates,
         risk="read",
         summary=lambda a: "list Ray job templates",
+        words=("templates", "template", "which jobs can", "what jobs can"),
+        examples=("Which Ray job templates can I run?",),
     ),
     Tool(
         name="ray.submit",
@@ -299,9 +304,21 @@ TOOLS: list[Tool[Any]] = [
         plan=plan_submit,
         numbers=lambda a: {"ray_jobs": 1, "cpus": int(a.num_cpus or 1), "gpus": int(a.num_gpus > 0)},
         resources=lambda ctx, a: [ResourceRef(type="Job", id=a.template, attrs={"owner": ctx.user})],
+        words=("submit", "run the", "kick off"),
+        asks=("run", "submit", "start", "launch", "kick off", "execute", "schedule", "compute", "job"),
+        aliases={"template": ("job_template", "name", "job_name")},
+        prepare=prepare_submit,
+        examples=("Run the parallel-sum job.", "Submit the redshift-histogram job with 20 bins."),
     ),
     Tool(
-        name="ray.status", args_model=JobArgs, fn=status, risk="read", summary=lambda a: f"status of Ray job {a.job_id}"
+        name="ray.status",
+        args_model=JobArgs,
+        fn=status,
+        risk="read",
+        summary=lambda a: f"status of Ray job {a.job_id}",
+        words=("status",),
+        aliases=JOB_ID,
+        examples=("What is the status of job labops_1a2b?",),
     ),
     Tool(
         name="ray.logs",
@@ -309,6 +326,9 @@ TOOLS: list[Tool[Any]] = [
         fn=logs,
         risk="read",
         summary=lambda a: f"last {a.tail} log lines of {a.job_id}",
+        words=("log", "logs", "output", "print", "printed"),
+        aliases=JOB_ID,
+        examples=("Show me the log of job labops_1a2b.",),
     ),
     Tool(
         name="ray.stop",
@@ -318,6 +338,21 @@ TOOLS: list[Tool[Any]] = [
         summary=lambda a: f"stop Ray job {a.job_id}",
         plan=plan_stop,
         resources=_job_ref,
+        asks=("stop", "cancel", "kill", "abort", "halt", "terminate"),
+        aliases=JOB_ID,
+        examples=("Stop my Ray job labops_1a2b.",),
     ),
-    Tool(name="ray.list", args_model=ListArgs, fn=list_jobs, risk="read", summary=lambda a: "list Ray jobs"),
+    Tool(
+        name="ray.list",
+        args_model=ListArgs,
+        fn=list_jobs,
+        risk="read",
+        summary=lambda a: "list Ray jobs",
+        words=("my jobs", "list", "running", "pending", "queued"),
+        examples=("List my Ray jobs.", "What is running on the Ray cluster?"),
+    ),
 ]
+
+TOOLSET = Toolset(
+    name="ray", words=("ray", "job", "jobs", "cluster job", "histogram", "submit"), title="Ray jobs", tools=TOOLS
+)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from tools.base import ResourceRef, Tool
+from tools.base import NameLookup, ResourceRef, Tool, Toolset
 from tools.context import ToolContext
 from tools.vm import power, provision
 from tools.vm.inventory import ListArgs, NodesArgs, ShowArgs, list_vms, show_vm, vm_nodes, vm_resource
 
-__all__ = ["TOOLS"]
+__all__ = ["TOOLS", "TOOLSET"]
+
+# Other names a model writes for these tools' arguments.
+VMID = {"vmid": ("vm_id", "id", "vm", "vm_number")}
+# A VM may be named instead of numbered ("reboot proj-pg01"): vm.list maps names to ids.
+BY_NAME = {"vmid": NameLookup(tool="vm.list", value="vmid", name="name")}
 
 
 def _show_resources(ctx: ToolContext, args: ShowArgs) -> list[ResourceRef]:
@@ -31,6 +36,8 @@ TOOLS: list[Tool[Any]] = [
         fn=vm_nodes,
         risk="read",
         summary=lambda a: "list nodes and free capacity",
+        words=("free", "capacity", "room", "offline", "online", "hypervisor", "hypervisors", "memory free"),
+        examples=("Which nodes have room for a new VM?", "Are any nodes offline?", "Which node has a GPU?"),
     ),
     Tool(
         name="vm.list",
@@ -38,6 +45,8 @@ TOOLS: list[Tool[Any]] = [
         fn=list_vms,
         risk="read",
         summary=lambda a: "list VMs" + "".join(f" {k}={v}" for k, v in a.model_dump(exclude_defaults=True).items()),
+        words=("my vms", "which vms", "list", "stopped", "running", "owned", "own"),
+        examples=("What VMs do I have?", "Which VMs are stopped?", "List the VMs on node03."),
     ),
     Tool(
         name="vm.show",
@@ -46,6 +55,10 @@ TOOLS: list[Tool[Any]] = [
         risk="read",
         resources=_show_resources,
         summary=lambda a: f"show VM {a.vmid}",
+        words=("show", "details", "ip", "address", "config"),
+        aliases=VMID,
+        named_by=BY_NAME,
+        examples=("Show me VM 130.", "What is the IP of void-analysis?", "How much memory does agn-fit have?"),
     ),
     Tool(
         name="vm.provision",
@@ -56,6 +69,47 @@ TOOLS: list[Tool[Any]] = [
         plan=provision.plan_provision,
         numbers=_provision_numbers,
         resources=_provision_resources,
+        words=("create", "provision", "new vm", "spin up"),
+        asks=(
+            "provision",
+            "create",
+            "make",
+            "spin up",
+            "set up",
+            "setup",
+            "launch",
+            "new vm",
+            "new machine",
+            "need a vm",
+            "need a machine",
+            "need a new",
+            "give me a vm",
+            "build",
+            "deploy",
+            "clone",
+            "want a vm",
+            "would like a vm",
+            "request a vm",
+            "get a vm",
+            "allocate",
+        ),
+        aliases={
+            "memory_gib": (
+                "memory",
+                "ram",
+                "mem",
+                "memory_gb",
+                "ram_gb",
+                "memory_mb",
+                "ram_mb",
+                "memory_mib",
+                "mem_gb",
+            ),
+            "cores": ("cpus", "vcpus", "cpu", "num_cores", "cpu_cores", "core", "num_cpus"),
+            "node": ("host", "hypervisor", "on_node"),
+        },
+        named_by={"node": NameLookup(tool="vm.nodes", value="node")},
+        examples=("Create a VM called analysis-2 with 2 cores and 8 GiB.", "I need a VM on the GPU node."),
     ),
     Tool(
         name="vm.start",
@@ -65,6 +119,10 @@ TOOLS: list[Tool[Any]] = [
         resources=power.vm_ref,
         summary=lambda a: f"start VM {a.vmid}",
         plan=cast(Any, power.plan_power("start")),
+        asks=("start", "boot", "power on", "turn on", "bring up", "resume", "fire up"),
+        aliases=VMID,
+        named_by=BY_NAME,
+        examples=("Start VM 132.", "Please boot qso-vae-dev."),
     ),
     Tool(
         name="vm.stop",
@@ -74,6 +132,10 @@ TOOLS: list[Tool[Any]] = [
         resources=power.vm_ref,
         summary=lambda a: f"{a.mode} VM {a.vmid}",
         plan=cast(Any, power.plan_power("stop")),
+        asks=("stop", "shut", "power off", "turn off", "halt", "bring down", "pause"),
+        aliases=VMID,
+        named_by=BY_NAME,
+        examples=("Stop VM 130.", "Shut down void-analysis."),
     ),
     Tool(
         name="vm.reboot",
@@ -83,6 +145,10 @@ TOOLS: list[Tool[Any]] = [
         resources=power.vm_ref,
         summary=lambda a: f"reboot VM {a.vmid}",
         plan=cast(Any, power.plan_power("reboot")),
+        asks=("reboot", "restart", "bounce", "power cycle"),
+        aliases=VMID,
+        named_by=BY_NAME,
+        examples=("Reboot VM 131.",),
     ),
     Tool(
         name="vm.delete",
@@ -92,5 +158,17 @@ TOOLS: list[Tool[Any]] = [
         resources=power.vm_ref,
         summary=lambda a: f"destroy VM {a.vmid}" + (" (stopping it first)" if a.stop_first else ""),
         plan=power.plan_delete,
+        asks=("delete", "remove", "destroy", "get rid of", "tear down", "purge", "wipe", "decommission", "drop"),
+        aliases=VMID,
+        named_by=BY_NAME,
+        examples=("Delete VM 140.",),
     ),
 ]
+
+TOOLSET = Toolset(
+    name="vm",
+    words=("vm", "vms", "virtual machine", "virtual machines", "node", "nodes", "provision", "reboot", "shut down",
+           "machine", "machines"),
+    title="VMs and nodes (capacity, provisioning, power)",
+    tools=TOOLS,
+)  # fmt: skip

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 from pydantic import Field
 
-from core.errors import InvalidArguments
+from core.errors import BackendUnavailable, InvalidArguments, ToolError
 from tools.base import ResourceRef, ToolArgs, ToolResult
 from tools.context import ToolContext
 from tools.proxmox import call, pve_client
 
 __all__ = ["ListArgs", "NodesArgs", "ShowArgs", "find_vm", "list_vms", "owner_of", "show_vm", "vm_nodes", "vm_resource"]
+
+log = logging.getLogger(__name__)
 
 GIB = 1024**3
 MIB = 1024**2
@@ -35,8 +38,27 @@ def _resources(ctx: ToolContext, kind: str) -> list[dict[str, Any]]:
     return rows
 
 
+def _gpus(ctx: ToolContext, node: str) -> list[str] | None:
+    """The node's GPUs (PCI display controllers) by name; None when the node's PCI list cannot be read.
+
+    ``GET /nodes/{node}/hardware/pci`` needs Sys.Audit on ``/``; a token without it still gets the rest of
+    the table, with the GPUs unknown.
+    """
+    api = ctx.client("pve", pve_client)
+    try:
+        devices = call("PVE", lambda: api.nodes(node).hardware.pci.get(), action=f"listing {node}'s PCI devices")
+    except (ToolError, BackendUnavailable) as exc:
+        log.info("GPUs of %s unknown: %s", node, exc)
+        return None
+    return [
+        str(d.get("device_name") or f"{d.get('vendor')}:{d.get('device')}")
+        for d in devices
+        if str(d.get("class", "")).startswith("0x03")
+    ]
+
+
 def node_capacity(ctx: ToolContext) -> list[dict[str, Any]]:
-    """Each node with its totals and what the configured VMs leave free."""
+    """Each node with its totals, what the configured VMs leave free, and its GPUs."""
     nodes = _resources(ctx, "node")
     vms = [v for v in _resources(ctx, "vm") if not v.get("template")]
     out = []
@@ -57,6 +79,7 @@ def node_capacity(ctx: ToolContext) -> list[dict[str, Any]]:
                 "memory_free_gib": round((int(n.get("maxmem", 0)) - alloc_mem) / GIB, 1),
                 "vms": len(mine),
                 "cpu_load": n.get("cpu"),
+                "gpus": _gpus(ctx, n["node"]) if n.get("status") == "online" else None,
             }
         )
     return out
@@ -69,7 +92,7 @@ class NodesArgs(ToolArgs):
 def vm_nodes(ctx: ToolContext, args: NodesArgs) -> ToolResult:
     """Cluster nodes with their status (online/offline).
 
-    CPU threads, memory in GiB, memory already allocated to VMs and what is free for new VMs.
+    CPU threads, memory in GiB, memory already allocated to VMs, what is free for new VMs, and GPUs.
     """
     rows = node_capacity(ctx)
     online = [r for r in rows if r["status"] == "online"]
@@ -80,6 +103,9 @@ def vm_nodes(ctx: ToolContext, args: NodesArgs) -> ToolResult:
     offline = [r["node"] for r in rows if r["status"] != "online"]
     if offline:
         msg += f"; offline: {', '.join(offline)}"
+    gpus = [f"{r['node']} ({', '.join(r['gpus'])})" for r in rows if r.get("gpus")]
+    if gpus:
+        msg += f"; GPU: {'; '.join(gpus)}"
     return ToolResult.ok(msg, data=rows)
 
 

@@ -1,0 +1,86 @@
+"""Things named instead of numbered ("reboot proj-pg01", "on the GPU node"), resolved to the values tools take.
+
+A tool declares, per argument, how a name resolves (``Tool.named_by``: a read tool that lists the things and
+the field that names them). The small model guesses a number when the user gave a name (``vm.show {"vmid":
+10}`` for "agn-fit"); a name the user wrote that is exactly one listed thing's settles the value. A value
+that names no row outright ("the GPU node") is matched against what the rows say about themselves: a row
+whose field called like one of the value's words is set ("gpus": ["RTX A4000"]), or whose tags or values
+hold the word. The listing is an ordinary read through the guard as the user: policy and the audit log see
+it like any other. The agent holds no lab facts: which node has a GPU is whatever the lab says.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from policies.guard import Caller, Guard
+from tools.base import NameLookup, Tool
+
+__all__ = ["resolve_names"]
+
+_STOP = {"the", "a", "an", "one", "with", "that", "has", "have", "our", "my", "node", "vm", "machine", "server"}
+
+
+def _listed(guard: Guard, caller: Caller, lookup: NameLookup) -> list[dict[str, Any]]:
+    result = guard.call(lookup.tool, {}, caller=caller)
+    if result.status != "ok" or not isinstance(result.data, list):
+        return []
+    return [row for row in result.data if isinstance(row, dict)]
+
+
+def _named_in(text: str, rows: list[dict[str, Any]], lookup: NameLookup) -> set[tuple[Any, str]]:
+    """Rows whose name the text holds as a whole word (``void-analysis``, ``monitoring``)."""
+    lowered = text.lower()
+    found = set()
+    for row in rows:
+        name = str(row.get(lookup.name or lookup.value, "")).lower()
+        if len(name) >= 3 and re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", lowered):
+            found.add((row.get(lookup.value), name))
+    return found
+
+
+def _described(value: str, rows: list[dict[str, Any]], lookup: NameLookup) -> set[tuple[Any, str]]:
+    """Rows a descriptive value ("the GPU node") fits: a set field named by one of its words, or a tag."""
+    words = [w for w in re.findall(r"[a-z0-9]+", value.lower()) if w not in _STOP and len(w) >= 3]
+    if not words:
+        return set()
+    found = set()
+    for row in rows:
+        for word in words:
+            fields = [k for k, v in row.items() if v and not isinstance(v, int | float) and word in k.lower()]
+            tags = row.get("tags")
+            tagged = isinstance(tags, list) and word in [str(t).lower() for t in tags]
+            if fields or tagged:
+                found.add((row.get(lookup.value), str(row.get(lookup.name or lookup.value, ""))))
+    return found
+
+
+def resolve_names(
+    guard: Guard, caller: Caller, tool: Tool[Any], args: dict[str, Any], text: str
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """``args`` with named things resolved, and ``{value: name}`` of what the user's words settled.
+
+    An argument the user gave as written (a number in their words) is left alone; so is one that no single
+    listed thing fits (validation, or a question back, deals with it).
+    """
+    out = dict(args)
+    settled: dict[str, str] = {}
+    for arg, lookup in tool.named_by.items():
+        given = out.get(arg)
+        if isinstance(given, int) and re.search(rf"(?<![\w-]){given}(?![\w-])", text):
+            continue  # an id the user wrote themselves
+        rows = _listed(guard, caller, lookup)
+        if not rows:
+            continue
+        values = {str(r.get(lookup.value)) for r in rows}
+        if given is not None and str(given) in values and lookup.name is None:
+            continue  # already one of the listed values (a node name)
+        found = _named_in(text, rows, lookup) if lookup.name is not None else set()
+        if not found and isinstance(given, str):
+            found = _described(given, rows, lookup)
+        if len(found) == 1:
+            value, name = found.pop()
+            out[arg] = value
+            settled[str(value)] = name
+    return out, settled
