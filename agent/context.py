@@ -9,7 +9,7 @@ from langchain_core.messages import HumanMessage, ToolMessage
 from agent.state import AgentState
 from policies.guard import Caller
 
-__all__ = ["caller_of", "evidence", "previous_user_text", "recent_user_text"]
+__all__ = ["asks_about_self", "caller_of", "evidence", "previous_user_text", "recent_user_text"]
 
 
 def caller_of(state: AgentState) -> Caller:
@@ -26,6 +26,19 @@ def caller_of(state: AgentState) -> Caller:
 
 
 _SELF = re.compile(r"\b(?:my|mine|me|myself|i|i'm|i've|own)\b", re.I)
+
+
+# Owning, not merely speaking in the first person ("can I see all VMs?" is not about the asker's VMs).
+_MINE = re.compile(
+    r"\b(?:my|mine|myself)\b|\bi(?:'ve| have)?\s+(?:own|have|got|run|started|made|created|submitted)\b"
+    r"|\b(?:owned by|belong(?:ing)? to) me\b",
+    re.I,
+)
+
+
+def asks_about_self(text: str) -> bool:
+    """Whether a message is about the asker's own things ("my VMs", "which VMs do I own", "what do I have")."""
+    return bool(_MINE.search(text))
 
 
 def evidence(state: AgentState, *, user: bool = True) -> str:

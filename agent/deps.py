@@ -26,7 +26,7 @@ class AgentDeps:
     model: BaseChatModel
     tools: list[Tool[Any]]
     selector: ToolSelector
-    docs: Any = None  # knowledge.service.DocsService (anything with hits(query, k))
+    docs: Any = None  # knowledge.service.DocsService (anything with hits(query, k) and chunks())
     docs_min_score: float = 0.65  # hybrid score of a relevant passage (measured: off-topic questions score < 0.6)
     tool_fit_floor: float = 0.6  # a tool this similar to the message answers it (measured on 20 questions)
     offtopic_floor: float = 0.35  # below this, and with no passage, nothing in the lab answers the message

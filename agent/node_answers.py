@@ -79,6 +79,8 @@ class AnswerNodes(Nodes):
                 body = f"{body}\n\n{missing}" if body else missing
         if not body:
             body = "I could not find that: nothing in the lab's documentation or tools answers it."
+        if turn.get("docs_missing"):
+            body += f"\n\n{turn['docs_missing']}"
         footer = sources_line(turn, body)
         return f"{body}\n\n{footer}" if footer else body
 
@@ -134,6 +136,8 @@ class AnswerNodes(Nodes):
         else:
             # "hi", "thanks, that's all", "say hello": small talk gets a short friendly answer, not a refusal.
             text = f"Hello! I'm LabOps, the lab's operations assistant. Ask me about {helps}."
+        if state["turn"].get("docs_missing"):
+            text += f"\n\n{state['turn']['docs_missing']}"
         _emit({"type": "token", "text": text})
         return {"messages": [AIMessage(content=text)], "turn": dict(state["turn"])}
 

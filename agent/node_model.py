@@ -66,10 +66,17 @@ class ModelNodes(Nodes):
         if self.deps.docs is not None and self.bounds.docs_k > 0:
             try:
                 hits = self.deps.docs.hits(text, k=self.bounds.docs_k)
+                if not hits and not self.deps.docs.chunks():
+                    turn["docs_missing"] = (
+                        "The lab's documentation index is empty, so no page could be searched: run `labops ingest "
+                        "knowledge/docs` (or `labops lab up`, which indexes the lab's own pages)."
+                    )
             except LabOpsError as exc:
                 log.warning("documentation search failed: %s", exc)
-                _emit({"type": "notice", "text": f"documentation search is unavailable: {exc}"})
+                turn["docs_missing"] = f"The documentation search is unavailable: {exc}."
                 hits = []
+            if turn.get("docs_missing"):
+                _emit({"type": "notice", "text": turn["docs_missing"]})
             about_docs = asks_docs(text, passages=any(h.score >= self.deps.docs_min_score for h in hits))
             tool_fit = max(scores.values(), default=0.0)
             # Passages cost the small model seconds of prompt time: include them for questions about how the lab

@@ -116,6 +116,20 @@ def _milvus_version(settings: Settings) -> str:
         client.close()
 
 
+def _docs_version(settings: Settings) -> str:
+    """How many chunks the documentation index holds; an empty index is a failure naming the fix."""
+    from knowledge.service import DocsService
+
+    docs = DocsService(settings)
+    try:
+        chunks = docs.chunks()
+    finally:
+        docs.close()
+    if not chunks:
+        raise ConfigError("the documentation index is empty: run `labops ingest knowledge/docs` (or `labops lab up`)")
+    return f"{chunks} chunks"
+
+
 def _llm_version(settings: Settings) -> str:
     """Reachable, which version, and whether the configured model is there."""
     model = settings.llm.model
@@ -210,6 +224,13 @@ _PROBES: tuple[_Probe, ...] = (
         required=lambda s: True,
     ),
     _Probe(
+        backend="docs index",
+        setting="labops ingest knowledge/docs",
+        address=lambda s: milvus_endpoint(s)[0],
+        version=_docs_version,
+        required=lambda s: False,
+    ),
+    _Probe(
         backend="vms made",
         setting="labops vm reconcile",
         address=lambda s: "PVE VMs tagged labops",
@@ -298,5 +319,7 @@ def _failed(probe: _Probe, settings: Settings, address: str, detail: str) -> Bac
         address=address,
         version="-",
         detail=first_line[:200],
-        fix=f"check {probe.setting} (or run `labops lab up` for the embedded lab)",
+        fix=f"run `{probe.setting}`"
+        if probe.setting.startswith("labops ")
+        else f"check {probe.setting} (or run `labops lab up` for the embedded lab)",
     )

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -281,7 +281,14 @@ class Settings(BaseSettings):
         populate_by_name=True,
     )
 
-    lab_dir: Path = Field(Path(".labops"), description="Where the embedded lab keeps its state.")
+    lab_dir: Path = Field(
+        Path(".labops"),
+        description="Where the embedded lab keeps its state. Unset: the nearest .labops holding a lab, from the "
+        "working directory up; else the one `labops lab up` last used by default; else ./.labops.",
+    )
+    # How lab_dir was chosen: "set" (argument, environment, file), "found" (a .labops up from here, or the one
+    # remembered), "default" (./.labops). Only a default or found lab is remembered for other directories.
+    _lab_dir_origin: str = PrivateAttr("set")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
     pve: PveSettings = Field(default_factory=PveSettings)
     pbs: PbsSettings = Field(default_factory=PbsSettings)
@@ -344,7 +351,12 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
         path = candidate if candidate.is_file() else None
     _TOML_FILE["path"] = path
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+        if "lab_dir" not in settings.model_fields_set:
+            found, origin = _find_lab_dir(Path.cwd())
+            settings = settings.model_copy(update={"lab_dir": found})
+            settings._lab_dir_origin = origin
+        return settings
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors())
         where = f" in {path}" if path else ""
@@ -353,3 +365,47 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
         raise ConfigError(f"cannot read configuration file {path}: {exc}") from exc
     finally:
         _TOML_FILE["path"] = None
+
+
+LAB_MARKERS = ("lab.json", "secrets.json")
+
+
+def _pointer() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "labops" / "lab-dir"
+
+
+def _find_lab_dir(start: Path) -> tuple[Path, str]:
+    """The lab a command run in ``start`` means, and how it was found ("found" or "default").
+
+    The nearest ``.labops`` holding a lab, from ``start`` up (a command run in a sub-folder of the checkout);
+    else the lab ``labops lab up`` last brought up from its default place (so ``labops lab status`` from
+    another directory reports that lab, not an empty one); else ``./.labops``.
+    """
+    for folder in (start, *start.parents):
+        candidate = folder / ".labops"
+        if any((candidate / marker).is_file() for marker in LAB_MARKERS):
+            return candidate, "found"
+    try:
+        remembered = Path(_pointer().read_text().strip())
+    except (OSError, ValueError):
+        remembered = None
+    if remembered is not None and any((remembered / marker).is_file() for marker in LAB_MARKERS):
+        return remembered, "found"
+    return start / ".labops", "default"
+
+
+def remember_lab_dir(settings: Settings) -> None:
+    """After ``labops lab up`` in the default place: record it, so commands from other directories find it.
+
+    A lab directory chosen explicitly (``--lab-dir``, ``LABOPS_LAB_DIR``, a file) is never recorded: it is
+    the caller's choice each time (tests, several labs side by side).
+    """
+    if settings._lab_dir_origin == "set":
+        return
+    pointer = _pointer()
+    try:
+        pointer.parent.mkdir(parents=True, exist_ok=True)
+        pointer.write_text(str(settings.lab_dir.resolve()) + "\n")
+    except OSError:
+        pass  # a read-only home: commands from other directories then use their own ./.labops

@@ -29,7 +29,10 @@ from knowledge.embeddings import Embedder, OnnxEmbedder, embedder_for
 from knowledge.loaders import SUFFIXES, Document, UnreadableDocument, load_document
 from knowledge.store import Store
 
-__all__ = ["IngestReport", "ingest_paths"]
+__all__ = ["SHIPPED_DOCS", "IngestReport", "ingest_paths"]
+
+# The lab's own pages, shipped with LabOps (``labops lab up`` indexes them).
+SHIPPED_DOCS = Path(__file__).resolve().parent / "docs"
 
 log = logging.getLogger(__name__)
 

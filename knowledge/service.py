@@ -38,6 +38,15 @@ class DocsService:
                 self._store = None
                 raise
 
+    def chunks(self) -> int:
+        """How many chunks the documentation index holds (0: nothing was ingested)."""
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = embedder_for(self.settings)
+            if self._store is None:
+                self._store = Store(self.settings, dim=self._embedder.dim)
+            return 0 if self._store.empty else self._store.count()
+
     def search(self, query: str, *, k: int = 4) -> list[dict[str, Any]]:
         """Passages as ``{"text", "source", "section", "citation", "score"}`` (the ``docs.search`` tool's data)."""
         return [

@@ -87,9 +87,14 @@ class Hit:
     # The late-interaction score the re-ranking added (None: not re-ranked).
     late_score: float | None = None
 
+    @property
+    def rank_score(self) -> float:
+        """What the hits are ordered by: the fused score plus the re-ranking's weighted word-match score."""
+        return self.score + RERANK_WEIGHT * (self.late_score or 0.0)
+
     def as_dict(self) -> dict[str, Any]:
         """JSON form (``labops search --json``)."""
-        return dict(self.__dict__)
+        return {**self.__dict__, "rank_score": round(self.rank_score, 4)}
 
 
 class Store:
@@ -351,7 +356,7 @@ class Store:
         empty = unpack_states("", self.dim)
         late = maxsim_each(query, weights, [states.get(h.id, empty) for h in hits])
         scored = [replace(h, late_score=round(score, 4)) for h, score in zip(hits, late, strict=True)]
-        return sorted(scored, key=lambda h: -(h.score + RERANK_WEIGHT * (h.late_score or 0.0)))
+        return sorted(scored, key=lambda h: -h.rank_score)
 
     def _explain(self, hits: list[Hit], query: str, vector: np.ndarray[Any, Any], limit: int, expr: str) -> list[Hit]:
         """The hits with their rank in the dense and the BM25 list (1-based, within each list's limit)."""

@@ -113,8 +113,23 @@ class ApiKeys:
             ).fetchall()
         return sorted((self._row(r) for r in rows), key=lambda k: -k.created)
 
+    def find(self, key_id: str) -> ApiKey:
+        """The key whose id is ``key_id`` or starts with it (a unique prefix is enough, as for approvals)."""
+        wanted = key_id.strip()
+        matches = [k for k in self.list() if k.id == wanted] or [
+            k for k in self.list() if len(wanted) >= 5 and k.id.startswith(wanted)
+        ]
+        if not matches:
+            raise IdentityError(f"there is no key {key_id!r}; list them with `labops keys list`")
+        if len(matches) > 1:
+            raise IdentityError(
+                f"{key_id!r} matches {len(matches)} keys ({', '.join(k.id for k in matches)}); give more of the id"
+            )
+        return matches[0]
+
     def revoke(self, key_id: str) -> ApiKey:
-        """Revoke a key by its id (``key_...``)."""
+        """Revoke a key by its id (``key_...``) or a unique prefix of it."""
+        key_id = self.find(key_id).id
         with self.db.session() as s:
             found = s.execute("SELECT id FROM api_keys WHERE id = ?", (key_id,)).fetchone()
             if found is None:

@@ -33,6 +33,22 @@ class ApprovalDesk:
     def _request_approval(self, tool: Tool[Any], args: ToolArgs, caller: Caller, decision: Decision) -> ToolResult:
         assert self.engine is not None and self.approvals is not None and decision.approval is not None
         dumped = args.model_dump(mode="json")
+        plan = None
+        if tool.plan is not None:
+            try:
+                planned = tool.dry_run(self.context.for_call(user=caller.user, request_key=None), args)
+            except (ToolError, BackendUnavailable, ConfigError) as exc:
+                plan = {"error": str(exc)}
+            else:
+                plan = planned.model_dump(mode="json")
+                if not planned.feasible:
+                    # Nobody is asked to approve a call that cannot run: the requester is told what to change.
+                    why = "; ".join(c.detail for c in planned.checks if not c.passed)
+                    self._record(caller, tool.name, dumped, event="not_feasible", reasons=[why])
+                    return ToolResult.error(
+                        f"{tool.summary(args)} cannot run as asked, so no approval was requested: {why}",
+                        data={"plan": plan},
+                    )
         approval = self.approvals.create(
             tool=tool.name,
             args=dumped,
@@ -41,14 +57,6 @@ class ApprovalDesk:
             policy_version=self.engine.version,
             rule=decision.approval,
         )
-        plan = None
-        if tool.plan is not None:
-            try:
-                plan = tool.dry_run(self.context.for_call(user=caller.user, request_key=None), args).model_dump(
-                    mode="json"
-                )
-            except (ToolError, BackendUnavailable, ConfigError) as exc:
-                plan = {"error": str(exc)}
         self._record(caller, tool.name, dumped, event="approval_requested", approval_id=approval.id)
         approvers = self.engine.directory.approvers(
             approval.role, excluding=caller.user if approval.four_eyes else None

@@ -167,6 +167,9 @@ class Guard(ApprovalDesk):
         replay = self._replay(tool, dumped, caller, call_id)
         if replay is not None:
             return replay
+        spent = self._spent_approval(approval_id, tool, dumped, caller)
+        if spent is not None:
+            return spent
         try:
             decision = self.decide(tool, args, caller)
         except InvalidArguments as exc:
@@ -196,6 +199,32 @@ class Guard(ApprovalDesk):
             self._record(caller, tool.name, dumped, event="approval_refused", approval_id=approval_id, message=why)
             return ToolResult.error(why, data={"approval_id": approval_id})
         return self._request_approval(tool, args, caller, decision)
+
+    def _spent_approval(
+        self, approval_id: str | None, tool: Tool[Any], dumped: dict[str, Any], caller: Caller
+    ) -> ToolResult | None:
+        """The refusal of a call that brings an approval already used, denied or expired (it says so first).
+
+        Without this, a replayed approval was refused for whatever policy said next (a quota the first call
+        filled), hiding that approvals work once.
+        """
+        if approval_id is None:
+            return None
+        approval = self._find(approval_id)
+        if approval is None or approval.state not in ("used", "denied", "expired"):
+            return None
+        why = self._approval_problem(
+            approval_id, approval, approval.binding, tool=tool.name, args=dumped, caller=caller
+        )
+        if approval.state == "used":
+            why = (
+                f"approval {approval.id} was used already: an approval works once; make the call again to request "
+                "a new one"
+            )
+        self._record(
+            caller, tool.name, dumped, event="decision", decision="deny", reasons=[why], approval_id=approval_id
+        )
+        return ToolResult.error(why, data={"approval_id": approval.id})
 
     def _replay(
         self, tool: Tool[Any], dumped: dict[str, Any], caller: Caller, call_id: str | None

@@ -91,3 +91,32 @@ def test_real_host_without_credentials_is_refused(tmp_path: Path) -> None:
     settings = load_settings(lab_dir=tmp_path, pve={"host": "pve.lab"})
     with pytest.raises(ConfigError, match=r"pve\.password"):
         pve_endpoint(settings)
+
+
+def test_the_lab_is_found_from_sub_folders_and_other_directories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.config import remember_lab_dir
+
+    monkeypatch.delenv("LABOPS_LAB_DIR", raising=False)
+    monkeypatch.delenv("LABOPS_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    checkout = tmp_path / "checkout"
+    (checkout / ".labops").mkdir(parents=True)
+    (checkout / ".labops" / "lab.json").write_text("{}")
+    (checkout / "docs" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(checkout / "docs" / "deep")
+    found = load_settings(None)
+    assert found.lab_dir == checkout / ".labops"
+    # `lab up` there remembers it: a command from an unrelated directory reports that lab, not an empty one.
+    remember_lab_dir(found)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert load_settings(None).lab_dir == (checkout / ".labops").resolve()
+    # An explicit lab directory is the caller's choice each time: used, never remembered.
+    explicit = load_settings(None, lab_dir=tmp_path / "other")
+    remember_lab_dir(explicit)
+    assert load_settings(None).lab_dir == (checkout / ".labops").resolve()
+    (checkout / ".labops" / "lab.json").unlink()
+    assert load_settings(None).lab_dir == elsewhere / ".labops", "a lab that is gone is not used"

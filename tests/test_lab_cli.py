@@ -51,6 +51,9 @@ def test_lab_lifecycle_through_the_cli(tmp_path: Path, lab_dir: Path, monkeypatc
     assert status["pve"]["address"].startswith("https://127.0.0.1:")
     assert status["ray"]["address"].startswith("http://127.0.0.1:")
     assert (lab_dir / "secrets.json").stat().st_mode & 0o077 == 0, "secrets must not be readable by others"
+    # A new lab answers documentation questions at once: `lab up` indexed the lab's own pages.
+    code, out = _labops("search", "when are backups verified?", "--json")
+    assert code == 0 and any(h["source"] == "backup-policy.md" for h in json.loads(out)), out
 
     # Everything the lab started, with all children, to check that `down` leaves nothing behind.
     pids: set[int] = set()
@@ -70,6 +73,7 @@ def test_lab_lifecycle_through_the_cli(tmp_path: Path, lab_dir: Path, monkeypatc
     for backend in ("pve", "pbs", "postgres", "ray", "milvus"):
         assert checks[backend]["ok"], checks[backend]
     assert checks["pve"]["version"].startswith("pve-manager 8.4")
+    assert checks["docs index"]["ok"] and checks["docs index"]["version"].endswith("chunks")
     assert checks["postgres"]["version"].startswith("PostgreSQL 16")
 
     # --lab-dir wins over the environment: another directory has no lab.

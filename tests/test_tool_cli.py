@@ -31,7 +31,12 @@ def test_call_exit_codes_and_envelope(simulator: Any) -> None:
     code, out = _run(
         simulator, "tool", "plan", "vm.provision", "--args", '{"name": "cli-plan", "cores": 1}', "--as", "researcher1"
     )
-    assert code == 0 and "needs_approval" in out
+    assert code == 4 and "needs_approval" in out and "feasible" in out and "✓" in out
+    code, out = _run(simulator, "tool", "plan", "vm.provision", "--args", '{"name": "cli-big", "memory_gib": 200}',
+                     "--as", "admin1")  # fmt: skip
+    assert code == 1 and "not feasible" in out and "✗" in out and "GiB" in out, "the why, not only the verdict"
+    code, out = _run(simulator, "tool", "plan", "vm.stop", "--args", '{"vmid": 110}', "--as", "admin1")
+    assert code == 5
     code, out = _run(
         simulator, "tool", "call", "vm.provision", "--args", '{"name": "cli-vm"}', "--as", "researcher1", "--json"
     )
@@ -49,8 +54,11 @@ def test_policy_check_json(simulator: Any) -> None:
         simulator, "policy", "check", "--as", "researcher1", "vm.provision", "--args", '{"name": "x1"}', "--json"
     )
     decision = json.loads(out)
-    assert code == 0 and decision["decision"] == "needs_approval" and decision["approval"]["role"] == "admin"
+    assert code == 4 and decision["decision"] == "needs_approval" and decision["approval"]["role"] == "admin"
     assert decision["reasons"] and decision["policy_version"]
+    # One meaning per exit code across commands: 0 allow, 4 needs approval, 5 deny (as `tool call`).
+    assert _run(simulator, "policy", "check", "--as", "admin1", "vm.stop", "--args", '{"vmid": 110}')[0] == 5
+    assert _run(simulator, "policy", "check", "--as", "researcher1", "vm.list")[0] == 0
 
 
 def test_lab_dir_after_the_sub_command_and_human_output(simulator: Any) -> None:
@@ -120,3 +128,24 @@ def test_ask_exits_1_without_a_traceback_when_the_model_is_unreachable(simulator
     result = CliRunner().invoke(cli, [*argv, "--as", "researcher1"])
     assert result.exit_code == 1, result.output
     assert "cannot reach the language model" in result.output and "Traceback" not in result.output
+
+
+def test_every_command_and_option_says_what_it_does() -> None:
+    import click
+
+    missing: list[str] = []
+
+    def walk(command: click.Command, path: list[str]) -> None:
+        if not (command.help or command.short_help):
+            missing.append(" ".join(path) or "labops")
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                walk(sub, [*path, name])
+        for param in command.params:
+            if isinstance(param, click.Option) and not param.hidden and not param.help:
+                missing.append(f"{' '.join(path)} {'/'.join(param.opts)}")
+
+    walk(cli, [])
+    assert not missing, missing
+    status_help = CliRunner().invoke(cli, ["lab", "status", "--help"]).output
+    assert "ollama" in status_help and "milvus" in status_help

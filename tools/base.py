@@ -165,6 +165,8 @@ class Tool(Generic[A]):
         examples: requests this tool answers, as people write them (tool retrieval embeds them).
         named_by: for each argument, how a thing the user names resolves to its value (:class:`NameLookup`).
         prepare: fills arguments the user's words give but the model left out (a job template's options).
+        mine: the argument that takes the asking user's name when they ask about their own things ("my VMs":
+            ``owner`` of ``vm.list``); set by the agent from the channel's identity, never from the model.
 
     The risk is the tool's only declaration of how dangerous it is: the Cedar action group (``read``,
     ``write``, ``destructive``) is generated from it (``policies.schema``), so the two cannot disagree.
@@ -187,6 +189,7 @@ class Tool(Generic[A]):
     examples: tuple[str, ...] = ()
     named_by: Mapping[str, NameLookup] = field(default_factory=dict)
     prepare: Prepare | None = None
+    mine: str | None = None
 
     def __post_init__(self) -> None:
         if self.risk != "read" and self.plan is None:
@@ -196,7 +199,7 @@ class Tool(Generic[A]):
         if self.risk != "read" and not self.asks:
             raise TypeError(f"tool {self.name} changes the lab but declares no `asks` (how a person asks for it)")
         fields = set(self.args_model.model_fields)
-        unknown = (set(self.aliases) | set(self.named_by)) - fields
+        unknown = (set(self.aliases) | set(self.named_by) | ({self.mine} if self.mine else set())) - fields
         if unknown:
             raise TypeError(f"tool {self.name}: aliases/named_by name no argument: {sorted(unknown)}")
 

@@ -199,14 +199,15 @@ def _provision(s: _Session) -> None:
         call_id=call_id,
         approval_id=approval["id"],
     )
-    s.call(
+    replayed = s.call(
         "researcher1",
         "(replays the approval)",
         "vm.provision",
         args,
-        expect={"error", "denied"},
+        expect={"error"},
         approval_id=approval["id"],
     )
+    s.expect("used" in replayed.message, "an approval works once")
     s.call("researcher2", "Stop proj-pg01, I need its memory", "vm.stop", {"vmid": 110}, expect={"denied"})
     vmid = (made.data or {}).get("vmid")
     if vmid is None:
@@ -365,7 +366,7 @@ def demo(rows: int, down_after: bool) -> None:
     _step(session, "6. DESI DR1 queries (read-only role, checked SQL)", _desi)
     _step(session, "7. A VM with an admin's approval; deleted with a second admin's", _provision)
     _step(session, "8. A Ray job on the cluster", _ray)
-    _step(session, "9. Lab members ask the assistant (the real model on the embedded GPU node, via Ollama)", _chat)
+    _step(session, "9. Lab members ask the assistant (the GPU node's model, via Ollama)", _chat)
     _step(session, "10. The audit log proves nothing was edited", _audit)
 
     if down_after:

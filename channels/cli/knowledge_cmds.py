@@ -72,8 +72,12 @@ def search(query: str, k: int, mode: str, as_json: bool, explain: bool) -> None:
         return
     if not hits:
         console.print("no passage matched; ingest documents first: labops ingest knowledge/docs")
+    else:
+        # Hits are ranked by the fused score plus the re-ranking's word-match score: print the one the order
+        # comes from, and the fused score the agent's relevance floor uses beside it.
+        console.print("[dim]rank score = fused dense/BM25 score + word-match re-ranking; best first[/dim]\n")
     for hit in hits:
-        console.print(f"[bold]{escape(cite(hit))}[/bold]  score {hit.score:.4f}")
+        console.print(f"[bold]{escape(cite(hit))}[/bold]  rank score {hit.rank_score:.4f} (fused {hit.score:.4f})")
         if explain:
             late = f", word match {hit.late_score:.3f}" if hit.late_score is not None else ""
             console.print(

@@ -9,6 +9,8 @@ import click
 from rich.table import Column, Table
 
 from channels.cli.common import console, echo_json, err_console, get_settings
+from core.config import Settings, remember_lab_dir
+from core.errors import LabOpsError
 from simlab import supervisor
 
 __all__ = ["lab"]
@@ -70,6 +72,9 @@ def up(parts: tuple[str, ...], rows: int, as_json: bool) -> None:
         err_console.print(f"[red]error:[/red] {exc}")
         err_console.print("What did start is recorded; `labops lab down` stops it.")
         sys.exit(1)
+    remember_lab_dir(settings)
+    if "milvus" in chosen and status.get("milvus", {}).get("status") == "up":
+        _index_shipped_docs(settings)
     if as_json:
         echo_json(status)
         return
@@ -77,15 +82,34 @@ def up(parts: tuple[str, ...], rows: int, as_json: bool) -> None:
     print_status(status)
 
 
+def _index_shipped_docs(settings: Settings) -> None:
+    """Index the lab's own pages (``knowledge/docs``) so that a new lab answers documentation questions at once.
+
+    Only changed pages are embedded again, so a second ``lab up`` costs a moment. A failure is reported and
+    the lab stays up: `labops ingest knowledge/docs` can be run by hand.
+    """
+    from knowledge.ingest import SHIPPED_DOCS, ingest_paths
+
+    _progress("indexing the lab's documentation (knowledge/docs)")
+    try:
+        report = ingest_paths(settings, [SHIPPED_DOCS])
+    except LabOpsError as exc:
+        err_console.print(f"[yellow]warning:[/yellow] the documentation was not indexed: {exc}; run "
+                          "`labops ingest knowledge/docs` once the lab is up")  # fmt: skip
+        return
+    _progress(f"documentation: {report.summary()}")
+
+
 @lab.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: {part: {status, address, pid}}.")
 def status(as_json: bool) -> None:
-    """Report each part (pve, pbs, kube, postgres, ray, milvus) as up or down with its address."""
+    """Report each part (pve, pbs, kube, postgres, ray, milvus, ollama) as up or down with its address."""
     settings = get_settings()
     result = supervisor.lab_status(settings.lab_dir)
     if as_json:
         echo_json(result)
     else:
+        console.print(f"Embedded lab in [bold]{settings.lab_dir.resolve()}[/bold]:")
         print_status(result)
 
 

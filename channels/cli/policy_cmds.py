@@ -37,12 +37,18 @@ def policy() -> None:
 @click.option("--json", "as_json", is_flag=True, help='Print {"decision", "reasons", ...} as JSON.')
 @handle_errors
 def check(user: str | None, tool: str, raw_args: str, as_json: bool) -> None:
-    """Show the decision (allow, needs_approval, deny) for a call, and why. Nothing runs."""
+    """Show the decision (allow, needs_approval, deny) for a call, and why. Nothing runs.
+
+    Exit codes as for `tool call`: 0 allow, 4 needs_approval, 5 deny, 1 an error in the request.
+    """
     guard = Guard.from_settings(get_settings())
     decision = guard.check(tool, parse_args(raw_args), caller=cli_caller(user))
     if isinstance(decision, ToolResult):
-        console.print(f"[red]error[/red]: {decision.message}")
-        sys.exit(1)
+        if as_json:
+            echo_json(decision.model_dump(mode="json"))
+        else:
+            console.print(f"[red]error[/red]: {decision.message}")
+        sys.exit(EXIT_CODES["error"])
     out = {**decision.as_dict(), "policy_version": guard.engine.version if guard.engine else None}
     if as_json:
         echo_json(out)
@@ -54,6 +60,7 @@ def check(user: str | None, tool: str, raw_args: str, as_json: bool) -> None:
         if decision.approval:
             a = decision.approval
             console.print(f"  approval by role {a.role}" + (", not the requester" if a.four_eyes else ""))
+    sys.exit({"deny": EXIT_CODES["denied"], "needs_approval": EXIT_CODES["needs_approval"]}.get(decision.decision, 0))
 
 
 @policy.command("test")
@@ -85,8 +92,13 @@ def _service() -> ApprovalService:
 
 
 @approvals.command("list")
-@click.option("--state", type=click.Choice(["pending", "approved", "used", "denied", "expired"]), default=None)
-@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--state",
+    type=click.Choice(["pending", "approved", "used", "denied", "expired"]),
+    default=None,
+    help="Only approvals in this state (default: all).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the approvals as JSON (every field, ids whole).")
 @handle_errors
 def list_approvals(state: str | None, as_json: bool) -> None:
     """Approval requests, newest first."""

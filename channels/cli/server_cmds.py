@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from channels.cli.common import cli_caller, console, echo_json, err_console, get_settings, handle_errors
 from core.errors import IdentityError
@@ -71,6 +71,17 @@ def create_key(name: str, user: str | None, trusted_frontend: bool, as_json: boo
     """Create a key; it is printed once (only its hash is stored)."""
     me, operator = _me()
     user = user or me
+    directory = PolicyEngine.from_settings(get_settings()).directory
+    if directory.user(user).roles == (OPERATOR_ROLE,):
+        # An operator account only stands in for others on the command line; a key acting as it could do nothing
+        # but read, and would answer "my VMs" for nobody.
+        raise IdentityError(
+            f"{user} has only the {OPERATOR_ROLE!r} role, which acts for others on the command line: create the key "
+            "for the lab user who will use it with --as USER (or --trusted-frontend for OpenWebUI)"
+            if not trusted_frontend
+            else "a trusted front-end key acts as its forwarded users; give it a service owner with --as (e.g. "
+            "--as openwebui-svc)"
+        )
     if (user != me or trusted_frontend) and not operator:
         raise IdentityError(
             f"only users with the {OPERATOR_ROLE!r} role may create keys for others or for a trusted "
@@ -99,7 +110,9 @@ def list_keys(as_json: bool) -> None:
     if not records:
         console.print("no keys yet: `labops keys create openwebui --as <user> [--trusted-frontend]`")
         return
-    table = Table("id", "name", "user", "trusted front-end", "created", "last used", "state", box=None)
+    # Ids are never cut short (people copy them): the id column does not wrap, the names do.
+    table = Table(Column("id", no_wrap=True), "name", "user", "trusted front-end", "created", "last used", "state",
+                  box=None)  # fmt: skip
     for r in records:
 
         def when(t: float | None) -> str:
@@ -114,12 +127,12 @@ def list_keys(as_json: bool) -> None:
 @click.argument("key_id")
 @handle_errors
 def revoke_key(key_id: str) -> None:
-    """Revoke a key by its id (``key_…``); requests with it get 401 at once."""
+    """Revoke a key by its id (``key_…``, or a unique prefix of it); requests with it get 401 at once."""
     me, operator = _me()
     store = ApiKeys.from_settings(get_settings())
-    found = next((k for k in store.list() if k.id == key_id), None)
-    if found is not None and found.user != me and not operator:
-        raise IdentityError(f"{key_id} acts as {found.user}; only its owner or an operator may revoke it")
-    record = store.revoke(key_id)
+    found = store.find(key_id)
+    if found.user != me and not operator:
+        raise IdentityError(f"{found.id} acts as {found.user}; only its owner or an operator may revoke it")
+    record = store.revoke(found.id)
     _audit(me, "api_key_revoked", key_id=record.id)
     console.print(f"revoked {record.id} ({escape(record.name)}, acting as {escape(record.user)})")

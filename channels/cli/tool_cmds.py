@@ -1,9 +1,8 @@
 """``labops tool list|plan|call``: the guarded tools without the LLM.
 
 Output: a human summary by default, or with ``--json`` the envelope ``{"status", "data", "message"}``
-and nothing else. Exit codes (:data:`channels.cli.common.EXIT_CODES`): 0 ``ok``/``no_data``, 1 ``error``,
-4 ``needs_approval``, 5 ``denied``; ``plan`` exits 0 when the call is feasible and policy would not deny
-it, 1 when it is not feasible or the arguments are wrong, 5 when policy would deny it.
+and nothing else. Exit codes (:data:`channels.cli.common.EXIT_CODES`), the same for every command: 0 ``ok``
+/``no_data``/allowed, 1 ``error`` (also a plan that is not feasible), 4 ``needs_approval``, 5 ``denied``.
 """
 
 from __future__ import annotations
@@ -110,24 +109,46 @@ _AS_HELP = "Act as this lab user (operators only; default: the user your OS acco
 def plan(name: str, raw_args: str, user: str | None, as_json: bool) -> None:
     """Show what a call would do (API calls, capacity, checks) and what policy would decide; changes nothing.
 
-    Exit 0: feasible and policy allows it or asks for an approval; 1: not feasible or bad arguments;
-    5: policy would deny it.
+    Exit codes mean what they mean for `tool call`: 0 feasible and allowed; 4 feasible, needs an approval;
+    5 policy would deny it; 1 not feasible (the failed checks say why) or bad arguments.
     """
     settings = get_settings()
     guard = Guard.from_settings(settings, services=tool_services(settings))
     result = guard.plan(name, parse_args(raw_args), caller=cli_caller(user))
+    data = result.data if isinstance(result.data, dict) else {}
+    checks = data.get("checks", [])
+    feasible = all(c.get("passed") for c in checks)
+    decision = (data.get("policy") or {}).get("decision")
     if as_json:
         echo_json(result.model_dump(mode="json"))
-    else:
+    elif result.status != "ok":
         render_result(result)
-        for line in (result.data or {}).get("api_calls", []) if isinstance(result.data, dict) else []:
-            console.print(f"  api: {escape(line)}")
+    else:
+        _print_plan(data, feasible)
     if result.status != "ok":
         sys.exit(EXIT_CODES[result.status])
-    data = result.data or {}
-    checks_ok = all(c.get("passed") for c in data.get("checks", []))
-    decision = (data.get("policy") or {}).get("decision")
-    sys.exit(5 if decision == "deny" else 0 if checks_ok else 1)
+    if not feasible:
+        sys.exit(EXIT_CODES["error"])
+    sys.exit({"deny": EXIT_CODES["denied"], "needs_approval": EXIT_CODES["needs_approval"]}.get(str(decision), 0))
+
+
+def _print_plan(data: dict[str, Any], feasible: bool) -> None:
+    """A plan for people: what it would do, whether it can, why not, the capacity, the API calls, policy."""
+    verdict = "[green]feasible[/green]" if feasible else "[red]not feasible[/red]"
+    console.print(f"plan: {escape(str(data.get('summary', '')))} — {verdict}")
+    for check in data.get("checks", []):
+        mark = "[green]✓[/green]" if check.get("passed") else "[red]✗[/red]"
+        console.print(f"  {mark} {escape(str(check.get('name')))}: {escape(str(check.get('detail')))}")
+    capacity = data.get("capacity") or {}
+    if capacity:
+        console.print("  capacity: " + ", ".join(f"{escape(str(k))} {escape(str(v))}" for k, v in capacity.items()))
+    for line in data.get("api_calls", []):
+        console.print(f"  api: {escape(line)}")
+    policy = data.get("policy") or {}
+    colour = {"allow": "green", "needs_approval": "yellow"}.get(str(policy.get("decision")), "red")
+    console.print(f"  policy: [{colour}]{policy.get('decision')}[/{colour}]")
+    for reason in policy.get("reasons", []):
+        console.print(f"    - {escape(str(reason))}")
 
 
 @tool.command()

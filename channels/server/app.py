@@ -21,6 +21,7 @@ from core.config import Settings
 __all__ = ["create_app", "run"]
 
 log = logging.getLogger(__name__)
+lifecycle = logging.getLogger("labops.serve")
 
 
 def create_app(settings: Settings, *, agent: Agent | None = None) -> FastAPI:
@@ -30,6 +31,7 @@ def create_app(settings: Settings, *, agent: Agent | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        lifecycle.info("shutting down: closing the agent, its model client and its stores")
         state.close()
 
     app = FastAPI(title="LabOps", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -88,7 +90,7 @@ def run(
             tmp.replace(port_file)
         if announce is not None:
             announce(url)
-        log.info("listening on %s (OpenAI API %s/v1, Slack %s/slack/events)", url, url, url)
+        lifecycle.info("listening on %s (OpenAI API %s/v1, Slack %s/slack/events)", url, url, url)
 
     server.startup = startup  # type: ignore[method-assign]
     server.run(sockets=[sock])

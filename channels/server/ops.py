@@ -42,6 +42,8 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("lab
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{8,80}$")
 
 router = APIRouter()
+ACCESS_LOG = "labops.access"
+access = logging.getLogger(ACCESS_LOG)
 
 
 class JsonFormatter(logging.Formatter):
@@ -58,6 +60,9 @@ class JsonFormatter(logging.Formatter):
         request_id = getattr(record, "request_id", None) or request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
+        http = getattr(record, "http", None)
+        if isinstance(http, dict):
+            entry.update(http)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
@@ -74,6 +79,9 @@ def configure_logging(settings: Settings, *, json_logs: bool = True) -> None:
     root.setLevel(settings.log_level)
     for noisy in ("uvicorn.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # One line per request and the service's start and stop, whatever log_level says about the rest.
+    for always in (ACCESS_LOG, "labops.serve"):
+        logging.getLogger(always).setLevel(min(logging.INFO, logging.getLevelName(settings.log_level)))
 
 
 def install_middleware(app: FastAPI) -> None:
@@ -95,10 +103,21 @@ def install_middleware(app: FastAPI) -> None:
         finally:
             route = request.scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
+            elapsed = time.perf_counter() - started
             state: ServerState | None = getattr(request.app.state, "labops", None)
             if state is not None:
                 state.metrics.requests.labels(path, request.method, str(status)).inc()
-                state.metrics.latency.labels(path, request.method).observe(time.perf_counter() - started)
+                state.metrics.latency.labels(path, request.method).observe(elapsed)
+            access.info(
+                "%s %s %s %.0f ms",
+                request.method,
+                request.url.path,
+                status,
+                elapsed * 1000,
+                extra={"http": {"method": request.method, "path": request.url.path, "status": status,
+                                "ms": round(elapsed * 1000, 1),
+                                "client": request.client.host if request.client else None}},
+            )  # fmt: skip
             request_id_var.reset(token)
 
 
@@ -153,18 +172,20 @@ def _check_model_at(settings: Settings, url: str | None) -> str:
     return f"{llm.provider}: {llm.model} at {url}" if llm.provider == "ollama" else f"{llm.provider}: {llm.model}"
 
 
-def _check_docs(settings: Settings) -> str:
-    uri, _token = milvus_endpoint(settings)
+def _check_docs(state: ServerState) -> str:
+    """The documentation index the agent searches answers and holds the lab's pages."""
+    uri, _token = milvus_endpoint(state.settings)
     if "://" in uri:
-        # A Milvus server: reachable is enough here (opening a collection is the first search's job).
         parsed = urlsplit(uri)
         with socket.create_connection((parsed.hostname or "localhost", parsed.port or 19530), timeout=5):
             pass
-        return uri
-    # Milvus Lite: one process per directory, so readiness only checks the index was built.
-    if not Path(uri).exists():
-        raise LabOpsError(f"no documentation index at {uri}: run `labops ingest` (or `labops lab up`)")
-    return uri
+    elif not Path(uri).exists():
+        raise LabOpsError(f"no documentation index at {uri}: run `labops ingest knowledge/docs` (or `labops lab up`)")
+    docs = state.agent.docs
+    chunks = docs.chunks() if docs is not None and hasattr(docs, "chunks") else None
+    if chunks == 0:
+        raise LabOpsError(f"the documentation index at {uri} is empty: run `labops ingest knowledge/docs`")
+    return uri if chunks is None else f"{uri}: {chunks} chunks"
 
 
 @router.get("/readyz")
@@ -175,7 +196,7 @@ async def readyz(request: Request) -> Any:
     parts: tuple[tuple[str, Callable[[], str]], ...] = (
         ("store", lambda: _check_store(state.settings)),
         ("model", lambda: _check_model(state)),
-        ("docs", lambda: _check_docs(state.settings)),
+        ("docs", lambda: _check_docs(state)),
     )
     for name, check in parts:
         try:

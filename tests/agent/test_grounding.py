@@ -164,3 +164,14 @@ def test_a_docs_answer_with_nothing_sourced_is_replaced_by_the_documentation_s_w
     result = agent.ask("When are backups verified?", caller=R1)
     assert "03:30" not in result.answer.replace("“03:30”", "") and "11:00" in result.answer
     assert "Sources:" in result.answer
+
+
+def test_an_empty_documentation_index_is_named_in_the_answer(make_agent: Any, tmp_path: Any) -> None:
+    from core.config import load_settings
+
+    settings = load_settings(None, lab_dir=tmp_path / "lab", llm={"provider": "scripted"},
+                             milvus={"uri": str(tmp_path / "empty" / "milvus.db")})  # fmt: skip
+    agent = make_agent(replies=["Backups are verified at 11:00."], settings=settings)
+    result = agent.ask("When are backups verified?", caller=R1)
+    assert "index is empty" in result.answer and "labops ingest knowledge/docs" in result.answer
+    assert "11:00" not in result.answer.replace("“11:00”", ""), "nothing to source it from"

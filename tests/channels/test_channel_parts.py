@@ -257,5 +257,11 @@ def test_keys_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     }
     store = ApiKeys.from_settings(load_settings(None, lab_dir=tmp_path))
     assert store.check(record["key"]) is not None
-    assert run("revoke", record["id"]).exit_code == 0 and store.check(record["key"]) is None
+    # A key acting as the operator account itself could only read and would answer "my VMs" for nobody.
+    operator_key = run("create", "scripts")
+    assert operator_key.exit_code == 1 and "--as USER" in operator_key.output
+    # Ids are printed whole (not cut at 80 columns), and a unique prefix is enough to revoke.
+    wide = CliRunner().invoke(cli, ["--lab-dir", str(tmp_path), "keys", "list"], terminal_width=60)
+    assert record["id"] in wide.output
+    assert run("revoke", record["id"][:8]).exit_code == 0 and store.check(record["key"]) is None
     assert run("revoke", "key_nope").exit_code == 1

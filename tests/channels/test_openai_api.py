@@ -237,3 +237,9 @@ def test_health_readiness_metrics_and_request_ids(serve: Any, keys: dict[str, st
     # Every log line is one JSON object; the request's lines carry its id.
     records = [json.loads(line) for line in serve.log_lines() if line.startswith("{")]
     assert records and all({"ts", "level", "logger", "msg"} <= set(r) for r in records)
+    # One line per request, with its method, path, status and time (the README promises request logs).
+    served = [r for r in records if r["logger"] == "labops.access"]
+    traced = [r for r in served if r.get("request_id") == "trace-0001-abcdef"]
+    assert traced and traced[0]["method"] == "POST" and traced[0]["status"] == 200 and traced[0]["ms"] > 0
+    assert any(r["path"] == "/healthz" for r in served)
+    assert any(r["logger"] == "labops.serve" and "listening on" in r["msg"] for r in records)

@@ -199,3 +199,19 @@ def test_a_claim_of_a_dead_process_is_resumed(tmp_path: Path) -> None:
         s.commit()
     assert keys.claim("k", "vm.provision", "b").state == "resume"
     assert [u["key"] for u in keys.unfinished()] == ["k"]
+
+
+def test_a_replayed_approval_is_refused_as_used_even_when_the_quota_is_now_full(
+    tmp_path: Path, inprocess_lab: Any
+) -> None:
+    # researcher1 owns two VMs of a quota of three: the approved VM fills it. The replay used to be refused
+    # "over quota", which hid that an approval works once.
+    lab = inprocess_lab(tmp_path / "lab")
+    guard = Guard.from_settings(load_settings(None, lab_dir=lab.lab_dir))
+    args = {"name": "replay-1", "cores": 1, "memory_gib": 1}
+    asked = guard.call("vm.provision", args, caller=R1)
+    approval_id = asked.data["approval"]["id"]
+    assert guard.approve(approval_id, caller=A1).status == "ok"
+    assert guard.call("vm.provision", args, caller=R1, approval_id=approval_id).status == "ok"
+    again = guard.call("vm.provision", args, caller=R1, approval_id=approval_id)
+    assert again.status == "error" and "used already" in again.message and "quota" not in again.message

@@ -350,6 +350,7 @@ TOOLS: list[Tool[Any]] = [
         summary=lambda a: "list Ray jobs",
         words=("my jobs", "list", "running", "pending", "queued"),
         examples=("List my Ray jobs.", "What is running on the Ray cluster?"),
+        mine="owner",
     ),
 ]
 

@@ -47,6 +47,7 @@ TOOLS: list[Tool[Any]] = [
         summary=lambda a: "list VMs" + "".join(f" {k}={v}" for k, v in a.model_dump(exclude_defaults=True).items()),
         words=("my vms", "which vms", "list", "stopped", "running", "owned", "own"),
         examples=("What VMs do I have?", "Which VMs are stopped?", "List the VMs on node03."),
+        mine="owner",
     ),
     Tool(
         name="vm.show",
