@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from core.config import Settings
-from policies.stores import Database
+from core.store import Database
 
 __all__ = ["Waits"]
 
@@ -20,15 +20,7 @@ class Waits:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        with self.db.session() as s:
-            s.execute(
-                "CREATE TABLE IF NOT EXISTS agent_waits (approval_id TEXT PRIMARY KEY, thread_id TEXT NOT NULL, "
-                "requester TEXT NOT NULL, channel TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, "
-                "resumed DOUBLE PRECISION)"
-            )
-            s.ensure_column("agent_waits", "result", "TEXT")
-            s.ensure_column("agent_waits", "delivered", "INTEGER")
-            s.commit()
+        db.ensure_schema()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Waits:
@@ -37,13 +29,12 @@ class Waits:
 
     def add(self, approval_id: str, *, thread_id: str, requester: str, channel: str) -> None:
         """Record that ``thread_id`` waits for ``approval_id``."""
-        with self.db.session() as s:
+        with self.db.transaction() as s:
             s.execute(
                 "INSERT INTO agent_waits (approval_id, thread_id, requester, channel, created) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (approval_id) DO NOTHING",
                 (approval_id, thread_id, requester, channel, time.time()),
             )
-            s.commit()
 
     def find(self, approval_id: str) -> dict[str, Any] | None:
         """The waiting thread of an approval (a unique id prefix is enough)."""
@@ -65,48 +56,33 @@ class Waits:
 
     def claim_resume(self, approval_id: str) -> bool:
         """Mark the wait as resumed; False if another process already did (resume exactly once)."""
-        with self.db.session() as s:
-            s.exclusive("agent_waits")
-            try:
-                row = s.execute("SELECT resumed FROM agent_waits WHERE approval_id = ?", (approval_id,)).fetchone()
-                if row is None or row[0] is not None:
-                    s.rollback()
-                    return False
-                s.execute("UPDATE agent_waits SET resumed = ? WHERE approval_id = ?", (time.time(), approval_id))
-                s.commit()
-                return True
-            except BaseException:
-                s.rollback()
-                raise
+        with self.db.transaction(lock="agent_waits") as s:
+            row = s.execute("SELECT resumed FROM agent_waits WHERE approval_id = ?", (approval_id,)).fetchone()
+            if row is None or row[0] is not None:
+                return False
+            s.execute("UPDATE agent_waits SET resumed = ? WHERE approval_id = ?", (time.time(), approval_id))
+            return True
 
     def release(self, approval_id: str) -> None:
         """Undo :meth:`claim_resume` (the resume failed before it ran)."""
-        with self.db.session() as s:
+        with self.db.transaction() as s:
             s.execute("UPDATE agent_waits SET resumed = NULL WHERE approval_id = ?", (approval_id,))
-            s.commit()
 
     def complete(self, approval_id: str, answer: str) -> None:
         """Keep what the resumed conversation answered, for the requester's channel to show next time."""
-        with self.db.session() as s:
+        with self.db.transaction() as s:
             s.execute("UPDATE agent_waits SET result = ?, delivered = 0 WHERE approval_id = ?", (answer, approval_id))
-            s.commit()
 
     def undelivered(self, thread_id: str) -> list[dict[str, Any]]:
         """Answers of resumed requests of this thread that its channel has not shown yet (and marks them shown)."""
-        with self.db.session() as s:
-            s.exclusive("agent_waits")
-            try:
-                rows = s.execute(
-                    "SELECT approval_id, result FROM agent_waits WHERE thread_id = ? AND result IS NOT NULL "
-                    "AND delivered = 0",
-                    (thread_id,),
-                ).fetchall()
-                for approval_id, _result in rows:
-                    s.execute("UPDATE agent_waits SET delivered = 1 WHERE approval_id = ?", (approval_id,))
-                s.commit()
-            except BaseException:
-                s.rollback()
-                raise
+        with self.db.transaction(lock="agent_waits") as s:
+            rows = s.execute(
+                "SELECT approval_id, result FROM agent_waits WHERE thread_id = ? AND result IS NOT NULL "
+                "AND delivered = 0",
+                (thread_id,),
+            ).fetchall()
+            for approval_id, _result in rows:
+                s.execute("UPDATE agent_waits SET delivered = 1 WHERE approval_id = ?", (approval_id,))
         return [{"approval_id": a, "answer": r} for a, r in rows]
 
     def pending(self) -> list[dict[str, Any]]:

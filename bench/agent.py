@@ -1,29 +1,33 @@
-"""How fast the agent is: its own overhead per turn, and end to end with the real model.
+"""How fast the agent is: its own overhead per turn, and end to end with the real model, old and new side by side.
 
-Run by hand against a running embedded lab (``labops lab up``; the docs ingested with ``labops ingest
-knowledge/docs``)::
+Run by hand against a running embedded lab (``labops lab up`` indexes the documentation)::
 
-    .venv/bin/python -m bench.agent [--turns 20] [--real 5] [--lab-dir .labops]
+    .venv/bin/python -m bench.agent [--turns 20] [--real 6] [--old /path/to/an/older/checkout] [--lab-dir .labops]
 
 1. Overhead: a zero-latency scripted model, so what is measured is retrieval, tool selection, the graph,
-   checkpoints and the guard (median and p95 per turn; target under 30 ms). A docs turn (no tool) and a
-   tool turn (``vm.nodes``, whose own simulator round trips are reported separately).
-2. Real model (the embedded GPU node through Ollama): time to first answer token, generation speed,
-   end-to-end seconds for a docs question and a read-tool question (target: median under 8 s), and the
-   model server's resident memory.
+   checkpoints, grounding and the guard (median and p95 per turn). A docs turn (no tool) and a tool turn
+   (``vm.nodes``, whose own simulator round trips are reported separately).
+2. Real model (the embedded GPU node through Ollama): end-to-end seconds, time to the first answer text and
+   prompt tokens per turn, for documentation questions and read-tool questions. With ``--old``, an older
+   checkout's agent answers in a process of its own beside this one. The model server keeps evaluated
+   prompts, so a question asked twice says nothing: every question is asked once in the whole run, the two
+   agents take alternate questions of each pool, in the order old, new, new, old (drift cancels out).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from agent.runtime import Agent
 from agent.scripted import ScriptedChatModel, fenced_call
+from agent.services import build_services
 from core.config import Settings, load_settings
 from policies.guard import Caller
 
@@ -42,9 +46,9 @@ def _overhead(settings: Settings, turns: int) -> None:
             return "Done."
         return fenced_call("vm_nodes")
 
-    model = ScriptedChatModel(responder=responder)
-    agent = Agent(settings.model_copy(update={"llm": settings.llm.model_copy(update={"provider": "scripted"})}),
-                  model=model)  # fmt: skip
+    scripted = settings.model_copy(update={"llm": settings.llm.model_copy(update={"provider": "scripted"})})
+    services = build_services(scripted, model=ScriptedChatModel(responder=responder))
+    agent = services.agent
     spent: list[float] = []
     execute = agent.guard.execute
 
@@ -71,9 +75,10 @@ def _overhead(settings: Settings, turns: int) -> None:
             print(f"{label:10} agent overhead  median {statistics.median(own):6.1f} ms  p95 {_pct(own, 0.95):6.1f} ms"
                   f"   (the tool call itself, guard included: median {statistics.median(tool_ms):.1f} ms)")  # fmt: skip
     finally:
-        agent.close()
+        services.close()
 
 
+# Distinct questions, each asked once in a run (the model server caches prompts it has seen).
 DOCS_QUESTIONS = [
     "When are backups verified?",
     "How do I get a GPU for training?",
@@ -81,6 +86,12 @@ DOCS_QUESTIONS = [
     "What is the data network subnet?",
     "How do I restore a VM from backup?",
     "What is our recovery point objective for databases?",
+    "Where do the off-site backup copies go?",
+    "Which tool does the lab use for endpoint detection?",
+    "How long may a SQL statement run before it is cancelled?",
+    "How many Ray jobs may a researcher run at once?",
+    "What does the onboarding runbook ask a new member to read?",
+    "How many nodes are in the Kubernetes cluster?",
 ]
 TOOL_QUESTIONS = [
     "Which VMs do I own?",
@@ -89,41 +100,91 @@ TOOL_QUESTIONS = [
     "Show me VM 110",
     "Which nodes have the most free memory?",
     "What is the backup status of VM 132?",
+    "Which VMs are stopped?",
+    "Which Ray job templates can I run?",
+    "How full is the backup datastore?",
+    "Which backup jobs are configured?",
+    "Are any nodes offline?",
+    "Show me VM 131",
 ]
 
+# Drives one agent over given questions and prints one JSON line per turn. Passed to an older checkout's Python
+# with -c, so it uses only what every version of the agent has: Agent(settings).stream(text, caller=...).
+DRIVER = r"""
+import json, sys, time
+from agent.runtime import Agent
+from core.config import load_settings
+from policies.guard import Caller
+settings = load_settings(None, lab_dir=sys.argv[1])
+agent = Agent(settings)
+caller = Caller(user="researcher1", channel="cli")
+try:
+    for kind, text in json.loads(sys.argv[2]):
+        started = time.perf_counter()
+        first = None
+        result = None
+        for event in agent.stream(text, caller=caller):
+            if event["type"] == "token" and first is None:
+                first = time.perf_counter() - started
+            if event["type"] == "done":
+                result = event["result"]
+        end = time.perf_counter() - started
+        row = {"kind": kind, "text": text, "end": end, "first": first if first is not None else end,
+               "tokens_in": getattr(result, "tokens_in", 0), "model_calls": getattr(result, "model_calls", 0),
+               "tools": [c["name"] for c in getattr(result, "tool_calls", [])]}
+        print(json.dumps(row), flush=True)
+finally:
+    agent.close()
+"""
 
-def _real(settings: Settings, runs: int) -> None:
-    """Distinct questions (each asked once), so the server reuses only the shared prompt prefix."""
-    agent = Agent(settings)
-    print(f"model: {agent.model_info.get('model')} at {agent.model_info.get('url')}")
-    try:
-        for label, questions in (
-            ("docs questions", DOCS_QUESTIONS[:runs]),
-            ("read-tool questions", TOOL_QUESTIONS[:runs]),
-        ):
-            ends, firsts, speeds = [], [], []
-            for text in questions:
-                started = time.perf_counter()
-                first: float | None = None
-                result = None
-                for event in agent.stream(text, caller=CALLER):
-                    if event["type"] == "token" and first is None:
-                        first = time.perf_counter() - started
-                    if event["type"] == "done":
-                        result = event["result"]
-                end = time.perf_counter() - started
-                ends.append(end)
-                firsts.append(first or end)
-                if result is not None and result.tokens:
-                    speeds.append(result.tokens / end)
-            print(f"{label:19} end to end median {statistics.median(ends):5.1f} s  p95 {_pct(ends, 0.95):5.1f} s"
-                  f"   first token median {statistics.median(firsts):5.1f} s"
-                  f"   tokens/s (in+out over the turn) {statistics.median(speeds) if speeds else 0:6.0f}")  # fmt: skip
-    finally:
-        agent.close()
+
+def _drive(code: Path, lab_dir: Path, questions: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Ask ``questions`` with the agent of the checkout at ``code`` (a process of its own)."""
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    done = subprocess.run(
+        [sys.executable, "-c", DRIVER, str(lab_dir), json.dumps(questions)],
+        cwd=code, env=env, capture_output=True, text=True, timeout=3600,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"the agent at {code} failed:\n{done.stderr[-2000:]}")
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+def _summary(label: str, rows: list[dict[str, Any]]) -> None:
+    for kind in ("docs", "tool"):
+        mine = [r for r in rows if r["kind"] == kind]
+        if not mine:
+            continue
+        ends = [r["end"] for r in mine]
+        firsts = [r["first"] for r in mine]
+        prompt = [r["tokens_in"] / max(1, r["model_calls"]) for r in mine if r["model_calls"]]
+        print(f"{label:4} {kind:4} n={len(mine):2}  end to end median {statistics.median(ends):5.1f} s "
+              f"p95 {_pct(ends, 0.95):5.1f} s   first answer text median {statistics.median(firsts):5.1f} s   "
+              f"prompt tokens per model call median {statistics.median(prompt) if prompt else 0:6.0f}")  # fmt: skip
+
+
+def _real(lab_dir: Path, runs: int, old: Path | None) -> None:
+    """Each pool split between the agents (alternate questions), asked in the order old, new, new, old."""
+    here = Path(__file__).resolve().parents[1]
+    docs = [("docs", q) for q in DOCS_QUESTIONS[: 2 * runs]]
+    tools = [("tool", q) for q in TOOL_QUESTIONS[: 2 * runs]]
+    if old is None:
+        rows = _drive(here, lab_dir, docs[:runs] + tools[:runs])
+        _summary("new", rows)
+        return
+    mine = docs[1::2] + tools[1::2]
+    theirs = docs[0::2] + tools[0::2]
+    half_mine, half_theirs = len(mine) // 2, len(theirs) // 2
+    old_rows = _drive(old, lab_dir, theirs[:half_theirs])
+    new_rows = _drive(here, lab_dir, mine[:half_mine])
+    new_rows += _drive(here, lab_dir, mine[half_mine:])
+    old_rows += _drive(old, lab_dir, theirs[half_theirs:])
+    _summary("old", old_rows)
+    _summary("new", new_rows)
 
 
 def _server_memory(settings: Settings) -> None:
+    """The embedded model server's resident memory (from /proc: no extra dependency)."""
     state_file = settings.lab_dir / "lab.json"
     if not state_file.is_file():
         return
@@ -131,23 +192,29 @@ def _server_memory(settings: Settings) -> None:
     if not pid:
         print("model server: not the embedded one (llm.ollama_url is set)")
         return
-    import psutil
-
-    rss = psutil.Process(int(pid)).memory_info().rss / 1024**3
-    print(f"model server (pid {pid}) resident memory {rss:.2f} GiB")
+    try:
+        status = Path(f"/proc/{int(pid)}/status").read_text()
+    except OSError:
+        print(f"model server (pid {pid}): not running")
+        return
+    rss_kib = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    print(f"model server (pid {pid}) resident memory {rss_kib / 1024**2:.2f} GiB")
 
 
 def main() -> None:
     """Print the numbers."""
     parser = argparse.ArgumentParser(prog="python -m bench.agent", description=__doc__)
-    parser.add_argument("--turns", type=int, default=20, help="turns per overhead measurement")
-    parser.add_argument("--real", type=int, default=6, help="distinct real-model questions per kind (0: skip)")
+    parser.add_argument("--turns", type=int, default=20, help="turns per overhead measurement (0: skip)")
+    parser.add_argument("--real", type=int, default=6, help="distinct real-model questions per kind and agent")
+    parser.add_argument("--old", type=Path, default=None, help="an older checkout to measure beside this one")
     parser.add_argument("--lab-dir", type=Path, default=Path(".labops"))
     opts = parser.parse_args()
     settings = load_settings(None, lab_dir=opts.lab_dir)
-    _overhead(settings, opts.turns)
+    if opts.turns:
+        _overhead(settings, opts.turns)
     if opts.real:
-        _real(settings, opts.real)
+        _real(opts.lab_dir.resolve(), opts.real, opts.old.resolve() if opts.old else None)
+        _server_memory(settings)
 
 
 if __name__ == "__main__":

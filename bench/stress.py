@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from agent.services import build_services
 from core.config import load_settings
 from policies.guard import Caller, Guard
 
@@ -24,7 +25,8 @@ LAB = Path(".labops")
 
 
 def _guard(lab: str) -> Guard:
-    return Guard.from_settings(load_settings(None, lab_dir=Path(lab)))
+    # A composition of its own per worker process, as each CLI process has.
+    return build_services(load_settings(None, lab_dir=Path(lab))).guard
 
 
 def _provision(lab: str, user: str, name: str, approval: str | None) -> tuple[str, str, float]:

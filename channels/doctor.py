@@ -254,8 +254,8 @@ def audit_check(settings: Settings) -> BackendCheck:
     the lab directory beside the SQLite store: whoever can rewrite the database can then remove the anchor
     too, which the row says.
     """
+    from core.store import Database
     from policies.audit import AuditLog
-    from policies.stores import Database
 
     where = Database.from_settings(settings).where
     try:

@@ -20,6 +20,7 @@ from agent.commands import ApprovalCommand, approval_command, decide, housekeepi
 from agent.models import chat_model, close_model, settings_for_spec
 from agent.runtime import Agent, TurnResult
 from agent.scripted import ScriptedChatModel, rules_responder
+from agent.services import Services, build_services
 from core.config import Settings
 from evals.cases import Case
 from evals.checks import CaseRun, CheckResult, run_checks
@@ -107,6 +108,19 @@ def _first_row(settings: Settings, sql: str) -> list[Any] | None:
     return list(row) if row is not None else None
 
 
+class _Shared:
+    """The runner's documentation search, lent to one case: the case's close leaves it open for the next."""
+
+    def __init__(self, docs: Any) -> None:
+        self._docs = docs
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._docs, name)
+
+    def close(self) -> None:
+        """Kept open: the runner closes it after the last case."""
+
+
 class EvalRunner:
     """Holds what the cases share: the lab, the model, the embedder, the documentation index."""
 
@@ -150,7 +164,7 @@ class EvalRunner:
         """Run ``case`` from a fresh lab; never raises for the case's own failures."""
         result = CaseResult(id=case.id, category=case.category, tier=case.tier, repeat=repeat, passed=False,
                             split=case.split)  # fmt: skip
-        agent: Agent | None = None
+        services: Services | None = None
         settings: Settings | None = None
         jobs_before: set[str] = set()
         try:
@@ -164,8 +178,8 @@ class EvalRunner:
             run = CaseRun(write_tools=self.write_tools, vms_before=self._vms(settings),
                           secrets=_secret_values(case_dir / "secrets.json"))  # fmt: skip
             made_by_setup = {j["job_id"] for j in self._jobs(settings)}
-            agent = self._agent(case, settings)
-            self._converse(case, agent, names, run, result)
+            services = self._services(case, settings)
+            self._converse(case, services.agent, names, run, result)
             run.vms_after = self._vms(settings)
             run.new_jobs = self._new_jobs(case, settings, made_by_setup)
             if case.expect.answer_sql:
@@ -184,18 +198,19 @@ class EvalRunner:
             result.crashed = f"{type(exc).__name__}: {exc}"
             result.transcript.append({"error": traceback.format_exc(limit=6)})
         finally:
-            if agent is not None:
-                agent.close()
+            if services is not None:
+                services.close()
             if settings is not None:
                 self._stop_new_jobs(settings, jobs_before)
         return result
 
-    def _agent(self, case: Case, settings: Settings) -> Agent:
+    def _services(self, case: Case, settings: Settings) -> Services:
+        """The case's composition: its own store and guard, the runner's model, docs index and embedder."""
+        model = self.model
         if self.scripted:
             rules = case.script or [{"reply": "The scripted model has no rule for this case."}]
             model = ScriptedChatModel(responder=rules_responder(rules))
-            return Agent(settings, model=model, docs=self.docs, embedder=self.embedder)
-        return Agent(settings, model=self.model, docs=self.docs, embedder=self.embedder)
+        return build_services(settings, model=model, docs=_Shared(self.docs), embedder=self.embedder)
 
     def _converse(self, case: Case, agent: Agent, names: dict[str, Any], run: CaseRun, result: CaseResult) -> None:
         threads: dict[str, str] = {}

@@ -17,8 +17,8 @@ from typing import Any
 
 from core.config import Settings
 from core.errors import IdentityError
+from core.store import Database
 from policies.identity import valid_user_name
-from policies.stores import Database
 
 __all__ = ["ApiKey", "ApiKeys"]
 
@@ -51,13 +51,7 @@ class ApiKeys:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        with self.db.session() as s:
-            s.execute(
-                "CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, name TEXT NOT NULL, digest TEXT NOT NULL, "
-                "username TEXT NOT NULL, trusted INTEGER NOT NULL, created DOUBLE PRECISION NOT NULL, "
-                "revoked DOUBLE PRECISION, last_used DOUBLE PRECISION)"
-            )
-            s.commit()
+        self.db.ensure_schema()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiKeys:
@@ -76,12 +70,11 @@ class ApiKeys:
             id=key_id, name=name.strip(), user=user, trusted_frontend=trusted_frontend, created=time.time(),
             revoked=None, last_used=None,
         )  # fmt: skip
-        with self.db.session() as s:
+        with self.db.transaction() as s:
             s.execute(
                 "INSERT INTO api_keys (id, name, digest, username, trusted, created) VALUES (?, ?, ?, ?, ?, ?)",
                 (record.id, record.name, _digest(key), user, int(trusted_frontend), record.created),
             )
-            s.commit()
         return record, key
 
     def _row(self, row: Any) -> ApiKey:
@@ -94,7 +87,7 @@ class ApiKeys:
         if not key.startswith(PREFIX):
             return None
         key_id = "key_" + key[len(PREFIX) :].split("_", 1)[0]
-        with self.db.session() as s:
+        with self.db.transaction() as s:
             row = s.execute(
                 "SELECT id, name, digest, username, trusted, created, revoked, last_used FROM api_keys WHERE id = ?",
                 (key_id,),
@@ -102,7 +95,6 @@ class ApiKeys:
             if row is None or row[6] is not None or not hmac.compare_digest(row[2], _digest(key)):
                 return None
             s.execute("UPDATE api_keys SET last_used = ? WHERE id = ?", (time.time(), key_id))
-            s.commit()
         return self._row(row)
 
     def list(self) -> list[ApiKey]:
@@ -130,10 +122,9 @@ class ApiKeys:
     def revoke(self, key_id: str) -> ApiKey:
         """Revoke a key by its id (``key_...``) or a unique prefix of it."""
         key_id = self.find(key_id).id
-        with self.db.session() as s:
+        with self.db.transaction() as s:
             found = s.execute("SELECT id FROM api_keys WHERE id = ?", (key_id,)).fetchone()
             if found is None:
                 raise IdentityError(f"there is no key {key_id!r}; list them with `labops keys list`")
             s.execute("UPDATE api_keys SET revoked = ? WHERE id = ? AND revoked IS NULL", (time.time(), key_id))
-            s.commit()
         return next(k for k in self.list() if k.id == key_id)

@@ -17,9 +17,9 @@ from typing import Any, Literal
 
 from core.config import Settings
 from core.errors import ApprovalError
+from core.store import Database, Session
 from policies.directory import Directory
 from policies.engine import ApprovalRule
-from policies.stores import Database, Session
 
 __all__ = ["Approval", "ApprovalService", "binding", "mismatch"]
 
@@ -87,9 +87,7 @@ class ApprovalService:
     def __init__(self, store: Database | Path, directory: Directory, *, ttl_seconds: int) -> None:
         self.db = store if isinstance(store, Database) else Database.sqlite(store)
         self.directory, self.ttl = directory, ttl_seconds
-        with self.db.session() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS approvals (id TEXT PRIMARY KEY, data TEXT NOT NULL)")
-            db.commit()
+        self.db.ensure_schema()
 
     @classmethod
     def from_settings(cls, settings: Settings, directory: Directory | None = None) -> ApprovalService:
@@ -145,98 +143,75 @@ class ApprovalService:
             expires=now + (rule.expires_seconds or self.ttl),
             reason="",
         )
-        with self.db.session() as db:
+        with self.db.transaction() as db:
             self._save(db, approval)
-            db.commit()
         return approval
 
     def get(self, approval_id: str) -> Approval:
         """One approval."""
-        with self.db.session() as db:
+        with self.db.transaction() as db:
             approval = self._load(db, approval_id)
-            db.commit()
             return approval
 
     def list(self, *, state: State | None = None) -> list[Approval]:
         """Approvals, newest first."""
-        with self.db.session() as db:
+        with self.db.transaction() as db:
             ids = [r[0] for r in db.execute("SELECT id FROM approvals").fetchall()]
             items = [self._load(db, i) for i in ids]
-            db.commit()
         items = [a for a in items if state is None or a.state == state]
         return sorted(items, key=lambda a: -a.created)
 
     def approve(self, approval_id: str, *, approver: str, reason: str = "") -> Approval:
         """Record an approval by ``approver``; raises ApprovalError naming what is wrong."""
-        with self.db.session() as db:
-            db.exclusive("approvals")
-            try:
-                a = self._load(db, approval_id)
-                if a.state != "pending":
-                    raise ApprovalError(f"approval {a.id} is {a.state}; only pending approvals can be approved")
-                if a.role not in self.directory.user(approver).roles:
-                    raise ApprovalError(
-                        f"{approver} cannot approve {approval_id}: it needs a user with role {a.role!r}"
-                    )
-                if a.four_eyes and approver == a.requester:
-                    raise ApprovalError(f"{approver} asked for this call and cannot approve it: a second person must")
-                if approver in a.approvers:
-                    raise ApprovalError(f"{approver} already approved {approval_id}")
-                approvers = [*a.approvers, approver]
-                state: State = "approved" if len(approvers) >= a.required else "pending"
-                a = Approval(**{**a.as_dict(), "approvers": approvers, "state": state, "reason": reason})
-                self._save(db, a)
-                db.commit()
-                return a
-            except BaseException:
-                db.rollback()
-                raise
+        with self.db.transaction(lock="approvals") as db:
+            a = self._load(db, approval_id)
+            if a.state != "pending":
+                raise ApprovalError(f"approval {a.id} is {a.state}; only pending approvals can be approved")
+            if a.role not in self.directory.user(approver).roles:
+                raise ApprovalError(f"{approver} cannot approve {approval_id}: it needs a user with role {a.role!r}")
+            if a.four_eyes and approver == a.requester:
+                raise ApprovalError(f"{approver} asked for this call and cannot approve it: a second person must")
+            if approver in a.approvers:
+                raise ApprovalError(f"{approver} already approved {approval_id}")
+            approvers = [*a.approvers, approver]
+            state: State = "approved" if len(approvers) >= a.required else "pending"
+            a = Approval(**{**a.as_dict(), "approvers": approvers, "state": state, "reason": reason})
+            self._save(db, a)
+            return a
 
     def deny(self, approval_id: str, *, approver: str, reason: str) -> Approval:
         """Refuse a request, with a reason that goes back to the requester."""
-        with self.db.session() as db:
-            db.exclusive("approvals")
-            try:
-                a = self._load(db, approval_id)
-                if a.state not in ("pending", "approved"):
-                    raise ApprovalError(f"approval {approval_id} is {a.state}; it can no longer be denied")
-                if a.role not in self.directory.user(approver).roles:
-                    raise ApprovalError(f"{approver} cannot decide {approval_id}: it needs a user with role {a.role!r}")
-                a = Approval(
-                    **{
-                        **a.as_dict(),
-                        "state": "denied",
-                        "reason": reason or "denied",
-                        "approvers": [*a.approvers, approver],
-                    }
-                )
-                self._save(db, a)
-                db.commit()
-                return a
-            except BaseException:
-                db.rollback()
-                raise
+        with self.db.transaction(lock="approvals") as db:
+            a = self._load(db, approval_id)
+            if a.state not in ("pending", "approved"):
+                raise ApprovalError(f"approval {approval_id} is {a.state}; it can no longer be denied")
+            if a.role not in self.directory.user(approver).roles:
+                raise ApprovalError(f"{approver} cannot decide {approval_id}: it needs a user with role {a.role!r}")
+            a = Approval(
+                **{
+                    **a.as_dict(),
+                    "state": "denied",
+                    "reason": reason or "denied",
+                    "approvers": [*a.approvers, approver],
+                }
+            )
+            self._save(db, a)
+            return a
 
     def consume(
         self, approval_id: str, *, tool: str, args: dict[str, Any], requester: str, policy_version: str
     ) -> Approval:
         """Use an approved approval for exactly this call (atomically, exactly once)."""
         bound_to = binding(tool, args, requester, policy_version)
-        with self.db.session() as db:
-            db.exclusive("approvals")
-            try:
-                a = self._load(db, approval_id)
-                if a.binding != bound_to:
-                    raise ApprovalError(
-                        mismatch(a, tool=tool, args=args, requester=requester, policy_version=policy_version)
-                    )
-                if a.state != "approved":
-                    detail = f": {a.reason}" if a.state == "denied" and a.reason else ""
-                    raise ApprovalError(f"approval {approval_id} is {a.state}{detail}")
-                a = Approval(**{**a.as_dict(), "state": "used"})
-                self._save(db, a)
-                db.commit()
-                return a
-            except BaseException:
-                db.rollback()
-                raise
+        with self.db.transaction(lock="approvals") as db:
+            a = self._load(db, approval_id)
+            if a.binding != bound_to:
+                raise ApprovalError(
+                    mismatch(a, tool=tool, args=args, requester=requester, policy_version=policy_version)
+                )
+            if a.state != "approved":
+                detail = f": {a.reason}" if a.state == "denied" and a.reason else ""
+                raise ApprovalError(f"approval {approval_id} is {a.state}{detail}")
+            a = Approval(**{**a.as_dict(), "state": "used"})
+            self._save(db, a)
+            return a

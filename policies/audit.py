@@ -20,8 +20,8 @@ from typing import Any
 
 from core.config import Settings
 from core.errors import AuditError
+from core.store import Database, Session
 from policies.anchor import Anchor, AnchorFile
-from policies.stores import Database, Session
 
 __all__ = ["AuditLog", "VerifyReport", "bounded", "redact"]
 
@@ -90,12 +90,7 @@ class AuditLog:
             base = Path(self.db.target)
             anchor = AnchorFile(base.with_suffix(".anchor"), key_file=base.with_suffix(".key"))
         self.anchor = anchor
-        with self.db.session() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS audit (seq BIGINT PRIMARY KEY, ts DOUBLE PRECISION NOT NULL, "
-                "entry TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)"
-            )
-            db.commit()
+        self.db.ensure_schema()
 
     @functools.cached_property
     def _ident(self) -> str:
@@ -156,33 +151,25 @@ class AuditLog:
             AuditError: the entry cannot be written, or the chain is broken (nothing is appended to a broken
                 chain until an operator runs ``labops audit acknowledge``).
         """
-        with self.db.session() as db:
-            db.exclusive("audit")
-            try:
-                last = db.execute(
-                    "SELECT seq, ts, entry, prev_hash, hash FROM audit ORDER BY seq DESC LIMIT 1"
-                ).fetchone()
-                if not acknowledge:
-                    problem = self._head_problem(db, last)
-                    if problem is not None:
-                        raise AuditError(
-                            f"the audit log is broken ({problem}); nothing more is recorded, so nothing runs. "
-                            "Check it with `labops audit verify`, then `labops audit acknowledge --reason ...`"
-                        )
-                seq, prev = (int(last[0]) + 1, last[4]) if last else (1, GENESIS)
-                ts = time.time()
-                clean = bounded(redact(entry))
-                if self.anchor is not None:
-                    clean["anchor"] = self._ident
-                digest = _hash(prev, seq, ts, clean)
-                db.execute(
-                    "INSERT INTO audit (seq, ts, entry, prev_hash, hash) VALUES (?, ?, ?, ?, ?)",
-                    (seq, ts, _canonical(clean), prev, digest),
-                )
-                db.commit()
-            except BaseException:
-                db.rollback()
-                raise
+        with self.db.transaction(lock="audit") as db:
+            last = db.execute("SELECT seq, ts, entry, prev_hash, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+            if not acknowledge:
+                problem = self._head_problem(db, last)
+                if problem is not None:
+                    raise AuditError(
+                        f"the audit log is broken ({problem}); nothing more is recorded, so nothing runs. "
+                        "Check it with `labops audit verify`, then `labops audit acknowledge --reason ...`"
+                    )
+            seq, prev = (int(last[0]) + 1, last[4]) if last else (1, GENESIS)
+            ts = time.time()
+            clean = bounded(redact(entry))
+            if self.anchor is not None:
+                clean["anchor"] = self._ident
+            digest = _hash(prev, seq, ts, clean)
+            db.execute(
+                "INSERT INTO audit (seq, ts, entry, prev_hash, hash) VALUES (?, ?, ?, ?, ?)",
+                (seq, ts, _canonical(clean), prev, digest),
+            )
         if self.anchor is not None:
             self.anchor.write(Anchor(seq=seq, hash=digest), force=acknowledge)
         log.debug("audit %s %s", seq, digest)

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from core.config import Settings
+from core.store import Database
 from policies.owners import owner_alive, this_process
-from policies.stores import Database
 
 __all__ = ["KeyClaim", "KeyJournal", "RequestKeys", "request_binding"]
 
@@ -50,14 +50,7 @@ class RequestKeys:
         self.ttl_seconds = ttl_seconds
         # A claim older than this counts as abandoned even when its owner cannot be checked (another host).
         self.stale_after = stale_after
-        with self.db.session() as s:
-            s.execute(
-                "CREATE TABLE IF NOT EXISTS request_keys (key TEXT NOT NULL, tool TEXT NOT NULL, "
-                "binding TEXT NOT NULL, state TEXT NOT NULL, result TEXT, started DOUBLE PRECISION NOT NULL, "
-                "owner TEXT NOT NULL, steps TEXT, PRIMARY KEY (key, tool))"
-            )
-            s.ensure_column("request_keys", "steps", "TEXT")
-            s.commit()
+        self.db.ensure_schema()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RequestKeys:
@@ -89,70 +82,52 @@ class RequestKeys:
 
     def claim(self, key: str, tool: str, binding: str) -> KeyClaim:
         """Atomically claim ``key`` for this process: ``new`` or ``resume`` may run, the rest may not."""
-        with self.db.session() as s:
-            s.exclusive("request_keys")
-            try:
-                row = s.execute(
-                    "SELECT binding, state, result, started, owner FROM request_keys WHERE key = ? AND tool = ?",
-                    (key, tool),
-                ).fetchone()
-                found = self._judge(row, binding)
-                if found.state == "new":  # (also an expired key: replaced)
-                    s.execute("DELETE FROM request_keys WHERE key = ? AND tool = ?", (key, tool))
-                    s.execute(
-                        "INSERT INTO request_keys (key, tool, binding, state, started, owner, steps) "
-                        "VALUES (?, ?, ?, 'in_progress', ?, ?, '[]')",
-                        (key, tool, binding, time.time(), this_process()),
-                    )
-                elif found.state == "resume":
-                    # Take over the dead call's claim, keeping the steps it recorded.
-                    s.execute(
-                        "UPDATE request_keys SET owner = ?, started = ?, state = 'in_progress' "
-                        "WHERE key = ? AND tool = ?",
-                        (this_process(), time.time(), key, tool),
-                    )
-                s.commit()
-            except BaseException:
-                s.rollback()
-                raise
+        with self.db.transaction(lock="request_keys") as s:
+            row = s.execute(
+                "SELECT binding, state, result, started, owner FROM request_keys WHERE key = ? AND tool = ?",
+                (key, tool),
+            ).fetchone()
+            found = self._judge(row, binding)
+            if found.state == "new":  # (also an expired key: replaced)
+                s.execute("DELETE FROM request_keys WHERE key = ? AND tool = ?", (key, tool))
+                s.execute(
+                    "INSERT INTO request_keys (key, tool, binding, state, started, owner, steps) "
+                    "VALUES (?, ?, ?, 'in_progress', ?, ?, '[]')",
+                    (key, tool, binding, time.time(), this_process()),
+                )
+            elif found.state == "resume":
+                # Take over the dead call's claim, keeping the steps it recorded.
+                s.execute(
+                    "UPDATE request_keys SET owner = ?, started = ?, state = 'in_progress' WHERE key = ? AND tool = ?",
+                    (this_process(), time.time(), key, tool),
+                )
         return found
 
     def finish(self, key: str, tool: str, result: dict[str, Any]) -> None:
         """Record the result of the call that claimed ``key``."""
-        with self.db.session() as s:
+        with self.db.transaction() as s:
             s.execute(
                 "UPDATE request_keys SET state = 'done', result = ? WHERE key = ? AND tool = ?",
                 (json.dumps(result, default=str), key, tool),
             )
-            s.commit()
 
     def interrupt(self, key: str, tool: str) -> None:
         """The call was cut off with steps done (its backend went away): the next retry resumes it."""
-        with self.db.session() as s:
+        with self.db.transaction() as s:
             s.execute("UPDATE request_keys SET state = 'interrupted' WHERE key = ? AND tool = ?", (key, tool))
-            s.commit()
 
     def release(self, key: str, tool: str) -> None:
         """Forget a claim whose call failed without side effects, so a retry may run again."""
-        with self.db.session() as s:
+        with self.db.transaction() as s:
             s.execute("DELETE FROM request_keys WHERE key = ? AND tool = ?", (key, tool))
-            s.commit()
 
     def record_step(self, key: str, tool: str, step: str, data: dict[str, Any]) -> None:
         """Append a step of a multi-step call (written before the step runs, so a retry knows how far it got)."""
-        with self.db.session() as s:
-            s.exclusive("request_keys")
-            try:
-                row = s.execute("SELECT steps FROM request_keys WHERE key = ? AND tool = ?", (key, tool)).fetchone()
-                steps = json.loads(row[0] or "[]") if row else []
-                steps.append({"step": step, "at": time.time(), **data})
-                s.execute(
-                    "UPDATE request_keys SET steps = ? WHERE key = ? AND tool = ?", (json.dumps(steps), key, tool)
-                )
-                s.commit()
-            except BaseException:
-                s.rollback()
-                raise
+        with self.db.transaction(lock="request_keys") as s:
+            row = s.execute("SELECT steps FROM request_keys WHERE key = ? AND tool = ?", (key, tool)).fetchone()
+            steps = json.loads(row[0] or "[]") if row else []
+            steps.append({"step": step, "at": time.time(), **data})
+            s.execute("UPDATE request_keys SET steps = ? WHERE key = ? AND tool = ?", (json.dumps(steps), key, tool))
 
     def steps(self, key: str, tool: str) -> list[dict[str, Any]]:
         """The steps recorded for ``key`` (oldest first)."""

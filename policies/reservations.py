@@ -25,8 +25,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from core.config import Settings
+from core.store import Database, Session
 from policies.owners import owner_alive, this_process
-from policies.stores import Database, Session
 
 __all__ = ["ReservationTx", "Reservations", "total"]
 
@@ -83,12 +83,7 @@ class Reservations:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        with self.db.session() as s:
-            s.execute(
-                "CREATE TABLE IF NOT EXISTS reservations (id TEXT PRIMARY KEY, username TEXT NOT NULL, "
-                "tool TEXT NOT NULL, amounts TEXT NOT NULL, owner TEXT NOT NULL, created DOUBLE PRECISION NOT NULL)"
-            )
-            s.commit()
+        self.db.ensure_schema()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Reservations:
@@ -98,20 +93,13 @@ class Reservations:
     @contextmanager
     def transaction(self) -> Iterator[ReservationTx]:
         """An exclusive transaction: decide and reserve inside it; committed on success, rolled back on error."""
-        with self.db.session() as s:
-            s.exclusive("reservations")
-            try:
-                yield ReservationTx(s)
-                s.commit()
-            except BaseException:
-                s.rollback()
-                raise
+        with self.db.transaction(lock="reservations") as s:
+            yield ReservationTx(s)
 
     def release(self, rid: str) -> None:
         """The call ended: its amounts are in the live lab now (or were never used)."""
-        with self.db.session() as s:
+        with self.db.transaction() as s:
             s.execute("DELETE FROM reservations WHERE id = ?", (rid,))
-            s.commit()
 
     def wait_released(self, ids: set[str], *, deadline: float) -> bool:
         """Wait until one of ``ids`` is no longer held (released, or its process gone); False at ``deadline``."""

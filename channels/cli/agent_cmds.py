@@ -24,10 +24,11 @@ from core.errors import LabOpsError
 __all__ = ["ask", "chat", "print_event", "resume_after_approval"]
 
 
-def _agent() -> Any:
-    from agent.runtime import Agent
+def _services() -> Any:
+    """The composition this command works with (the agent is made on first use)."""
+    from agent.services import build_services
 
-    return Agent(get_settings())
+    return build_services(get_settings())
 
 
 def print_event(event: dict[str, Any], state: dict[str, Any]) -> None:
@@ -77,16 +78,20 @@ def _run(events: Any, as_json: bool) -> Any:
 @click.argument("message")
 @click.option("--as", "user", default=None, help="Ask as this lab user (operators only; default: your own user).")
 @click.option("--thread", default=None, help="Continue this conversation thread (printed by an earlier ask).")
-@click.option("--json", "as_json", is_flag=True, help="Print the turn as JSON (answer, tool_calls, citations, ...).")
+@click.option(
+    "--json", "as_json", is_flag=True,
+    help="Print the turn as JSON (answer, tool_calls, citations, sources, grounding, ...).",
+)  # fmt: skip
 @handle_errors
 def ask(message: str, user: str | None, thread: str | None, as_json: bool) -> None:
     """Ask the agent one question (or give it one instruction)."""
     caller = cli_caller(user, request_text=message)
-    agent = _agent()
+    services = _services()
+    agent = services.agent
     try:
         result = _run(agent.stream(message, caller=caller, thread=thread), as_json)
     finally:
-        agent.close()
+        services.close()
     if as_json:
         echo_json(result.as_dict())
     else:
@@ -111,7 +116,8 @@ def chat(user: str | None, thread: str | None) -> None:
     An approver may type ``approve apr_…`` (or ``deny apr_…: reason``) here, as in any chat channel.
     """
     caller = cli_caller(user)
-    agent = _agent()
+    services = _services()
+    agent = services.agent
     thread = thread or agent.new_thread()
     console.print(f"[dim]LabOps chat as {caller.user}, thread {thread}. /new starts over, /quit leaves.[/dim]")
     try:
@@ -150,7 +156,7 @@ def chat(user: str | None, thread: str | None) -> None:
             if waiting and _approve_inline(agent, result.pending or {}) == "quit":
                 break
     finally:
-        agent.close()
+        services.close()
 
 
 def _approve_inline(agent: Any, pending: dict[str, Any]) -> str | None:

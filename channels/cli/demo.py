@@ -19,6 +19,7 @@ import click
 from rich.markup import escape
 from rich.panel import Panel
 
+from agent.services import Services
 from channels.cli.common import console, get_settings, handle_errors
 from core.config import Settings
 from core.errors import LabOpsError
@@ -36,6 +37,7 @@ class _Session:
 
     settings: Settings
     guard: Guard
+    services: Services
     operator: str = "lab-operator"
     failures: list[str] = field(default_factory=list)
 
@@ -275,9 +277,7 @@ def _ask(s: _Session, agent: Any, user: str, text: str) -> Any:
 
 
 def _chat(s: _Session) -> None:
-    from agent.runtime import Agent
-
-    agent = Agent(s.settings, guard=s.guard)
+    agent = s.services.agent
     try:
         docs = _ask(s, agent, "researcher1", "When are backups verified?")
         s.expect(not docs.tool_calls and bool(docs.citations), "a docs question answered from the docs, with sources")
@@ -302,7 +302,7 @@ def _chat(s: _Session) -> None:
         if made is not None and made["status"] == "ok":
             _cleanup(s, "chat-vm")
     finally:
-        agent.close()
+        s.services.close()
 
 
 def _cleanup(s: _Session, name: str) -> None:
@@ -345,13 +345,14 @@ def demo(rows: int, down_after: bool) -> None:
     console.print(Panel("1. The embedded lab", style="bold"))
     print_status(lab_up(settings.lab_dir, rows=rows, progress=lambda msg: console.print(f"  {msg} …")))
 
-    from channels.cli.services import tool_services
+    from agent.services import build_services
     from policies.identity import cli_identity
 
-    guard = Guard.from_settings(settings, services=tool_services(settings))
+    services = build_services(settings)
+    guard = services.guard
     assert guard.engine is not None
     operator = cli_identity(guard.engine.directory, claimed=None).user
-    session = _Session(settings=settings, guard=guard, operator=operator)
+    session = _Session(settings=settings, guard=guard, operator=operator, services=services)
     console.print()
     console.print(Panel("2. Doctor: every backend reachable?", style="bold"))
     for check in run_checks(settings):

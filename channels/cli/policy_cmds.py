@@ -12,13 +12,13 @@ import click
 from rich.markup import escape
 from rich.table import Column, Table
 
+from agent.services import Services, build_services
 from channels.cli.common import EXIT_CODES, cli_caller, console, echo_json, get_settings, handle_errors
 from channels.cli.tool_cmds import parse_args, render_result
 from core.errors import IdentityError
 from policies.approvals import ApprovalService
 from policies.audit import AuditLog
 from policies.engine import PolicyEngine
-from policies.guard import Guard
 from policies.policytest import load_cases, run_cases
 from tools.base import ToolResult
 
@@ -41,7 +41,7 @@ def check(user: str | None, tool: str, raw_args: str, as_json: bool) -> None:
 
     Exit codes as for `tool call`: 0 allow, 4 needs_approval, 5 deny, 1 an error in the request.
     """
-    guard = Guard.from_settings(get_settings())
+    guard = build_services(get_settings()).guard
     decision = guard.check(tool, parse_args(raw_args), caller=cli_caller(user))
     if isinstance(decision, ToolResult):
         if as_json:
@@ -126,7 +126,8 @@ def show(approval_id: str) -> None:
 
 def _decide(approve: bool, approval_id: str, user: str | None, reason: str, as_json: bool) -> None:
     settings = get_settings()
-    guard = Guard.from_settings(settings)
+    services = build_services(settings)
+    guard = services.guard
     verb = "approve" if approve else "deny"
     caller = cli_caller(user, request_text=f"labops approvals {verb} {approval_id}")
     if approve:
@@ -138,24 +139,20 @@ def _decide(approve: bool, approval_id: str, user: str | None, reason: str, as_j
     else:
         render_result(result)
     if result.status == "ok":
-        _continue_conversation(settings, result.data["approval"], caller.user, reason)
+        _continue_conversation(services, result.data["approval"], caller.user, reason)
+    services.close()
     sys.exit(EXIT_CODES[result.status])
 
 
-def _continue_conversation(settings: Any, approval: dict[str, Any], by: str, reason: str) -> None:
+def _continue_conversation(services: Services, approval: dict[str, Any], by: str, reason: str) -> None:
     """If an agent conversation waits for this approval, let it go on (it runs as its requester)."""
     from agent.waits import Waits
 
-    if approval["state"] not in ("approved", "denied") or Waits.from_settings(settings).find(approval["id"]) is None:
+    if approval["state"] not in ("approved", "denied") or Waits(services.store).find(approval["id"]) is None:
         return
-    from agent.runtime import Agent
     from channels.cli.agent_cmds import resume_after_approval
 
-    agent = Agent(settings)
-    try:
-        resume_after_approval(agent, approval["id"], approval["state"], by, reason)
-    finally:
-        agent.close()
+    resume_after_approval(services.agent, approval["id"], approval["state"], by, reason)
 
 
 @approvals.command()

@@ -15,11 +15,10 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
+from agent.services import build_services
 from channels.cli.common import EXIT_CODES, cli_caller, console, echo_json, get_settings, handle_errors
-from channels.cli.services import tool_services
 from core.errors import IdentityError, InvalidArguments
 from policies.calls import MAX_ARGS_BYTES
-from policies.guard import Guard
 from tools.base import ToolResult
 from tools.registry import all_tools
 
@@ -112,8 +111,7 @@ def plan(name: str, raw_args: str, user: str | None, as_json: bool) -> None:
     Exit codes mean what they mean for `tool call`: 0 feasible and allowed; 4 feasible, needs an approval;
     5 policy would deny it; 1 not feasible (the failed checks say why) or bad arguments.
     """
-    settings = get_settings()
-    guard = Guard.from_settings(settings, services=tool_services(settings))
+    guard = build_services(get_settings()).guard
     result = guard.plan(name, parse_args(raw_args), caller=cli_caller(user))
     data = result.data if isinstance(result.data, dict) else {}
     checks = data.get("checks", [])
@@ -167,8 +165,7 @@ def call(
     name: str, raw_args: str, user: str | None, approval_id: str | None, request_key: str | None, as_json: bool
 ) -> None:
     """Call a tool through the guard (policy, approvals, audit log)."""
-    settings = get_settings()
-    guard = Guard.from_settings(settings, services=tool_services(settings))
+    guard = build_services(get_settings()).guard
     text = f"labops tool call {name} --args {raw_args[:2000]}"
     try:
         caller = cli_caller(user, request_text=text)

@@ -23,7 +23,7 @@ import uuid
 from typing import Any
 
 from agent.commands import message_text
-from policies.stores import Database
+from core.store import Database
 
 __all__ = ["ChatStore"]
 
@@ -51,12 +51,7 @@ class ChatStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        with db.session() as s:
-            s.execute("CREATE TABLE IF NOT EXISTS chat_threads (history TEXT PRIMARY KEY, thread_id TEXT NOT NULL, "
-                      "created DOUBLE PRECISION NOT NULL)")  # fmt: skip
-            s.execute("CREATE TABLE IF NOT EXISTS chat_replies (request TEXT PRIMARY KEY, reply TEXT, "
-                      "created DOUBLE PRECISION NOT NULL)")  # fmt: skip
-            s.commit()
+        db.ensure_schema()
 
     def thread_for(self, user: str, messages: list[dict[str, Any]], *, chat_id: str | None) -> str:
         """The agent thread this request continues (or a new one)."""
@@ -70,10 +65,9 @@ class ChatStore:
     def remember(self, user: str, messages: list[dict[str, Any]], reply: str, thread: str) -> None:
         """After a reply: the history that ends with it continues ``thread``."""
         key = _digest(user, [*_conversation(messages), ("assistant", reply.strip())])
-        with self.db.session() as s:
+        with self.db.transaction() as s:
             s.execute("INSERT INTO chat_threads (history, thread_id, created) VALUES (?, ?, ?) "
                       "ON CONFLICT (history) DO NOTHING", (key, thread, time.time()))  # fmt: skip
-            s.commit()
 
     @staticmethod
     def request_key(user: str, messages: list[dict[str, Any]], *, chat_id: str | None) -> str:
@@ -82,8 +76,7 @@ class ChatStore:
 
     def claim(self, request: str) -> bool:
         """Take ``request`` for this process; False when it was taken before (its reply may still be coming)."""
-        with self.db.session() as s:
-            s.exclusive("chat_replies")
+        with self.db.transaction(lock="chat_replies") as s:
             row = s.execute("SELECT reply, created FROM chat_replies WHERE request = ?", (request,)).fetchone()
             age = time.time() - float(row[1]) if row is not None else 0.0
             if (
@@ -94,22 +87,18 @@ class ChatStore:
                 s.execute("DELETE FROM chat_replies WHERE request = ?", (request,))
                 s.execute("INSERT INTO chat_replies (request, reply, created) VALUES (?, NULL, ?)",
                           (request, time.time()))  # fmt: skip
-                s.commit()
                 return True
-            s.commit()
             return False
 
     def finish(self, request: str, reply: str) -> None:
         """Store the reply of a claimed request."""
-        with self.db.session() as s:
+        with self.db.transaction() as s:
             s.execute("UPDATE chat_replies SET reply = ? WHERE request = ?", (reply, request))
-            s.commit()
 
     def release(self, request: str) -> None:
         """Give a claim back (the turn failed before it answered): the same request may run again."""
-        with self.db.session() as s:
+        with self.db.transaction() as s:
             s.execute("DELETE FROM chat_replies WHERE request = ? AND reply IS NULL", (request,))
-            s.commit()
 
     def reply(self, request: str, *, wait_s: float, poll_s: float = 0.25) -> str | None:
         """The stored reply of an earlier identical request, waiting up to ``wait_s`` while it is produced."""

@@ -34,7 +34,7 @@ from channels.server.state import ServerState
 from core.config import Settings
 from core.endpoints import milvus_endpoint, ollama_url
 from core.errors import LabOpsError
-from policies.stores import Database
+from core.store import Database
 
 __all__ = ["JsonFormatter", "configure_logging", "install_middleware", "request_id_var", "router"]
 

@@ -41,7 +41,6 @@ from channels.server.state import ServerState
 from channels.server.turns import Turn
 from core.errors import ConfigError
 from policies.guard import Caller
-from policies.stores import Database
 
 __all__ = ["SlackBot", "router"]
 
@@ -84,7 +83,7 @@ class SlackBot:
         self._slack_ids = {v: k for k, v in self.users.items()}
         self._token = slack.bot_token.get_secret_value() if slack.bot_token else None
         self.client = WebClient(token=self._token, base_url=slack.api_base_url, timeout=10)
-        self.replays = SlackReplays(Database.from_settings(state.settings))
+        self.replays = SlackReplays(state.services.store)
         self.verifier = SignatureVerifier(slack.signing_secret.get_secret_value())
         self.app = App(
             signing_secret=slack.signing_secret.get_secret_value(),

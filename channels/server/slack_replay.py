@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from policies.stores import Database
+from core.store import Database
 
 __all__ = ["SlackReplays"]
 
@@ -21,20 +21,14 @@ class SlackReplays:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        with db.session() as s:
-            s.execute(
-                "CREATE TABLE IF NOT EXISTS slack_seen (signature TEXT PRIMARY KEY, seen DOUBLE PRECISION NOT NULL)"
-            )
-            s.commit()
+        db.ensure_schema()
 
     def first_time(self, signature: str, *, now: float | None = None) -> bool:
         """Record ``signature``; False when it was recorded before (a replay)."""
         now = time.time() if now is None else now
-        with self.db.session() as s:
-            s.exclusive("slack_seen")
+        with self.db.transaction(lock="slack_seen") as s:
             s.execute("DELETE FROM slack_seen WHERE seen < ?", (now - KEEP_S,))
             seen = s.execute("SELECT 1 FROM slack_seen WHERE signature = ?", (signature,)).fetchone()
             if seen is None:
                 s.execute("INSERT INTO slack_seen (signature, seen) VALUES (?, ?)", (signature, now))
-            s.commit()
         return seen is None

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.runtime import Agent
+from agent.services import Services, build_services
 from channels.server.admission import TurnGate
 from channels.server.chats import ChatStore
 from channels.server.metrics import Metrics
 from core.config import Settings
 from policies.apikeys import ApiKeys
-from policies.stores import Database
 
 __all__ = ["ServerState"]
 
@@ -25,6 +25,7 @@ class ServerState:
     """The service's parts; channels reach them through ``app.state.labops``."""
 
     settings: Settings
+    services: Services
     agent: Agent
     keys: ApiKeys
     chats: ChatStore
@@ -36,8 +37,9 @@ class ServerState:
     @classmethod
     def build(cls, settings: Settings, *, agent: Agent | None = None) -> ServerState:
         """Open the stores and the agent (the model server is not contacted until the first turn)."""
-        db = Database.from_settings(settings)
-        agent = agent or Agent(settings)
+        services = build_services(settings)
+        agent = agent or services.agent
+        db = services.store
         approvals = agent.guard.approvals
         assert approvals is not None
 
@@ -46,6 +48,7 @@ class ServerState:
 
         return cls(
             settings=settings,
+            services=services,
             agent=agent,
             keys=ApiKeys(db),
             chats=ChatStore(db),
@@ -68,4 +71,6 @@ class ServerState:
 
     def close(self) -> None:
         """Release the agent's model client, checkpoint store and docs store."""
-        self.agent.close()
+        if self.services._agent is not self.agent:  # an agent handed in (tests): closed here, not by services
+            self.agent.close()
+        self.services.close()

@@ -218,17 +218,40 @@ class PbsApp(HttpApp):
     def _find_task(self, req: Request, allowed: dict[str, str] | None = None) -> tuple[_Params, str]:
         p = self._node(req, {"upid": "str", **(allowed or {})})
         upid = p.values["upid"]
-        if jobs.task_status(self.data, upid) is None:
+        if jobs.task_status(self.data, upid) is None and self._scheduled(upid) is None:
             raise ApiError(400, f"task '{upid}' does not exist")
         return p, upid
 
+    def _scheduled(self, upid: str) -> dict[str, Any] | None:
+        """The finished task of a scheduled run the server reports (the verify job's, the daily GC's), or None.
+
+        Their UPIDs appear in ``/admin/verify`` (``last-run-upid``) and in the GC status; PBS answers their
+        status and log like any other finished task.
+        """
+        last = self.data["pbs"]["verify_job"].get("last-run") or {}
+        if upid == last.get("upid"):
+            failed = any(
+                (s.get("verification") or {}).get("upid") == upid
+                and (s.get("verification") or {}).get("state") == "failed"
+                for s in self.data["pbs"]["snapshots"]
+            )
+            return jobs.finished_task(upid, exitstatus="verification failed" if failed else "OK",
+                                      log=["scheduled verification job verify-daily"])  # fmt: skip
+        gc = self._gc(self.store)
+        if upid == gc["upid"]:
+            return jobs.finished_task(upid, exitstatus="OK", log=["scheduled garbage collection"])
+        return None
+
     def _task_status(self, req: Request) -> Any:
         _p, upid = self._find_task(req)
-        return jobs.task_status(self.data, upid)
+        found = jobs.task_status(self.data, upid)
+        scheduled = self._scheduled(upid)
+        return found if found is not None else jobs.status_payload(scheduled) if scheduled is not None else None
 
     def _task_log(self, req: Request) -> Any:
         p, upid = self._find_task(req, {"start": "uint", "limit": "uint", "test-status": "bool", "download": "bool"})
-        lines = jobs.task_log(self.data, upid) or []
+        scheduled = self._scheduled(upid)
+        lines = jobs.task_log(self.data, upid) or (scheduled or {}).get("log") or []
         start, limit = int(p.values.get("start", 0)), int(p.values.get("limit", 50))
         return [{"n": i + 1, "t": line} for i, line in enumerate(lines)][start : start + limit]
 
@@ -256,6 +279,7 @@ class PbsApp(HttpApp):
             "avail": total - used,
             "gc-status": self._gc(store),
             "counts": {"vm": {"groups": len(groups), "snapshots": len(self.data["pbs"]["snapshots"])}},
+            "backend-type": "filesystem",
         }
 
     def _usage(self, req: Request) -> Any:
@@ -275,6 +299,7 @@ class PbsApp(HttpApp):
                 "estimated-full-date": now + int((total - used) / (2 * GIB)) * DAY,
                 "gc-status": self._gc(self.store),
                 "mount-status": "nonremovable",
+                "backend-type": "filesystem",
             }
         ]
 

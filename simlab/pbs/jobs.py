@@ -12,7 +12,17 @@ from typing import Any
 from simlab import clock
 from simlab.schedule import verification_result
 
-__all__ = ["NODE", "finish_due", "new_task", "task_log", "task_status", "upid_for", "worker_id"]
+__all__ = [
+    "NODE",
+    "finish_due",
+    "finished_task",
+    "new_task",
+    "status_payload",
+    "task_log",
+    "task_status",
+    "upid_for",
+    "worker_id",
+]
 
 NODE = "pbs01"
 _DURATION = {"garbage_collection": 3.0, "verify": 2.0}
@@ -108,15 +118,36 @@ def finish_due(data: dict[str, Any]) -> bool:
     return changed
 
 
-def task_status(data: dict[str, Any], upid: str) -> dict[str, Any] | None:
-    """``/nodes/{node}/tasks/{upid}/status``, or None for an unknown task."""
-    task = _tasks(data).get(upid)
-    if task is None:
-        return None
+def finished_task(upid: str, *, exitstatus: str, log: list[str]) -> dict[str, Any]:
+    """A finished task read back from its UPID (a scheduled run the server did not start through this API)."""
+    parts = upid.split(":")
+    return {
+        "upid": upid,
+        "node": parts[1],
+        "pid": int(parts[2], 16),
+        "pstart": int(parts[3], 16),
+        "starttime": int(parts[5], 16),
+        "type": parts[6],
+        "id": parts[7],
+        "user": parts[8],
+        "status": "stopped",
+        "exitstatus": exitstatus,
+        "log": [*log, "TASK OK" if exitstatus == "OK" else f"TASK ERROR: {exitstatus}"],
+    }
+
+
+def status_payload(task: dict[str, Any]) -> dict[str, Any]:
+    """A task as ``/nodes/{node}/tasks/{upid}/status`` shows it."""
     out = {k: task[k] for k in ("upid", "node", "pid", "pstart", "starttime", "type", "id", "user", "status")}
     if task["status"] == "stopped":
         out["exitstatus"] = task["exitstatus"]
     return out
+
+
+def task_status(data: dict[str, Any], upid: str) -> dict[str, Any] | None:
+    """``/nodes/{node}/tasks/{upid}/status``, or None for an unknown task."""
+    task = _tasks(data).get(upid)
+    return None if task is None else status_payload(task)
 
 
 def task_log(data: dict[str, Any], upid: str) -> list[str] | None:

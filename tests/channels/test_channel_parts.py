@@ -24,9 +24,9 @@ from channels.server.chats import ChatStore
 from channels.server.identity import identify, verify_hs256
 from channels.server.slack_replay import SlackReplays
 from core.config import load_settings
+from core.store import Database
 from policies.apikeys import ApiKeys
 from policies.identity import os_account
-from policies.stores import Database
 
 SECRET = "jwt-secret-for-tests-only-0123456789"
 

@@ -15,6 +15,7 @@ import time_machine
 
 from core.config import load_settings
 from core.errors import IdentityError, PolicyError
+from core.store import Database
 from policies.approvals import ApprovalService
 from policies.audit import AuditLog
 from policies.engine import PolicyEngine
@@ -22,7 +23,6 @@ from policies.guard import Caller, Guard
 from policies.identity import cli_identity
 from policies.requests import RequestKeys, request_binding
 from policies.schema import GROUPS, build_schema, declared_actions
-from policies.stores import Database
 from tools.base import Tool, ToolResult, UnguardedCall
 from tools.context import ToolContext
 from tools.registry import all_tools, get_tool

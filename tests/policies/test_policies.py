@@ -188,10 +188,10 @@ def test_the_audit_log_detects_edits_and_blocks_calls_it_cannot_record(guard: Gu
 
 
 def test_audit_and_approvals_in_postgresql(desi_db: Any) -> None:
+    from core.store import Database
     from policies.approvals import ApprovalService
     from policies.audit import AuditLog
     from policies.engine import ApprovalRule
-    from policies.stores import Database
 
     # The embedded database's admin role stands in for a shared PostgreSQL (audit.database_url).
     store = Database(dialect="postgres", target=desi_db.admin_dsn)

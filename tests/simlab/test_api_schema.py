@@ -259,6 +259,18 @@ def test_pbs_answers_match_the_schema(tmp_path: Path, inprocess_lab) -> None:  #
         ok("GET", "/nodes/{node}/tasks/{upid}/status", f"/nodes/localhost/tasks/{upid}/status")
         ok("GET", "/nodes/{node}/tasks/{upid}/log", f"/nodes/pbs01/tasks/{upid}/log")
     ok("GET", "/nodes/{node}/tasks", "/nodes/localhost/tasks")
+    # The scheduled runs the server reports are finished tasks too (their status used to be a 400).
+    verify_job = ok("GET", "/admin/verify", "/admin/verify")[0]
+    gc_status = ok("GET", "/admin/datastore/{store}/gc", "/admin/datastore/store1/gc")
+    for upid in (verify_job["last-run-upid"], gc_status["upid"]):
+        finished = ok("GET", "/nodes/{node}/tasks/{upid}/status", f"/nodes/localhost/tasks/{upid}/status")
+        assert finished["status"] == "stopped" and finished["exitstatus"] in ("OK", "verification failed")
+        assert ok("GET", "/nodes/{node}/tasks/{upid}/log", f"/nodes/localhost/tasks/{upid}/log")[-1]["t"].startswith(
+            "TASK"
+        )
+    status = ok("GET", "/admin/datastore/{store}/status", "/admin/datastore/store1/status")
+    usage = ok("GET", "/status/datastore-usage", "/status/datastore-usage")
+    assert status["backend-type"] == usage[0]["backend-type"] == "filesystem"
 
     served = set(lab.apps["pbs"].router.patterns)
     assert served == seen, f"served but not checked: {sorted(served - seen)}"

@@ -57,9 +57,17 @@ def _gpus(ctx: ToolContext, node: str) -> list[str] | None:
     ]
 
 
+def _node_addresses(ctx: ToolContext) -> dict[str, str]:
+    """Each node's cluster (management) address, from ``GET /cluster/status``."""
+    api = ctx.client("pve", pve_client)
+    rows = call("PVE", lambda: api.cluster.status.get(), action="reading the cluster status")
+    return {str(r["name"]): str(r["ip"]) for r in rows if r.get("type") == "node" and r.get("ip")}
+
+
 def node_capacity(ctx: ToolContext) -> list[dict[str, Any]]:
-    """Each node with its totals, what the configured VMs leave free, and its GPUs."""
+    """Each node with its totals, what the configured VMs leave free, its address and its GPUs."""
     nodes = _resources(ctx, "node")
+    addresses = _node_addresses(ctx)
     vms = [v for v in _resources(ctx, "vm") if not v.get("template")]
     out = []
     for n in sorted(nodes, key=lambda n: n["node"]):
@@ -71,6 +79,7 @@ def node_capacity(ctx: ToolContext) -> list[dict[str, Any]]:
             {
                 "node": n["node"],
                 "status": n.get("status", "unknown"),
+                "ip": addresses.get(n["node"]),
                 "threads": int(n.get("maxcpu", 0)),
                 "cores_in_use": alloc_cpu,
                 "memory_gib": round(int(n.get("maxmem", 0)) / GIB, 1),
@@ -92,7 +101,8 @@ class NodesArgs(ToolArgs):
 def vm_nodes(ctx: ToolContext, args: NodesArgs) -> ToolResult:
     """Cluster nodes with their status (online/offline).
 
-    CPU threads, memory in GiB, memory already allocated to VMs, what is free for new VMs, and GPUs.
+    CPU threads, memory in GiB, memory already allocated to VMs, what is free for new VMs, the node's
+    management address, and GPUs.
     """
     rows = node_capacity(ctx)
     online = [r for r in rows if r["status"] == "online"]
@@ -196,7 +206,9 @@ def show_vm(ctx: ToolContext, args: ShowArgs) -> ToolResult:
     if status.get("status") == "running" and status.get("agent"):
         try:
             ifaces = call("PVE", lambda: api.nodes(node).qemu(args.vmid).agent("network-get-interfaces").get())
-        except Exception:
+        except (ToolError, BackendUnavailable) as exc:
+            # The guest agent not answering costs the IP only (a VM still booting): say why in the log.
+            log.info("no IP for VM %s from its guest agent: %s", args.vmid, exc)
             ifaces = {}
         for iface in (ifaces or {}).get("result", []):
             for addr in iface.get("ip-addresses", []):
