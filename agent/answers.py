@@ -14,7 +14,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk
 
-from agent.state import AgentState
+from agent.state import AgentState, Turn
 from agent.steering import UNSURE
 from agent.toolcalls import model_name
 
@@ -89,7 +89,7 @@ def _tool_lines(log: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def read_answer(model_text: str, turn: dict[str, Any], *, question: str, user: str) -> str:
+def read_answer(model_text: str, turn: Turn, *, question: str, user: str) -> str:
     """The answer to a question the read tools answered: the model's words if they are an answer, then theirs."""
     lines = _tool_lines(turn.get("log", []))
     if not lines:
@@ -143,7 +143,7 @@ def clarify_question(tool_name: str, missing: list[tuple[str, str]]) -> str:
     )
 
 
-def sources_line(turn: dict[str, Any], answer: str) -> str:
+def sources_line(turn: Turn, answer: str) -> str:
     """The deterministic sources line: documents offered (and cited) and the tools whose data answered."""
     parts = []
     cites = [p["citation"] for p in turn.get("passages", [])]

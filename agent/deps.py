@@ -9,6 +9,7 @@ from typing import Any
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from agent.prompts import tool_definition
+from agent.routing import Router
 from agent.toolselect import ToolSelector
 from core.config import AgentSettings, Settings
 from policies.guard import Guard
@@ -26,6 +27,7 @@ class AgentDeps:
     model: BaseChatModel
     tools: list[Tool[Any]]
     selector: ToolSelector
+    router: Router
     docs: Any = None  # knowledge.service.DocsService (anything with hits(query, k) and chunks())
     docs_min_score: float = 0.65  # hybrid score of a relevant passage (measured: off-topic questions score < 0.6)
     tool_fit_floor: float = 0.6  # a tool this similar to the message answers it (measured on 20 questions)

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 from langchain_core.messages import HumanMessage, ToolMessage
 
-from agent.grounding import Evidence, Problem, check, facts, sentences
+from agent.claims import Problem, facts, sentences
+from agent.grounding import Evidence, check
 from agent.state import AgentState
 
 __all__ = [

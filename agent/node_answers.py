@@ -14,7 +14,7 @@ from agent.deps import Nodes
 from agent.events import emit as _emit
 from agent.evidence import answers_asked, quote_answer, turn_evidence
 from agent.grounding import prune, readable
-from agent.state import AgentState
+from agent.state import AgentState, Turn
 from agent.toolcalls import model_name
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class AnswerNodes(Nodes):
         passage or the user's words (:mod:`agent.grounding`); a sentence with one that does not is left out,
         and the evidence's own words (the tools' summaries, the documentation's sentence) stand in for it.
         """
-        turn = dict(state["turn"])
+        turn = state["turn"].copy()
         messages = state.get("messages", [])
         last = messages[-1] if messages else None
         if not isinstance(last, AIMessage) or last.tool_calls:
@@ -65,7 +65,7 @@ class AnswerNodes(Nodes):
             "turn": turn,
         }
 
-    def _docs_answer(self, body: str, question: str, turn: dict[str, Any]) -> str:
+    def _docs_answer(self, body: str, question: str, turn: Turn) -> str:
         passages = list(turn.get("passages", []))
         embedder = self.deps.selector.embedder
         embed = embedder.embed if embedder is not None else None
@@ -86,7 +86,7 @@ class AnswerNodes(Nodes):
 
     def bounded(self, state: AgentState) -> dict[str, Any]:
         """A bound was hit (tool steps or tokens): say which, what ran and what did not."""
-        turn = dict(state["turn"])
+        turn = state["turn"].copy()
         dropped = list(turn["queue"])
         turn["queue"] = []
         if int(turn["tokens"]) >= self.bounds.token_budget:
@@ -118,7 +118,7 @@ class AnswerNodes(Nodes):
 
     def report(self, state: AgentState) -> dict[str, Any]:
         """After a change went through, its own report is the answer (no model call to paraphrase it)."""
-        turn = dict(state["turn"])
+        turn = state["turn"].copy()
         text = report_text(turn["log"])
         footer = sources_line(turn, text)
         answer = f"{text}\n\n{footer}" if footer else text
@@ -139,7 +139,7 @@ class AnswerNodes(Nodes):
         if state["turn"].get("docs_missing"):
             text += f"\n\n{state['turn']['docs_missing']}"
         _emit({"type": "token", "text": text})
-        return {"messages": [AIMessage(content=text)], "turn": dict(state["turn"])}
+        return {"messages": [AIMessage(content=text)], "turn": state["turn"].copy()}
 
     def capabilities(self) -> str:
         """What the agent can help with, from the toolsets it has (their titles)."""
@@ -150,14 +150,14 @@ class AnswerNodes(Nodes):
 
     def clarify(self, state: AgentState) -> dict[str, Any]:
         """Ask the user what a change needs and they did not say."""
-        turn = dict(state["turn"])
+        turn = state["turn"].copy()
         text = str(turn.pop("clarify"))
         _emit({"type": "token", "text": text})
         return {"messages": [AIMessage(content=text)], "turn": turn}
 
     def refused(self, state: AgentState) -> dict[str, Any]:
         """The model could not form a valid call after repairs."""
-        turn = dict(state["turn"])
+        turn = state["turn"].copy()
         errors = [e["message"] for e in turn["log"] if e["status"] == "error"][-1:]
         text = "I could not form a valid request for the lab's tools" + (f": {errors[0]}" if errors else "") + "."
         _emit({"type": "token", "text": text})

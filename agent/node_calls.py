@@ -25,10 +25,10 @@ from agent.intent import asked_for
 from agent.names import resolve_names
 from agent.normalize import normalize_args, ungrounded_required
 from agent.prompts import format_result
-from agent.state import AgentState
+from agent.state import AgentState, Turn
 from agent.toolcalls import model_name
 from policies.guard import Authorization, validation_errors
-from tools.base import ToolResult
+from tools.base import Tool, ToolResult
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class CallNodes(Nodes):
 
     def reply(
         self,
-        turn: dict[str, Any],
+        turn: Turn,
         call: dict[str, Any],
         result: ToolResult,
         *,
@@ -121,18 +121,41 @@ class CallNodes(Nodes):
         return list(dict.fromkeys(ids))
 
     def guard(self, state: AgentState) -> dict[str, Any]:
-        """Repair, validate and check the next queued call, then ask the policy guard."""
-        turn = dict(state["turn"])
+        """Take the next queued call through the named steps; the first step that answers ends the node.
+
+        resolve (is it a tool) → fill (repair and complete the arguments) → repeat (not the same call twice) →
+        validate (the argument model) → intent (did the user ask for this change, on a thing they named) →
+        authorise (the policy guard: allowed, needs approval, or refused). Each step is a method of its own.
+        """
+        turn = state["turn"].copy()
         queue = list(turn["queue"])
         call = dict(queue.pop(0))
         turn["queue"] = queue
         turn["steps"] = int(turn["steps"]) + 1
-        tool = self.deps.tool(call["name"]) if call.get("known") else None
+        for step in (self.resolve, self.fill, self.repeat, self.validate, self.intent):
+            update = step(state, turn, call)
+            if update is not None:
+                return update
+        return self.authorise(state, turn, call)
+
+    def _tool(self, call: dict[str, Any]) -> Tool[Any]:
+        tool = self.deps.tool(call["name"])
         if tool is None:
-            offered = ", ".join(model_name(n) for n in turn["tools"])
-            turn["repairs"] = int(turn["repairs"]) + 1
-            unknown = ToolResult.error(f"there is no tool {call['name']!r}")
-            return self.reply(turn, call, unknown, repairable=True, for_model=f"The tools are: {offered}.")
+            raise LookupError(f"{call['name']} passed the resolve step but is no tool")  # a bug, not an input
+        return tool
+
+    def resolve(self, state: AgentState, turn: Turn, call: dict[str, Any]) -> dict[str, Any] | None:
+        """A call of a tool that does not exist goes back to the model with the names it may use."""
+        if call.get("known") and self.deps.tool(call["name"]) is not None:
+            return None
+        offered = ", ".join(model_name(n) for n in turn["tools"])
+        turn["repairs"] = int(turn["repairs"]) + 1
+        unknown = ToolResult.error(f"there is no tool {call['name']!r}")
+        return self.reply(turn, call, unknown, repairable=True, for_model=f"The tools are: {offered}.")
+
+    def fill(self, state: AgentState, turn: Turn, call: dict[str, Any]) -> None:
+        """Repair the arguments where it is unambiguous and complete them from the user's words and identity."""
+        tool = self._tool(call)
         fixed, notes = normalize_args(
             tool.json_schema(),
             call["args"],
@@ -153,17 +176,25 @@ class CallNodes(Nodes):
             notes = [*notes, f"{tool.mine} = {state.get('user')} (you asked about your own)"]
         call["args"], call["notes"] = fixed, notes
         _emit({"type": "tool_call", "name": call["name"], "args": fixed, "id": call["id"], "notes": notes})
-        done = next((e for e in turn["log"] if e["name"] == tool.name and e["args"] == fixed), None)
-        if done is not None:
-            # The same call again: the small model sometimes loops. Point it at the result it already has.
-            turn["repairs"] = int(turn["repairs"]) + 1
-            again = ToolResult(
-                status=done["status"],
-                message=f"this exact call already ran in this turn ({done['message']}); answer from that result",
-            )
-            return self.reply(turn, call, again, log=False)
+        return None
+
+    def repeat(self, state: AgentState, turn: Turn, call: dict[str, Any]) -> dict[str, Any] | None:
+        """The same call again in one turn (a small model loops): point the model at the result it has."""
+        done = next((e for e in turn["log"] if e["name"] == call["name"] and e["args"] == call["args"]), None)
+        if done is None:
+            return None
+        turn["repairs"] = int(turn["repairs"]) + 1
+        again = ToolResult(
+            status=done["status"],
+            message=f"this exact call already ran in this turn ({done['message']}); answer from that result",
+        )
+        return self.reply(turn, call, again, log=False)
+
+    def validate(self, state: AgentState, turn: Turn, call: dict[str, Any]) -> dict[str, Any] | None:
+        """Arguments the tool's model refuses go back to the model once, with what is wrong."""
+        tool = self._tool(call)
         try:
-            tool.parse(fixed)
+            tool.parse(call["args"])
         except ValidationError as exc:
             turn["repairs"] = int(turn["repairs"]) + 1
             problems = "; ".join(f"{'.'.join(e['loc']) or 'arguments'}: {e['msg']}" for e in validation_errors(exc))
@@ -176,10 +207,15 @@ class CallNodes(Nodes):
                 repairable=True,
                 for_model=advice,
             )
-        caller = caller_of(state)
+        return None
+
+    def intent(self, state: AgentState, turn: Turn, call: dict[str, Any]) -> dict[str, Any] | None:
+        """A change the user did not ask for is refused (and audited); one on a guessed target is asked about."""
+        tool = self._tool(call)
+        fixed = call["args"]
         if not asked_for(tool, recent_user_text(state)):
             why = f"not run: {tool.summary(tool.parse(fixed))} — your message did not ask for it"
-            self.deps.guard.refuse(tool.name, fixed, caller=caller, reason=why)
+            self.deps.guard.refuse(tool.name, fixed, caller=caller_of(state), reason=why)
             return self.reply(
                 turn,
                 call,
@@ -195,7 +231,11 @@ class CallNodes(Nodes):
                 turn["clarify"] = clarify_question(tool.name, missing)
                 turn["queue"] = []
                 return self.reply(turn, call, ToolResult.error("not run: " + turn["clarify"]), repairable=True)
-        outcome = self.deps.guard.authorize(tool.name, fixed, caller=caller, call_id=call["id"])
+        return None
+
+    def authorise(self, state: AgentState, turn: Turn, call: dict[str, Any]) -> dict[str, Any]:
+        """The policy guard decides: allowed (to execute), needs an approval (to wait), or refused."""
+        outcome = self.deps.guard.authorize(call["name"], call["args"], caller=caller_of(state), call_id=call["id"])
         if isinstance(outcome, ToolResult):
             if outcome.status == "needs_approval":
                 turn["current"] = {**call, "approval": outcome.data, "message": outcome.message}
@@ -206,8 +246,8 @@ class CallNodes(Nodes):
 
     def approval(self, state: AgentState) -> dict[str, Any]:
         """Wait for an approver (a LangGraph interrupt); on resume, go on or report the denial."""
-        turn = dict(state["turn"])
-        call = dict(turn["current"])
+        turn = state["turn"].copy()
+        call = dict(turn["current"] or {})  # the guard node routed here with a current call
         data = call["approval"] or {}
         approval_info = data.get("approval") or {}
         payload = {
@@ -243,8 +283,8 @@ class CallNodes(Nodes):
 
     def execute(self, state: AgentState) -> dict[str, Any]:
         """Run the authorized call (the only side effect), bounded by agent.tool_timeout_s."""
-        turn = dict(state["turn"])
-        call = dict(turn["current"])
+        turn = state["turn"].copy()
+        call = dict(turn["current"] or {})  # the guard node routed here with a current call
         tool = self.deps.tool(call["name"])
         assert tool is not None
         auth = Authorization(

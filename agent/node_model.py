@@ -19,12 +19,12 @@ import httpx
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
 
 from agent.answers import as_message, fallback_answer
-from agent.context import previous_user_text
+from agent.context import caller_of, previous_user_text
 from agent.deps import Nodes
 from agent.events import emit as _emit
 from agent.prompts import SYSTEM_PROMPT, format_passages, tool_definition
-from agent.state import AgentState
-from agent.steering import UNSURE, asks_docs, constraint, mentions_docs
+from agent.state import AgentState, Turn
+from agent.steering import UNSURE, constraint, mentions_docs
 from agent.toolcalls import extract_calls, model_name
 from core.errors import BackendUnavailable, LabOpsError
 
@@ -56,13 +56,13 @@ class ModelNodes(Nodes):
 
     def retrieve(self, state: AgentState) -> dict[str, Any]:
         """Passages for questions about how the lab works, and the tools to offer."""
-        turn = dict(state["turn"])
+        turn = state["turn"].copy()
         text = turn["text"]
         # A short follow-up ("show me the first one", "stop it") is about what was asked before.
         before = previous_user_text(state)
         about = f"{before}\n{text}" if before and (len(text.split()) <= 8 or FOLLOW_UP.search(text)) else text
         scores = self.deps.selector.scores(about)
-        passages: list[dict[str, Any]] = []
+        hits: list[Any] = []
         if self.deps.docs is not None and self.bounds.docs_k > 0:
             try:
                 hits = self.deps.docs.hits(text, k=self.bounds.docs_k)
@@ -77,29 +77,35 @@ class ModelNodes(Nodes):
                 hits = []
             if turn.get("docs_missing"):
                 _emit({"type": "notice", "text": turn["docs_missing"]})
-            about_docs = asks_docs(text, passages=any(h.score >= self.deps.docs_min_score for h in hits))
-            tool_fit = max(scores.values(), default=0.0)
-            # Passages cost the small model seconds of prompt time: include them for questions about how the lab
-            # works, or when no tool fits the message; a live-state question goes to the tools alone.
-            wanted = about_docs or tool_fit < self.deps.tool_fit_floor
-            floor = self.deps.docs_min_score if wanted else 2.0
-            passages = [
-                {
-                    "text": h.text,
-                    "source": h.source,
-                    "section": h.section,
-                    "score": h.score,
-                    "citation": f"[{h.source} § {h.section or h.title}]",
-                }
-                for h in hits
-                if h.score >= floor
-            ]
+        best = max((h.score for h in hits), default=0.0)
+        routed = self.deps.router.route(text, caller=caller_of(state), docs_score=best,
+                                        docs_floor=self.deps.docs_min_score)  # fmt: skip
+        turn["route"] = {"route": routed.route, "why": routed.why}
+        for family in routed.families:
+            for name in scores:
+                if name.split(".")[0] == family:
+                    scores[name] += 0.25  # the message names a thing this family lists (a VM's name)
+        tool_fit = max(scores.values(), default=0.0)
+        # Passages cost the small model seconds of prompt time: included for questions about how the lab works,
+        # or when no tool fits the message; a question about the lab as it is now goes to the tools alone.
+        wanted = routed.route == "docs" or (routed.route == "lab" and tool_fit < self.deps.tool_fit_floor)
+        passages = [
+            {
+                "text": h.text,
+                "source": h.source,
+                "section": h.section,
+                "score": h.score,
+                "citation": f"[{h.source} § {h.section or h.title}]",
+            }
+            for h in hits
+            if wanted and h.score >= self.deps.docs_min_score
+        ]
         if not mentions_docs(text):
             scores.pop("docs.search", None)  # the retrieve step already searched the documentation
         tools = [t.name for t in self.deps.selector.select(about, self.bounds.max_tools_in_prompt, scores)]
-        offtopic = not passages and max(scores.values(), default=0.0) < self.deps.offtopic_floor
-        docs_first = bool(passages) and asks_docs(text, passages=True)
-        turn.update(passages=passages, tools=tools, asks_docs=docs_first, offtopic=offtopic)
+        offtopic = routed.route == "chat" or (not passages and tool_fit < self.deps.offtopic_floor)
+        docs_first = bool(passages) and routed.route == "docs"
+        turn["passages"], turn["tools"], turn["asks_docs"], turn["offtopic"] = passages, tools, docs_first, offtopic
         if passages:
             _emit({"type": "retrieved", "citations": [p["citation"] for p in passages]})
         return {"turn": turn}
@@ -122,7 +128,7 @@ class ModelNodes(Nodes):
         question = HumanMessage(content=f"{block}\n\n{asked}" if block else asked)
         return [SystemMessage(content=SYSTEM_PROMPT), *history, question, *rest]
 
-    def mode_of(self, turn: dict[str, Any]) -> str:
+    def mode_of(self, turn: Turn) -> str:
         """docs: answer from the passages, no tools; pick: choose one tool (or answer), constrained; free."""
         first = int(turn["model_calls"]) == 0
         if first and turn.get("asks_docs"):
@@ -132,7 +138,7 @@ class ModelNodes(Nodes):
             return "pick"
         return "free"
 
-    def _unavailable(self, turn: dict[str, Any], exc: Exception) -> dict[str, Any]:
+    def _unavailable(self, turn: Turn, exc: Exception) -> dict[str, Any]:
         where = self.settings.llm.ollama_url or "the embedded lab's Ollama"
         why = BackendUnavailable("the language model", f"{type(exc).__name__}: {exc}", setting="llm.ollama_url")
         text = f"I cannot reach the language model ({where}): {why}. Nothing was changed."
@@ -150,7 +156,7 @@ class ModelNodes(Nodes):
 
     def model(self, state: AgentState) -> dict[str, Any]:
         """One model call; queue the tool calls it makes, or end with its answer."""
-        turn = dict(state["turn"])
+        turn = state["turn"].copy()
         names = tuple(turn["tools"])
         mode = self.mode_of(turn)
         turn["modes"] = [*turn.get("modes", []), mode]

@@ -25,6 +25,7 @@ from agent.checkpoints import open_checkpointer
 from agent.evidence import audit
 from agent.graph import AgentDeps, build_graph
 from agent.models import ModelInfo, chat_model, close_model
+from agent.routing import LabNames, Router
 from agent.state import new_turn
 from agent.toolselect import ToolSelector
 from agent.waits import Waits
@@ -113,6 +114,13 @@ class Agent:
             model=self.model,
             tools=tools,
             selector=ToolSelector(tools, embedder, sets),
+            router=Router(
+                settings=settings,
+                tools=tools,
+                toolsets=sets,
+                names=LabNames(guard=self.guard, tools=tools),
+                model=lambda: self.model,
+            ),
             docs=docs,
         )
         self.deps.refresh = self.refresh_model

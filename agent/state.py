@@ -13,7 +13,43 @@ from typing import Annotated, Any, TypedDict
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 
-__all__ = ["AgentState", "new_turn"]
+__all__ = ["AgentState", "Turn", "new_turn"]
+
+
+class Turn(TypedDict, total=False):
+    """Scratch of the turn in progress; every key the nodes read or write is declared here."""
+
+    # Set by new_turn from the channel.
+    text: str  # the user's message
+    start: int  # index of the first message of this turn (after the user's)
+    request_id: str | None
+    real_user: str | None  # an operator behind --as
+    origin: dict[str, Any] | None  # the channel's facts about who asked (audited with every call)
+    # retrieve
+    route: dict[str, str]  # {"route": lab|docs|chat, "why": ...}
+    passages: list[dict[str, Any]]  # text, source, section, score, citation
+    tools: list[str]  # the tool names offered to the model
+    asks_docs: bool  # answered from the passages first
+    offtopic: bool  # small talk: a friendly answer, no model call
+    docs_missing: str  # why no page could be searched (an empty index, a search that failed)
+    # model
+    modes: list[str]  # the binding used for each model call (docs, pick, free)
+    docs_answer: str  # the model's answer from the passages
+    model_calls: int
+    tokens: int
+    tokens_in: int
+    tokens_out: int
+    # guard, approval, execute
+    queue: list[dict[str, Any]]  # proposed calls not yet handled
+    current: dict[str, Any] | None  # the call being handled
+    named: dict[str, Any]  # ids the user named by name this turn, with the name (agent.names)
+    clarify: str  # a question back to the user (a required value is missing)
+    steps: int  # tool calls made, against agent.max_tool_steps
+    repairs: int  # calls sent back to the model to be repaired
+    log: list[dict[str, Any]]  # what ran: tool, args, status, message, bounded data
+    # respond
+    grounding: dict[str, Any]  # what the grounding check left out
+    stop: str | None  # why the turn ended early (bounded, model_unavailable, ...)
 
 
 class AgentState(TypedDict, total=False):
@@ -22,7 +58,7 @@ class AgentState(TypedDict, total=False):
     messages: Annotated[list[AnyMessage], add_messages]
     user: str
     channel: str
-    turn: dict[str, Any]
+    turn: Turn
 
 
 def new_turn(
@@ -32,29 +68,29 @@ def new_turn(
     *,
     real_user: str | None = None,
     origin: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> Turn:
     """Scratch for a new turn whose user message is ``messages[start - 1]``.
 
     ``real_user`` and ``origin`` are the channel's facts about who asked (an operator behind ``--as``, the API
     key, the forwarded or Slack identity): the guard writes them into every audit entry of the turn.
     """
-    return {
-        "text": text,
-        "start": start,
-        "request_id": request_id,
-        "real_user": real_user,
-        "origin": dict(origin) if origin else None,
-        "passages": [],
-        "tools": [],
-        "queue": [],
-        "current": None,
-        "steps": 0,
-        "repairs": 0,
-        "tokens": 0,
-        "tokens_in": 0,
-        "tokens_out": 0,
-        "model_calls": 0,
-        "log": [],
-        "named": {},  # VM ids the user named by name this turn (agent.vmnames)
-        "stop": None,
-    }
+    return Turn(
+        text=text,
+        start=start,
+        request_id=request_id,
+        real_user=real_user,
+        origin=dict(origin) if origin else None,
+        passages=[],
+        tools=[],
+        queue=[],
+        current=None,
+        steps=0,
+        repairs=0,
+        tokens=0,
+        tokens_in=0,
+        tokens_out=0,
+        model_calls=0,
+        log=[],
+        named={},
+        stop=None,
+    )

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from langchain_core.messages import BaseMessage
 
+from agent.claims import facts, sentences
 from agent.evidence import answers_asked, best_sentences, bounded_data
-from agent.grounding import Evidence, check, facts, prune, readable, sentences
+from agent.grounding import Evidence, check, prune, readable
 from policies.guard import Caller
 
 VMS = [

@@ -1,0 +1,232 @@
+"""Where a message's answer comes from: the lab as it is now (its tools), its documentation, or small talk.
+
+A question about the lab's live state is answered from the tools even when a page describes the same
+thing; whether the documentation is indexed never changes where a message goes. In order:
+
+1. How the lab works ("how do I", "why", "who approves", a policy, a runbook, what one may do) → docs.
+2. A thing the lab lists, named in the message (a VM, a node: names read from the lab itself), or referred
+   to by its id ("VM 132", "job labops_1a2b", a 64-bit target id) → lab.
+3. The asker's own things ("my VMs", "what do I have") → lab.
+4. A request for a change, in the words a tool declares it is asked with (``Tool.asks``) → lab.
+5. A question for a list, a count or a state of something a toolset covers (its family words) → lab.
+6. Anything else: the model chooses among the three, constrained to a JSON object naming one
+   (Ollama's ``format`` with a JSON schema). Without a model to ask (the scripted test model), a message
+   the documentation matches well goes to the documentation, else to the tools.
+
+The cue words of steps 1 and 5 are about the shape of a question, not about this lab; every name and every
+tool word comes from the lab or from the tools' declarations.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import HumanMessage, SystemMessage
+
+from agent.context import asks_about_self
+from core.config import Settings
+from policies.guard import Caller, Guard
+from tools.base import Tool, Toolset
+
+__all__ = ["LabNames", "Route", "Routed", "Router"]
+
+log = logging.getLogger(__name__)
+
+Route = Literal["lab", "docs", "chat"]
+
+# How the lab works: procedures, reasons, rules, permissions, schedules, who does what.
+_DOCS = re.compile(
+    r"\b(?:how (?:do|does|can|should|to|would)|why|explain|policy|policies|procedure|runbook|documentation|docs|guide"
+    r"|who (?:has to|must|may|can|approves?|is allowed)|am i allowed|are we allowed|is it allowed|allowed to"
+    r"|may i|may a|can i|can a|should i|supposed to|what is our|what's our|what are our|how often"
+    r"|how long (?:is|are|do|does|may|can)|when (?:is|are|do|does)|objective|rpo|rto|quota|quotas|limit for)\b",
+    re.I,
+)
+# A question for the live state of things: a list, a count, a state.
+_ASKS_STATE = re.compile(
+    r"^\W*(?:which|what|list|show|any|anything|how many|are there|is there|count|give me|get|find|tell me|is|are"
+    r"|has|have|did|does|was|were)\b"
+    r"|\b(?:right now|currently|at the moment|now|today|running|stopped|down|offline|online|failed|failing|broken"
+    r"|healthy|working|status|free|full|left|pending|queued)\b",
+    re.I,
+)
+_LONG_ID = re.compile(r"\b\d{6,}\b|\b[a-z]+_[0-9a-f]{6,}\b", re.I)
+# Where a request opens: the message's start, or after "please", "I need", "can you" and the like.
+_REQUEST = r"(?:^\W*(?:please\s+)?|\b(?:i need|i want|i'd like|can you|could you|please|pls)\b[^.?!]{0,30}?)"
+_GREETING_ONLY = re.compile(
+    r"^\W*(?:hi|hello|hey|thanks?|thank you|cheers|good (?:morning|afternoon|evening)|bye)\b", re.I
+)
+
+
+@dataclass(kw_only=True, frozen=True)
+class Routed:
+    """A route and why it was taken (kept in the turn for people and the eval's transcripts).
+
+    ``families`` are the tool families of the things the message names (their tools are offered first).
+    """
+
+    route: Route
+    why: str
+    families: frozenset[str] = frozenset()
+
+
+@dataclass(kw_only=True)
+class LabNames:
+    """The names of the things the lab's tools list (VM names, node names), read through the guard, cached.
+
+    Which listings to read comes from the tools' declarations (``Tool.named_by``); each family's names map to
+    that family, so "is void-analysis running?" points at the VM tools whatever the words around it.
+    """
+
+    guard: Guard
+    tools: list[Tool[Any]]
+    ttl_s: float = 120.0
+    _names: dict[str, str] = field(default_factory=dict)
+    _read_at: float = -1e9
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _lookups(self) -> dict[tuple[str, str], str]:
+        out: dict[tuple[str, str], str] = {}
+        for tool in self.tools:
+            for lookup in tool.named_by.values():
+                out[(lookup.tool, lookup.name or lookup.value)] = lookup.tool.split(".")[0]
+        return out
+
+    def names(self, caller: Caller) -> dict[str, str]:
+        """``{name: family}`` of every thing the listings show (refreshed after ``ttl_s``)."""
+        with self._lock:
+            if time.monotonic() - self._read_at < self.ttl_s:
+                return self._names
+            names: dict[str, str] = {}
+            for (tool, name_field), family in self._lookups().items():
+                listed = self.guard.call(tool, {}, caller=caller)
+                if listed.status != "ok" or not isinstance(listed.data, list):
+                    continue
+                for row in listed.data:
+                    name = str(row.get(name_field, "")).strip().lower() if isinstance(row, dict) else ""
+                    if len(name) >= 3:
+                        names[name] = family
+            self._names, self._read_at = names, time.monotonic()
+            return names
+
+    def named(self, text: str, caller: Caller) -> dict[str, str]:
+        """The things ``text`` names, with their families."""
+        lowered = text.lower()
+        return {
+            name: family
+            for name, family in self.names(caller).items()
+            if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", lowered)
+        }
+
+
+_ROUTER_PROMPT = (
+    "You route the messages of a research computing lab's members. Decide where the answer comes from:\n"
+    '- "lab": the lab as it is right now, read or changed through its tools: {lab}; and requests to create, start, '
+    "stop, delete or run something.\n"
+    '- "docs": how the lab works, from its documentation: schedules, policies, quotas, procedures and runbooks, '
+    "networks, hardware, access, who approves what.\n"
+    '- "chat": greetings, thanks and small talk.\n'
+    "Answer with JSON only."
+)
+_ROUTER_SCHEMA = {"type": "object", "properties": {"route": {"enum": ["lab", "docs", "chat"]}}, "required": ["route"]}
+
+
+@dataclass(kw_only=True)
+class Router:
+    """Chooses the route of a message (see the module docstring)."""
+
+    settings: Settings
+    tools: list[Tool[Any]]
+    toolsets: tuple[Toolset, ...]
+    names: LabNames | None = None
+    model: Callable[[], BaseChatModel | None] = lambda: None
+
+    def _asks_change(self, text: str) -> str | None:
+        """The write tool whose asking phrase opens the message or follows a request ("please", "I need")."""
+        lowered = text.lower().strip()
+        for tool in self.tools:
+            if tool.risk == "read":
+                continue
+            for phrase in tool.asks:
+                if re.search(_REQUEST + rf"(?<![a-z]){re.escape(phrase.lower())}\b", lowered):
+                    return tool.name
+        return None
+
+    def _id_reference(self, text: str) -> str | None:
+        """The family of a thing the message refers to by id ("VM 132", "job labops_1a2b", a long target id)."""
+        lowered = text.lower()
+        for toolset in self.toolsets:
+            for word in toolset.words:
+                if re.search(rf"(?<![a-z]){re.escape(word.lower())}\s*#?\s*\d+\b", lowered):
+                    return toolset.name
+        return "lab" if _LONG_ID.search(text) else None
+
+    def _family_question(self, text: str) -> str | None:
+        lowered = f" {text.lower()} "
+        if not _ASKS_STATE.search(text):
+            return None
+        for toolset in self.toolsets:
+            if toolset.name == "docs":
+                continue
+            for word in toolset.words:
+                if re.search(rf"(?<![a-z]){re.escape(word.lower())}(?![a-z])", lowered):
+                    return toolset.name
+        return None
+
+    def route(self, text: str, *, caller: Caller, docs_score: float = 0.0, docs_floor: float = 0.65) -> Routed:
+        """The route of ``text`` (``docs_score``: the best passage's, used only without a model to ask)."""
+        text = text.strip()
+        if _DOCS.search(text):
+            return Routed(route="docs", why="asks how the lab works")
+        if self.names is not None:
+            named = self.names.named(text, caller)
+            if named:
+                return Routed(route="lab", why=f"names {', '.join(sorted(named))} (in the lab)",
+                              families=frozenset(named.values()))  # fmt: skip
+        referenced = self._id_reference(text)
+        if referenced is not None:
+            return Routed(route="lab", why=f"refers to {referenced} by its id", families=frozenset({referenced}))
+        if asks_about_self(text):
+            return Routed(route="lab", why="asks about the asker's own things")
+        change = self._asks_change(text)
+        if change is not None:
+            return Routed(route="lab", why=f"asks for a change ({change})")
+        family = self._family_question(text)
+        if family is not None:
+            return Routed(route="lab", why=f"asks for the live state of {family}")
+        chosen = self._ask_model(text)
+        if chosen is not None:
+            return Routed(route=chosen, why="the model chose it")
+        if _GREETING_ONLY.search(text) and len(text.split()) <= 6:
+            return Routed(route="chat", why="small talk")
+        if docs_score >= docs_floor:
+            return Routed(route="docs", why="the documentation matches it")
+        return Routed(route="lab", why="nothing else fits")
+
+    def _ask_model(self, text: str) -> Route | None:
+        """The model's choice among the three routes, constrained to one JSON object; None when not asked."""
+        model = self.model()
+        if model is None or self.settings.llm.provider not in ("ollama", "openai"):
+            return None
+        lab = ", ".join(s.title for s in self.toolsets if s.title and s.name != "docs")
+        prompt = [SystemMessage(content=_ROUTER_PROMPT.format(lab=lab)), HumanMessage(content=text)]
+        if self.settings.llm.provider == "ollama":
+            options: dict[str, Any] = {"format": _ROUTER_SCHEMA}
+        else:
+            options = {"response_format": {"type": "json_schema",
+                                           "json_schema": {"name": "route", "schema": _ROUTER_SCHEMA}}}  # fmt: skip
+        try:
+            reply = model.bind(**options).invoke(prompt)
+            route = json.loads(str(reply.content)).get("route")
+        except Exception:  # boundary: a router that fails leaves the choice to the rules below it
+            log.warning("routing by the model failed; the message goes by the documentation's match", exc_info=True)
+            return None
+        return route if route in ("lab", "docs", "chat") else None

@@ -1,0 +1,109 @@
+"""The guard node's steps, one at a time: resolve, fill, repeat, validate, intent, authorise.
+
+Each step is called alone on a hand-made turn, with the real guard, simulator and audit log behind it, so
+a step's behaviour is pinned down without a model or a whole graph run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from langchain_core.messages import HumanMessage, ToolMessage
+
+from agent.node_calls import CallNodes
+from agent.state import AgentState, new_turn
+from policies.audit import AuditLog
+
+
+def _state(text: str, user: str = "researcher1") -> AgentState:
+    turn = new_turn(text, start=1)
+    turn["tools"] = ["vm.list", "vm.show", "vm.stop"]
+    return AgentState(messages=[HumanMessage(content=text)], user=user, channel="cli", turn=turn)
+
+
+def _call(name: str, args: dict[str, Any], *, known: bool = True) -> dict[str, Any]:
+    return {"id": "call_1", "name": name, "args": args, "known": known}
+
+
+@pytest.fixture
+def nodes(make_agent: Any) -> CallNodes:
+    return CallNodes(deps=make_agent(replies=[]).deps)
+
+
+def test_resolve_sends_an_unknown_tool_back_with_the_names_offered(nodes: CallNodes) -> None:
+    state = _state("list my VMs")
+    turn = state["turn"]
+    update = nodes.resolve(state, turn, _call("vm.lsit", {}, known=False))
+    assert update is not None and turn["repairs"] == 1
+    message = update["messages"][0]
+    assert isinstance(message, ToolMessage)
+    assert "there is no tool 'vm.lsit'" in str(message.content) and "vm_list" in str(message.content)
+    assert nodes.resolve(state, turn, _call("vm.list", {})) is None
+
+
+def test_fill_repairs_aliases_and_takes_the_owner_from_the_channel(nodes: CallNodes) -> None:
+    state = _state("which VMs do I have?", user="researcher2")
+    call = _call("vm.list", {})
+    nodes.fill(state, state["turn"], call)
+    # "my VMs": the owner is the asking user, whatever the model wrote.
+    assert call["args"].get("owner") == "researcher2"
+    assert any("researcher2" in note for note in call["notes"])
+
+
+def test_fill_resolves_a_vm_name_to_its_id_through_the_lab(nodes: CallNodes) -> None:
+    state = _state("show me void-analysis")
+    call = _call("vm.show", {"vmid": "void-analysis"})
+    nodes.fill(state, state["turn"], call)
+    assert isinstance(call["args"]["vmid"], int)
+    assert state["turn"]["named"], "the name the user gave is remembered for the intent step"
+
+
+def test_repeat_points_the_model_at_the_result_it_already_has(nodes: CallNodes) -> None:
+    state = _state("list the VMs")
+    turn = state["turn"]
+    turn["log"] = [{"id": "call_0", "name": "vm.list", "args": {}, "status": "ok", "message": "16 VMs"}]
+    update = nodes.repeat(state, turn, _call("vm.list", {}))
+    assert update is not None and "already ran in this turn (16 VMs)" in str(update["messages"][0].content)
+    assert nodes.repeat(state, turn, _call("vm.list", {"status": "running"})) is None
+
+
+def test_validate_returns_what_is_wrong_and_advice_only_once(nodes: CallNodes) -> None:
+    state = _state("show VM abc")
+    turn = state["turn"]
+    first = nodes.validate(state, turn, _call("vm.show", {"vmid": "abc"}))
+    assert first is not None and "invalid arguments for vm.show: vmid" in str(first["messages"][0].content)
+    assert "Call it again" in str(first["messages"][0].content)
+    second = nodes.validate(state, turn, _call("vm.show", {"vmid": "abc"}))
+    assert second is not None and "Do not call it again" in str(second["messages"][0].content)
+    assert nodes.validate(state, turn, _call("vm.show", {"vmid": 131})) is None
+
+
+def test_intent_refuses_a_change_nobody_asked_for_and_audits_it(nodes: CallNodes) -> None:
+    state = _state("what does VM 131 run?")
+    update = nodes.intent(state, state["turn"], _call("vm.stop", {"vmid": 131}))
+    assert update is not None
+    entry = state["turn"]["log"][-1]
+    assert entry["status"] == "denied" and "your message did not ask for it" in entry["message"]
+    # The advice to the model is not part of what a person reads.
+    assert "Act only on what the user asks" not in entry["message"]
+    audited = AuditLog.from_settings(nodes.settings).tail(5)
+    assert any(e.get("tool") == "vm.stop" and e.get("decision") == "deny" for e in audited)
+
+
+def test_intent_asks_back_when_the_target_of_a_change_is_a_guess(nodes: CallNodes) -> None:
+    state = _state("stop my analysis VM")
+    update = nodes.intent(state, state["turn"], _call("vm.stop", {"vmid": 131}))
+    assert update is not None and state["turn"].get("clarify")
+    assert state["turn"]["queue"] == []
+    assert nodes.intent(_state("stop VM 131"), _state("stop VM 131")["turn"], _call("vm.stop", {"vmid": 131})) is None
+
+
+def test_authorise_asks_policy_and_keeps_the_call_for_the_next_node(nodes: CallNodes) -> None:
+    state = _state("list the VMs")
+    turn = state["turn"]
+    assert nodes.authorise(state, turn, _call("vm.list", {})) == {"turn": turn}
+    assert turn["current"] is not None and turn["current"]["authorized"] is True
+    state = _state("delete VM 131", user="researcher1")
+    update = nodes.authorise(state, state["turn"], _call("vm.delete", {"vmid": 131}))
+    assert state["turn"]["log"][-1]["status"] == "denied" and "messages" in update
