@@ -1,7 +1,9 @@
-# Two commands on a fresh machine (Python 3.11 + make):
+# Two commands on a fresh machine (Python 3.11 or 3.12, and make):
 #   make demo   installs everything into .venv, starts the embedded lab and runs the scripted demo
 #   make test   installs the dev extras and runs the whole test suite
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# Another interpreter: `make test PYTHON=/path/to/python3.12`. Python 3.13 is not supported yet: pgserver (the
+# embedded PostgreSQL) publishes no wheel for it.
+PYTHON ?= $(shell for p in python3.11 python3.12 python3; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; assert sys.version_info[:2] in ((3, 11), (3, 12))' 2>/dev/null && command -v $$p && break; done)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -12,7 +14,9 @@ STAMP  := $(VENV)/.installed
 LLAMA_CMAKE := -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
 
 $(STAMP): pyproject.toml Makefile
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"LabOps needs Python 3.11, found {sys.version.split()[0]}: set PYTHON=/path/to/python3.11"'
+	@test -n "$(PYTHON)" || { echo "LabOps needs Python 3.11 or 3.12 (none found on PATH): set PYTHON=/path/to/python3.12"; exit 1; }
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] in ((3, 11), (3, 12)), f"LabOps needs Python 3.11 or 3.12, found {sys.version.split()[0]} (3.13 waits for a pgserver wheel): set PYTHON=/path/to/python3.12"'
+	@test ! -x $(BIN)/python || $(BIN)/python -c 'import sys; assert sys.version_info[:2] in ((3, 11), (3, 12))' || { echo "$(VENV) holds an unsupported Python: remove it (make clean) and run make again"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	@echo "installing LabOps (the first run builds llama-cpp-python from source: about 10 minutes)"
