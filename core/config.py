@@ -209,8 +209,9 @@ class ServerSettings(_Section):
     max_queued_turns: int = Field(8, ge=0, description="Turns waiting beyond that; more get 429 with Retry-After.")
     forwarded_users: dict[str, str] = Field(
         default_factory=dict,
-        description="OpenWebUI user (e-mail, id or name) -> LabOps user, for keys marked as trusted front-ends. "
-        "An unmapped forwarded user acts under their e-mail as an unknown (read-only) user.",
+        description="OpenWebUI user (e-mail or user id; never the display name) -> LabOps user, for keys marked as "
+        "trusted front-ends. An unmapped forwarded user acts as 'openwebui-<e-mail or id>', an unknown "
+        "(read-only) user.",
     )
     forwarded_jwt_secret: SecretStr | None = Field(
         None,

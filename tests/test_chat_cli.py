@@ -7,9 +7,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from channels.cli.main import cli
+from core.config import load_settings
+from tools.context import ToolContext
+from tools.registry import get_tool
+from tools.testing import run_unguarded
 
 SCRIPT = {
     "rules": [
@@ -37,6 +42,17 @@ def _chat(simulator: Any, config: Path, user: str, lines: list[str]) -> str:
     return result.output
 
 
+@pytest.fixture
+def remove_made_vms(simulator: Any) -> Any:
+    """The session's simulator is shared: a VM a test made is destroyed after it, whatever the outcome."""
+    yield
+    ctx = ToolContext(settings=load_settings(None, lab_dir=simulator.lab_dir))
+    for vm in run_unguarded(get_tool("vm.list"), ctx, {}).data:
+        if str(vm["name"]).startswith("chat-cli-"):
+            run_unguarded(get_tool("vm.delete"), ctx, {"vmid": vm["vmid"], "stop_first": True})
+
+
+@pytest.mark.usefixtures("remove_made_vms")
 def test_an_approver_approves_by_message_in_their_own_chat(simulator: Any, tmp_path: Path) -> None:
     config = _config(tmp_path)
     # /quit at the inline "approve now as" prompt leaves the chat; it is not taken as a user name.
@@ -53,6 +69,7 @@ def test_an_approver_approves_by_message_in_their_own_chat(simulator: Any, tmp_p
     assert "chat-cli-1" in approved, "the requester's conversation went on and the VM exists"
 
 
+@pytest.mark.usefixtures("remove_made_vms")
 def test_a_deny_by_message_reaches_the_requester_with_the_reason(simulator: Any, tmp_path: Path) -> None:
     config = _config(tmp_path)
     script = json.loads((tmp_path / "script.json").read_text())

@@ -51,7 +51,13 @@ def ingest(paths: tuple[Path, ...], rebuild: bool, as_json: bool) -> None:
 @click.command()
 @click.argument("query")
 @click.option("-k", "k", default=5, show_default=True, help="How many passages.")
-@click.option("--mode", type=click.Choice(["hybrid", "dense", "bm25"]), default="hybrid", show_default=True)
+@click.option(
+    "--mode",
+    type=click.Choice(["hybrid", "dense", "bm25"]),
+    default="hybrid",
+    show_default=True,
+    help="hybrid: dense and BM25 fused, then re-ranked; dense or bm25: one list alone (for comparison).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a list of {text, source, section, title, score}.")
 @click.option(
     "--explain",
