@@ -23,6 +23,7 @@ from agent.context import caller_of, previous_user_text
 from agent.deps import Nodes
 from agent.events import emit as _emit
 from agent.prompts import SYSTEM_PROMPT, format_passages, tool_definition
+from agent.routing import Candidates
 from agent.state import AgentState, Turn
 from agent.steering import UNSURE, constraint, mentions_docs
 from agent.toolcalls import extract_calls, model_name
@@ -79,7 +80,9 @@ class ModelNodes(Nodes):
                 _emit({"type": "notice", "text": turn["docs_missing"]})
         best = max((h.score for h in hits), default=0.0)
         routed = self.deps.router.route(text, caller=caller_of(state), docs_score=best,
-                                        docs_floor=self.deps.docs_min_score)  # fmt: skip
+                                        docs_floor=self.deps.docs_min_score,
+                                        tool_fit=max(scores.values(), default=0.0),
+                                        candidates=self._candidates(scores, hits))  # fmt: skip
         turn["route"] = {"route": routed.route, "why": routed.why}
         for family in routed.families:
             for name in scores:
@@ -109,6 +112,20 @@ class ModelNodes(Nodes):
         if passages:
             _emit({"type": "retrieved", "citations": [p["citation"] for p in passages]})
         return {"turn": turn}
+
+    def _candidates(self, scores: dict[str, float], hits: list[Any]) -> Candidates:
+        """The best tool and passage, in a line each, for the router's choice."""
+        tool = None
+        if scores:
+            name = max(scores, key=scores.__getitem__)
+            found = self.deps.tool(name)
+            if found is not None:
+                tool = f"{name}: {found.description.splitlines()[0]}"
+        passage = None
+        if hits:
+            top = max(hits, key=lambda h: h.score)
+            passage = f"{top.source} § {top.section or top.title}: {' '.join(top.text.split())[:240]}"
+        return Candidates(tool=tool, passage=passage)
 
     def prompt(self, state: AgentState) -> list[BaseMessage]:
         """The messages for the model: system prompt, recent history, passages and the question."""

@@ -173,7 +173,8 @@ _WORD_NUMBERS = {
 
 def _numbers_in(text: str) -> set[float]:
     """Numbers in a text, digits or words ("four cores", "sixteen GiB")."""
-    found = {float(n) for n in re.findall(r"(?<![\w.])-?\d+(?:\.\d+)?", text)}
+    # Not the digits of a name ("build-01", "node07"): a model that fills template=1 from "build-01" guessed it.
+    found = {float(n) for n in re.findall(r"(?<![\w.-])-?\d+(?:\.\d+)?", text)}
     lowered = text.lower()
     found |= {float(v) for w, v in _WORD_NUMBERS.items() if re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", lowered)}
     return found

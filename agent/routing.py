@@ -4,14 +4,20 @@ A question about the lab's live state is answered from the tools even when a pag
 thing; whether the documentation is indexed never changes where a message goes. In order:
 
 1. How the lab works ("how do I", "why", "who approves", a policy, a runbook, what one may do) → docs.
-2. A thing the lab lists, named in the message (a VM, a node: names read from the lab itself), or referred
-   to by its id ("VM 132", "job labops_1a2b", a 64-bit target id) → lab.
+2. A thing the lab lists, named in the message (a VM, a node: names read from the lab itself), text only one
+   tool takes (``Tool.recognizes``: an SQL statement), or a thing referred to by its id ("VM 132", "job
+   labops_1a2b", a 64-bit target id) → lab.
 3. The asker's own things ("my VMs", "what do I have") → lab.
 4. A request for a change, in the words a tool declares it is asked with (``Tool.asks``) → lab.
 5. A question for a list, a count or a state of something a toolset covers (its family words) → lab.
 6. Anything else: the model chooses among the three, constrained to a JSON object naming one
-   (Ollama's ``format`` with a JSON schema). Without a model to ask (the scripted test model), a message
-   the documentation matches well goes to the documentation, else to the tools.
+   (Ollama's ``format`` with a JSON schema), shown the best-fitting tool and the best page. Without a model
+   to ask (the scripted test model), a message the documentation matches well goes to the documentation,
+   else to the tools.
+
+Steps 1 and 5 are cues of wording; where the scores disagree with them (a tool fits a "can I" question
+closely; a page beats every tool by a wide margin on a question with a family word), the model decides as in
+step 6, and without a model the cue holds.
 
 The cue words of steps 1 and 5 are about the shape of a question, not about this lab; every name and every
 tool word comes from the lab or from the tools' declarations.
@@ -36,7 +42,7 @@ from core.config import Settings
 from policies.guard import Caller, Guard
 from tools.base import Tool, Toolset
 
-__all__ = ["LabNames", "Route", "Routed", "Router"]
+__all__ = ["Candidates", "LabNames", "Route", "Routed", "Router"]
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +53,9 @@ _DOCS = re.compile(
     r"\b(?:how (?:do|does|can|should|to|would)|why|explain|policy|policies|procedure|runbook|documentation|docs|guide"
     r"|who (?:has to|must|may|can|approves?|is allowed)|am i allowed|are we allowed|is it allowed|allowed to"
     r"|may i|may a|can i|can a|should i|supposed to|what is our|what's our|what are our|how often"
-    r"|how long (?:is|are|do|does|may|can)|when (?:is|are|do|does)|objective|rpo|rto|quota|quotas|limit for)\b",
+    r"|how long (?:is|are|do|does|may|can)|when (?:is|are|do|does)|objective|rpo|rto|quota|quotas|limit for"
+    # "according to the documentation" in the languages lab members write.
+    r"|dokumentation|documentaci[oó]n|laut (?:doku|wiki)|selon la doc)\b",
     re.I,
 )
 # A question for the live state of things: a list, a count, a state.
@@ -76,6 +84,14 @@ class Routed:
     route: Route
     why: str
     families: frozenset[str] = frozenset()
+
+
+@dataclass(kw_only=True, frozen=True)
+class Candidates:
+    """What could answer a message: the best-fitting tool and the best passage (for the model's choice)."""
+
+    tool: str | None = None  # "vm.nodes: Cluster nodes with their status."
+    passage: str | None = None  # "cluster-overview.md § Kubernetes: The RKE2 cluster has ..."
 
 
 @dataclass(kw_only=True)
@@ -127,14 +143,19 @@ class LabNames:
         }
 
 
+# Measured on the dev questions (bench numbers in docs/agent.md): passages of the lab's pages score 0.77-0.89 for
+# almost any lab question, so a page's score alone says little; a page beating every tool by more than this margin
+# does (a storage subnet, the Kubernetes cluster's size), and a tool scoring this high matches what is listed.
+DOCS_MARGIN = 0.1
+STRONG_TOOL_FIT = 0.8
+
 _ROUTER_PROMPT = (
-    "You route the messages of a research computing lab's members. Decide where the answer comes from:\n"
-    '- "lab": the lab as it is right now, read or changed through its tools: {lab}; and requests to create, start, '
-    "stop, delete or run something.\n"
-    '- "docs": how the lab works, from its documentation: schedules, policies, quotas, procedures and runbooks, '
-    "networks, hardware, access, who approves what.\n"
+    "You route the messages of a research computing lab's members to the source that answers them. The sources:\n"
+    '- "lab": the lab as it is right now, read or changed through its tools ({lab}).\n'
+    '- "docs": how the lab works, from its documentation (schedules, policies, procedures, hardware, networks, '
+    "access).\n"
     '- "chat": greetings, thanks and small talk.\n'
-    "Answer with JSON only."
+    "Pick the source whose content answers the message itself. Answer with JSON only."
 )
 _ROUTER_SCHEMA = {"type": "object", "properties": {"route": {"enum": ["lab", "docs", "chat"]}}, "required": ["route"]}
 
@@ -169,28 +190,60 @@ class Router:
                     return toolset.name
         return "lab" if _LONG_ID.search(text) else None
 
-    def _family_question(self, text: str) -> str | None:
+    def _family_question(self, text: str) -> frozenset[str]:
+        """The families whose words a question for a list, a count or a state uses."""
         lowered = f" {text.lower()} "
         if not _ASKS_STATE.search(text):
-            return None
-        for toolset in self.toolsets:
-            if toolset.name == "docs":
-                continue
-            for word in toolset.words:
-                if re.search(rf"(?<![a-z]){re.escape(word.lower())}(?![a-z])", lowered):
-                    return toolset.name
-        return None
+            return frozenset()
+        return frozenset(
+            toolset.name
+            for toolset in self.toolsets
+            if toolset.name != "docs"
+            and any(re.search(rf"(?<![a-z]){re.escape(w.lower())}(?![a-z])", lowered) for w in toolset.words)
+        )
 
-    def route(self, text: str, *, caller: Caller, docs_score: float = 0.0, docs_floor: float = 0.65) -> Routed:
-        """The route of ``text`` (``docs_score``: the best passage's, used only without a model to ask)."""
+    def _unsure(
+        self, text: str, candidates: Candidates, *, lean: Route, why: str, families: frozenset[str] = frozenset()
+    ) -> Routed:
+        """The wording and the scores disagree: the model chooses; without one, the wording's ``lean`` holds."""
+        chosen = self._ask_model(text, candidates)
+        if chosen is not None:
+            return Routed(route=chosen, why=f"{why}; the model chose", families=families if chosen == "lab" else
+                          frozenset())  # fmt: skip
+        return Routed(route=lean, why=why, families=families)
+
+    def route(
+        self,
+        text: str,
+        *,
+        caller: Caller,
+        docs_score: float = 0.0,
+        docs_floor: float = 0.65,
+        tool_fit: float = 0.0,
+        candidates: Candidates | None = None,
+    ) -> Routed:
+        """The route of ``text``.
+
+        ``docs_score`` is the best passage's score and ``tool_fit`` the best tool's: where a cue of the wording
+        and these two disagree, the model decides between the ``candidates`` (see :meth:`_unsure`).
+        """
         text = text.strip()
+        candidates = candidates or Candidates()
         if _DOCS.search(text):
+            # "What job templates can I run?" reads like a permission question, but a tool lists exactly that.
+            if tool_fit >= STRONG_TOOL_FIT and tool_fit > docs_score:
+                return self._unsure(text, candidates, lean="docs",
+                                    why="asks how the lab works, and a tool fits it closely")  # fmt: skip
             return Routed(route="docs", why="asks how the lab works")
         if self.names is not None:
             named = self.names.named(text, caller)
             if named:
                 return Routed(route="lab", why=f"names {', '.join(sorted(named))} (in the lab)",
                               families=frozenset(named.values()))  # fmt: skip
+        recognized = next((t for t in self.tools if any(re.search(p, text) for p in t.recognizes)), None)
+        if recognized is not None:
+            family = recognized.name.split(".")[0]
+            return Routed(route="lab", why=f"holds what {recognized.name} takes", families=frozenset({family}))
         referenced = self._id_reference(text)
         if referenced is not None:
             return Routed(route="lab", why=f"refers to {referenced} by its id", families=frozenset({referenced}))
@@ -199,10 +252,18 @@ class Router:
         change = self._asks_change(text)
         if change is not None:
             return Routed(route="lab", why=f"asks for a change ({change})")
-        family = self._family_question(text)
-        if family is not None:
-            return Routed(route="lab", why=f"asks for the live state of {family}")
-        chosen = self._ask_model(text)
+        families = self._family_question(text)
+        if families:
+            which = ", ".join(sorted(families))
+            # One family: its tools first. Several ("VMs not in any backup job"): tool retrieval picks.
+            boost = families if len(families) == 1 else frozenset()
+            if docs_score - tool_fit > DOCS_MARGIN:
+                # "How many nodes does the Kubernetes cluster have?": a family word, but a page answers it far
+                # better than any tool.
+                why = f"asks about {which}, which a page describes better"
+                return self._unsure(text, candidates, lean="lab", why=why, families=boost)
+            return Routed(route="lab", why=f"asks for the live state of {which}", families=boost)
+        chosen = self._ask_model(text, candidates)
         if chosen is not None:
             return Routed(route=chosen, why="the model chose it")
         if _GREETING_ONLY.search(text) and len(text.split()) <= 6:
@@ -211,13 +272,23 @@ class Router:
             return Routed(route="docs", why="the documentation matches it")
         return Routed(route="lab", why="nothing else fits")
 
-    def _ask_model(self, text: str) -> Route | None:
-        """The model's choice among the three routes, constrained to one JSON object; None when not asked."""
+    def _ask_model(self, text: str, candidates: Candidates) -> Route | None:
+        """The model's choice among the three routes, constrained to one JSON object; None when not asked.
+
+        The model sees what each route would answer with: the tool that fits best and the best passage.
+        """
         model = self.model()
         if model is None or self.settings.llm.provider not in ("ollama", "openai"):
             return None
         lab = ", ".join(s.title for s in self.toolsets if s.title and s.name != "docs")
-        prompt = [SystemMessage(content=_ROUTER_PROMPT.format(lab=lab)), HumanMessage(content=text)]
+        # The candidates close the instructions (measured on 46 routing questions: 27 of 30 and 16 of 16 right
+        # this way; shown in the user's message instead, the model sent a Kubernetes question to the VM tools).
+        system = _ROUTER_PROMPT.format(lab=lab)
+        if candidates.tool:
+            system += f"\nThe lab's tool that fits best: {candidates.tool}"
+        if candidates.passage:
+            system += f'\nThe documentation\'s best page: "{candidates.passage}"'
+        prompt = [SystemMessage(content=system), HumanMessage(content=text)]
         if self.settings.llm.provider == "ollama":
             options: dict[str, Any] = {"format": _ROUTER_SCHEMA}
         else:

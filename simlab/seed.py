@@ -172,6 +172,8 @@ def seed_state(now: float) -> dict[str, Any]:
                 "compress": "zstd",
                 "comment": "daily backup of all VMs to pbs01 (verified 11:00)",
                 "notes-template": "{{guestname}}",
+                # An object of keep-* counts (PVE's schema); the last 14 dailies are kept (backup policy).
+                "prune-backups": {"keep-daily": 14},
             },
             {
                 "id": "backup-legacy",

@@ -167,6 +167,8 @@ class Tool(Generic[A]):
         prepare: fills arguments the user's words give but the model left out (a job template's options).
         mine: the argument that takes the asking user's name when they ask about their own things ("my VMs":
             ``owner`` of ``vm.list``); set by the agent from the channel's identity, never from the model.
+        recognizes: regular expressions for text only this tool takes (an SQL statement for ``desi.query``):
+            a message holding one is about the lab's tools, whatever else it says.
 
     The risk is the tool's only declaration of how dangerous it is: the Cedar action group (``read``,
     ``write``, ``destructive``) is generated from it (``policies.schema``), so the two cannot disagree.
@@ -190,6 +192,7 @@ class Tool(Generic[A]):
     named_by: Mapping[str, NameLookup] = field(default_factory=dict)
     prepare: Prepare | None = None
     mine: str | None = None
+    recognizes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.risk != "read" and self.plan is None:

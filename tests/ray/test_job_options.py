@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tools.ray.options import options_in
+from core.config import load_settings
+from tools.context import ToolContext
+from tools.ray.options import options_in, prepare_submit
 
 
 @pytest.mark.parametrize(
@@ -21,3 +25,24 @@ from tools.ray.options import options_in
 )
 def test_options_in_words(text: str, options: list[str], expected: list[str]) -> None:
     assert options_in(text, options) == expected
+
+
+@pytest.mark.parametrize(
+    ("model_args", "expected"),
+    [
+        (None, ["--bins", "20"]),  # the model left them out: taken from the words
+        (["-b", "20"], ["--bins", "20"]),  # a flag the template does not declare: replaced
+        (["--nbins", "20"], ["--bins", "20"]),
+        (["--bins", "25"], ["--bins", "25"]),  # declared flags stand as the model wrote them
+        (["--bins=25"], ["--bins=25"]),
+    ],
+)
+def test_submit_arguments_keep_declared_flags_and_replace_made_up_ones(
+    tmp_path: Path, model_args: list[str] | None, expected: list[str]
+) -> None:
+    ctx = ToolContext(settings=load_settings(None, lab_dir=tmp_path))
+    args: dict[str, object] = {"template": "redshift-histogram"}
+    if model_args is not None:
+        args["args"] = model_args
+    prepared = prepare_submit(ctx, args, "Submit the redshift-histogram job with 20 bins.")
+    assert prepared["args"] == expected

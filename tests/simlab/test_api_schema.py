@@ -71,9 +71,10 @@ def validate(value: Any, schema: dict[str, Any], where: str = "$") -> list[str]:
         if schema.get("additionalProperties") == 0:
             problems += [f"{where}.{k}: not in the schema" for k in value if k not in props]
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if "minimum" in schema and value < schema["minimum"]:
+        # PVE's published schema writes some bounds as strings ("minimum": "0" in prune-backups).
+        if "minimum" in schema and value < float(schema["minimum"]):
             problems.append(f"{where}: {value} < minimum {schema['minimum']}")
-        if "maximum" in schema and value > schema["maximum"]:
+        if "maximum" in schema and value > float(schema["maximum"]):
             problems.append(f"{where}: {value} > maximum {schema['maximum']}")
     return problems
 

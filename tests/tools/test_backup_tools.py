@@ -46,6 +46,10 @@ def test_jobs_and_datastore(simulator) -> None:  # type: ignore[no-untyped-def]
     jobs = guard.call("backup.jobs", {}, caller=CALLER)
     assert {j["id"]: j["enabled"] for j in jobs.data["jobs"]} == {"backup-daily": True, "backup-legacy": False}
     assert [u["vmid"] for u in jobs.data["not_covered"]] == [140, 151]
+    # Retention comes from the job's prune-backups, as PVE reports it.
+    assert {j["id"]: j["retention"] for j in jobs.data["jobs"]} == {"backup-daily": {"keep-daily": 14},
+                                                                     "backup-legacy": {}}  # fmt: skip
+    assert "keeps the last 14 daily" in jobs.message
     store = guard.call("backup.datastore", {}, caller=CALLER)
     assert store.status == "ok" and 0 < store.data["used_percent"] < 100
     assert store.data["verify_jobs"][0]["last_run_state"] == "verification failed"
@@ -60,3 +64,13 @@ def test_bad_arguments_and_a_down_pve_are_error_envelopes(simulator, tmp_path: P
     )
     down = Guard.from_settings(settings).call("backup.check", {}, caller=CALLER)
     assert down.status == "error" and "pve.host" in down.message
+
+
+def test_retention_reads_the_object_and_the_property_string() -> None:
+    from tools.backup import _kept, _retention
+
+    assert _retention({"keep-daily": 14, "keep-weekly": "4"}) == {"keep-daily": 14, "keep-weekly": 4}
+    assert _retention("keep-daily=7, keep-monthly=2") == {"keep-daily": 7, "keep-monthly": 2}
+    assert _retention(None) == {} and _retention({"keep-daily": "x"}) == {}
+    assert _kept({"keep-daily": 7, "keep-monthly": 2}) == "the last 7 daily, 2 monthly"
+    assert _kept({"keep-all": 1}) == "all backups"

@@ -71,10 +71,40 @@ class NoArgs(ToolArgs):
     """No arguments."""
 
 
+def _retention(value: Any) -> dict[str, int]:
+    """A job's ``prune-backups``: an object, or the property string ``keep-daily=14,keep-weekly=4``.
+
+    PVE's schema returns the object; the property string is how jobs.cfg writes it, read too in case a proxy or
+    an older release passes it through unparsed (a guess, not seen in the schema).
+    """
+    if isinstance(value, str):
+        pairs = (part.split("=", 1) for part in value.split(",") if "=" in part)
+        value = {k.strip(): v.strip() for k, v in pairs}
+    if not isinstance(value, dict):
+        return {}
+    out: dict[str, int] = {}
+    for key, raw in value.items():
+        if str(key).startswith("keep-"):
+            try:
+                out[str(key)] = int(raw)
+            except (TypeError, ValueError):
+                continue
+    return out
+
+
+def _kept(retention: dict[str, int]) -> str:
+    """Words for a retention: "the last 14 daily, 4 weekly", or "all backups"."""
+    if retention.get("keep-all"):
+        return "all backups"
+    parts = [f"{n} {k.removeprefix('keep-')}" for k, n in retention.items() if k != "keep-all" and n]
+    return "the last " + ", ".join(parts) if parts else "all backups"
+
+
 def backup_jobs(ctx: ToolContext, args: NoArgs) -> ToolResult:
     """The backup job schedule (PVE vzdump jobs).
 
-    Schedule, storage, which VMs each covers, and the VMs that no enabled job covers.
+    Schedule, storage, which VMs each covers, how many backups each keeps (retention), and the VMs that no
+    enabled job covers.
     """
     jobs, covered, guests = collect_jobs(ctx)
     uncovered = [
@@ -92,12 +122,15 @@ def backup_jobs(ctx: ToolContext, args: NoArgs) -> ToolResult:
             "exclude": j.get("exclude"),
             "next_run": j.get("next-run"),
             "comment": j.get("comment", ""),
+            "retention": _retention(j.get("prune-backups")),
         }
         for j in jobs
     ]
     listed = "; ".join(
         f"{r['id']} ({'enabled' if r['enabled'] else 'disabled'}, {r['schedule'] or 'no schedule'}, "
-        f"VMs {r['vmids'] or '-'}, to {r['storage']})"
+        f"VMs {r['vmids'] or '-'}, to {r['storage']}"
+        + (f", keeps {_kept(r['retention'])}" if r["retention"] else "")
+        + ")"
         for r in rows
     )
     msg = f"{len(jobs)} backup jobs ({sum(r['enabled'] for r in rows)} enabled): {listed}. "
@@ -212,8 +245,24 @@ TOOLS: list[Tool[Any]] = [
         fn=backup_jobs,
         risk="read",
         summary=lambda a: "list backup jobs",
-        words=("backup job", "backup jobs", "in no", "not in any", "schedule", "scheduled", "configured"),
-        examples=("Which backup jobs are configured?", "Which VMs are in no backup job?"),
+        words=(
+            "backup job",
+            "backup jobs",
+            "in no",
+            "not in any",
+            "schedule",
+            "scheduled",
+            "configured",
+            "kept",
+            "keep",
+            "retention",
+            "retained",
+        ),
+        examples=(
+            "Which backup jobs are configured?",
+            "Which VMs are in no backup job?",
+            "How many backups of a VM are kept?",
+        ),
     ),
     Tool(
         name="backup.datastore",

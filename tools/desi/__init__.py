@@ -231,6 +231,12 @@ TOOLS: list[Tool[Any]] = [
         words=("sql", "select", "query"),
         aliases={"sql": ("query", "statement", "sql_query")},
         examples=("Run this SQL: SELECT spectype, count(*) FROM desi_dr1.zpix GROUP BY spectype",),
+        # An SQL statement in a message, read or write: the tool runs it or says why not (only SELECT).
+        recognizes=(
+            r"(?is)\bselect\b.+\bfrom\b",
+            r"(?i)\b(?:update\s+[\w.\"]+\s+set|delete\s+from|insert\s+into|drop\s+(?:table|schema)|truncate\s+table"
+            r"|alter\s+table|create\s+table)\b",
+        ),
     ),
 ]
 

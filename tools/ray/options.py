@@ -37,13 +37,27 @@ def options_in(text: str, options: list[str]) -> list[str]:
     return out
 
 
+def _declared_only(args: list[Any], options: list[str]) -> bool:
+    """Whether every flag in ``args`` is one of the template's options (``--bins 20``, ``--bins=20``)."""
+    flags = [str(a).split("=", 1)[0] for a in args if str(a).startswith("-")]
+    return all(flag.startswith("--") and flag[2:] in options for flag in flags)
+
+
 def prepare_submit(ctx: ToolContext, args: dict[str, Any], said: str) -> dict[str, Any]:
-    """``ray.submit``'s arguments with the template's options the user gave values for, when the model gave none."""
-    if args.get("args"):
-        return args
+    """``ray.submit``'s arguments with the template's options the user gave values for.
+
+    The model's own ``args`` stand when every flag in them is a declared option; flags it made up ("-b" for
+    ``bins``) are replaced by what the user's words give, since the job would only fail on them.
+    """
     try:
         job = template(ctx.settings, str(args.get("template", "")))
     except InvalidArguments:
         return args  # an unknown template: the tool itself says which ones exist
-    given = options_in(said, list(job.options))
-    return {**args, "args": given} if given else args
+    options = list(job.options)
+    model_args = args.get("args")
+    if model_args and isinstance(model_args, list) and _declared_only(model_args, options):
+        return args
+    given = options_in(said, options)
+    if given:
+        return {**args, "args": given}
+    return args
