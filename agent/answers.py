@@ -62,16 +62,25 @@ def _squash(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "", text.lower())
 
 
-def junk_reason(answer: str, *, question: str, user: str, tools: list[str]) -> str | None:
-    """Why a model's answer after tool results is not an answer for the user (None: it is one)."""
+def echo_reason(answer: str, *, question: str, user: str) -> str | None:
+    """Why an answer is the prompt given back (the question, or the "I am <user>" line), or None."""
     text = answer.strip()
-    if not text:
-        return "empty"
     asked = _squash(question)
     if len(asked) >= 12 and asked in _squash(text):
         return "repeats the question"
     if re.match(rf"^i am {re.escape(user.lower())}\b", text.lower()):
         return "repeats the prompt"
+    return None
+
+
+def junk_reason(answer: str, *, question: str, user: str, tools: list[str]) -> str | None:
+    """Why a model's answer after tool results is not an answer for the user (None: it is one)."""
+    text = answer.strip()
+    if not text:
+        return "empty"
+    echoed = echo_reason(text, question=question, user=user)
+    if echoed is not None:
+        return echoed
     if _NARRATION.search(text):
         return "describes calling a tool instead of answering"
     if any(model_name(name) in text for name in tools):
@@ -135,7 +144,10 @@ def report_text(log: list[dict[str, Any]]) -> str:
 
 def clarify_question(tool_name: str, missing: list[tuple[str, str]]) -> str:
     """A question back when a change lacks something only the user can say (which VM, what name)."""
-    wanted = "; ".join(f"{name} ({description.rstrip('.')})" if description else name for name, description in missing)
+    # The field's description without its examples: "e.g. 130" reads as a fact about a VM nobody named.
+    described = [(name, re.sub(r"[,;]?\s*\(?\b(?:e\.g\.|for example)[^)]*\)?", "", d).strip().rstrip(".,;"))
+                 for name, d in missing]  # fmt: skip
+    wanted = "; ".join(f"{name} ({description})" if description else name for name, description in described)
     action = tool_name.split(".")[-1]
     return (
         f"Before I {action} anything I need to know more: {wanted}. I will not guess this for a change. "

@@ -41,8 +41,12 @@ _MONTHS = [
     "november",
     "december",
 ]
+# Not "Dec 2.2" (a declination) nor "May 2." of a list: a day is a whole number, and "Dec" alone before a decimal
+# is an astronomer's coordinate.
 _MONTH_DATE = re.compile(
-    r"\b(" + "|".join(m[:3] for m in _MONTHS) + r")[a-z]*\.?\s+(\d{1,2})(?:st|nd|rd|th)?\b(?:,?\s+(\d{4}))?", re.I
+    r"\b(" + "|".join(m[:3] for m in _MONTHS) + r")[a-z]*\.?\s+(\d{1,2})(?:st|nd|rd|th)?\b(?!\.\d)"
+    r"(?:,?\s+(\d{4}))?",
+    re.I,
 )
 _TOKEN_ID = re.compile(r"\b(?:labops|raysubmit|apr|key|thr)_[A-Za-z0-9]{4,}\b")
 _NODE = re.compile(r"\bnode\s?\d{1,3}\b", re.I)

@@ -46,7 +46,10 @@ _NEGATION = re.compile(r"\b(?:not|n't|no longer|never|neither|nor)\b[\w\s]{0,12}
 _PLURAL_REF = re.compile(r"\b(?:both|all|they|them|these|those|each|every|either|neither|none)\b", re.I)
 _CLAUSE = re.compile(r"[;,]|\s(?:but|while|whereas|and|or)\s", re.I)
 # Words people use for a field whose name is a symbol.
-_FIELD_WORDS = {"z": ("redshift",), "ram": ("memory",), "mem": ("memory",), "ebv": ("extinction", "reddening")}
+_FIELD_WORDS = {
+    "z": ("redshift",), "ram": ("memory",), "mem": ("memory",), "ebv": ("extinction", "reddening"),
+    "free": ("unallocated", "available"),
+}  # fmt: skip
 
 
 # --- states and fields of named things ------------------------------------------------------------------------
@@ -92,8 +95,8 @@ def _field_named(field_name: str, words: set[str]) -> bool:
     return all(p in words or any(w in words for w in _FIELD_WORDS.get(p, ())) for p in parts)
 
 
-def _field_at(field_name: str, clause: str) -> int | None:
-    """Where ``clause`` names the field (the position of its first word), or None."""
+def _field_at(field_name: str, clause: str) -> tuple[int, int, int] | None:
+    """Where ``clause`` names the field: (first word's position, last word's position, words), or None."""
     parts = [p for p in field_name.lower().split("_") if p not in ("gib", "gb", "mib", "id", "iso", "s")]
     positions = []
     for part in parts:
@@ -103,7 +106,7 @@ def _field_at(field_name: str, clause: str) -> int | None:
         if not hits:
             return None
         positions.append(min(hits))
-    return min(positions) if positions else None
+    return (min(positions), max(positions), len(parts)) if positions else None
 
 
 def _field_problem(clause: str, entity: str, rows: list[dict[str, Any]]) -> tuple[str, str] | None:
@@ -126,9 +129,16 @@ def _field_problem(clause: str, entity: str, rows: list[dict[str, Any]]) -> tupl
             continue  # the thing's own id
         value = float(written.replace(",", ""))
         decimals = len(written.split(".")[1]) if "." in written else 0
-        before = [k for k, pos in named.items() if pos < match.start()]
-        after = [k for k, pos in named.items() if pos > match.end()]
-        target = max(before, key=named.__getitem__) if before else min(after, key=named.__getitem__) if after else None
+        # Nearest before it, else nearest after it; at the same place the field named by more words wins
+        # ("most free memory: 30.0 GiB" is memory_free_gib, not memory_gib).
+        before = [k for k, (_first, last, _n) in named.items() if last < match.start()]
+        after = [k for k, (first, _last, _n) in named.items() if first > match.end()]
+        if before:
+            target: str | None = max(before, key=lambda k: (named[k][1], named[k][2]))
+        elif after:
+            target = max(after, key=lambda k: (-named[k][0], named[k][2]))
+        else:
+            target = None
         if target is None or any(round(v, decimals) == value for v in fields[target]):
             continue
         want = " or ".join(f"{v:g}" for v in fields[target][:3])

@@ -225,17 +225,12 @@ def answers_asked(
     return f'The documentation says: "{top.sentence}" {top.citation}'
 
 
-def audit(answer: str, *, tools: list[dict[str, Any]], passages: list[dict[str, Any]], user_texts: list[str]) -> list[
-    Problem
-]:  # fmt: skip
-    """The problems of a final answer against the turn's sources (the grounding audit of ``TurnResult``).
+def audit(answer: str, evidence: Evidence, *, cite: bool) -> list[Problem]:
+    """The problems of a final answer against the turn's evidence (the grounding audit of ``TurnResult``).
 
-    The answer's own note about left-out sentences quotes what was left out; it is not a statement.
+    ``evidence`` is what the respond step checked the answer against (:func:`turn_evidence`): the audit and
+    the check must agree on what counts as a source. The answer's own note about left-out sentences quotes
+    what was left out; it is not a statement.
     """
-    evidence = Evidence.build(
-        results=[(str(t.get("message", "")), t.get("data")) for t in tools],
-        passages=[str(p.get("text", "")) for p in passages],
-        user_texts=user_texts,
-    )
     body = "\n".join(line for line in answer.splitlines() if not line.startswith("_(Left out"))
-    return check(body, evidence, cite=bool(tools))
+    return check(body, evidence, cite=cite)

@@ -9,7 +9,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, ToolMessage
 
-from agent.answers import left_out_note, read_answer, report_text, sources_line
+from agent.answers import echo_reason, left_out_note, read_answer, report_text, sources_line
 from agent.deps import Nodes
 from agent.events import emit as _emit
 from agent.evidence import answers_asked, quote_answer, turn_evidence
@@ -50,10 +50,13 @@ class AnswerNodes(Nodes):
         evidence = turn_evidence(state)
         pruned = prune(readable(str(last.content), evidence), evidence, cite=bool(turn["log"]))
         question = str(turn["text"])
+        user = str(state.get("user", ""))
         if turn["log"]:
-            text = read_answer(pruned.text, turn, question=question, user=str(state.get("user", "")))
+            text = read_answer(pruned.text, turn, question=question, user=user)
         else:
-            text = self._docs_answer(pruned.text, question, turn)
+            # A small model sometimes gives the prompt back ("I am researcher1 (researcher). ..."): no answer.
+            body = "" if echo_reason(pruned.text, question=question, user=user) else pruned.text
+            text = self._docs_answer(body, question, turn)
         if pruned.dropped:
             text += f"\n\n{left_out_note(pruned.dropped)}"
             log.info("grounding left out %d statement(s): %s", len(pruned.dropped),

@@ -84,6 +84,8 @@ class ModelNodes(Nodes):
                                         tool_fit=max(scores.values(), default=0.0),
                                         candidates=self._candidates(scores, hits))  # fmt: skip
         turn["route"] = {"route": routed.route, "why": routed.why}
+        if routed.tool is not None:
+            turn["must_call"] = routed.tool
         for family in routed.families:
             for name in scores:
                 if name.split(".")[0] == family:
@@ -106,6 +108,8 @@ class ModelNodes(Nodes):
         if not mentions_docs(text):
             scores.pop("docs.search", None)  # the retrieve step already searched the documentation
         tools = [t.name for t in self.deps.selector.select(about, self.bounds.max_tools_in_prompt, scores)]
+        if routed.tool is not None and routed.tool not in tools:
+            tools = [routed.tool, *tools][: max(1, self.bounds.max_tools_in_prompt)]
         offtopic = routed.route == "chat" or (not passages and tool_fit < self.deps.offtopic_floor)
         docs_first = bool(passages) and routed.route == "docs"
         turn["passages"], turn["tools"], turn["asks_docs"], turn["offtopic"] = passages, tools, docs_first, offtopic
@@ -163,10 +167,15 @@ class ModelNodes(Nodes):
         turn["stop"] = "model_unavailable"
         return {"messages": [AIMessage(content=text)], "turn": turn}
 
-    def _bound(self, mode: str, names: tuple[str, ...]) -> Any:
+    def _bound(self, mode: str, names: tuple[str, ...], must_call: str | None = None) -> Any:
         if mode == "docs":
             return self.deps.model
         if mode == "pick":
+            if must_call in names:
+                # The message holds that tool's input (an SQL statement): it is called, and says what it makes
+                # of it (a write refused as not SELECT), instead of the model explaining how to run it.
+                only = [tool_definition(t) for t in self.deps.tools if t.name == must_call]
+                return self.deps.bound_model(names).bind(**constraint(self.settings, only, answer=False))
             offered = [tool_definition(t) for t in self.deps.tools if t.name in names]
             return self.deps.bound_model(names).bind(**constraint(self.settings, offered))
         return self.deps.bound_model(names)
@@ -184,7 +193,7 @@ class ModelNodes(Nodes):
         retried = False
         while True:
             try:
-                for chunk in self._bound(mode, names).stream(self.prompt(state)):
+                for chunk in self._bound(mode, names, turn.get("must_call")).stream(self.prompt(state)):
                     acc = chunk if acc is None else acc + chunk
                 break
             except LabOpsError:

@@ -68,7 +68,8 @@ _ASKS_STATE = re.compile(
 )
 _LONG_ID = re.compile(r"\b\d{6,}\b|\b[a-z]+_[0-9a-f]{6,}\b", re.I)
 # Where a request opens: the message's start, or after "please", "I need", "can you" and the like.
-_REQUEST = r"(?:^\W*(?:please\s+)?|\b(?:i need|i want|i'd like|can you|could you|please|pls)\b[^.?!]{0,30}?)"
+# ("I need a VM ..." opens with a subject before the asking phrase "need a vm".)
+_REQUEST = r"(?:^\W*(?:please\s+)?(?:i |we )?|\b(?:i need|i want|i'd like|can you|could you|please|pls)\b[^.?!]{0,30}?)"
 _GREETING_ONLY = re.compile(
     r"^\W*(?:hi|hello|hey|thanks?|thank you|cheers|good (?:morning|afternoon|evening)|bye)\b", re.I
 )
@@ -78,12 +79,14 @@ _GREETING_ONLY = re.compile(
 class Routed:
     """A route and why it was taken (kept in the turn for people and the eval's transcripts).
 
-    ``families`` are the tool families of the things the message names (their tools are offered first).
+    ``families`` are the tool families of the things the message names (their tools are offered first);
+    ``tool`` the one tool whose input the message holds (its first model call must call it).
     """
 
     route: Route
     why: str
     families: frozenset[str] = frozenset()
+    tool: str | None = None  # the one tool the message is for (it holds text only that tool takes)
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -243,7 +246,8 @@ class Router:
         recognized = next((t for t in self.tools if any(re.search(p, text) for p in t.recognizes)), None)
         if recognized is not None:
             family = recognized.name.split(".")[0]
-            return Routed(route="lab", why=f"holds what {recognized.name} takes", families=frozenset({family}))
+            return Routed(route="lab", why=f"holds what {recognized.name} takes", families=frozenset({family}),
+                          tool=recognized.name)  # fmt: skip
         referenced = self._id_reference(text)
         if referenced is not None:
             return Routed(route="lab", why=f"refers to {referenced} by its id", families=frozenset({referenced}))

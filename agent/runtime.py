@@ -22,7 +22,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.types import Command
 
 from agent.checkpoints import open_checkpointer
-from agent.evidence import audit
+from agent.evidence import audit, turn_evidence
 from agent.graph import AgentDeps, build_graph
 from agent.models import ModelInfo, chat_model, close_model
 from agent.routing import LabNames, Router
@@ -324,8 +324,7 @@ class Agent:
             if e.get("status") in ("ok", "no_data")
         ]
         passages = [{"citation": p.get("citation"), "text": p.get("text")} for p in turn.get("passages", [])]
-        said = [str(m.content) for m in messages if isinstance(m, HumanMessage)][-3:]
-        problems = audit(answer, tools=tools, passages=passages, user_texts=said) if pending is None else []
+        problems = audit(answer, turn_evidence(values), cite=bool(log_entries)) if pending is None else []
         return TurnResult(
             thread=thread,
             status="needs_approval" if pending is not None else "answered",

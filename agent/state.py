@@ -32,6 +32,7 @@ class Turn(TypedDict, total=False):
     asks_docs: bool  # answered from the passages first
     offtopic: bool  # small talk: a friendly answer, no model call
     docs_missing: str  # why no page could be searched (an empty index, a search that failed)
+    must_call: str  # the message holds text only this tool takes: the first model call must call it
     # model
     modes: list[str]  # the binding used for each model call (docs, pick, free)
     docs_answer: str  # the model's answer from the passages

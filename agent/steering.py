@@ -19,8 +19,10 @@ UNSURE = re.compile(
 )
 
 
-def constraint(settings: Settings, definitions: list[dict[str, Any]]) -> dict[str, Any]:
+def constraint(settings: Settings, definitions: list[dict[str, Any]], *, answer: bool = True) -> dict[str, Any]:
     """Model-call options that force one JSON object: a call of an offered tool, or ``{"tool": "none", "answer"}``.
+
+    Without ``answer`` the object must be a call (the message holds text only that tool takes).
 
     Constrained decoding removes the small model's narration ("I will call ...") and malformed calls; it
     slows token generation, but the call is short. Ollama takes a JSON schema in ``format``; OpenAI-compatible
@@ -34,13 +36,14 @@ def constraint(settings: Settings, definitions: list[dict[str, Any]]) -> dict[st
         }
         for d in definitions
     ]
-    branches.append(
-        {
-            "type": "object",
-            "properties": {"tool": {"const": "none"}, "answer": {"type": "string"}},
-            "required": ["tool", "answer"],
-        }
-    )
+    if answer:
+        branches.append(
+            {
+                "type": "object",
+                "properties": {"tool": {"const": "none"}, "answer": {"type": "string"}},
+                "required": ["tool", "answer"],
+            }
+        )
     schema = {"oneOf": branches}
     if settings.llm.provider == "openai":
         return {"response_format": {"type": "json_schema", "json_schema": {"name": "tool_choice", "schema": schema}}}

@@ -64,6 +64,14 @@ def test_a_docs_question_is_answered_from_passages_with_citations(make_agent: An
     assert "Sources: " in result.answer and result.tool_calls == []
 
 
+def test_an_answer_that_gives_the_prompt_back_is_no_answer(make_agent: Any) -> None:
+    # Seen from the 1.5B model: the user line of its prompt, given back as the answer.
+    agent = make_agent(replies=["I am researcher1 (researcher). When are backups verified?"])
+    result = agent.ask("When are backups verified?", caller=R1)
+    assert "I am researcher1" not in result.answer
+    assert "11:00" in result.answer, "the passage's own sentence answers instead"
+
+
 def test_passages_that_do_not_answer_are_followed_by_the_tools(make_agent: Any) -> None:
     # Found by the eval (a crash): the model says the passages do not answer, so the turn tries the tools once.
     seen: list[list[dict[str, Any]]] = []
@@ -198,6 +206,8 @@ def test_a_denied_approval_runs_nothing_and_is_explained(make_agent: Any, lab: P
     # The denial is reported in the guard's words (who denied, why); the model is not asked to paraphrase it.
     assert "denied by admin1" in result.answer and "shared Ray cluster" in result.answer
     assert len(agent.model.calls) == 1
+    # The approval id and the reason come from the guard: the grounding audit finds them sourced.
+    assert result.grounding["unsourced"] == [] and result.grounding["contradictions"] == []
 
 
 def test_a_forged_or_expired_resume_runs_nothing(make_agent: Any, lab: Path) -> None:
@@ -234,6 +244,7 @@ def test_a_denied_call_is_explained_in_the_guards_words(make_agent: Any, lab: Pa
     # A small model told "denied" often answers "I do not know" or worse: the refusal is the answer.
     assert len(agent.model.calls) == 1
     assert result.answer.startswith("Not done (refused by policy)") and "production" in result.answer
+    assert result.grounding["unsourced"] == [], "the refusal's words are the guard's, a source like any result"
 
 
 def test_a_vm_named_by_its_name_gets_its_id_not_the_models_guess(make_agent: Any, lab: Path) -> None:

@@ -176,3 +176,23 @@ def test_an_empty_documentation_index_is_named_in_the_answer(make_agent: Any, tm
     result = agent.ask("When are backups verified?", caller=R1)
     assert "index is empty" in result.answer and "labops ingest knowledge/docs" in result.answer
     assert "11:00" not in result.answer.replace("“11:00”", ""), "nothing to source it from"
+
+
+# --- false alarms the eval's grounding audit raised on sourced answers ---------------------------------------
+NODES = [
+    {"node": "node01", "status": "online", "memory_gib": 94, "memory_free_gib": 30.0},
+    {"node": "node07", "status": "online", "memory_gib": 128, "memory_free_gib": 12.0},
+]
+
+
+def test_a_value_is_read_as_the_field_named_by_more_words() -> None:
+    listed = Evidence.build(results=[("7 nodes", NODES)], user_texts=["which node has the most free memory?"])
+    assert check("Most free memory: node01 (30.0 GiB unallocated).", listed) == []
+    # The plain field still counts where it is the one named.
+    assert [p.kind for p in check("node01 has 30 GiB of memory.", listed)] == ["contradiction"]
+
+
+def test_a_declination_is_no_date() -> None:
+    found = Evidence.build(results=[("no rows: within 5.0 arcmin of RA 150.1, Dec 2.2", [])], user_texts=[])
+    assert check("No objects within 5.0 arcmin of RA 150.1, Dec 2.2.", found) == []
+    assert "dec 2" not in facts("RA 150.1, Dec 2.2") and "dec 2, 2026" in facts("It failed on Dec 2, 2026.")

@@ -14,6 +14,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from agent.routing import Candidates, Router
+from agent.steering import constraint
 from core.config import load_settings
 from policies.guard import Caller
 from tools.registry import all_tools, toolsets
@@ -44,6 +45,7 @@ def _router() -> Router:
         "Reboot proj-pg01.",
         "is void-analysis running?",
         "what vms do i have",
+        "I need a VM called gpu-dev with 2 cores and 8 gigs on the GPU node.",
         "Spin up a VM called test-2 with 2 cores",
         "which VMs lack a recent backup?",
         "any jobs of mine on ray?",
@@ -79,7 +81,11 @@ def test_a_statement_only_one_tool_takes_goes_to_that_tool() -> None:
     # Found by the eval: an UPDATE statement went to the documentation, which then explained how to run it.
     routed = _router().route("Set zwarn to 0 everywhere: UPDATE desi_dr1.zpix SET zwarn = 0", caller=CALLER,
                              docs_score=0.9)  # fmt: skip
-    assert routed.route == "lab" and routed.families == frozenset({"desi"})
+    assert routed.route == "lab" and routed.families == frozenset({"desi"}) and routed.tool == "desi.query"
+    # Its first model call must be a call of that tool: the constrained choice has no "answer" branch.
+    forced = constraint(load_settings(None, llm={"provider": "ollama"}), [{"function": {"name": "desi_query",
+                        "parameters": {"type": "object"}}}], answer=False)  # fmt: skip
+    assert [b["properties"]["tool"]["const"] for b in forced["format"]["oneOf"]] == ["desi_query"]
     assert _router().route("How do I write a SELECT ... FROM query?", caller=CALLER).route == "docs"
 
 
