@@ -3,7 +3,8 @@
 A question about the lab's live state is answered from the tools even when a page describes the same
 thing; whether the documentation is indexed never changes where a message goes. In order:
 
-1. How the lab works ("how do I", "why", "who approves", a policy, a runbook, what one may do) → docs.
+1. How the lab works ("how do I", "why", "who approves", a policy, a runbook, what one may do) → docs; but a
+   question for the things one may use ("which templates can I run?") that a tool lists closely → lab.
 2. A thing the lab lists, named in the message (a VM, a node: names read from the lab itself), text only one
    tool takes (``Tool.recognizes``: an SQL statement), or a thing referred to by its id ("VM 132", "job
    labops_1a2b", a 64-bit target id) → lab.
@@ -64,6 +65,14 @@ _ASKS_STATE = re.compile(
     r"|has|have|did|does|was|were)\b"
     r"|\b(?:right now|currently|at the moment|now|today|running|stopped|down|offline|online|failed|failing|broken"
     r"|healthy|working|status|free|full|left|pending|queued)\b",
+    re.I,
+)
+# Cues of _DOCS that ask what one may do; "which templates can I run?" asks for a list with one of them.
+_PERMISSION = re.compile(r"^(?:can i|may i|can a|may a|allowed to|am i allowed|are we allowed|is it allowed)$", re.I)
+# A question for a list of things: "which/what" followed by a noun (not "what is", "what can", "which of").
+_LIST_QUESTION = re.compile(
+    r"^\W*(?:which|what)\s+(?!(?:is|are|was|were|do|does|did|can|could|may|might|should|would|will|if|about|of"
+    r"|happens|kind|sort|type|'s)\b)[a-z]",
     re.I,
 )
 _LONG_ID = re.compile(r"\b\d{6,}\b|\b[a-z]+_[0-9a-f]{6,}\b", re.I)
@@ -232,9 +241,15 @@ class Router:
         """
         text = text.strip()
         candidates = candidates or Candidates()
-        if _DOCS.search(text):
-            # "What job templates can I run?" reads like a permission question, but a tool lists exactly that.
-            if tool_fit >= STRONG_TOOL_FIT and tool_fit > docs_score:
+        cues = [m.group(0) for m in _DOCS.finditer(text)]
+        if cues:
+            strong_tool = tool_fit >= STRONG_TOOL_FIT and tool_fit > docs_score
+            if strong_tool and _LIST_QUESTION.search(text) and all(_PERMISSION.match(c) for c in cues):
+                # "Which job templates can I run?": a list of things one may use, and a tool lists exactly that
+                # (the model, asked, sent it to the documentation in most runs).
+                return Routed(route="lab", why="asks which things one may use, and a tool lists them")
+            # "Can I run 10 jobs at once?" reads like a permission question, but a tool fits it closely.
+            if strong_tool:
                 return self._unsure(text, candidates, lean="docs",
                                     why="asks how the lab works, and a tool fits it closely")  # fmt: skip
             return Routed(route="docs", why="asks how the lab works")

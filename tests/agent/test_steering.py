@@ -132,10 +132,22 @@ def test_where_wording_and_scores_disagree_the_model_chooses_between_the_candida
     router, chooser = _asking_router("docs")
     assert router.route("How many nodes does the Kubernetes cluster have?", caller=CALLER, docs_score=0.75,
                         tool_fit=0.74).route == "lab" and chooser.seen == []  # fmt: skip
-    # A "can I" question a tool answers closely ("what templates can I run?") is the model's choice too.
+    # A yes/no "can I" question a tool answers closely is the model's choice too; without a model the wording holds.
     router, chooser = _asking_router("lab")
-    assert router.route("What job templates can I run?", caller=CALLER, docs_score=0.8, tool_fit=0.84).route == "lab"
-    # Without a model to ask, the wording decides.
-    assert _router().route("What job templates can I run?", caller=CALLER, docs_score=0.8, tool_fit=0.84).route == (
+    assert router.route("Can I run 10 ray jobs at once?", caller=CALLER, docs_score=0.8, tool_fit=0.84).route == "lab"
+    assert chooser.seen, "the model was asked"
+    assert _router().route("Can I run 10 ray jobs at once?", caller=CALLER, docs_score=0.8, tool_fit=0.84).route == (
         "docs"
     )
+
+
+@pytest.mark.parametrize(
+    "text", ["What job templates can I run?", "which templates may I use on ray", "What VMs can I delete?"]
+)
+def test_a_question_for_the_things_one_may_use_goes_to_the_tool_that_lists_them(text: str) -> None:
+    # Phrased like a permission question, but it asks for a list, and a tool lists exactly that: no model call.
+    router, chooser = _asking_router("docs")
+    routed = router.route(text, caller=CALLER, docs_score=0.8, tool_fit=0.9)
+    assert routed.route == "lab" and chooser.seen == [], text
+    # A tool that fits loosely ("what GPU can I use?") leaves it with the documentation.
+    assert router.route("What GPU can I use?", caller=CALLER, docs_score=0.78, tool_fit=0.23).route == "docs"
