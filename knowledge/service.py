@@ -9,7 +9,7 @@ from core.config import Settings
 from core.errors import BackendUnavailable
 from knowledge.embeddings import Embedder, embedder_for
 from knowledge.retrieve import cite, search_store
-from knowledge.store import Hit, Mode, Store
+from knowledge.store import Hit, Mode, Store, quoted
 
 __all__ = ["DocsService"]
 
@@ -41,11 +41,36 @@ class DocsService:
     def chunks(self) -> int:
         """How many chunks the documentation index holds (0: nothing was ingested)."""
         with self._lock:
-            if self._embedder is None:
-                self._embedder = embedder_for(self.settings)
-            if self._store is None:
-                self._store = Store(self.settings, dim=self._embedder.dim)
-            return 0 if self._store.empty else self._store.count()
+            store = self._opened()
+            return 0 if store.empty else store.count()
+
+    def _opened(self) -> Store:
+        if self._embedder is None:
+            self._embedder = embedder_for(self.settings)
+        if self._store is None:
+            self._store = Store(self.settings, dim=self._embedder.dim)
+        return self._store
+
+    def documents(self) -> dict[str, str]:
+        """Every indexed document: its source (``backup-policy.md``) and title."""
+        with self._lock:
+            store = self._opened()
+            if store.empty:
+                return {}
+            return {str(r["source"]): str(r["title"]) for r in store.query("chunk_index == 0", ["source", "title"])}
+
+    def document(self, source: str) -> list[dict[str, Any]]:
+        """One document's chunks in order, as ``{"section", "text", "citation"}`` (empty: not indexed)."""
+        with self._lock:
+            store = self._opened()
+            if store.empty:
+                return []
+            rows = store.query(f"source == {quoted(source)}", ["title", "section", "text", "chunk_index"])
+        rows.sort(key=lambda r: int(r["chunk_index"]))
+        return [
+            {"section": r["section"], "text": r["text"], "citation": f"[{source} § {r['section'] or r['title']}]"}
+            for r in rows
+        ]
 
     def search(self, query: str, *, k: int = 4) -> list[dict[str, Any]]:
         """Passages as ``{"text", "source", "section", "citation", "score"}`` (the ``docs.search`` tool's data)."""

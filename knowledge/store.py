@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # the chunker pulls in the loaders and ftfy (~50 ms), which a
 
     from knowledge.chunking import Chunk
 
-__all__ = ["SCHEMA_VERSION", "Hit", "Store"]
+__all__ = ["SCHEMA_VERSION", "Hit", "Store", "quoted"]
 
 SCHEMA_VERSION = "v3"  # v3: token states for re-ranking; v2: BM25 over heading path and text; v1: text alone
 Mode = Literal["hybrid", "dense", "bm25"]
@@ -260,7 +260,7 @@ class Store:
         """The ids of one document's chunks."""
         # Without a limit a query returns every match: Milvus Lite does; a Milvus server is documented to cap
         # only queries that set one (16 384). A document of more chunks than that is a guess left untested.
-        rows = self._writer().query(self.collection, filter=f"source == {_quote(source)}", output_fields=["id"])
+        rows = self._writer().query(self.collection, filter=f"source == {quoted(source)}", output_fields=["id"])
         return {str(r["id"]) for r in rows}
 
     def delete_ids(self, ids: list[str]) -> None:
@@ -270,11 +270,15 @@ class Store:
 
     def delete_source(self, source: str) -> None:
         """Remove every chunk of one document."""
-        self._writer().delete(self.collection, filter=f"source == {_quote(source)}")
+        self._writer().delete(self.collection, filter=f"source == {quoted(source)}")
 
     def flush(self) -> None:
         """Make inserts durable and visible."""
         self._writer().flush(self.collection)
+
+    def query(self, filter_expr: str, fields: list[str]) -> list[dict[str, Any]]:
+        """Rows matching a Milvus filter expression, with ``fields`` (every match: see :meth:`ids_of`)."""
+        return list(self._writer().query(self.collection, filter=filter_expr, output_fields=fields))
 
     def count(self) -> int:
         """Chunks stored."""
@@ -442,8 +446,9 @@ def _row_bytes(row: dict[str, Any]) -> int:
 
 
 def _prefix_filter(source_prefix: str | None) -> str:
-    return f"source like {_quote(source_prefix + '%')}" if source_prefix else ""
+    return f"source like {quoted(source_prefix + '%')}" if source_prefix else ""
 
 
-def _quote(value: str) -> str:
+def quoted(value: str) -> str:
+    """A string as a Milvus filter literal."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -24,6 +24,7 @@ COMMANDS = {
     "chat": "channels.cli.agent_cmds:chat",
     "serve": "channels.cli.server_cmds:serve",
     "keys": "channels.cli.server_cmds:keys",
+    "mcp": "channels.cli.mcp_cmd:mcp",
     "tool": "channels.cli.tool_cmds:tool",
     "vm": "channels.cli.vm_cmds:vm",
     "policy": "channels.cli.policy_cmds:policy",

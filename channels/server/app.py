@@ -1,4 +1,4 @@
-"""The ``labops serve`` application: one FastAPI app with the OpenAI API, the Slack bot and the ops routes."""
+"""The ``labops serve`` application: one FastAPI app with the OpenAI API, MCP, the Slack bot and the ops routes."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.routing import Route
 
 from agent.runtime import Agent
 from channels.server import openai_api, ops, slack_bot
+from channels.server.mcp_http import McpEndpoint
 from channels.server.state import ServerState
 from core.config import Settings
 
@@ -27,10 +29,12 @@ lifecycle = logging.getLogger("labops.serve")
 def create_app(settings: Settings, *, agent: Agent | None = None) -> FastAPI:
     """The service over ``settings`` (an ``agent`` may be given, e.g. one with a scripted model)."""
     state = ServerState.build(settings, agent=agent)
+    mcp = McpEndpoint(state)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
+        async with mcp.manager.run():
+            yield
         lifecycle.info("shutting down: closing the agent, its model client and its stores")
         state.close()
 
@@ -41,6 +45,8 @@ def create_app(settings: Settings, *, agent: Agent | None = None) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(openai_api.router)
     app.include_router(slack_bot.router)
+    # MCP's Streamable HTTP transport is an ASGI app of its own (one endpoint for POST, GET and DELETE).
+    app.router.routes.append(Route("/mcp", endpoint=mcp, methods=["GET", "POST", "DELETE"]))
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -90,7 +96,7 @@ def run(
             tmp.replace(port_file)
         if announce is not None:
             announce(url)
-        lifecycle.info("listening on %s (OpenAI API %s/v1, Slack %s/slack/events)", url, url, url)
+        lifecycle.info("listening on %s (OpenAI API %s/v1, Slack %s/slack/events, MCP %s/mcp)", url, url, url, url)
 
     server.startup = startup  # type: ignore[method-assign]
     server.run(sockets=[sock])
