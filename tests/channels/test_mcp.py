@@ -144,6 +144,10 @@ def _approval_flow(call: Callable[[str, dict[str, Any]], types.CallToolResult], 
     assert "admin1" in _text(asked) and f'"approval_id": "{approval_id}"' in _text(asked)
     assert name not in _vm_names(lab_dir)
     _approve(lab_dir, approval_id)
+    # The approval covers this exact call only: a bigger VM under the same id is refused, and nothing is made.
+    other = call("vm_provision", {**args, "cores": 2, "approval_id": approval_id})
+    assert other.is_error and "changed arguments need a new approval" in _text(other)
+    assert name not in _vm_names(lab_dir)
     made = call("vm_provision", {**args, "approval_id": approval_id})
     assert not made.is_error and made.structured_content["status"] == "ok", _text(made)
     again = call("vm_provision", {**args, "approval_id": approval_id})
