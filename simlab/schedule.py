@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BACKUP_AT", "DAY", "KEEP_LAST", "VERIFY_AT", "run_schedule", "verification_result"]
+__all__ = [
+    "BACKUP_AT",
+    "DAY",
+    "KEEP_LAST",
+    "VERIFY_AT",
+    "backup_size",
+    "prune",
+    "run_schedule",
+    "snapshot_record",
+    "verification_result",
+]
 
 DAY = 86400
 BACKUP_AT = 9 * 3600  # seconds after midnight UTC (the simulator's guess for the lab's local 09:00)
@@ -56,30 +66,39 @@ def _backup(data: dict[str, Any], t: float) -> None:
             if vm is None or vm["template"] or vmid in done:
                 continue
             done.add(vmid)
-            days = int((t - data["seeded_at"]) // DAY)
-            size = int(vm["disk_gib"] * GIB * 0.3 * (1 + 0.003 * (days + 30)))
+            size = backup_size(data, vm, t)
             when = int(t) + 45 * index  # jobs back guests up one after another
-            snaps.append(
-                {
-                    "backup-type": "vm",
-                    "backup-id": str(vmid),
-                    "backup-time": when,
-                    "size": size,
-                    "protected": False,
-                    "comment": vm["name"],
-                    "owner": "root@pam",
-                    "files": [
-                        {"filename": "qemu-server.conf.blob", "size": 612, "crypt-mode": "none"},
-                        {"filename": "drive-scsi0.img.fidx", "size": size, "crypt-mode": "none"},
-                        {"filename": "index.json.blob", "size": 467, "crypt-mode": "none"},
-                        {"filename": "client.log.blob", "size": 1893, "crypt-mode": "none"},
-                    ],
-                }
-            )
-    _prune(data)
+            snaps.append(snapshot_record(vm, when, size))
+    prune(data)
 
 
-def _prune(data: dict[str, Any]) -> None:
+def snapshot_record(vm: dict[str, Any], when: int, size: int) -> dict[str, Any]:
+    """A VM snapshot as PBS keeps it (what a vzdump to the PBS storage writes)."""
+    return {
+        "backup-type": "vm",
+        "backup-id": str(vm["vmid"]),
+        "backup-time": when,
+        "size": size,
+        "protected": False,
+        "comment": vm["name"],
+        "owner": "root@pam",
+        "files": [
+            {"filename": "qemu-server.conf.blob", "size": 612, "crypt-mode": "none"},
+            {"filename": "drive-scsi0.img.fidx", "size": size, "crypt-mode": "none"},
+            {"filename": "index.json.blob", "size": 467, "crypt-mode": "none"},
+            {"filename": "client.log.blob", "size": 1893, "crypt-mode": "none"},
+        ],
+    }
+
+
+def backup_size(data: dict[str, Any], vm: dict[str, Any], t: float) -> int:
+    """A VM's backup size at ``t``: about 30% of its disk, growing slowly with the days since seeding."""
+    days = int((t - data["seeded_at"]) // DAY)
+    return int(vm["disk_gib"] * GIB * 0.3 * (1 + 0.003 * (days + 30)))
+
+
+def prune(data: dict[str, Any]) -> None:
+    """PBS prune: keep the newest ``KEEP_LAST`` snapshots of each group (protected ones stay)."""
     by_group: dict[str, list[dict[str, Any]]] = {}
     for snap in data["pbs"]["snapshots"]:
         by_group.setdefault(snap["backup-id"], []).append(snap)

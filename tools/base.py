@@ -169,6 +169,9 @@ class Tool(Generic[A]):
             ``owner`` of ``vm.list``); set by the agent from the channel's identity, never from the model.
         recognizes: regular expressions for text only this tool takes (an SQL statement for ``desi.query``):
             a message holding one is about the lab's tools, whatever else it says.
+        remedies: the problems a call of this tool fixes, as incidents name them (``backup:failed``); an
+            incident with one of them offers the call as a one-click fix, its arguments filled from the
+            incident's subject (``vmid``). The click still goes through the guard as the clicking user.
 
     The risk is the tool's only declaration of how dangerous it is: the Cedar action group (``read``,
     ``write``, ``destructive``) is generated from it (``policies.schema``), so the two cannot disagree.
@@ -193,6 +196,7 @@ class Tool(Generic[A]):
     prepare: Prepare | None = None
     mine: str | None = None
     recognizes: tuple[str, ...] = ()
+    remedies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.risk != "read" and self.plan is None:
@@ -201,6 +205,8 @@ class Tool(Generic[A]):
             raise TypeError(f"tool {self.name} has no docstring; it is the model's prompt")
         if self.risk != "read" and not self.asks:
             raise TypeError(f"tool {self.name} changes the lab but declares no `asks` (how a person asks for it)")
+        if self.remedies and self.risk == "read":
+            raise TypeError(f"tool {self.name} reads only, so it remedies nothing: drop `remedies`")
         fields = set(self.args_model.model_fields)
         unknown = (set(self.aliases) | set(self.named_by) | ({self.mine} if self.mine else set())) - fields
         if unknown:

@@ -9,7 +9,7 @@ from typing import Any
 from simlab import clock
 from simlab.auth import Authenticator
 from simlab.httpapi import ApiError, HttpApp, Request, Response, Router
-from simlab.pve import cluster, qemu
+from simlab.pve import cluster, qemu, vzdump
 from simlab.schedule import run_schedule
 from simlab.state import LabState
 from simlab.tasks import finish_due
@@ -34,6 +34,7 @@ class PveApp(HttpApp):
         self.router = Router()
         cluster.register(self.router, lambda: self.state.data)
         qemu.register(self.router, lambda: self.state.data, lambda: self.task_speed)
+        vzdump.register(self.router, lambda: self.state.data, lambda: self.task_speed)
         self.router.add("POST", "/access/ticket", self._login)
         self.router.add(
             "GET",
@@ -51,7 +52,7 @@ class PveApp(HttpApp):
     def advance(self) -> bool:
         """Finish due tasks and run due scheduled jobs."""
         now = clock.now()
-        changed = finish_due(self.state.data, qemu.EFFECTS, now)
+        changed = finish_due(self.state.data, {**qemu.EFFECTS, **vzdump.EFFECTS}, now)
         return run_schedule(self.state.data, now) or changed
 
     def handle(self, request: Request) -> Response:

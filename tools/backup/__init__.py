@@ -9,9 +9,11 @@ from pydantic import Field
 
 from tools.backup.collect import VmBackup, collect_jobs, collect_vm_backups
 from tools.backup.report import findings, verdict
+from tools.backup.run import RunArgs, plan_backup, run_backup
 from tools.base import NameLookup, ResourceRef, Tool, ToolArgs, ToolResult, Toolset
 from tools.context import ToolContext
 from tools.proxmox import call, pbs_client
+from tools.vm.inventory import vm_resource
 
 __all__ = ["TOOLS", "TOOLSET"]
 
@@ -222,6 +224,10 @@ def _vm_resource(ctx: ToolContext, args: StatusArgs) -> list[ResourceRef]:
     return [ResourceRef(type="VM", id=str(args.vmid))] if args.vmid is not None else [ResourceRef(type="Lab", id="lab")]
 
 
+def _run_resource(ctx: ToolContext, args: RunArgs) -> list[ResourceRef]:
+    return [vm_resource(ctx, args.vmid)]
+
+
 def _datastore(ctx: ToolContext, args: NoArgs) -> list[ResourceRef]:
     return [ResourceRef(type="Datastore", id=ctx.settings.pbs.datastore)]
 
@@ -296,6 +302,22 @@ TOOLS: list[Tool[Any]] = [
             "recent",
         ),
         examples=("Which VMs have backup problems?", "Are all our backups ok?", "Which VMs lack a recent backup?"),
+    ),
+    Tool(
+        name="backup.run",
+        args_model=RunArgs,
+        fn=run_backup,
+        risk="write",
+        plan=plan_backup,
+        resources=_run_resource,
+        resource_types=("VM",),
+        summary=lambda a: f"back up VM {a.vmid} now ({a.mode} mode)",
+        words=("back up now", "backup now", "take a backup", "fresh backup", "new backup"),
+        asks=("back up", "take a backup", "run a backup", "make a backup", "start a backup"),
+        aliases={"vmid": ("vm_id", "id", "vm", "vm_number")},
+        named_by={"vmid": NameLookup(tool="vm.list", value="vmid", name="name")},
+        examples=("Back up VM 132 now.", "Take a fresh backup of qso-vae-dev."),
+        remedies=("backup:failed", "backup:stale"),
     ),
 ]
 
