@@ -227,9 +227,60 @@ class SlackSettings(_Section):
     signing_secret: SecretStr | None = Field(None, description="The Slack app's signing secret (required).")
     bot_token: SecretStr | None = Field(None, description="xoxb-... to post approval requests (optional).")
     approvals_channel: str | None = Field(None, description="Channel id where approval requests are posted.")
+    alerts_channel: str | None = Field(None, description="Channel id where incidents are posted (one thread each).")
     command: str = Field("/lab", pattern=r"^/[a-z0-9_-]{1,31}$", description="The slash command the app defines.")
     users: dict[str, str] = Field(default_factory=dict, description="Slack user id (U...) -> LabOps user.")
     api_base_url: str = Field("https://slack.com/api/", description="Slack Web API base URL.")
+
+
+class WatcherSettings(_Section):
+    """One watcher: on or off, and how often it checks."""
+
+    enabled: bool = False
+    interval_s: float = Field(900.0, ge=10, description="Seconds between two checks.")
+
+
+def _watcher(interval_s: float) -> Any:
+    return Field(default_factory=lambda: WatcherSettings(interval_s=interval_s))
+
+
+class WatchersSettings(_Section):
+    """The checks LabOps runs itself on a schedule (each off until enabled), through the read tools."""
+
+    backups: WatcherSettings = _watcher(3600.0)
+    nodes: WatcherSettings = _watcher(120.0)
+    ray: WatcherSettings = _watcher(300.0)
+    datastore: WatcherSettings = _watcher(1800.0)
+
+
+class AlertsSettings(_Section):
+    """Incidents: Alertmanager's webhook, LabOps's own watchers, investigations and their Slack messages."""
+
+    webhook_token: SecretStr | None = Field(
+        None,
+        description="Bearer token Alertmanager sends (http_config.authorization.credentials); unset with no "
+        "basic auth either: the webhook answers 404 (off).",
+    )
+    webhook_username: str | None = Field(
+        None, description="Basic-auth user Alertmanager sends (http_config.basic_auth)."
+    )
+    webhook_password: SecretStr | None = Field(None, description="Basic-auth password for webhook_username.")
+    watchers: WatchersSettings = Field(default_factory=WatchersSettings)
+    watcher_user: str = Field(
+        "labops-watcher", description="The lab user watchers and investigations read as (a role with reads only)."
+    )
+    datastore_threshold_percent: float = Field(85.0, gt=0, le=100, description="Datastore use that opens an incident.")
+    ray_failed_window_hours: float = Field(
+        24.0, gt=0, description="A Ray job that failed within this many hours is an incident; older ones are history."
+    )
+    investigation_steps: int = Field(4, ge=0, le=20, description="Read-tool calls an investigation may make.")
+    investigation_timeout_s: float = Field(30.0, gt=0, description="Time an investigation may take.")
+    repeat_window_s: float = Field(
+        300.0, gt=0, description="Flood control: new Slack messages are counted over this window."
+    )
+    max_new_messages: int = Field(
+        5, ge=1, description="New incident messages per window; beyond it, new incidents join one digest message."
+    )
 
 
 class PolicySettings(_Section):
@@ -302,6 +353,7 @@ class Settings(BaseSettings):
     agent: AgentSettings = Field(default_factory=AgentSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     tools: ToolsSettings = Field(default_factory=ToolsSettings)

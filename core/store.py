@@ -1,7 +1,7 @@
 """The store every part of LabOps keeps its state in: SQLite in the lab directory, or PostgreSQL shared by replicas.
 
-Approvals, the audit log, request keys, quota reservations, API keys, chat threads, Slack replays and the
-agent's waiting conversations all live here. Both databases speak the same small SQL (``?`` placeholders,
+Approvals, the audit log, request keys, quota reservations, API keys, chat threads, Slack replays, the
+agent's waiting conversations and incidents all live here. Both databases speak the same small SQL (``?`` placeholders,
 rewritten for psycopg). :meth:`Database.transaction` is the one unit of work: commit at the end, roll back
 on any exception, and with ``lock=`` a transaction no other writer of that table can interleave with
 (``BEGIN IMMEDIATE`` in SQLite, a table lock in PostgreSQL), so the audit chain cannot fork and an
@@ -149,6 +149,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         apply=_statements(
             "CREATE INDEX IF NOT EXISTS agent_waits_thread ON agent_waits (thread_id)",
             "CREATE INDEX IF NOT EXISTS reservations_user ON reservations (username)",
+        ),
+    ),
+    Migration(
+        version=4,
+        description="incidents (one open per fingerprint), their Slack threads, what watchers remember",
+        apply=_statements(
+            "CREATE TABLE IF NOT EXISTS incidents (id TEXT PRIMARY KEY, open_key TEXT UNIQUE, "
+            "fingerprint TEXT NOT NULL, state TEXT NOT NULL, grp TEXT, opened DOUBLE PRECISION NOT NULL, "
+            "updated DOUBLE PRECISION NOT NULL, data TEXT NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS incidents_state ON incidents (state)",
+            "CREATE TABLE IF NOT EXISTS incident_threads (key TEXT PRIMARY KEY, channel TEXT, ts TEXT, "
+            "claimed DOUBLE PRECISION NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS watcher_state (name TEXT PRIMARY KEY, data TEXT NOT NULL, "
+            "updated DOUBLE PRECISION NOT NULL)",
         ),
     ),
 )

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 MAX_ARGS_BYTES = 64 * 1024
 
-Channel = Literal["cli", "chat", "slack", "eval", "api", "mcp"]
+Channel = Literal["cli", "chat", "slack", "eval", "api", "mcp", "watcher", "alertmanager"]
 
 
 @dataclass(kw_only=True, frozen=True)

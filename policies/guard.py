@@ -445,6 +445,29 @@ class Guard(ApprovalDesk):
         data = {**plan.model_dump(mode="json"), "policy": decision.as_dict()}
         return ToolResult.ok(f"plan for {plan.summary}: {verdict}; policy: {decision.decision}", data=data)
 
+    def action(self, action: str, args: dict[str, Any], *, caller: Caller) -> Decision:
+        """Policy's word on a guard action that is not a tool (``incident.resolve``), recorded in the audit log.
+
+        The resource is the lab; the caller's roles decide (``policies/cedar``).
+        """
+        assert self.engine is not None
+        if not valid_user_name(caller.user):
+            decision = Decision(decision="deny", reasons=[f"{caller.user!r} is not a valid user name"])
+        else:
+            user = self.engine.user(caller.user)
+            context = self.engine.context(channel=caller.channel, numbers={}, usage={}, user=user)
+            try:
+                lab = [ResourceRef(type="Lab", id="lab")]
+                decision = self.engine.decide(user=caller.user, action=action, resources=lab, context=context)
+            except PolicyError as exc:
+                decision = Decision(decision="deny", reasons=[f"policy evaluation failed: {exc}"])
+        self._record(caller, action, args, event="decision", decision=decision.decision, reasons=decision.reasons)
+        return decision
+
+    def note(self, caller: Caller, event: str, **fields: Any) -> int:
+        """Record something that is not a tool call (an incident opened or resolved) in the same audit log."""
+        return self._record(caller, fields.pop("tool", "(incident)"), fields.pop("args", None), event=event, **fields)
+
     def refuse_identity(self, *, caller: Caller, reason: str) -> None:
         """Record a request a channel refused because of who it claimed to be (a forged or unverifiable identity).
 

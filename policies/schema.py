@@ -19,8 +19,8 @@ from tools.base import Tool
 __all__ = ["GROUPS", "GUARD_ACTIONS", "build_schema", "declared_actions", "tool_actions"]
 
 GROUPS = ("read", "write", "destructive")
-# Actions the guard itself performs (deciding an approval), not tools.
-GUARD_ACTIONS = ("approval.approve", "approval.deny")
+# Actions the guard itself performs (deciding an approval, acknowledging or resolving an incident), not tools.
+GUARD_ACTIONS = ("approval.approve", "approval.deny", "incident.acknowledge", "incident.resolve")
 
 _ACTION = re.compile(r'^\s*action\s+((?:"[^"]+"\s*,\s*)*"[^"]+")', re.M)
 
