@@ -19,6 +19,7 @@ from policies.guard import Guard
 if TYPE_CHECKING:
     from langchain_core.language_models.chat_models import BaseChatModel
 
+    from agent.incidents import IncidentDesk
     from agent.runtime import Agent
     from knowledge.embeddings import Embedder
     from knowledge.service import DocsService
@@ -37,6 +38,7 @@ class Services:
     model: BaseChatModel | None = None
     embedder: Embedder | None = None
     _agent: Agent | None = field(default=None, repr=False)
+    _desk: IncidentDesk | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -50,6 +52,19 @@ class Services:
                     self.settings, model=self.model, guard=self.guard, docs=self.docs, embedder=self.embedder
                 )
             return self._agent
+
+    @property
+    def incidents(self) -> IncidentDesk:
+        """The incident desk over this guard, these docs and the store (made on first use)."""
+        with self._lock:
+            if self._desk is None:
+                from agent.incidents import IncidentDesk
+                from tools.registry import all_tools
+
+                self._desk = IncidentDesk.build(
+                    self.settings, guard=self.guard, tools=all_tools(self.settings), docs=self.docs
+                )
+            return self._desk
 
     def close(self) -> None:
         """Release the agent's model client and checkpoints, and the documentation store."""

@@ -13,6 +13,7 @@ the message; the other sees the claim and posts nothing.
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 import secrets
@@ -33,6 +34,7 @@ State = Literal["open", "acknowledged", "resolved"]
 Source = Literal["watcher", "alertmanager"]
 SEVERITY_ORDER: dict[str, int] = {"critical": 0, "warning": 1, "info": 2}
 _REF = re.compile(r"inc_[0-9a-f]{2,12}")
+DIGEST = "digest"  # the channel column of a thread row folded into a digest message (its ts: the digest's key)
 
 
 class Observation(BaseModel):
@@ -280,18 +282,55 @@ class IncidentStore:
             s.execute("DELETE FROM incident_threads WHERE key = ? AND ts IS NULL", (key,))
 
     def thread(self, key: str) -> tuple[str, str] | None:
-        """``(channel, ts)`` of the message of ``key``, once posted."""
+        """``(channel, ts)`` of the message of ``key``, once posted (None for a digest's member)."""
         self.db.ensure_schema()
         with self.db.session() as s:
             row = s.execute("SELECT channel, ts FROM incident_threads WHERE key = ?", (key,)).fetchone()
-        return (str(row[0]), str(row[1])) if row is not None and row[1] is not None else None
+        if row is None or row[1] is None or row[0] == DIGEST:
+            return None
+        return str(row[0]), str(row[1])
 
     def threads_since(self, since: float) -> int:
-        """How many messages were claimed since ``since`` (flood control)."""
+        """How many messages were claimed since ``since`` (flood control; a digest's members are not messages)."""
         self.db.ensure_schema()
         with self.db.session() as s:
-            row = s.execute("SELECT count(*) FROM incident_threads WHERE claimed >= ?", (since,)).fetchone()
+            row = s.execute(
+                "SELECT count(*) FROM incident_threads WHERE claimed >= ? AND (channel IS NULL OR channel <> ?)",
+                (since, DIGEST),
+            ).fetchone()
         return int(row[0]) if row else 0
+
+    def join_digest(self, key: str, digest: str, *, now: float | None = None) -> bool:
+        """Fold the message of ``key`` into the digest message ``digest``; False if ``key`` has a message already."""
+        now = time.time() if now is None else now
+        with self.db.transaction(lock="incident_threads") as s:
+            if s.execute("SELECT key FROM incident_threads WHERE key = ?", (key,)).fetchone() is not None:
+                return False
+            s.execute("INSERT INTO incident_threads (key, channel, ts, claimed) VALUES (?, ?, ?, ?)",
+                      (key, DIGEST, digest, now))  # fmt: skip
+            return True
+
+    def digest_of(self, key: str) -> str | None:
+        """The digest message ``key`` was folded into, if it was."""
+        self.db.ensure_schema()
+        with self.db.session() as s:
+            row = s.execute("SELECT ts FROM incident_threads WHERE key = ? AND channel = ?", (key, DIGEST)).fetchone()
+        return str(row[0]) if row is not None else None
+
+    def digest_members(self, digest: str) -> list[str]:
+        """The keys folded into the digest message ``digest``."""
+        self.db.ensure_schema()
+        with self.db.session() as s:
+            rows = s.execute("SELECT key FROM incident_threads WHERE channel = ? AND ts = ? ORDER BY claimed",
+                             (DIGEST, digest)).fetchall()  # fmt: skip
+        return [str(r[0]) for r in rows]
+
+    def in_group(self, group: str) -> builtins.list[Incident]:
+        """Every incident of one alert group (its message lists them)."""
+        self.db.ensure_schema()
+        with self.db.session() as s:
+            rows = s.execute("SELECT data FROM incidents WHERE grp = ? ORDER BY opened", (group,)).fetchall()
+        return [self._load(r) for r in rows]
 
     # --- what watchers remember between cycles ------------------------------------------------------------
     def recall(self, name: str) -> dict[str, Any]:

@@ -17,13 +17,14 @@ from tools.backup import TOOLSET as BACKUP
 from tools.base import Tool, Toolset
 from tools.desi import TOOLSET as DESI
 from tools.docs import TOOLSET as DOCS
+from tools.incidents import TOOLSET as INCIDENTS
 from tools.ray import TOOLSET as RAY
 from tools.vm import TOOLSET as VM
 
 __all__ = ["Registry", "all_tools", "get_tool", "registry", "toolsets"]
 
 # One explicit entry per shipped toolset.
-SHIPPED: tuple[Toolset, ...] = (VM, RAY, DESI, BACKUP, DOCS)
+SHIPPED: tuple[Toolset, ...] = (VM, RAY, DESI, BACKUP, INCIDENTS, DOCS)
 
 
 class Registry:

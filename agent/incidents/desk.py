@@ -212,5 +212,6 @@ class IncidentDesk:
         result = self.guard.call(chosen.tool, dict(chosen.args), caller=caller, call_id=key)
         self._audit("incident_fix", incident, caller=caller, fix=chosen.id, call=chosen.tool, status=result.status,
                     seconds=round(time.monotonic() - started, 3))  # fmt: skip
-        self._announce([DeskEvent(kind="fixed", incident=incident, by=caller.user, result=result)])
+        if result.status != "denied":  # a refusal is the clicker's business (and in the audit log), not the thread's
+            self._announce([DeskEvent(kind="fixed", incident=incident, by=caller.user, result=result)])
         return result

@@ -30,6 +30,7 @@ COMMANDS = {
     "policy": "channels.cli.policy_cmds:policy",
     "approvals": "channels.cli.policy_cmds:approvals",
     "audit": "channels.cli.policy_cmds:audit",
+    "incidents": "channels.cli.incidents_cmd:incidents",
     "db": "channels.cli.db_cmds:db",
     "ingest": "channels.cli.knowledge_cmds:ingest",
     "search": "channels.cli.knowledge_cmds:search",

@@ -14,9 +14,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.routing import Route
 
+from agent.incidents import DeskEvent
+from agent.incidents.schedule import Watching
 from agent.runtime import Agent
-from channels.server import openai_api, ops, slack_bot
+from channels.server import alerts_http, openai_api, ops, slack_bot
+from channels.server.incident_slack import IncidentPoster
 from channels.server.mcp_http import McpEndpoint
+from channels.server.slack_render import escape
 from channels.server.state import ServerState
 from core.config import Settings
 
@@ -30,21 +34,39 @@ def create_app(settings: Settings, *, agent: Agent | None = None) -> FastAPI:
     """The service over ``settings`` (an ``agent`` may be given, e.g. one with a scripted model)."""
     state = ServerState.build(settings, agent=agent)
     mcp = McpEndpoint(state)
+    bot = slack_bot.SlackBot(state) if settings.slack.signing_secret is not None else None
+    desk = state.services.incidents
+    desk.listeners.append(IncidentPoster(settings, desk.store, client=bot.client if bot else None,
+                                         mention=bot.mention if bot else escape))  # fmt: skip
+
+    def count(events: list[DeskEvent]) -> None:
+        for event in events:
+            state.metrics.incident_changes.labels(event.kind).inc()
+
+    desk.listeners.append(count)
+    watching = Watching(desk, on_cycle=lambda r: state.metrics.watcher_cycles.labels(r.watcher, "ok" if r.ok
+                                                                                      else "failed").inc())  # fmt: skip
+    intake = alerts_http.AlertIntake(state)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        watching.start()
         async with mcp.manager.run():
             yield
-        lifecycle.info("shutting down: closing the agent, its model client and its stores")
+        lifecycle.info("shutting down: stopping the watchers, closing the agent, its model client and its stores")
+        watching.stop()
+        intake.close()
         state.close()
 
     app = FastAPI(title="LabOps", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.labops = state
-    app.state.slack = slack_bot.SlackBot(state) if settings.slack.signing_secret is not None else None
+    app.state.slack = bot
+    app.state.alerts = intake
     ops.install_middleware(app)
     app.include_router(ops.router)
     app.include_router(openai_api.router)
     app.include_router(slack_bot.router)
+    app.include_router(alerts_http.router)
     # MCP's Streamable HTTP transport is an ASGI app of its own (one endpoint for POST, GET and DELETE).
     app.router.routes.append(Route("/mcp", endpoint=mcp, methods=["GET", "POST", "DELETE"]))
 

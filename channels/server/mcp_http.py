@@ -82,15 +82,7 @@ class McpEndpoint:
 
     def _result(self, caller: Caller, tool: str, result: ToolResult) -> None:
         """An approval asked for over MCP is announced like one from a chat (the Slack approvals channel)."""
-        if result.status != "needs_approval" or not isinstance(result.data, dict):
-            return
-        approval = result.data.get("approval") or {}
-        self.state.approval_requested({
-            "approval_id": approval.get("id"), "summary": approval.get("summary"), "tool": tool,
-            "args": approval.get("args"), "expires": approval.get("expires"), "plan": result.data.get("plan"),
-            "approvers": result.data.get("approvers"), "role": approval.get("role"), "requester": caller.user,
-            "channel": "mcp",
-        })  # fmt: skip
+        self.state.result_needs_approval(caller, tool, result)
 
 
 async def _reply(send: Send, status: int, message: str) -> None:

@@ -1,8 +1,9 @@
 """Prometheus metrics of ``labops serve`` (``/metrics``), in a registry of the app's own.
 
 Requests and latency by route, agent turns and their latency, model calls and tokens, tool calls by tool and
-outcome, turns refused because the queue was full, housekeeping answers, and approvals pending (read from
-the approval store at scrape time, so every replica reports the shared number).
+outcome, turns refused because the queue was full, housekeeping answers, incident changes, Alertmanager
+notifications and watcher checks, and approvals pending and incidents by state (read from the store at scrape
+time, so every replica reports the shared number).
 """
 
 from __future__ import annotations
@@ -38,10 +39,34 @@ class _Pending(Collector):
         yield family
 
 
+class _Incidents(Collector):
+    """``labops_incidents{state}``, counted in the shared store when scraped."""
+
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("labops_incidents", "Incidents by state (open, acknowledged, resolved).",
+                                   labels=["state"])  # fmt: skip
+        try:
+            counts = self.counts()
+        except Exception:  # a scrape must not fail because the store is down; readyz reports that
+            log.warning("cannot count incidents", exc_info=True)
+            counts = {}
+        for state in ("open", "acknowledged", "resolved"):
+            family.add_metric([state], float(counts.get(state, 0)))
+        yield family
+
+
 class Metrics:
     """Every metric of the service."""
 
-    def __init__(self, *, pending_approvals: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        pending_approvals: Callable[[], int] | None = None,
+        incidents: Callable[[], dict[str, int]] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("labops_http_requests", "HTTP requests by route and status.",
@@ -62,8 +87,16 @@ class Metrics:
                                     "Front-end background tasks (titles, tags, follow-ups) answered without the model.",
                                     registry=r)  # fmt: skip
         self.queue = Gauge("labops_turns_admitted", "Agent turns running or waiting.", registry=r)
+        self.incident_changes = Counter("labops_incident_changes", "Incident changes this process made, by kind.",
+                                        ["kind"], registry=r)  # fmt: skip
+        self.alerts_received = Counter("labops_alertmanager_notifications", "Alertmanager notifications by outcome.",
+                                       ["outcome"], registry=r)  # fmt: skip
+        self.watcher_cycles = Counter("labops_watcher_cycles", "Watcher checks by watcher and outcome.",
+                                      ["watcher", "outcome"], registry=r)  # fmt: skip
         if pending_approvals is not None:
             r.register(_Pending(pending_approvals))
+        if incidents is not None:
+            r.register(_Incidents(incidents))
 
     def observe_turn(self, result: Any, *, channel: str) -> None:
         """Count one finished agent turn (a :class:`agent.runtime.TurnResult`)."""

@@ -97,6 +97,8 @@ class SlackBot:
         self.app.command(slack.command)(self._command)
         self.app.action("labops_approve")(self._approve_click)
         self.app.action("labops_deny")(self._deny_click)
+        self.app.action(re.compile(r"^labops_incident_fix_\d+$"))(self._incident_fix_click)
+        self.app.action("labops_incident_ack")(self._incident_ack_click)
         state.approval_listeners.append(self.post_approval)
 
     # --- plumbing ------------------------------------------------------------------------------------------
@@ -158,6 +160,10 @@ class SlackBot:
             )
             return None
         return Caller(user=user, channel="slack", request_text=text[:2000], request_id=request_id, origin=facts)
+
+    def mention(self, user: str) -> str:
+        """A lab user as Slack shows them: a mention when their Slack account is linked."""
+        return self._mention(user)
 
     def _mention(self, user: str) -> str:
         slack_id = self._slack_ids.get(user)
@@ -283,6 +289,44 @@ class SlackBot:
         elif decided.resumed is not None:
             text = f"{decided.text} (clicked by <@{slack_user}>)"
             respond(text=truncate(text), blocks=outcome_blocks(text), replace_original=True)
+
+    # --- incident buttons ----------------------------------------------------------------------------------
+    def _clicker(self, body: dict[str, Any], text: str, context: Any) -> tuple[str, Caller | None]:
+        clicker = body.get("user") or {}
+        slack_user = str(clicker.get("id"))
+        origin = {
+            "slack_team": clicker.get("team_id") or (body.get("team") or {}).get("id"),
+            "slack_user_name": clicker.get("username"),
+            "slack_channel": (body.get("channel") or {}).get("id"),
+        }
+        return slack_user, self._caller(slack_user, text, context, origin)
+
+    def _incident_fix_click(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any,
+                            context: Any) -> None:  # fmt: skip
+        ack()
+        incident_id, _, fix_id = str(action.get("value") or "").partition("/")
+        slack_user, caller = self._clicker(body, f"Slack button: fix {fix_id} of {incident_id}", context)
+        if caller is None:
+            respond(text=self._not_linked(slack_user), replace_original=False, response_type="ephemeral")
+            return
+        result = self.state.services.incidents.fix(incident_id, fix_id, caller=caller)
+        approval = (result.data or {}).get("approval") if isinstance(result.data, dict) else None
+        self.state.result_needs_approval(caller, str((approval or {}).get("tool") or fix_id), result)
+        if result.status in ("denied", "error", "needs_approval"):
+            # Only the clicker sees a refusal; the thread shows what ran.
+            respond(text=truncate(escape(result.message)), replace_original=False, response_type="ephemeral")
+
+    def _incident_ack_click(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any,
+                            context: Any) -> None:  # fmt: skip
+        ack()
+        incident_id = str(action.get("value") or "")
+        slack_user, caller = self._clicker(body, f"Slack button: acknowledge {incident_id}", context)
+        if caller is None:
+            respond(text=self._not_linked(slack_user), replace_original=False, response_type="ephemeral")
+            return
+        result = self.state.services.incidents.decide(incident_id, "acknowledge", caller=caller)
+        if result.status != "ok":
+            respond(text=truncate(escape(result.message)), replace_original=False, response_type="ephemeral")
 
     # --- approval requests -------------------------------------------------------------------------------
     def post_approval(self, event: dict[str, Any]) -> None:

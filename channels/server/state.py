@@ -14,6 +14,8 @@ from channels.server.chats import ChatStore
 from channels.server.metrics import Metrics
 from core.config import Settings
 from policies.apikeys import ApiKeys
+from policies.guard import Caller
+from tools.base import ToolResult
 
 __all__ = ["ServerState"]
 
@@ -53,7 +55,7 @@ class ServerState:
             keys=ApiKeys(db),
             chats=ChatStore(db),
             gate=TurnGate(running=settings.server.max_concurrent_turns, queued=settings.server.max_queued_turns),
-            metrics=Metrics(pending_approvals=pending),
+            metrics=Metrics(pending_approvals=pending, incidents=lambda: services.incidents.store.counts()),
         )
 
     def known_user(self, name: str) -> bool:
@@ -68,6 +70,18 @@ class ServerState:
                 listener(event)
             except Exception:  # a notification must never break the turn that asked
                 log.exception("approval listener failed for %s", event.get("approval_id"))
+
+    def result_needs_approval(self, caller: Caller, tool: str, result: ToolResult) -> None:
+        """Announce the approval a call outside a chat asked for (MCP, a Slack button), like one from a chat."""
+        if result.status != "needs_approval" or not isinstance(result.data, dict):
+            return
+        approval = result.data.get("approval") or {}
+        self.approval_requested({
+            "approval_id": approval.get("id"), "summary": approval.get("summary"), "tool": tool,
+            "args": approval.get("args"), "expires": approval.get("expires"), "plan": result.data.get("plan"),
+            "approvers": result.data.get("approvers"), "role": approval.get("role"), "requester": caller.user,
+            "channel": caller.channel,
+        })  # fmt: skip
 
     def close(self) -> None:
         """Release the agent's model client, checkpoint store and docs store."""
