@@ -130,17 +130,24 @@ def slash(text: str, *, user: str, response_url: str, command: str = "/lab", cha
 
 def click(verb: str, approval_id: str, *, user: str, response_url: str) -> str:
     """A block_actions form body (one field, ``payload``) for an Approve/Deny click."""
+    return button(f"labops_{verb}", approval_id, user=user, response_url=response_url,
+                  block_id=f"approval_{approval_id}", label=verb.title())  # fmt: skip
+
+
+def button(action_id: str, value: str, *, user: str, response_url: str, block_id: str = "actions",
+           label: str = "Button", channel: str = "C0APPROVALS") -> str:  # fmt: skip
+    """A block_actions form body (one field, ``payload``) for a click on any LabOps button."""
     payload: dict[str, Any] = {
         "type": "block_actions",
         "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T0LAB"},
         "api_app_id": "A0LABOPS", "token": "deprecated", "team": {"id": "T0LAB", "domain": "lab"},
-        "container": {"type": "message", "message_ts": "1719936116.634509", "channel_id": "C0APPROVALS",
+        "container": {"type": "message", "message_ts": "1719936116.634509", "channel_id": channel,
                       "is_ephemeral": False},
-        "trigger_id": "7.2.f3", "channel": {"id": "C0APPROVALS", "name": "approvals"}, "enterprise": None,
-        "is_enterprise_install": False, "message": {"type": "message", "ts": "1719936116.634509", "text": "approval"},
+        "trigger_id": "7.2.f3", "channel": {"id": channel, "name": "ops"}, "enterprise": None,
+        "is_enterprise_install": False, "message": {"type": "message", "ts": "1719936116.634509", "text": "message"},
         "state": {"values": {}}, "response_url": response_url,
-        "actions": [{"type": "button", "action_id": f"labops_{verb}", "block_id": f"approval_{approval_id}",
-                     "text": {"type": "plain_text", "text": verb.title()}, "value": approval_id,
+        "actions": [{"type": "button", "action_id": action_id, "block_id": block_id,
+                     "text": {"type": "plain_text", "text": label}, "value": value,
                      "action_ts": f"{time.time():.6f}"}],
     }  # fmt: skip
     return urlencode({"payload": json.dumps(payload)})
