@@ -100,3 +100,13 @@ def test_the_image_and_the_front_ends_point_at_the_same_service() -> None:
         if line and not line.startswith("#")
     )
     assert env["OPENAI_API_BASE_URL"].endswith(":8000/v1") and env["ENABLE_FORWARD_USER_INFO_HEADERS"] == "true"
+
+
+def test_the_alertmanager_receiver_points_at_the_webhook_with_credentials() -> None:
+    from channels.server.alerts_http import router
+
+    config = yaml.safe_load((DEPLOY / "alertmanager" / "alertmanager.yml").read_text())
+    hook = config["receivers"][0]["webhook_configs"][0]
+    assert hook["url"].endswith(next(r.path for r in router.routes if r.path.startswith("/alerts")))  # type: ignore[attr-defined]
+    assert hook["send_resolved"] is True and hook["http_config"]["authorization"]["type"] == "Bearer"
+    assert config["route"]["receiver"] == config["receivers"][0]["name"]
