@@ -41,6 +41,8 @@ _GROUPS: tuple[frozenset[str], ...] = (
     frozenset({"online", "offline"}),
     frozenset({"pending", "running", "succeeded", "failed", "stopped"}),
 )
+# "(0 running)", "3 of 5 running", "2 VMs running": a number counting things in a state (not an id: "VM 132 running").
+_COUNTED = re.compile(r"(?<![\w#-])(?<!vm )(?<!job )(?<!id )\d+\s*(?:of\s+\d+\s+)?(?:(?:vms|jobs|nodes)\s+)?$", re.I)
 _STATE_WORD = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _STATES), key=len, reverse=True)) + r")\b", re.I)
 _NEGATION = re.compile(r"\b(?:not|n't|no longer|never|neither|nor)\b[\w\s]{0,12}$", re.I)
 _PLURAL_REF = re.compile(r"\b(?:both|all|they|them|these|those|each|every|either|neither|none)\b", re.I)
@@ -171,6 +173,8 @@ def entity_problems(
         if not named:
             continue
         for match in _STATE_WORD.finditer(clause):
+            if _COUNTED.search(clause[: match.start()]):
+                continue  # "2 VMs (0 running)": a count of things in that state, not the state of a named one
             negated = bool(_NEGATION.search(clause[: match.start()]))
             for entity in named:
                 why = _state_problem(match.group(1), negated, entity, entities[entity])

@@ -33,6 +33,7 @@ LISTED = Evidence.build(
         ("Yes, both are running.", "contradiction", "running"),
         ("void-analysis is stopped.", "contradiction", "stopped"),
         ("void-analysis is not running.", "contradiction", "running"),
+        ("VM 132 is running.", "contradiction", "running"),
         ("You also have ray-worker-3 with 8 cores and 32 GB.", "unsourced", "ray-worker-3"),
         ("void-analysis has 8 cores.", "contradiction", "8"),
         ("The stopped VM with id 3 is not backed up.", "unsourced", "id 3"),
@@ -55,6 +56,8 @@ def test_statements_without_a_source_or_against_the_data_are_found(answer: str, 
         "void-analysis has 4 cores and 16 GiB of memory, qso-vae-dev has 24 GB.",
         "VM 132 runs on node07.",
         "No, only one of them runs.",
+        # A count of things in a state is not the state of the thing named after it (a tool's own summary line).
+        "vm.list: 2 VMs (1 running): 130 void-analysis (running), 132 qso-vae-dev (stopped)",
     ],
 )
 def test_statements_the_evidence_supports_pass(answer: str) -> None:
