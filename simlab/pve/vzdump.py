@@ -26,11 +26,12 @@ from simlab.validate import Params
 
 __all__ = ["EFFECTS", "register"]
 
-# vzdump's parameters (the API schema's names); the ones the simulator acts on are read below.
+# vzdump's parameters (pve-docs apidata.js, 9.1.3); the ones the simulator acts on are read below.
 _ALLOWED = {
-    "vmid", "all", "exclude", "storage", "mode", "compress", "notes-template", "protected", "remove", "mailto",
-    "mailnotification", "notification-mode", "bwlimit", "ionice", "lockwait", "stop", "stopwait", "zstd",
-    "pigz", "quiet", "fleecing", "performance", "prune-backups", "dumpdir", "tmpdir", "script", "pool",
+    "vmid", "all", "exclude", "exclude-path", "storage", "mode", "compress", "notes-template", "protected", "remove",
+    "mailto", "mailnotification", "notification-mode", "bwlimit", "ionice", "lockwait", "stop", "stopwait", "zstd",
+    "pigz", "quiet", "fleecing", "performance", "prune-backups", "dumpdir", "tmpdir", "script", "pool", "job-id",
+    "maxfiles", "pbs-change-detection-mode", "stdexcludes", "stdout",
 }  # fmt: skip
 _BACKUP_STORAGES = {"pbs01"}
 _VMID_LIST = re.compile(r"^\d+(,\d+)*$")

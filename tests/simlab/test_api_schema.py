@@ -189,6 +189,7 @@ def test_pve_answers_match_the_published_schema(tmp_path: Path, inprocess_lab) -
     ok("DELETE", "/nodes/{node}/tasks/{upid}", f"/nodes/node03/tasks/{running}")
     _wait(api, "node03", ok("POST", "/nodes/{node}/qemu/{vmid}/status/stop", "/nodes/node03/qemu/501/status/stop"))
     ok("DELETE", "/nodes/{node}/qemu/{vmid}", "/nodes/node03/qemu/500")
+    _wait(api, "node03", ok("POST", "/nodes/{node}/vzdump", "/nodes/node03/vzdump", {"vmid": 130, "storage": "pbs01"}))
 
     served = set(lab.apps["pve"].router.patterns)
     assert served == seen, f"served but not checked: {sorted(served - seen)}"
