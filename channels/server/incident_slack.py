@@ -43,14 +43,23 @@ class IncidentPoster:
         self.posted = 0  # messages posted by this process (metrics)
 
     def __call__(self, events: list[DeskEvent]) -> None:
-        """Tell Slack about a batch of incident changes."""
+        """Tell Slack about a batch of incident changes: each message posted or updated once per batch."""
         if not self.enabled:
             return
+        posted: set[str] = set()
+        stale: dict[str, None] = {}  # messages to bring up to date, in order
         for event in events:
             try:
-                self._one(event)
+                self._one(event, posted, stale)
             except SlackClientError:
                 log.warning("could not tell Slack about %s (%s)", event.incident.id, event.kind, exc_info=True)
+        for key in stale:
+            if key in posted:
+                continue  # posted in this batch, from the store as it is now
+            try:
+                self._update(key)
+            except SlackClientError:
+                log.warning("could not update the Slack message of %s", key, exc_info=True)
 
     # --- keys and rendering -------------------------------------------------------------------------------
     @staticmethod
@@ -102,36 +111,39 @@ class IncidentPoster:
         key = self.key(incident)
         return self.store.digest_of(key) or key
 
-    def _open(self, incident: Incident) -> None:
+    def _open(self, incident: Incident, posted: set[str]) -> str | None:
+        """Post the incident's message, or fold it into a digest; the key of a message to update, if any."""
         key = self.key(incident)
         if self.store.thread(key) is not None or self.store.digest_of(key):
-            self._update(self._message_of(incident))
-            return
+            return self._message_of(incident)
         now = time.time()
         window = self.alerts.repeat_window_s
         if self.store.threads_since(now - window) >= self.alerts.max_new_messages:
             digest = f"digest:{int(now // window)}"
-            if self.store.join_digest(key, digest):
-                if self.store.claim_thread(digest):
-                    self._post(digest)
-                else:
-                    self._update(digest)
-            return
+            if not self.store.join_digest(key, digest):
+                return self._message_of(incident)
+            key = digest
+            if self.store.thread(key) is not None:
+                return key
         if self.store.claim_thread(key):
             self._post(key)
-        else:
-            self._update(key)  # another replica's message: brought up to date when it is posted
+            posted.add(key)
+            return None
+        return key  # another replica's message: brought up to date once it is posted
 
-    def _one(self, event: DeskEvent) -> None:
+    def _one(self, event: DeskEvent, posted: set[str], stale: dict[str, None]) -> None:
         incident = event.incident
         if event.kind == "opened":
-            self._open(incident)
+            key = self._open(incident, posted)
+            if key is not None:
+                stale[key] = None
             return
         message = self._message_of(incident)
-        self._update(message)
-        if event.kind == "acknowledged":
+        stale[message] = None
+        own = message.startswith("inc_")  # a group's or a digest's message shows its members' states itself
+        if event.kind == "acknowledged" and own:
             self._reply(message, f":eyes: {incident.id} acknowledged by {self.mention(event.by)}")
-        elif event.kind == "resolved":
+        elif event.kind == "resolved" and own:
             who = self.mention(event.by) if event.by != "labops" else "LabOps"
             reason = escape(incident.resolution or "")
             self._reply(message, f":white_check_mark: {incident.id} resolved by {who}: {reason}")

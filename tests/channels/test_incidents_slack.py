@@ -163,12 +163,15 @@ def test_alertmanager_groups_are_one_message_and_bad_requests_store_nothing(serv
     assert len(_top_level(slack)) == 1 and len(store.find()) == 50
     assert "50 alerts firing" in _text(_top_level(slack)[0]["blocks"])
     updates = len(_calls(slack, "chat.update"))
+    assert updates == 0, "the group's message is posted once with all fifty, not updated fifty times"
     assert _send(client, app, _payload(50)) == 200  # Alertmanager's repeat: nothing new
     assert len(_top_level(slack)) == 1 and len(_calls(slack, "chat.update")) == updates
     basic = "Basic " + base64.b64encode(b"alertmanager:basic-test-only").decode()
     assert _send(client, app, _payload(50, status="resolved"), auth=basic) == 200
     assert store.find() == [] and len(_top_level(slack)) == 1
+    assert len(_calls(slack, "chat.update")) == 1, "one update for the group, whatever the number of alerts"
     assert "all 50 alerts resolved" in _text(_calls(slack, "chat.update")[-1]["blocks"])
+    assert not [p for p in _calls(slack, "chat.postMessage") if p.get("thread_ts")], "no reply per alert"
 
 
 def test_a_flood_of_groups_is_folded_into_one_digest(service: dict[str, Any]) -> None:
