@@ -69,10 +69,9 @@ class IncidentPoster:
 
     def _render(self, key: str) -> tuple[str, list[dict[str, Any]]]:
         if key.startswith("digest:"):
-            members = [self.store.get(k) for k in self.store.digest_members(key) if k.startswith("inc_")]
-            groups = [k for k in self.store.digest_members(key) if not k.startswith("inc_")]
-            for group in groups:
-                members += self.store.in_group(group)
+            members = []
+            for member in self.store.digest_members(key):  # an incident's own key, or an alert group's
+                members += [self.store.get(member)] if member.startswith("inc_") else self.store.in_group(member)
             return f"{len(members)} incidents", digest_blocks(members, self.alerts.repeat_window_s)
         if key.startswith("inc_"):
             incident = self.store.get(key)
