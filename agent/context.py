@@ -9,7 +9,7 @@ from langchain_core.messages import HumanMessage, ToolMessage
 from agent.state import AgentState
 from policies.guard import Caller
 
-__all__ = ["asks_about_self", "caller_of", "evidence", "previous_user_text", "recent_user_text"]
+__all__ = ["asked_text", "asks_about_self", "caller_of", "evidence", "previous_user_text", "recent_user_text"]
 
 
 def caller_of(state: AgentState) -> Caller:
@@ -59,6 +59,15 @@ def previous_user_text(state: AgentState) -> str:
 
 
 def recent_user_text(state: AgentState, n: int = 3) -> str:
-    """The user's last ``n`` messages."""
-    texts = [str(m.content) for m in state.get("messages", []) if isinstance(m, HumanMessage)]
-    return "\n".join(texts[-n:])
+    """The user's last ``n`` messages, and the current one as the agent read it (translated, referents named)."""
+    texts = [str(m.content) for m in state.get("messages", []) if isinstance(m, HumanMessage)][-n:]
+    asked = str((state.get("turn") or {}).get("asked") or "")
+    if asked and asked not in texts:
+        texts.append(asked)
+    return "\n".join(texts)
+
+
+def asked_text(state: AgentState) -> str:
+    """The current message as the agent reads it (``Turn.asked``; the message itself before retrieve ran)."""
+    turn = state.get("turn") or {}
+    return str(turn.get("asked") or turn.get("text", ""))

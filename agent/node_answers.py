@@ -14,6 +14,7 @@ from agent.deps import Nodes
 from agent.events import emit as _emit
 from agent.evidence import answers_asked, quote_answer, turn_evidence
 from agent.grounding import prune, readable
+from agent.referents import things_of
 from agent.state import AgentState, Turn
 from agent.toolcalls import model_name
 
@@ -24,6 +25,12 @@ _QUESTION = re.compile(
     r"|explain)\b",
     re.I,
 )
+
+
+def _remembered(turn: Turn) -> dict[str, Any]:
+    """The things this turn's results were about, kept for the next message's "it" (none: the last ones stay)."""
+    things = things_of(list(turn.get("log", [])))
+    return {"things": things} if things else {}
 
 
 def _asks(text: str) -> bool:
@@ -49,7 +56,7 @@ class AnswerNodes(Nodes):
             return {"turn": turn}
         evidence = turn_evidence(state)
         pruned = prune(readable(str(last.content), evidence), evidence, cite=bool(turn["log"]))
-        question = str(turn["text"])
+        question = str(turn.get("asked") or turn["text"])
         user = str(state.get("user", ""))
         if turn["log"]:
             text = read_answer(pruned.text, turn, question=question, user=user)
@@ -66,6 +73,7 @@ class AnswerNodes(Nodes):
         return {
             "messages": [AIMessage(content=text, id=last.id, usage_metadata=last.usage_metadata)],
             "turn": turn,
+            **_remembered(turn),
         }
 
     def _docs_answer(self, body: str, question: str, turn: Turn) -> str:
@@ -126,7 +134,7 @@ class AnswerNodes(Nodes):
         footer = sources_line(turn, text)
         answer = f"{text}\n\n{footer}" if footer else text
         _emit({"type": "token", "text": answer})
-        return {"messages": [AIMessage(content=answer)], "turn": turn}
+        return {"messages": [AIMessage(content=answer)], "turn": turn, **_remembered(turn)}
 
     def offtopic(self, state: AgentState) -> dict[str, Any]:
         """Nothing in the lab's docs or tools answers the message: say so to a question, greet a greeting."""

@@ -12,12 +12,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from langchain_core.messages import ToolMessage
+from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.types import interrupt
 from pydantic import ValidationError
 
 from agent.answers import clarify_question
-from agent.context import asks_about_self, caller_of, evidence, recent_user_text
+from agent.context import asked_text, asks_about_self, caller_of, evidence, recent_user_text
 from agent.deps import Nodes
 from agent.events import emit as _emit
 from agent.evidence import bounded_data
@@ -167,12 +167,12 @@ class CallNodes(Nodes):
             evidence=evidence(state, user=not tool.mine),
         )
         if tool.named_by:
-            fixed, named = resolve_names(self.deps.guard, caller_of(state), tool, fixed, turn["text"])
+            fixed, named = resolve_names(self.deps.guard, caller_of(state), tool, fixed, asked_text(state))
             # The user's words now name these values: a change on them is no longer a guess.
             turn["named"] = {**turn.get("named", {}), **named}
         if tool.prepare is not None:
-            fixed = tool.prepare(self.deps.guard.context, fixed, turn["text"])
-        if tool.mine and fixed.get(tool.mine) is None and asks_about_self(turn["text"]):
+            fixed = tool.prepare(self.deps.guard.context, fixed, asked_text(state))
+        if tool.mine and fixed.get(tool.mine) is None and asks_about_self(asked_text(state)):
             # "my VMs": the owner is who asks, from the channel (the model often leaves the filter out).
             fixed = {**fixed, tool.mine: state.get("user")}
             notes = [*notes, f"{tool.mine} = {state.get('user')} (you asked about your own)"]
@@ -232,12 +232,39 @@ class CallNodes(Nodes):
             )
         return self._guessed_target(state, turn, call, tool)
 
+    def _guessed_id(
+        self, state: AgentState, turn: Turn, call: dict[str, Any], tool: Tool[Any]
+    ) -> dict[str, Any] | None:
+        """A read by an id nobody gave is not made; the model is told to answer without it.
+
+        The 1.5B model, offered the tools for a question about security software, called ``desi.object
+        {"targetid": 1234567890}``.
+        """
+        resolved = " ".join(f"{value} ({name})" for value, name in turn.get("named", {}).items())
+        # Ids of earlier answers count: "how many cores does 132 have?" after a listing that showed it.
+        earlier = [str(m.content) for m in state.get("messages", [])[: max(0, int(turn["start"]) - 1)]
+                   if isinstance(m, AIMessage | ToolMessage)][-8:]  # fmt: skip
+        said = "\n".join([evidence(state, user=False), resolved, *earlier])
+        props = tool.json_schema().get("properties", {})
+        guessed = [
+            key
+            for key, _ in ungrounded_required(tool.json_schema(), call["args"], said)
+            if key.endswith("id") and isinstance(call["args"].get(key), int | str) and key in props
+        ]
+        if not guessed:
+            return None
+        turn["repairs"] = int(turn["repairs"]) + 1
+        which = ", ".join(f"{k} {call['args'][k]!r}" for k in guessed)
+        result = ToolResult.error(f"not run: {which} is in no message of the user's and no result (a guess)")
+        advice = "Do not guess ids: answer from what you have, or say that you do not know."
+        return self.reply(turn, call, result, repairable=True, for_model=advice)
+
     def _guessed_target(
         self, state: AgentState, turn: Turn, call: dict[str, Any], tool: Tool[Any]
     ) -> dict[str, Any] | None:
         """A change on a VM id or name the user never gave is not made: the user is asked (nothing is run)."""
         if tool.risk == "read":
-            return None
+            return self._guessed_id(state, turn, call, tool)
         resolved = " ".join(f"{value} ({name})" for value, name in turn.get("named", {}).items())
         missing = ungrounded_required(tool.json_schema(), call["args"], f"{evidence(state, user=False)}\n{resolved}")
         if not missing:

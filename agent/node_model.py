@@ -22,7 +22,9 @@ from agent.answers import as_message, fallback_answer
 from agent.context import caller_of, previous_user_text
 from agent.deps import Nodes
 from agent.events import emit as _emit
+from agent.language import to_english
 from agent.prompts import SYSTEM_PROMPT, format_passages, tool_definition
+from agent.referents import resolve as resolve_referent
 from agent.routing import Candidates
 from agent.state import AgentState, Turn
 from agent.steering import UNSURE, constraint, mentions_docs
@@ -31,6 +33,9 @@ from core.errors import BackendUnavailable, LabOpsError
 
 log = logging.getLogger(__name__)
 
+# How far under the passage floor a message routed to the documentation may still take its best passages. Measured
+# on the dev phrasings: translated questions' best passages scored 0.52-0.56 (the English originals 0.73-0.86).
+DOCS_ROUTED_SLACK = 0.15
 # Words that make a short message a follow-up of the previous one.
 FOLLOW_UP = re.compile(r"\b(?:it|its|that|those|them|these|this one|the first|the second|the last|same)\b", re.I)
 # A call that the model can start text with; streamed text is held back while it might be one.
@@ -58,10 +63,17 @@ class ModelNodes(Nodes):
     def retrieve(self, state: AgentState) -> dict[str, Any]:
         """Passages for questions about how the lab works, and the tools to offer."""
         turn = state["turn"].copy()
-        text = turn["text"]
-        # A short follow-up ("show me the first one", "stop it") is about what was asked before.
+        text = str(turn["text"])
+        translated = to_english(self.deps.model, self.settings, text)
+        if translated is not None:
+            turn["language"], text = translated
+        referent = resolve_referent(text, list(state.get("things") or []))
+        turn["asked"] = f"{text} {referent.note()}" if referent is not None else text
+        # A short follow-up ("show me the first one", "stop it") is about what was asked before, unless what it
+        # refers to was found in the last results (then the message names it).
         before = previous_user_text(state)
-        about = f"{before}\n{text}" if before and (len(text.split()) <= 8 or FOLLOW_UP.search(text)) else text
+        short = len(text.split()) <= 8 or FOLLOW_UP.search(text)
+        about = turn["asked"] if referent is not None or not before or not short else f"{before}\n{text}"
         scores = self.deps.selector.scores(about)
         hits: list[Any] = []
         if self.deps.docs is not None and self.bounds.docs_k > 0:
@@ -80,6 +92,7 @@ class ModelNodes(Nodes):
                 _emit({"type": "notice", "text": turn["docs_missing"]})
         best = max((h.score for h in hits), default=0.0)
         routed = self.deps.router.route(text, caller=caller_of(state), docs_score=best,
+                                        refers=referent.note() if referent is not None else None,
                                         docs_floor=self.deps.docs_min_score,
                                         tool_fit=max(scores.values(), default=0.0),
                                         candidates=self._candidates(scores, hits))  # fmt: skip
@@ -90,10 +103,24 @@ class ModelNodes(Nodes):
             for name in scores:
                 if name.split(".")[0] == family:
                     scores[name] += 0.25  # the message names a thing this family lists (a VM's name)
+        if referent is not None:
+            # "Which node is the failed one on?" is about VM 132: the tools that take a VM's id fit it.
+            fields = {str(t["field"]) for t in referent.things}
+            for name in scores:
+                found = self.deps.tool(name)
+                if found is not None and fields & set(found.json_schema().get("properties", {})):
+                    scores[name] += 0.25
         tool_fit = max(scores.values(), default=0.0)
         # Passages cost the small model seconds of prompt time: included for questions about how the lab works,
         # or when no tool fits the message; a question about the lab as it is now goes to the tools alone.
         wanted = routed.route == "docs" or (routed.route == "lab" and tool_fit < self.deps.tool_fit_floor)
+        # The hits come re-ranked, best first; the floor is on the search's own score. When some hit reaches it,
+        # the re-ranker's first stays too: "what graphics card ...?" shares no word with the page's "GPU", so
+        # the page's first passage (the one naming the card) ranks first on meaning but scores under the floor.
+        # A message routed to the documentation (by its wording, or the model's choice) is given its best passages
+        # down to a lower floor: a question translated from another language shares fewer words with the page.
+        floor = self.deps.docs_min_score - (DOCS_ROUTED_SLACK if routed.route == "docs" else 0.0)
+        relevant = best >= floor
         passages = [
             {
                 "text": h.text,
@@ -102,8 +129,8 @@ class ModelNodes(Nodes):
                 "score": h.score,
                 "citation": f"[{h.source} § {h.section or h.title}]",
             }
-            for h in hits
-            if wanted and h.score >= self.deps.docs_min_score
+            for i, h in enumerate(hits)
+            if wanted and relevant and (i == 0 or h.score >= self.deps.docs_min_score)
         ]
         if not mentions_docs(text):
             scores.pop("docs.search", None)  # the retrieve step already searched the documentation
@@ -145,7 +172,9 @@ class ModelNodes(Nodes):
         user = state.get("user", "anonymous")
         assert self.deps.guard.engine is not None
         roles = ", ".join(self.deps.guard.engine.user(user).roles) or "unknown user"
-        asked = f"I am {user} ({roles}). {first.content}"
+        # The message as the agent read it: translated to English, with what a follow-up's "it" stands for.
+        said = str(turn.get("asked") or first.content)
+        asked = f"I am {user} ({roles}). {said}"
         question = HumanMessage(content=f"{block}\n\n{asked}" if block else asked)
         return [SystemMessage(content=SYSTEM_PROMPT), *history, question, *rest]
 

@@ -5,7 +5,8 @@ thing; whether the documentation is indexed never changes where a message goes. 
 
 1. How the lab works ("how do I", "why", "who approves", a policy, a runbook, what one may do) → docs; but a
    question for the things one may use ("which templates can I run?") that a tool lists closely → lab.
-2. A thing the lab lists, named in the message (a VM, a node: names read from the lab itself), text only one
+2. What a follow-up's "it" or "the stopped one" stands for among the last answer's things → lab. A thing the
+   lab lists, named in the message (a VM, a node: names read from the lab itself), text only one
    tool takes (``Tool.recognizes``: an SQL statement), or a thing referred to by its id ("VM 132", "job
    labops_1a2b", a 64-bit target id) → lab.
 3. The asker's own things ("my VMs", "what do I have") → lab.
@@ -69,6 +70,13 @@ _ASKS_STATE = re.compile(
 )
 # Cues of _DOCS that ask what one may do; "which templates can I run?" asks for a list with one of them.
 _PERMISSION = re.compile(r"^(?:can i|may i|can a|may a|allowed to|am i allowed|are we allowed|is it allowed)$", re.I)
+# Cues a tool may answer too ("can I run 10 jobs at once?", "what is my quota?"); the others (when, why, how
+# do I, how often, policy) ask how the lab works whatever tool fits the words ("when are backups checked?").
+_WEAK_DOCS = re.compile(
+    r"^(?:can i|may i|can a|may a|allowed to|am i allowed|are we allowed|is it allowed|should i|quota|quotas"
+    r"|limit for|how long (?:is|are|do|does|may|can))$",
+    re.I,
+)
 # A question for a list of things: "which/what" followed by a noun (not "what is", "what can", "which of").
 _LIST_QUESTION = re.compile(
     r"^\W*(?:which|what)\s+(?!(?:is|are|was|were|do|does|did|can|could|may|might|should|would|will|if|about|of"
@@ -233,17 +241,21 @@ class Router:
         docs_floor: float = 0.65,
         tool_fit: float = 0.0,
         candidates: Candidates | None = None,
+        refers: str | None = None,
     ) -> Routed:
         """The route of ``text``.
 
         ``docs_score`` is the best passage's score and ``tool_fit`` the best tool's: where a cue of the wording
-        and these two disagree, the model decides between the ``candidates`` (see :meth:`_unsure`).
+        and these two disagree, the model decides between the ``candidates`` (see :meth:`_unsure`). ``refers``
+        is what the message's "it" or "the stopped one" stands for among the last answer's things
+        (:mod:`agent.referents`): a question about them, unless it asks how the lab works, is about the lab.
         """
         text = text.strip()
         candidates = candidates or Candidates()
         cues = [m.group(0) for m in _DOCS.finditer(text)]
         if cues:
-            strong_tool = tool_fit >= STRONG_TOOL_FIT and tool_fit > docs_score
+            weak = all(_WEAK_DOCS.match(c) for c in cues)
+            strong_tool = weak and tool_fit >= STRONG_TOOL_FIT and tool_fit > docs_score
             if strong_tool and _LIST_QUESTION.search(text) and all(_PERMISSION.match(c) for c in cues):
                 # "Which job templates can I run?": a list of things one may use, and a tool lists exactly that
                 # (the model, asked, sent it to the documentation in most runs).
@@ -253,6 +265,12 @@ class Router:
                 return self._unsure(text, candidates, lean="docs",
                                     why="asks how the lab works, and a tool fits it closely")  # fmt: skip
             return Routed(route="docs", why="asks how the lab works")
+        if refers is not None:
+            # "Is the stopped one backed up?": the thing is the last answer's, the question's own words say which
+            # tools (its family words), not the thing's kind.
+            families = self._family_question(text)
+            return Routed(route="lab", why=f"refers to what was listed before {refers}",
+                          families=families if len(families) == 1 else frozenset())  # fmt: skip
         if self.names is not None:
             named = self.names.named(text, caller)
             if named:

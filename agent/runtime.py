@@ -63,6 +63,9 @@ class TurnResult:
     sources: dict[str, Any] = field(default_factory=dict)
     # The grounding audit of the answer shown: statements left out before it was shown, and any problem left in.
     grounding: dict[str, Any] = field(default_factory=dict)
+    # The message as the agent read it (translated to English, what "it" stands for) and where it sent it.
+    read_as: str = ""
+    route: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -346,4 +349,6 @@ class Agent:
                 "unsourced": [p.as_dict() for p in problems if p.kind == "unsourced"],
                 "contradictions": [p.as_dict() for p in problems if p.kind == "contradiction"],
             },
+            read_as=str(turn.get("asked") or turn.get("text", "")),
+            route=dict(turn.get("route") or {}),
         )

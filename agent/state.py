@@ -26,6 +26,8 @@ class Turn(TypedDict, total=False):
     real_user: str | None  # an operator behind --as
     origin: dict[str, Any] | None  # the channel's facts about who asked (audited with every call)
     # retrieve
+    asked: str  # the message as the agent reads it: in English, with what a follow-up refers to (agent.referents)
+    language: str  # the language the message was written in, when not English (agent.language)
     route: dict[str, str]  # {"route": lab|docs|chat, "why": ...}
     passages: list[dict[str, Any]]  # text, source, section, score, citation
     tools: list[str]  # the tool names offered to the model
@@ -60,6 +62,7 @@ class AgentState(TypedDict, total=False):
     user: str
     channel: str
     turn: Turn
+    things: list[dict[str, Any]]  # what the last turn's results were about, for the next one's "it" (referents)
 
 
 def new_turn(

@@ -278,7 +278,10 @@ class EvalRunner:
             record(turn_result, user)
             history.append({"role": "assistant", "content": turn_result.answer})
             entry.update(answer=turn_result.answer, status=turn_result.status, citations=turn_result.citations,
-                         tool_calls=turn_result.tool_calls, latency_s=turn_result.latency_s)  # fmt: skip
+                         tool_calls=turn_result.tool_calls, latency_s=turn_result.latency_s,
+                         route=turn_result.route)  # fmt: skip
+            if turn_result.read_as != text:
+                entry["read_as"] = turn_result.read_as
             result.transcript.append(entry)
 
     # --- the lab around a case ------------------------------------------------------------------------

@@ -1,0 +1,139 @@
+"""Questions written in another language, read in English.
+
+The lab's pages are English and the sentence model that searches them (all-MiniLM-L6-v2) was trained on
+English: a French or German question finds the right page rarely, and the small chat model answers English
+passages best when the question is English too. So a message written in another language is translated once,
+by the lab's own model, into the English question the rest of the turn reads (routing, the documentation
+search, the tools offered, the question in the prompt); the user's own words stay the evidence of what they
+said, and the translation is kept in the turn for people to see.
+
+Which language a message is in is told by its function words (articles, pronouns, question words): cheap,
+and enough to tell the languages lab members write from English. A name or a term of the lab ("Tailscale",
+"vzdump") is not a function word, so an English message full of them stays English.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import HumanMessage, SystemMessage
+
+from core.config import Settings
+
+__all__ = ["foreign_language", "json_reply", "to_english"]
+
+log = logging.getLogger(__name__)
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Words that are common in each language and not English words (so "die", "a", "on", "son" are left out).
+_FUNCTION_WORDS: dict[str, frozenset[str]] = {
+    "French": _words(
+        "le la les des du un une est sont quel quelle quels quelles quand comment pourquoi où qui que qu est-ce"
+        " je nous vous mon ma mes notre nos votre vos avec pour dans sur pas combien faut il elle ils ce cette"
+        " ces sauvegarde sauvegardes serveur à être fait faire peut peux puis-je"
+    ),
+    "German": _words(
+        "der das den dem des ein eine einen ist sind wann wie welche welcher welches warum wo wer ich wir"
+        " ihr mein meine unser unsere mit für auf nicht gibt werden wird kann können darf dürfen läuft laufen"
+        " und oder noch schon sicherung sicherungen welchem welchen um uhr"
+    ),
+    "Spanish": _words(
+        "el los las es son cuándo cuando cómo como qué cuál cuáles dónde quién por qué para una uno del al"
+        " mis mi nuestro nuestra tengo tenemos hay con sin está están puedo puede se copia copias"
+        " respaldo respaldos hora cuantos cuántos cuantas cuántas tiene tienen esta hacer"
+    ),
+    "Italian": _words(
+        "il lo gli della delle dei quando perché dove chi che è sono una uno con non posso"
+        " quale quali quanti quante mio mia miei nostro"
+    ),
+    "Portuguese": _words(
+        "os é são quando como por que onde quem uma um com para não posso qual quais quantos quantas"
+        " meu minha meus nosso nossa está estão há"
+    ),
+}
+_ENGLISH = _words(
+    "the a an is are was were do does did how what which who when where why can could may i we you my our your"
+    " of to in on at for with and or not there it this that these those have has be been will would should"
+    " please show list any"
+)
+_WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*", re.UNICODE)
+
+
+def foreign_language(text: str) -> str | None:
+    """The language ``text`` is written in when it is not English (None: English, or too little to tell).
+
+    A message counts as foreign when at least two of its words are one language's function words and they
+    outnumber its English function words.
+    """
+    words = [w.lower() for w in _WORD.findall(text)]
+    if not words:
+        return None
+    english = sum(w in _ENGLISH for w in words)
+    best, hits = None, 0
+    for language, vocabulary in _FUNCTION_WORDS.items():
+        count = sum(w in vocabulary for w in words)
+        if count > hits:
+            best, hits = language, count
+    if best is None or hits < 2 or hits <= english:
+        return None
+    return best
+
+
+# The example keeps a question a question (without it the 1.5B model turned "Welches Werkzeug nutzt ...?" into
+# a statement); it is in no language of the lab's users' messages, so it cannot be copied as an answer.
+_TRANSLATE_PROMPT = (
+    "Translate the {language} message of a research computing lab's member into English, sentence for sentence: "
+    "a question stays a question, a request stays a request. Keep names, numbers, ids and technical terms "
+    "exactly as written. Do not answer it. Reply with JSON only, for example "
+    '{{"english": "Which nodes are offline right now?"}}.'
+)
+_TRANSLATE_SCHEMA = {
+    "type": "object",
+    "properties": {"english": {"type": "string"}},
+    "required": ["english"],
+}
+
+
+def json_reply(
+    model: BaseChatModel, settings: Settings, system: str, text: str, schema: dict[str, Any]
+) -> dict[str, Any] | None:
+    """One model call whose reply is constrained to a JSON object of ``schema``; None when that failed.
+
+    Ollama takes the schema in ``format``, OpenAI-compatible servers in ``response_format``; a model of any other
+    provider (the scripted test model) is not asked.
+    """
+    if settings.llm.provider == "ollama":
+        options: dict[str, Any] = {"format": schema}
+    elif settings.llm.provider == "openai":
+        options = {"response_format": {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}}
+    else:
+        return None
+    try:
+        reply = model.bind(**options).invoke([SystemMessage(content=system), HumanMessage(content=text)])
+        parsed = json.loads(str(reply.content))
+    except Exception:  # boundary: a failed helper call leaves the message as it was written
+        log.warning("a constrained model call failed", exc_info=True)
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def to_english(model: BaseChatModel | None, settings: Settings, text: str) -> tuple[str, str] | None:
+    """``(language, English text)`` for a message written in another language; None for English or on failure."""
+    language = foreign_language(text)
+    if language is None or model is None:
+        return None
+    reply = json_reply(model, settings, _TRANSLATE_PROMPT.format(language=language), text, _TRANSLATE_SCHEMA)
+    english = str((reply or {}).get("english", "")).strip()
+    # A reply that is empty, or the same words again, or far longer than the message (an answer, not a
+    # translation) is not used.
+    if not english or english.lower() == text.strip().lower() or len(english) > 3 * len(text) + 40:
+        return None
+    return language, english

@@ -1,0 +1,104 @@
+"""Follow-ups and other languages: what "the stopped one" stands for, and a French question read in English."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import BaseMessage, HumanMessage
+
+from agent.language import foreign_language
+from agent.referents import resolve, things_of
+from agent.scripted import call
+from policies.guard import Caller
+
+R1 = Caller(user="researcher1", channel="cli")
+
+VMS = {
+    "name": "vm.list",
+    "status": "ok",
+    "data": [
+        {"vmid": 130, "name": "void-analysis", "status": "running", "node": "node02", "owner": "researcher1"},
+        {"vmid": 132, "name": "qso-vae-dev", "status": "stopped", "node": "node03", "owner": "researcher1"},
+        {"vmid": 140, "name": "sky-sim", "status": "running", "node": "node02", "owner": "researcher1"},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("À quelle heure les sauvegardes sont-elles vérifiées ?", "French"),
+        ("Welche GPU hat das Labor?", "German"),
+        ("¿Cuándo se hace la copia de seguridad?", "Spanish"),
+        ("cuantos cores tiene proj-pg01", "Spanish"),
+        ("When are backups verified?", None),
+        ("is void-analysis running", None),
+        ("restart VM 132 on node03 pls", None),
+        ("Tailscale", None),
+    ],
+)
+def test_the_language_of_a_message_is_told_by_its_function_words(text: str, language: str | None) -> None:
+    assert foreign_language(text) == language
+
+
+def test_things_of_a_turn_keep_their_ids_names_and_one_word_values() -> None:
+    things = things_of([VMS, {"name": "vm.nodes", "status": "error", "data": [{"node": "node09"}]}])
+    assert [t["label"] for t in things] == ["VM 130", "VM 132", "VM 140"]  # failed results are no evidence
+    assert things[1]["name"] == "qso-vae-dev" and "stopped" in things[1]["traits"]
+
+
+@pytest.mark.parametrize(
+    ("text", "labels"),
+    [
+        ("is the stopped one backed up?", ["VM 132"]),
+        ("start the stopped VM", ["VM 132"]),
+        ("and the running ones?", ["VM 130", "VM 140"]),
+        ("show me the second one", ["VM 132"]),
+        ("what about the last one", ["VM 140"]),
+        ("are they backed up?", ["VM 130", "VM 132", "VM 140"]),
+        # Words that fit nothing or several things a singular asks for, or a message naming its own id: unresolved.
+        ("is the running one backed up?", None),
+        ("is the failed one backed up?", None),
+        ("is it backed up?", None),
+        ("is VM 131 backed up?", None),
+    ],
+)
+def test_referring_words_resolve_among_the_last_things(text: str, labels: list[str] | None) -> None:
+    found = resolve(text, things_of([VMS]))
+    assert (None if found is None else [t["label"] for t in found.things]) == labels
+
+
+def test_it_is_the_one_thing_of_the_last_answer() -> None:
+    one = things_of([{"name": "vm.show", "status": "ok", "data": VMS["data"][1]}])
+    found = resolve("please start it", one)
+    assert found is not None and found.note() == "(it: VM 132 qso-vae-dev)"
+
+
+def _last_human(messages: list[BaseMessage]) -> str:
+    return next(str(m.content) for m in reversed(messages) if isinstance(m, HumanMessage))
+
+
+def test_a_follow_up_in_one_thread_acts_on_the_thing_it_refers_to(make_agent: Any, lab: Path) -> None:
+    seen: list[str] = []
+
+    def responder(messages: list[BaseMessage], tools: list[dict[str, Any]]) -> Any:
+        asked = _last_human(messages)
+        seen.append(asked)
+        if "stopped one" not in asked:
+            if any("Result of" in str(m.content) for m in messages[-2:]):
+                return "qso-vae-dev is stopped."
+            return call("vm_list", {"status": "stopped"})
+        if "Result of" in str(messages[-1].content):
+            return "Its last backup is listed above."
+        # The model reads the id in the message: the follow-up's referent was written after it.
+        return call("backup_status", {"vmid": 132} if "VM 132" in asked else {})
+
+    agent = make_agent(responder=responder)
+    first = agent.ask("which of my VMs are stopped?", caller=R1)
+    assert first.tool_calls[0]["name"] == "vm.list"
+    second = agent.ask("is the stopped one backed up?", caller=R1, thread=first.thread)
+    assert "(the stopped one: VM 132 qso-vae-dev)" in seen[-1]
+    assert second.tool_calls[0]["name"] == "backup.status"
+    assert second.tool_calls[0]["args"].get("vmid") == 132
