@@ -53,3 +53,10 @@ def test_a_write_that_needs_approval(real_agent: Any, lab: Path) -> None:
     ctx = ToolContext(settings=load_settings(None, lab_dir=lab))
     names = [v["name"] for v in run_unguarded(get_tool("vm.list"), ctx, {}).data]
     assert "llm-vm" not in names, "nothing runs before the approval"
+
+
+def test_a_question_in_german_is_read_in_english_and_answered_from_the_page(real_agent: Any) -> None:
+    result = real_agent.ask("Welche Grafikkarte hat das Labor?", caller=Caller(user="researcher1", channel="cli"))
+    assert result.read_as != "Welche Grafikkarte hat das Labor?"  # the English the turn was read as
+    assert result.tool_calls == [] and any("gpu-node" in c for c in result.citations)
+    assert "A4000" in result.answer

@@ -151,3 +151,22 @@ def test_a_question_for_the_things_one_may_use_goes_to_the_tool_that_lists_them(
     assert routed.route == "lab" and chooser.seen == [], text
     # A tool that fits loosely ("what GPU can I use?") leaves it with the documentation.
     assert router.route("What GPU can I use?", caller=CALLER, docs_score=0.78, tool_fit=0.23).route == "docs"
+
+
+def test_when_and_why_questions_go_to_the_docs_however_well_a_tool_fits() -> None:
+    # A German "when are the backups checked?", translated: backup.check fits "checked", and the model, asked,
+    # sent it to the tools. A tool lists what is; it cannot say when something is scheduled or why.
+    router, chooser = _asking_router("lab")
+    for text in ("When are the backups checked?", "Why was my backup marked stale?", "how often are VMs checked"):
+        routed = router.route(text, caller=CALLER, docs_score=0.6, tool_fit=0.95)
+        assert routed.route == "docs", text
+    assert chooser.seen == []
+
+
+def test_a_follow_up_about_an_earlier_thing_goes_to_the_tools_of_its_own_words() -> None:
+    routed = _router().route("is the stopped one backed up?", caller=CALLER, docs_score=0.95,
+                             refers="(the stopped one: VM 132 qso-vae-dev)")  # fmt: skip
+    assert routed.route == "lab" and routed.families == frozenset({"backup"})
+    # Asked how to do something with it, the documentation answers.
+    routed = _router().route("how do I restore it?", caller=CALLER, refers="(it: VM 132 qso-vae-dev)")
+    assert routed.route == "docs"

@@ -1,4 +1,4 @@
-"""Follow-ups and other languages: what "the stopped one" stands for, and a French question read in English."""
+"""How a message is read: what "the stopped one" stands for, another language, ids nobody gave."""
 
 from __future__ import annotations
 
@@ -102,3 +102,22 @@ def test_a_follow_up_in_one_thread_acts_on_the_thing_it_refers_to(make_agent: An
     assert "(the stopped one: VM 132 qso-vae-dev)" in seen[-1]
     assert second.tool_calls[0]["name"] == "backup.status"
     assert second.tool_calls[0]["args"].get("vmid") == 132
+
+
+def test_a_read_by_an_id_nobody_gave_is_not_made(make_agent: Any, lab: Path) -> None:
+    # The 1.5B model, offered the tools for a question no tool answers, read a made-up DESI target.
+    agent = make_agent(replies=[call("desi_object", {"targetid": 1234567890}), "I do not know."])
+    result = agent.ask("what's in the lab's secret archive?", caller=R1)
+    assert [c["status"] for c in result.tool_calls] == ["error"]
+    assert "a guess" in result.tool_calls[0]["message"]
+    # The same id given by the user is read.
+    agent = make_agent(replies=[call("desi_object", {"targetid": 1234567890}), "No such target."])
+    result = agent.ask("what do we know about DESI target 1234567890?", caller=R1)
+    assert result.tool_calls[0]["status"] in ("ok", "no_data")
+
+
+def test_a_message_in_another_language_keeps_the_user_s_words_as_evidence(make_agent: Any) -> None:
+    # The scripted model cannot translate (no constrained output): the message is read as written, nothing fails.
+    agent = make_agent(replies=["Je ne sais pas."])
+    result = agent.ask("Quelle est la carte graphique du labo ?", caller=R1)
+    assert result.read_as == "Quelle est la carte graphique du labo ?" and result.answer
