@@ -14,19 +14,14 @@ and enough to tell the languages lab members write from English. A name or a ter
 
 from __future__ import annotations
 
-import json
-import logging
 import re
-from typing import Any
 
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import HumanMessage, SystemMessage
 
+from agent.steering import json_reply
 from core.config import Settings
 
-__all__ = ["foreign_language", "json_reply", "to_english"]
-
-log = logging.getLogger(__name__)
+__all__ = ["foreign_language", "to_english"]
 
 
 def _words(text: str) -> frozenset[str]:
@@ -102,35 +97,13 @@ _TRANSLATE_SCHEMA = {
 }
 
 
-def json_reply(
-    model: BaseChatModel, settings: Settings, system: str, text: str, schema: dict[str, Any]
-) -> dict[str, Any] | None:
-    """One model call whose reply is constrained to a JSON object of ``schema``; None when that failed.
-
-    Ollama takes the schema in ``format``, OpenAI-compatible servers in ``response_format``; a model of any other
-    provider (the scripted test model) is not asked.
-    """
-    if settings.llm.provider == "ollama":
-        options: dict[str, Any] = {"format": schema}
-    elif settings.llm.provider == "openai":
-        options = {"response_format": {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}}
-    else:
-        return None
-    try:
-        reply = model.bind(**options).invoke([SystemMessage(content=system), HumanMessage(content=text)])
-        parsed = json.loads(str(reply.content))
-    except Exception:  # boundary: a failed helper call leaves the message as it was written
-        log.warning("a constrained model call failed", exc_info=True)
-        return None
-    return parsed if isinstance(parsed, dict) else None
-
-
 def to_english(model: BaseChatModel | None, settings: Settings, text: str) -> tuple[str, str] | None:
     """``(language, English text)`` for a message written in another language; None for English or on failure."""
     language = foreign_language(text)
     if language is None or model is None:
         return None
-    reply = json_reply(model, settings, _TRANSLATE_PROMPT.format(language=language), text, _TRANSLATE_SCHEMA)
+    system = _TRANSLATE_PROMPT.format(language=language)
+    reply = json_reply(model, settings, system, text, _TRANSLATE_SCHEMA, name="translation")
     english = str((reply or {}).get("english", "")).strip()
     # A reply that is empty, or the same words again, or far longer than the message (an answer, not a
     # translation) is not used.

@@ -233,23 +233,21 @@ class CallNodes(Nodes):
         return self._guessed_target(state, turn, call, tool)
 
     def _guessed_id(
-        self, state: AgentState, turn: Turn, call: dict[str, Any], tool: Tool[Any]
+        self, state: AgentState, turn: Turn, call: dict[str, Any], tool: Tool[Any], resolved: str
     ) -> dict[str, Any] | None:
         """A read by an id nobody gave is not made; the model is told to answer without it.
 
         The 1.5B model, offered the tools for a question about security software, called ``desi.object
         {"targetid": 1234567890}``.
         """
-        resolved = " ".join(f"{value} ({name})" for value, name in turn.get("named", {}).items())
         # Ids of earlier answers count: "how many cores does 132 have?" after a listing that showed it.
         earlier = [str(m.content) for m in state.get("messages", [])[: max(0, int(turn["start"]) - 1)]
                    if isinstance(m, AIMessage | ToolMessage)][-8:]  # fmt: skip
         said = "\n".join([evidence(state, user=False), resolved, *earlier])
-        props = tool.json_schema().get("properties", {})
         guessed = [
             key
             for key, _ in ungrounded_required(tool.json_schema(), call["args"], said)
-            if key.endswith("id") and isinstance(call["args"].get(key), int | str) and key in props
+            if key.endswith("id") and isinstance(call["args"].get(key), int | str)
         ]
         if not guessed:
             return None
@@ -263,9 +261,9 @@ class CallNodes(Nodes):
         self, state: AgentState, turn: Turn, call: dict[str, Any], tool: Tool[Any]
     ) -> dict[str, Any] | None:
         """A change on a VM id or name the user never gave is not made: the user is asked (nothing is run)."""
-        if tool.risk == "read":
-            return self._guessed_id(state, turn, call, tool)
         resolved = " ".join(f"{value} ({name})" for value, name in turn.get("named", {}).items())
+        if tool.risk == "read":
+            return self._guessed_id(state, turn, call, tool, resolved)
         missing = ungrounded_required(tool.json_schema(), call["args"], f"{evidence(state, user=False)}\n{resolved}")
         if not missing:
             return None

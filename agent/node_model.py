@@ -68,7 +68,8 @@ class ModelNodes(Nodes):
         if translated is not None:
             turn["language"], text = translated
         referent = resolve_referent(text, list(state.get("things") or []))
-        turn["asked"] = f"{text} {referent.note()}" if referent is not None else text
+        refers = referent.note() if referent is not None else None
+        turn["asked"] = f"{text} {refers}" if refers is not None else text
         # A short follow-up ("show me the first one", "stop it") is about what was asked before, unless what it
         # refers to was found in the last results (then the message names it).
         before = previous_user_text(state)
@@ -92,7 +93,7 @@ class ModelNodes(Nodes):
                 _emit({"type": "notice", "text": turn["docs_missing"]})
         best = max((h.score for h in hits), default=0.0)
         routed = self.deps.router.route(text, caller=caller_of(state), docs_score=best,
-                                        refers=referent.note() if referent is not None else None,
+                                        refers=refers,
                                         docs_floor=self.deps.docs_min_score,
                                         tool_fit=max(scores.values(), default=0.0),
                                         candidates=self._candidates(scores, hits))  # fmt: skip

@@ -27,7 +27,6 @@ tool word comes from the lab or from the tools' declarations.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -37,9 +36,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import HumanMessage, SystemMessage
 
 from agent.context import asks_about_self
+from agent.steering import json_reply
 from core.config import Settings
 from policies.guard import Caller, Guard
 from tools.base import Tool, Toolset
@@ -315,7 +314,7 @@ class Router:
         The model sees what each route would answer with: the tool that fits best and the best passage.
         """
         model = self.model()
-        if model is None or self.settings.llm.provider not in ("ollama", "openai"):
+        if model is None:
             return None
         lab = ", ".join(s.title for s in self.toolsets if s.title and s.name != "docs")
         # The candidates close the instructions (measured on 46 routing questions: 27 of 30 and 16 of 16 right
@@ -325,16 +324,6 @@ class Router:
             system += f"\nThe lab's tool that fits best: {candidates.tool}"
         if candidates.passage:
             system += f'\nThe documentation\'s best page: "{candidates.passage}"'
-        prompt = [SystemMessage(content=system), HumanMessage(content=text)]
-        if self.settings.llm.provider == "ollama":
-            options: dict[str, Any] = {"format": _ROUTER_SCHEMA}
-        else:
-            options = {"response_format": {"type": "json_schema",
-                                           "json_schema": {"name": "route", "schema": _ROUTER_SCHEMA}}}  # fmt: skip
-        try:
-            reply = model.bind(**options).invoke(prompt)
-            route = json.loads(str(reply.content)).get("route")
-        except Exception:  # boundary: a router that fails leaves the choice to the rules below it
-            log.warning("routing by the model failed; the message goes by the documentation's match", exc_info=True)
-            return None
+        reply = json_reply(model, self.settings, system, text, _ROUTER_SCHEMA, name="route")
+        route = (reply or {}).get("route")
         return route if route in ("lab", "docs", "chat") else None

@@ -7,12 +7,19 @@ right and the replies shorter. Where a message goes (documentation or tools) is 
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from typing import Any
 
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import HumanMessage, SystemMessage
+
 from core.config import Settings
 
-__all__ = ["UNSURE", "constraint", "mentions_docs"]
+__all__ = ["UNSURE", "constraint", "json_reply", "mentions_docs", "schema_options"]
+
+log = logging.getLogger(__name__)
 
 UNSURE = re.compile(
     r"\b(do not know|don't know|not sure|cannot (?:find|answer|provide)|no information|not mentioned)\b", re.I
@@ -44,12 +51,38 @@ def constraint(settings: Settings, definitions: list[dict[str, Any]], *, answer:
                 "required": ["tool", "answer"],
             }
         )
-    schema = {"oneOf": branches}
+    return schema_options(settings, {"oneOf": branches}, name="tool_choice")
+
+
+def schema_options(settings: Settings, schema: dict[str, Any], *, name: str) -> dict[str, Any]:
+    """Model-call options constraining the reply to ``schema``: Ollama's ``format``, OpenAI's ``response_format``.
+
+    Empty for any other provider (the scripted test model): nothing is constrained.
+    """
     if settings.llm.provider == "openai":
-        return {"response_format": {"type": "json_schema", "json_schema": {"name": "tool_choice", "schema": schema}}}
+        return {"response_format": {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}}
     if settings.llm.provider == "ollama":
         return {"format": schema}
     return {}
+
+
+def json_reply(
+    model: BaseChatModel, settings: Settings, system: str, text: str, schema: dict[str, Any], *, name: str
+) -> dict[str, Any] | None:
+    """One model call whose reply is a JSON object of ``schema``; None when not asked (no constraint) or it failed.
+
+    A helper call (routing, translation) that fails leaves the turn to the rules that do without it.
+    """
+    options = schema_options(settings, schema, name=name)
+    if not options:
+        return None
+    try:
+        reply = model.bind(**options).invoke([SystemMessage(content=system), HumanMessage(content=text)])
+        parsed = json.loads(str(reply.content))
+    except Exception:  # boundary: the model server's client raised, or the reply was no JSON
+        log.warning("the model's %s reply failed", name, exc_info=True)
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def mentions_docs(text: str) -> bool:
