@@ -2,20 +2,56 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import HumanMessage, SystemMessage
 
-from agent.prompts import tool_definition
+from agent.models import one_token
+from agent.prompts import SYSTEM_PROMPT, tool_definition
 from agent.routing import Router
+from agent.steering import constrains
 from agent.toolselect import ToolSelector
 from core.config import AgentSettings, Settings
 from policies.guard import Guard
 from tools.base import Tool
 
-__all__ = ["AgentDeps", "Nodes"]
+__all__ = ["AgentDeps", "Nodes", "stable_prefix", "warm_up"]
+
+log = logging.getLogger(__name__)
+
+
+def stable_prefix(settings: Settings) -> bool:
+    """Whether every tool prompt carries every tool (``agent.all_tools_in_prompt``).
+
+    Only where the choice is constrained to the offered tools: a model that is not (the scripted test model)
+    is shown just those, or it could pick any.
+    """
+    agent = settings.agent
+    return agent.all_tools_in_prompt and agent.constrained_calls and constrains(settings)
+
+
+def warm_up(model: BaseChatModel, tools: list[Tool[Any]]) -> float | None:
+    """Have the model server evaluate the start every tool prompt shares (system prompt, every tool); seconds.
+
+    None when the server did not answer (then the first question pays for it instead). Measured on the
+    2-core machine: about 3,200 tokens, 40-60 s once per model server start; a question then waits for its
+    own tokens only.
+    """
+    definitions = [tool_definition(t) for t in tools]
+    started = time.monotonic()
+    try:
+        one_token(model).bind_tools(definitions).invoke(
+            [SystemMessage(content=SYSTEM_PROMPT), HumanMessage(content="Ready?")]
+        )
+    except Exception:  # boundary: the model server is down or slow; nothing depends on the warm-up
+        log.warning("warming the model server's prompt cache failed", exc_info=True)
+        return None
+    return time.monotonic() - started
 
 
 @dataclass(kw_only=True)
@@ -48,12 +84,27 @@ class AgentDeps:
         self._bound.clear()
         return True
 
+    @property
+    def stable_prefix(self) -> bool:
+        """Whether every tool prompt carries every tool (see :func:`stable_prefix`)."""
+        return stable_prefix(self.settings)
+
     def bound_model(self, names: tuple[str, ...]) -> Any:
-        """The model with these tools bound (cached per selection)."""
-        if names not in self._bound:
-            tools = [tool_definition(t) for t in self.tools if t.name in names]
-            self._bound[names] = self.model.bind_tools(tools) if tools else self.model
-        return self._bound[names]
+        """The model with these tools bound (cached per selection; every tool when the prefix is kept stable).
+
+        The chat template writes the tool definitions into the system message, before the conversation: the
+        same definitions in the same order make the same long prefix for every question, which the model
+        server evaluates once and then serves from its cache (measured in bench/agent.py).
+        """
+        key = ("*",) if self.stable_prefix and names else names
+        if key not in self._bound:
+            tools = [tool_definition(t) for t in self.tools if key == ("*",) or t.name in names]
+            self._bound[key] = self.model.bind_tools(tools) if tools else self.model
+        return self._bound[key]
+
+    def warm_up(self) -> float | None:
+        """Have the model server evaluate the stable start of the tool prompts once (see :func:`warm_up`)."""
+        return warm_up(self.model, self.tools) if self.stable_prefix else None
 
 
 @dataclass(kw_only=True)

@@ -16,7 +16,7 @@ from core.config import Settings
 from core.endpoints import ollama_url
 from core.errors import ConfigError
 
-__all__ = ["ModelInfo", "chat_model", "close_model", "settings_for_spec"]
+__all__ = ["ModelInfo", "chat_model", "close_model", "one_token", "settings_for_spec"]
 
 
 class ModelInfo(dict[str, Any]):
@@ -96,3 +96,14 @@ def close_model(model: BaseChatModel) -> None:
     close = getattr(client, "close", None)
     if callable(close):
         close()
+
+
+def one_token(model: BaseChatModel) -> BaseChatModel:
+    """A copy of ``model`` that writes at most one token (to have a prompt evaluated and cached, nothing more).
+
+    A model of another kind (the scripted one) is returned as it is.
+    """
+    for field in ("num_predict", "max_completion_tokens", "max_tokens"):
+        if field in type(model).model_fields:
+            return model.model_copy(update={field: 1})
+    return model

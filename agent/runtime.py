@@ -161,6 +161,10 @@ class Agent:
             self.deps.model = self.model
         return True
 
+    def warm_up(self) -> float | None:
+        """Have the model server cache the long start every tool prompt shares; seconds taken (None: not done)."""
+        return self.deps.warm_up()
+
     def close(self) -> None:
         """Release the model's HTTP client, the checkpoint store and the docs store."""
         if self._owns_model:

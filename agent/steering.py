@@ -17,7 +17,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 
 from core.config import Settings
 
-__all__ = ["UNSURE", "constraint", "json_reply", "mentions_docs", "schema_options"]
+__all__ = ["UNSURE", "constrains", "constraint", "json_reply", "mentions_docs", "schema_options"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,11 @@ def constraint(settings: Settings, definitions: list[dict[str, Any]], *, answer:
             }
         )
     return schema_options(settings, {"oneOf": branches}, name="tool_choice")
+
+
+def constrains(settings: Settings) -> bool:
+    """Whether the provider constrains a reply to a JSON schema (the scripted test model does not)."""
+    return settings.llm.provider in ("ollama", "openai")
 
 
 def schema_options(settings: Settings, schema: dict[str, Any], *, name: str) -> dict[str, Any]:

@@ -112,17 +112,63 @@ TOOL_QUESTIONS = [
 # with -c, so it uses only what every version of the agent has: Agent(settings).stream(text, caller=...).
 DRIVER = r"""
 import json, sys, time
+import httpx
 from agent.runtime import Agent
 from core.config import load_settings
 from policies.guard import Caller
 settings = load_settings(None, lab_dir=sys.argv[1])
 agent = Agent(settings)
 caller = Caller(user="researcher1", channel="cli")
+
+
+class Counts(httpx.BaseTransport):
+    # The ollama client drops the server's count of cached prompt tokens: it is read off the wire here, from
+    # the reply's last NDJSON line, as the reply streams through unchanged.
+    def __init__(self, inner):
+        self.inner, self.cached = inner, 0
+
+    def handle_request(self, request):
+        response = self.inner.handle_request(request)
+        return httpx.Response(response.status_code, headers=response.headers, stream=Lines(response.stream, self),
+                              extensions=response.extensions)
+
+    def close(self):
+        self.inner.close()
+
+
+class Lines(httpx.SyncByteStream):
+    def __init__(self, inner, counts):
+        self.inner, self.counts, self.tail = inner, counts, b""
+
+    def __iter__(self):
+        for chunk in self.inner:
+            self.tail = (self.tail + chunk)[-4096:]
+            yield chunk
+        last = self.tail.strip().rsplit(b"\n", 1)[-1]
+        try:
+            self.counts.cached += int(json.loads(last).get("prompt_eval_cached_count") or 0)
+        except ValueError:
+            pass
+
+    def close(self):
+        self.inner.close()
+
+
+http = getattr(getattr(agent.model, "_client", None), "_client", None)
+counts = Counts(http._transport) if isinstance(http, httpx.Client) else None
+if counts is not None:
+    http._transport = counts
+warm = getattr(agent, "warm_up", None)  # older agents have none: their first question pays for any prefix
+if warm is not None:
+    started = time.perf_counter()
+    done = warm()
+    print(json.dumps({"kind": "warm", "end": time.perf_counter() - started, "done": done is not None}), flush=True)
 try:
     for kind, text in json.loads(sys.argv[2]):
         started = time.perf_counter()
         first = None
         result = None
+        before = counts.cached if counts is not None else 0
         for event in agent.stream(text, caller=caller):
             if event["type"] == "token" and first is None:
                 first = time.perf_counter() - started
@@ -130,7 +176,8 @@ try:
                 result = event["result"]
         end = time.perf_counter() - started
         row = {"kind": kind, "text": text, "end": end, "first": first if first is not None else end,
-               "tokens_in": getattr(result, "tokens_in", 0), "model_calls": getattr(result, "model_calls", 0),
+               "tokens_in": getattr(result, "tokens_in", 0), "tokens_cached": (counts.cached if counts else 0) - before,
+               "model_calls": getattr(result, "model_calls", 0),
                "tools": [c["name"] for c in getattr(result, "tool_calls", [])]}
         print(json.dumps(row), flush=True)
 finally:
@@ -151,16 +198,25 @@ def _drive(code: Path, lab_dir: Path, questions: list[tuple[str, str]]) -> list[
 
 
 def _summary(label: str, rows: list[dict[str, Any]]) -> None:
+    warm = [r["end"] for r in rows if r["kind"] == "warm" and r.get("done")]
+    if warm:
+        print(f"{label:4} warm-up (the prompt start every tool turn shares, once per model server start): "
+              f"{', '.join(f'{w:.1f} s' for w in warm)}")  # fmt: skip
     for kind in ("docs", "tool"):
         mine = [r for r in rows if r["kind"] == kind]
         if not mine:
             continue
         ends = [r["end"] for r in mine]
         firsts = [r["first"] for r in mine]
-        prompt = [r["tokens_in"] / max(1, r["model_calls"]) for r in mine if r["model_calls"]]
+        calls = [r for r in mine if r["model_calls"]]
+        prompt = [r["tokens_in"] / r["model_calls"] for r in calls]
+        # What the server had to evaluate: the prompt less what it served from its cache (the server says).
+        fresh = [(r["tokens_in"] - r.get("tokens_cached", 0)) / r["model_calls"] for r in calls]
         print(f"{label:4} {kind:4} n={len(mine):2}  end to end median {statistics.median(ends):5.1f} s "
               f"p95 {_pct(ends, 0.95):5.1f} s   first answer text median {statistics.median(firsts):5.1f} s   "
-              f"prompt tokens per model call median {statistics.median(prompt) if prompt else 0:6.0f}")  # fmt: skip
+              f"prompt tokens per model call median {statistics.median(prompt) if prompt else 0:6.0f} "
+              f"(evaluated, not from cache: {statistics.median(fresh) if fresh else 0:5.0f})   "
+              f"model calls per turn median {statistics.median(r['model_calls'] for r in mine):.0f}")  # fmt: skip
 
 
 def _real(lab_dir: Path, runs: int, old: Path | None) -> None:

@@ -192,6 +192,13 @@ class AgentSettings(_Section):
         True,
         description="Constrain the first model call of a turn to one JSON tool call or answer (small models).",
     )
+    all_tools_in_prompt: bool = Field(
+        True,
+        description="Put every tool's definition in every tool prompt, in registry order, so the long start of "
+        "the prompt is the same for every question and the model server reuses it from its cache; the "
+        "constrained choice still allows only the tools offered for the message. Needs constrained_calls and "
+        "a provider that constrains (ollama, openai).",
+    )
     checkpoint_dsn: SecretStr | None = Field(
         None,
         description="PostgreSQL DSN for conversation checkpoints (replicas share threads); unset: "

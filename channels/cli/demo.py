@@ -278,6 +278,10 @@ def _ask(s: _Session, agent: Any, user: str, text: str) -> Any:
 
 def _chat(s: _Session) -> None:
     agent = s.services.agent
+    console.print("  the GPU node reads the start every tool prompt shares (system prompt, every tool) once …")
+    warmed = agent.warm_up()
+    if warmed is not None:
+        console.print(f"[dim]  ({warmed:.1f} s, once per model server start; questions then reuse it)[/dim]")
     try:
         docs = _ask(s, agent, "researcher1", "When are backups verified?")
         s.expect(not docs.tool_calls and bool(docs.citations), "a docs question answered from the docs, with sources")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -51,6 +52,8 @@ def create_app(settings: Settings, *, agent: Agent | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         watching.start()
+        # The model server evaluates the start every tool prompt shares now, not during the first question.
+        threading.Thread(target=state.agent.warm_up, name="model-warm-up", daemon=True).start()
         async with mcp.manager.run():
             yield
         lifecycle.info("shutting down: stopping the watchers, closing the agent, its model client and its stores")

@@ -148,15 +148,20 @@ def _grammar(fmt: Any) -> Any:
 
 
 def _done_fields(gen: Generation) -> dict[str, Any]:
-    return {
+    done: dict[str, Any] = {
         "done_reason": gen.done_reason,
         "total_duration": gen.total_duration,
         "load_duration": gen.load_duration,
+        # The whole prompt, cached or not; the cached part apart, omitted when none, as Ollama reports cache hits
+        # since its 2026 releases (ollama PR 17943; the exact first version is a guess).
         "prompt_eval_count": gen.prompt_eval_count,
         "prompt_eval_duration": gen.prompt_eval_duration,
         "eval_count": gen.eval_count,
         "eval_duration": gen.eval_duration,
     }
+    if gen.cached_tokens:
+        done["prompt_eval_cached_count"] = gen.cached_tokens
+    return done
 
 
 def create_app(server: OllamaServer) -> FastAPI:

@@ -127,3 +127,26 @@ def test_embeddings(ollama_server: Any) -> None:
     with ollama.Client(host=ollama_server.url) as client:
         result = client.embed(model=MODEL, input=["backups at 09:00", "verify at 11:00"])
     assert len(result.embeddings) == 2 and len(result.embeddings[0]) == 1536
+
+
+def test_a_prompt_sharing_a_start_with_an_earlier_one_reports_the_cached_tokens(ollama_server: Any) -> None:
+    # The start of the prompt (system message) is long and the same; only the question differs.
+    system = "You answer questions about planets in one word. " + "Keep answers short. " * 40
+
+    def ask(question: str) -> dict[str, Any]:
+        response = httpx.post(
+            f"{ollama_server.url}/api/chat",
+            json={
+                "model": MODEL, "stream": False,
+                "messages": [{"role": "system", "content": system}, {"role": "user", "content": question}],
+                "options": {"temperature": 0, "num_predict": 1},
+            },
+            timeout=300,
+        )  # fmt: skip
+        response.raise_for_status()
+        return dict(response.json())
+
+    ask("Which planet is the largest?")
+    second = ask("Which planet has rings you can see with binoculars?")
+    # The whole prompt is counted; the part the server reused is reported beside it, never more than the whole.
+    assert 100 < second["prompt_eval_cached_count"] < second["prompt_eval_count"]

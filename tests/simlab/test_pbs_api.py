@@ -50,9 +50,7 @@ def test_snapshots_carry_verification_and_the_seeded_problems(simulator) -> None
     assert "140" not in latest
     fresh = [vm for vm in latest if vm not in {"131", "132", "151"}]
     assert fresh and all(
-        latest[vm]["verification"]["state"] == "ok"
-        for vm in fresh
-        if now - latest[vm]["backup-time"] > 3 * 3600
+        latest[vm]["verification"]["state"] == "ok" for vm in fresh if now - latest[vm]["backup-time"] > 3 * 3600
     )
     groups = api.admin.datastore("store1").groups.get()
     assert {g["backup-id"] for g in groups} == set(by_vm)
