@@ -55,8 +55,11 @@ def constraint(settings: Settings, definitions: list[dict[str, Any]], *, answer:
 
 
 def constrains(settings: Settings) -> bool:
-    """Whether the provider constrains a reply to a JSON schema (the scripted test model does not)."""
-    return settings.llm.provider in ("ollama", "openai")
+    """Whether the provider constrains a reply to a JSON schema (the scripted test model does not).
+
+    Read off :func:`schema_options`, the one place that knows which providers take a schema and how.
+    """
+    return bool(schema_options(settings, {}, name="probe"))
 
 
 def schema_options(settings: Settings, schema: dict[str, Any], *, name: str) -> dict[str, Any]:
