@@ -47,6 +47,10 @@ def ensure_tls(lab_dir: Path) -> tuple[Path, Path, Path]:
         return ca_file, cert_file, key_file
     tls.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
+    # Valid from a day back, not from now: the clock that makes the certificate and the one that checks it
+    # (OpenSSL in another process, on another host) may disagree, and a certificate "not yet valid" fails the
+    # handshake with nothing in the error about time.
+    since = now - dt.timedelta(days=1)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = (
         x509.CertificateBuilder()
@@ -54,7 +58,7 @@ def ensure_tls(lab_dir: Path) -> tuple[Path, Path, Path]:
         .issuer_name(_name("LabOps simlab CA"))
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_before(since)
         .not_valid_after(now + dt.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
@@ -81,7 +85,7 @@ def ensure_tls(lab_dir: Path) -> tuple[Path, Path, Path]:
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_before(since)
         .not_valid_after(now + dt.timedelta(days=825))
         .add_extension(
             x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
