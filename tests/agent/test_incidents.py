@@ -40,7 +40,8 @@ def desk(tmp_path: Path, inprocess_lab: Any, embedder: OnnxEmbedder) -> Iterator
     ensure_tls(lab_dir)
     settings = load_settings(None, lab_dir=lab_dir)
     # The index is built and opened on the machine's clock: Milvus Lite's start-up waits by the real time.
-    ingest_paths(settings, [ROOT / "knowledge" / "docs" / "runbook-stale-backup.md"], embedder=embedder)
+    pages = ["runbook-stale-backup.md", "runbook-node-offline.md"]
+    ingest_paths(settings, [ROOT / "knowledge" / "docs" / page for page in pages], embedder=embedder)
     docs = DocsService(settings, embedder=embedder)
     assert docs.hits("failed verification", k=1)
     with time_machine.travel(DAY0, tick=True) as traveller:
@@ -129,7 +130,10 @@ def test_a_node_that_goes_offline_is_an_incident_until_it_is_back(desk: Any) -> 
     with state.lock:
         state.data["nodes"]["node02"]["online"] = False
     down = incidents.run_cycle(["nodes"])[0]
-    assert len(down.opened) == 1 and incidents.store.get(down.opened[0]).subject == {"node": "node02"}
+    incident = incidents.store.get(down.opened[0])
+    assert len(down.opened) == 1 and incident.subject == {"node": "node02"}
+    # The investigation cites the lab's own runbook for the problem, not the backup runbook beside it.
+    assert (incident.investigation or {}).get("runbook", {}).get("source") == "runbook-node-offline.md"
     with state.lock:
         state.data["nodes"]["node02"]["online"] = True
     assert incidents.run_cycle(["nodes"])[0].resolved == down.opened
