@@ -62,6 +62,12 @@ RERANK = True
 # How much the late-interaction score counts next to the fused score (0..1). Chosen on the lab-docs set:
 # weight 2 -> recall@1 0.81, 5 -> 0.87, 10 -> 0.85, all @5 0.96-0.98; the README set was only reported.
 RERANK_WEIGHT = 5.0
+# Each first-stage list is at least this long, whatever k: the agent asks for k=3, and k*4 handed the re-ranker 12
+# candidates per list, so "how do I reach the lab's databases from my laptop?" lost access.md § Getting in from
+# outside, which the re-ranker ranks second once it sees it. Measured at k=3 (2026-12-05, own pages / READMEs):
+# floor 0 (12): @1 0.85 @3 0.91 / 0.81 0.96; 20: 0.83 0.96 / 0.81 0.96; 24: 0.81 0.96; 32 or 64: 0.79 0.96 /
+# 0.82 0.96. 20 is what k=5, on which the fusion and re-rank weights were chosen, already fetched.
+CANDIDATES = 20
 # Token states already read, shared by every Store of this process (a long-running server re-ranks from memory).
 _STATES = StateCache()
 _HIT_FIELDS = ("text", "source", "section", "title")  # what a hit carries besides its id and score
@@ -287,7 +293,7 @@ class Store:
 
     def start_bm25(self, query: str, *, k: int, source_prefix: str | None = None) -> Future[list[dict[str, Any]]]:
         """Begin the BM25 half of a hybrid search (it needs no vector: it runs while the question is embedded)."""
-        return _POOL.submit(self._list, query, "sparse", k * 4, _prefix_filter(source_prefix))
+        return _POOL.submit(self._list, query, "sparse", _pool(k), _prefix_filter(source_prefix))
 
     def search(
         self,
@@ -309,10 +315,10 @@ class Store:
         rerank = RERANK and mode == "hybrid" and tokens is not None and len(tokens.ids) > 0
         # More than k are fetched so that one section's many small chunks (a table's rows) cannot fill the list;
         # a re-ranked search takes every fused candidate (both lists whole).
-        wide = k * 8 if rerank else k * 3 if PER_SECTION else k
+        wide = 2 * _pool(k) if rerank else k * 3 if PER_SECTION else k
         if mode == "hybrid":
             pending = bm25 or self.start_bm25(query, k=k, source_prefix=source_prefix)
-            dense = self._list(vector.tolist(), "dense", k * 4, expr)
+            dense = self._list(vector.tolist(), "dense", _pool(k), expr)
             items = fuse(dense, pending.result(), FUSION)[:wide]
             # Fusing gave each hit's rank in both lists; ``--explain`` shows them.
             hits = [
@@ -328,7 +334,7 @@ class Store:
             hits = self._rerank(hits, tokens, *self.df.lookup(tokens.ids))
         hits = _diverse(hits, k)
         if explain and hits and mode != "hybrid":
-            hits = self._explain(hits, query, vector, k * 4, expr)
+            hits = self._explain(hits, query, vector, _pool(k), expr)
         return hits
 
     def _list(self, data: Any, field: Literal["dense", "sparse"], limit: int, expr: str) -> list[dict[str, Any]]:
@@ -443,6 +449,11 @@ def _hit(item: dict[str, Any]) -> Hit:
 def _row_bytes(row: dict[str, Any]) -> int:
     """About what a row weighs in a request: its strings, its vector as float32, and some framing."""
     return sum(len(v) for v in row.values() if isinstance(v, str)) + 4 * len(row["dense"]) + 256
+
+
+def _pool(k: int) -> int:
+    """How many hits each first-stage list (dense, BM25) hands on for ``k`` results."""
+    return max(k * 4, CANDIDATES)
 
 
 def _prefix_filter(source_prefix: str | None) -> str:
