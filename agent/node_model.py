@@ -19,9 +19,10 @@ import httpx
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
 
 from agent.answers import as_message, fallback_answer
-from agent.context import caller_of, previous_user_text
+from agent.context import caller_of, previous_user_text, recent_user_text
 from agent.deps import Nodes
 from agent.events import emit as _emit
+from agent.intent import asked_for
 from agent.language import to_english
 from agent.prompts import SYSTEM_PROMPT, format_passages, tool_definition
 from agent.referents import resolve as resolve_referent
@@ -135,7 +136,12 @@ class ModelNodes(Nodes):
         ]
         if not mentions_docs(text):
             scores.pop("docs.search", None)  # the retrieve step already searched the documentation
-        tools = [t.name for t in self.deps.selector.select(about, self.bounds.max_tools_in_prompt, scores)]
+        # A change nobody asked for would be refused by the intent gate (agent.intent) after the model spent a
+        # call on it: such tools are not offered. "How many daily snapshots does the backup server keep?" got
+        # backup.run, and a question for its vmid instead of the retention.
+        said = recent_user_text({**state, "turn": turn})
+        askable = {n: v for n, v in scores.items() if (t := self.deps.tool(n)) is not None and asked_for(t, said)}
+        tools = [t.name for t in self.deps.selector.select(about, self.bounds.max_tools_in_prompt, askable)]
         if routed.tool is not None and routed.tool not in tools:
             tools = [routed.tool, *tools][: max(1, self.bounds.max_tools_in_prompt)]
         offtopic = routed.route == "chat" or (not passages and tool_fit < self.deps.offtopic_floor)

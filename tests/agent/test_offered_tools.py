@@ -1,0 +1,34 @@
+"""A change the message does not ask for is not offered to the model (the intent gate would refuse it anyway)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.messages import BaseMessage
+
+from policies.guard import Caller
+from tools.registry import all_tools
+
+CALLER = Caller(user="admin1", channel="cli")
+
+
+def _shown(make_agent: Any, question: str) -> set[str]:
+    seen: set[str] = set()
+
+    def responder(messages: list[BaseMessage], tools: list[dict[str, Any]]) -> str:
+        seen.update(t["function"]["name"].replace("_", ".", 1) for t in tools)
+        return "Nothing to add."
+
+    make_agent(responder=responder).ask(question, caller=CALLER)
+    return seen
+
+
+def test_a_question_is_offered_read_tools_only(make_agent: Any) -> None:
+    writes = {t.name for t in all_tools(None) if t.risk != "read"}
+    # It names backups and VMs and counts something: the backup tools fit, "back up now" among them.
+    shown = _shown(make_agent, "How many daily snapshots of a VM does the backup server keep?")
+    assert shown and not shown & writes, shown
+
+
+def test_a_request_for_the_change_is_offered_it(make_agent: Any) -> None:
+    assert "backup.run" in _shown(make_agent, "Please back up VM 132 now.")
