@@ -284,6 +284,10 @@ class Router:
         if referenced is not None:
             return Routed(route="lab", why=f"refers to {referenced} by its id", families=frozenset({referenced}))
         if asks_about_self(text):
+            if docs_score - tool_fit > DOCS_MARGIN:
+                # "My query got killed, what's the statement timeout?": "my" opens it, a page answers it.
+                return self._unsure(text, candidates, lean="lab", why="asks about the asker's own things, which a "
+                                    "page describes better")  # fmt: skip
             return Routed(route="lab", why="asks about the asker's own things")
         change = self._asks_change(text)
         if change is not None:

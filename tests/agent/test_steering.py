@@ -141,6 +141,17 @@ def test_where_wording_and_scores_disagree_the_model_chooses_between_the_candida
     )
 
 
+def test_a_question_about_one_s_own_things_that_a_page_answers_far_better_is_the_model_s_choice() -> None:
+    # "my" opens it, but the page (databases.md § Access) beats every tool by far: the model is asked.
+    text = "my query got killed after a bit, whats the statement timeout on the desi db?"
+    router, chooser = _asking_router("docs")
+    assert router.route(text, caller=CALLER, docs_score=0.8, tool_fit=0.68).route == "docs" and chooser.seen
+    # "Which VMs do I own?": the tools fit nearly as well as any page, so the wording holds without a model call.
+    router, chooser = _asking_router("docs")
+    assert router.route("Which VMs do I own?", caller=CALLER, docs_score=0.78, tool_fit=0.7).route == "lab"
+    assert chooser.seen == []
+
+
 @pytest.mark.parametrize(
     "text", ["What job templates can I run?", "which templates may I use on ray", "What VMs can I delete?"]
 )
