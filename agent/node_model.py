@@ -76,7 +76,8 @@ class ModelNodes(Nodes):
         before = previous_user_text(state)
         short = len(text.split()) <= 8 or FOLLOW_UP.search(text)
         about = turn["asked"] if referent is not None or not before or not short else f"{before}\n{text}"
-        scores = self.deps.selector.scores(about)
+        names = self.deps.router.names
+        scores = self.deps.selector.scores(names.masked(about, caller_of(state)) if names is not None else about)
         hits: list[Any] = []
         if self.deps.docs is not None and self.bounds.docs_k > 0:
             try:
@@ -141,6 +142,12 @@ class ModelNodes(Nodes):
         # backup.run, and a question for its vmid instead of the retention.
         said = recent_user_text({**state, "turn": turn})
         askable = {n: v for n, v in scores.items() if (t := self.deps.tool(n)) is not None and asked_for(t, said)}
+        for name in askable:
+            found = self.deps.tool(name)
+            if found is not None and found.risk != "read":
+                # The message asks for this kind of change in its own words ("back up VM 132"), which its
+                # meaning alone ranked below the VM tools that "VM" points to.
+                askable[name] += 0.25
         tools = [t.name for t in self.deps.selector.select(about, self.bounds.max_tools_in_prompt, askable)]
         if routed.tool is not None and routed.tool not in tools:
             tools = [routed.tool, *tools][: max(1, self.bounds.max_tools_in_prompt)]

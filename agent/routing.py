@@ -41,7 +41,7 @@ from agent.context import asks_about_self
 from agent.steering import json_reply
 from core.config import Settings
 from policies.guard import Caller, Guard
-from tools.base import Tool, Toolset
+from tools.base import EXAMPLE_NAME, Tool, Toolset
 
 __all__ = ["Candidates", "LabNames", "Route", "Routed", "Router"]
 
@@ -125,14 +125,20 @@ class LabNames:
     tools: list[Tool[Any]]
     ttl_s: float = 120.0
     _names: dict[str, str] = field(default_factory=dict)
+    _freeform: set[str] = field(default_factory=set)
     _read_at: float = -1e9
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _lookups(self) -> dict[tuple[str, str], str]:
-        out: dict[tuple[str, str], str] = {}
+    def _lookups(self) -> dict[tuple[str, str], tuple[str, bool]]:
+        """``{(listing tool, name field): (family, whether the name is free-form)}``.
+
+        A free-form name stands for an id in another field (a VM's name for its vmid); a node's name is its id.
+        """
+        out: dict[tuple[str, str], tuple[str, bool]] = {}
         for tool in self.tools:
             for lookup in tool.named_by.values():
-                out[(lookup.tool, lookup.name or lookup.value)] = lookup.tool.split(".")[0]
+                freeform = lookup.name is not None and lookup.name != lookup.value
+                out[(lookup.tool, lookup.name or lookup.value)] = (lookup.tool.split(".")[0], freeform)
         return out
 
     def names(self, caller: Caller) -> dict[str, str]:
@@ -141,7 +147,8 @@ class LabNames:
             if time.monotonic() - self._read_at < self.ttl_s:
                 return self._names
             names: dict[str, str] = {}
-            for (tool, name_field), family in self._lookups().items():
+            free: set[str] = set()
+            for (tool, name_field), (family, freeform) in self._lookups().items():
                 listed = self.guard.call(tool, {}, caller=caller)
                 if listed.status != "ok" or not isinstance(listed.data, list):
                     continue
@@ -149,8 +156,21 @@ class LabNames:
                     name = str(row.get(name_field, "")).strip().lower() if isinstance(row, dict) else ""
                     if len(name) >= 3:
                         names[name] = family
-            self._names, self._read_at = names, time.monotonic()
+                        if freeform:
+                            free.add(name)
+            self._names, self._freeform, self._read_at = names, free, time.monotonic()
             return names
+
+    def masked(self, text: str, caller: Caller) -> str:
+        """``text`` with each free-form name of the lab (a VM's) replaced by the tools' example name.
+
+        What a message asks about a VM, not the words of its name, should decide which tool fits it.
+        """
+        self.names(caller)
+        out = text
+        for name in sorted(self._freeform, key=len, reverse=True):
+            out = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", EXAMPLE_NAME, out, flags=re.I)
+        return out
 
     def named(self, text: str, caller: Caller) -> dict[str, str]:
         """The things ``text`` names, with their families."""

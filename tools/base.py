@@ -22,6 +22,7 @@ from tools.context import ToolContext
 
 __all__ = [
     "DEFAULT_RESOURCE_TYPES",
+    "EXAMPLE_NAME",
     "Check",
     "NameLookup",
     "Plan",
@@ -123,6 +124,12 @@ DEFAULT_RESOURCE_TYPES: dict[Risk, tuple[ResourceType, ...]] = {
 
 class UnguardedCall(RuntimeError):
     """A tool was run without the guard (no audit entry records the call): a bug in the caller."""
+
+
+# The name a tool's examples give a thing people name freely (a VM). The agent puts it in place of the lab's own
+# names before matching a message to tools, so a name's words ("void", "qso", "fit") pull no tool and an
+# example written with a real VM's name does not make that VM's questions its tool's.
+EXAMPLE_NAME = "alpha-1"
 
 
 @dataclass(kw_only=True, frozen=True)

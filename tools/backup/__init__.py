@@ -10,7 +10,7 @@ from pydantic import Field
 from tools.backup.collect import VmBackup, collect_jobs, collect_vm_backups
 from tools.backup.report import findings, verdict
 from tools.backup.run import RunArgs, plan_backup, run_backup
-from tools.base import NameLookup, ResourceRef, Tool, ToolArgs, ToolResult, Toolset
+from tools.base import EXAMPLE_NAME, NameLookup, ResourceRef, Tool, ToolArgs, ToolResult, Toolset
 from tools.context import ToolContext
 from tools.proxmox import call, pbs_client
 from tools.vm.inventory import vm_resource
@@ -243,7 +243,7 @@ TOOLS: list[Tool[Any]] = [
         words=("last backup", "backed up", "last backed"),
         aliases={"vmid": ("vm_id", "id", "vm", "vm_number")},
         named_by={"vmid": NameLookup(tool="vm.list", value="vmid", name="name")},
-        examples=("Is VM 132 backed up properly?", "When was agn-fit last backed up?"),
+        examples=("Is VM 132 backed up properly?", f"When was {EXAMPLE_NAME} last backed up?"),
     ),
     Tool(
         name="backup.jobs",
@@ -316,7 +316,7 @@ TOOLS: list[Tool[Any]] = [
         asks=("back up", "take a backup", "run a backup", "make a backup", "start a backup"),
         aliases={"vmid": ("vm_id", "id", "vm", "vm_number")},
         named_by={"vmid": NameLookup(tool="vm.list", value="vmid", name="name")},
-        examples=("Back up VM 132 now.", "Take a fresh backup of qso-vae-dev."),
+        examples=("Back up VM 132 now.", f"Take a fresh backup of {EXAMPLE_NAME}."),
         remedies=("backup:failed", "backup:stale"),
     ),
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from tools.base import NameLookup, ResourceRef, Tool, Toolset
+from tools.base import EXAMPLE_NAME, NameLookup, ResourceRef, Tool, Toolset
 from tools.context import ToolContext
 from tools.vm import power, provision
 from tools.vm.inventory import ListArgs, NodesArgs, ShowArgs, list_vms, show_vm, vm_nodes, vm_resource
@@ -59,7 +59,12 @@ TOOLS: list[Tool[Any]] = [
         words=("show", "details", "ip", "address", "config"),
         aliases=VMID,
         named_by=BY_NAME,
-        examples=("Show me VM 130.", "What is the IP of void-analysis?", "How much memory does agn-fit have?"),
+        examples=(
+            "Show me VM 130.",
+            f"What is the IP of {EXAMPLE_NAME}?",
+            f"How much memory does {EXAMPLE_NAME} have?",
+            f"Is {EXAMPLE_NAME} running?",
+        ),
     ),
     Tool(
         name="vm.provision",
@@ -123,7 +128,7 @@ TOOLS: list[Tool[Any]] = [
         asks=("start", "boot", "power on", "turn on", "bring up", "resume", "fire up"),
         aliases=VMID,
         named_by=BY_NAME,
-        examples=("Start VM 132.", "Please boot qso-vae-dev."),
+        examples=("Start VM 132.", f"Please boot {EXAMPLE_NAME}."),
     ),
     Tool(
         name="vm.stop",
@@ -136,7 +141,7 @@ TOOLS: list[Tool[Any]] = [
         asks=("stop", "shut", "power off", "turn off", "halt", "bring down", "pause"),
         aliases=VMID,
         named_by=BY_NAME,
-        examples=("Stop VM 130.", "Shut down void-analysis."),
+        examples=("Stop VM 130.", f"Shut down {EXAMPLE_NAME}."),
     ),
     Tool(
         name="vm.reboot",
