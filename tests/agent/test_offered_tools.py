@@ -7,6 +7,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 
 from policies.guard import Caller
+from tools.base import EXAMPLE_NAME
 from tools.registry import all_tools
 
 CALLER = Caller(user="admin1", channel="cli")
@@ -32,3 +33,15 @@ def test_a_question_is_offered_read_tools_only(make_agent: Any) -> None:
 
 def test_a_request_for_the_change_is_offered_it(make_agent: Any) -> None:
     assert "backup.run" in _shown(make_agent, "Please back up VM 132 now.")
+
+
+def test_tools_are_matched_with_the_lab_s_vm_names_replaced_by_the_examples_name(make_agent: Any) -> None:
+    agent = make_agent(responder=lambda m, t: "ok")
+    names = agent.deps.router.names
+    assert names is not None
+    # A VM's name is free-form (it stands for a vmid); a node's name is its id and stays.
+    assert names.masked("how much RAM does Agn-Fit have on node07?", CALLER) == (
+        f"how much RAM does {EXAMPLE_NAME} have on node07?"
+    )
+    assert names.masked("is agn-fitter up?", CALLER) == "is agn-fitter up?"  # not a VM of the lab
+    assert "vm.show" in _shown(make_agent, "is agn-fit up?")
