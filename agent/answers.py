@@ -102,7 +102,11 @@ def read_answer(model_text: str, turn: Turn, *, question: str, user: str) -> str
     """The answer to a question the read tools answered: the model's words if they are an answer, then theirs."""
     lines = _tool_lines(turn.get("log", []))
     if not lines:
-        return model_text.strip()
+        # No call answered (refused, failed): the model's words stand, unless they give the prompt back.
+        if echo_reason(model_text, question=question, user=user) is None:
+            return model_text.strip()
+        done = report_text(turn.get("log", []))
+        return done or "I could not find that: nothing in the lab's documentation or tools answers it."
     reason = junk_reason(model_text, question=question, user=user, tools=[e["name"] for e in turn.get("log", [])])
     body = model_text.strip() if reason is None else ""
     facts = "\n".join(lines)
