@@ -26,7 +26,7 @@ SYSTEM_PROMPT = (
 )
 
 # A 13-VM table fits (agent.compact); JSON cut at 700 characters showed four VMs.
-_MAX_RESULT_CHARS = 1100
+_MAX_RESULT_CHARS = 1200
 _MAX_PASSAGE_CHARS = 700
 
 
