@@ -35,6 +35,9 @@ def test_options_in_words(text: str, options: list[str], expected: list[str]) ->
         (["--nbins", "20"], ["--bins", "20"]),
         (["--bins", "25"], ["--bins", "25"]),  # declared flags stand as the model wrote them
         (["--bins=25"], ["--bins=25"]),
+        (["20"], ["--bins", "20"]),  # a value without its flag (the job's parser refuses it): from the words
+        (["--bins", "25", "7"], ["--bins", "20"]),
+        (["--bins=25", "7"], ["--bins", "20"]),
     ],
 )
 def test_submit_arguments_keep_declared_flags_and_replace_made_up_ones(

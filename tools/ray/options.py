@@ -38,9 +38,23 @@ def options_in(text: str, options: list[str]) -> list[str]:
 
 
 def _declared_only(args: list[Any], options: list[str]) -> bool:
-    """Whether every flag in ``args`` is one of the template's options (``--bins 20``, ``--bins=20``)."""
-    flags = [str(a).split("=", 1)[0] for a in args if str(a).startswith("-")]
-    return all(flag.startswith("--") and flag[2:] in options for flag in flags)
+    """Whether ``args`` are declared options with their values (``--bins 20``, ``--bins=20``).
+
+    A value with no flag before it (``["20"]``: the small model dropped ``--bins``) is not: the job's argument
+    parser would refuse it.
+    """
+    expects_value = False
+    for arg in (str(a) for a in args):
+        if arg.startswith("-"):
+            flag, _, value = arg.partition("=")
+            if not (flag.startswith("--") and flag[2:] in options):
+                return False
+            expects_value = not value
+        elif expects_value:
+            expects_value = False
+        else:
+            return False
+    return True
 
 
 def prepare_submit(ctx: ToolContext, args: dict[str, Any], said: str) -> dict[str, Any]:
