@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from core.config import Settings, load_settings
@@ -27,6 +28,9 @@ def test_check_finds_exactly_the_seeded_problems(simulator) -> None:  # type: ig
     order = [f["problem"] for f in result.data["findings"]]
     assert order == sorted(order, key=["failed", "missing", "stale", "unverified"].index), "worst first"
     assert result.message.splitlines()[0].startswith("4 of ")
+    # A failed VM's line says what a restore would bring back: the last good snapshot and its size.
+    failed = next(line for line in result.message.splitlines() if "FAILED" in line)
+    assert re.search(r"last good snapshot \d{4}-\d\d-\d\d \d\d:\d\d UTC \(\d+\.\d GiB\)", failed), failed
 
 
 def test_status_of_one_vm_and_of_a_vm_without_backups(simulator) -> None:  # type: ignore[no-untyped-def]

@@ -47,6 +47,8 @@ def _failed_detail(vm: VmBackup) -> str:
     if vm.verification == "pending":
         text += "; the newest snapshot waits for the next verify run"
     good = f"last good snapshot {_when(vm.last_good_time)}" if vm.last_good_time else "no snapshot verified ok"
+    if vm.last_good_time and vm.last_good_size:
+        good += f" ({vm.last_good_size / 2**30:.1f} GiB)"  # what a restore from it brings back
     return f"{text}; {good}: restore from it and take a fresh backup"
 
 
