@@ -14,7 +14,7 @@ from typing import Any
 
 from tools.base import Tool
 
-__all__ = ["asked_for"]
+__all__ = ["asked_for", "asks_in_words"]
 
 
 def asked_for(tool: Tool[Any], user_text: str) -> bool:
@@ -23,3 +23,9 @@ def asked_for(tool: Tool[Any], user_text: str) -> bool:
         return True
     text = f" {user_text.lower()} "
     return any(re.search(rf"(?<![a-z]){re.escape(phrase.lower())}", text) for phrase in tool.asks)
+
+
+def asks_in_words(tool: Tool[Any], user_text: str) -> bool:
+    """Whether ``user_text`` holds one of ``tool``'s asking phrases as whole words ("stop", not "stopped")."""
+    text = f" {user_text.lower()} "
+    return any(re.search(rf"(?<![a-z]){re.escape(phrase.lower())}(?![a-z])", text) for phrase in tool.asks)

@@ -22,7 +22,7 @@ from agent.answers import as_message, fallback_answer
 from agent.context import caller_of, previous_user_text, recent_user_text
 from agent.deps import Nodes
 from agent.events import emit as _emit
-from agent.intent import asked_for
+from agent.intent import asked_for, asks_in_words
 from agent.language import to_english
 from agent.prompts import SYSTEM_PROMPT, format_passages, tool_definition
 from agent.referents import resolve as resolve_referent
@@ -144,9 +144,10 @@ class ModelNodes(Nodes):
         askable = {n: v for n, v in scores.items() if (t := self.deps.tool(n)) is not None and asked_for(t, said)}
         for name in askable:
             found = self.deps.tool(name)
-            if found is not None and found.risk != "read":
+            if found is not None and found.risk != "read" and asks_in_words(found, said):
                 # The message asks for this kind of change in its own words ("back up VM 132"), which its
-                # meaning alone ranked below the VM tools that "VM" points to.
+                # meaning alone ranked below the VM tools that "VM" points to. Whole words only: "my stopped
+                # VMs" passes the gate's broad test for vm.stop but asks for nothing.
                 askable[name] += 0.25
         tools = [t.name for t in self.deps.selector.select(about, self.bounds.max_tools_in_prompt, askable)]
         if routed.tool is not None and routed.tool not in tools:

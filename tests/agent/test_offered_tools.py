@@ -6,6 +6,7 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage
 
+from agent.intent import asked_for, asks_in_words
 from policies.guard import Caller
 from tools.base import EXAMPLE_NAME
 from tools.registry import all_tools
@@ -45,3 +46,11 @@ def test_tools_are_matched_with_the_lab_s_vm_names_replaced_by_the_examples_name
     )
     assert names.masked("is agn-fitter up?", CALLER) == "is agn-fitter up?"  # not a VM of the lab
     assert "vm.show" in _shown(make_agent, "is agn-fit up?")
+
+
+def test_a_change_is_ranked_up_only_when_asked_for_in_whole_words() -> None:
+    stop = next(t for t in all_tools(None) if t.name == "vm.stop")
+    # The gate is broad on purpose (it catches actions nobody asked for, not unusual wording) ...
+    assert asked_for(stop, "show me my stopped vms") and asked_for(stop, "stop VM 130")
+    # ... the ranking is not: a state word asks for nothing.
+    assert not asks_in_words(stop, "show me my stopped vms") and asks_in_words(stop, "please stop VM 130")
