@@ -17,15 +17,18 @@ from tools.base import Tool
 __all__ = ["asked_for", "asks_in_words"]
 
 
+def _says(tool: Tool[Any], user_text: str, *, whole_words: bool) -> bool:
+    """Whether ``user_text`` holds one of ``tool``'s asking phrases (as a word's start, or as whole words)."""
+    text = f" {user_text.lower()} "
+    end = r"(?![a-z])" if whole_words else ""
+    return any(re.search(rf"(?<![a-z]){re.escape(phrase.lower())}{end}", text) for phrase in tool.asks)
+
+
 def asked_for(tool: Tool[Any], user_text: str) -> bool:
     """Whether ``user_text`` asks for the kind of action ``tool`` performs (always true for read tools)."""
-    if tool.risk == "read":
-        return True
-    text = f" {user_text.lower()} "
-    return any(re.search(rf"(?<![a-z]){re.escape(phrase.lower())}", text) for phrase in tool.asks)
+    return tool.risk == "read" or _says(tool, user_text, whole_words=False)
 
 
 def asks_in_words(tool: Tool[Any], user_text: str) -> bool:
     """Whether ``user_text`` holds one of ``tool``'s asking phrases as whole words ("stop", not "stopped")."""
-    text = f" {user_text.lower()} "
-    return any(re.search(rf"(?<![a-z]){re.escape(phrase.lower())}(?![a-z])", text) for phrase in tool.asks)
+    return _says(tool, user_text, whole_words=True)

@@ -141,14 +141,16 @@ class ModelNodes(Nodes):
         # call on it: such tools are not offered. "How many daily snapshots does the backup server keep?" got
         # backup.run, and a question for its vmid instead of the retention.
         said = recent_user_text({**state, "turn": turn})
-        askable = {n: v for n, v in scores.items() if (t := self.deps.tool(n)) is not None and asked_for(t, said)}
-        for name in askable:
+        askable: dict[str, float] = {}
+        for name, score in scores.items():
             found = self.deps.tool(name)
-            if found is not None and found.risk != "read" and asks_in_words(found, said):
-                # The message asks for this kind of change in its own words ("back up VM 132"), which its
-                # meaning alone ranked below the VM tools that "VM" points to. Whole words only: "my stopped
-                # VMs" passes the gate's broad test for vm.stop but asks for nothing.
-                askable[name] += 0.25
+            if found is None or not asked_for(found, said):
+                continue
+            # The message asks for this kind of change in its own words ("back up VM 132"), which its meaning
+            # alone ranked below the VM tools that "VM" points to. Whole words only: "my stopped VMs" passes the
+            # gate's broad test for vm.stop but asks for nothing.
+            asked = found.risk != "read" and asks_in_words(found, said)
+            askable[name] = score + (0.25 if asked else 0.0)
         tools = [t.name for t in self.deps.selector.select(about, self.bounds.max_tools_in_prompt, askable)]
         if routed.tool is not None and routed.tool not in tools:
             tools = [routed.tool, *tools][: max(1, self.bounds.max_tools_in_prompt)]

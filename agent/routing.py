@@ -113,6 +113,11 @@ class Candidates:
     passage: str | None = None  # "cluster-overview.md § Kubernetes: The RKE2 cluster has ..."
 
 
+def _mention(name: str) -> str:
+    """The pattern of ``name`` mentioned on its own ("agn-fit", not "agn-fitter" or "my-agn-fit")."""
+    return rf"(?<![\w-]){re.escape(name)}(?![\w-])"
+
+
 @dataclass(kw_only=True)
 class LabNames:
     """The names of the things the lab's tools list (VM names, node names), read through the guard, cached.
@@ -169,17 +174,13 @@ class LabNames:
         self.names(caller)
         out = text
         for name in sorted(self._freeform, key=len, reverse=True):
-            out = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", EXAMPLE_NAME, out, flags=re.I)
+            out = re.sub(_mention(name), EXAMPLE_NAME, out, flags=re.I)
         return out
 
     def named(self, text: str, caller: Caller) -> dict[str, str]:
         """The things ``text`` names, with their families."""
         lowered = text.lower()
-        return {
-            name: family
-            for name, family in self.names(caller).items()
-            if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", lowered)
-        }
+        return {name: family for name, family in self.names(caller).items() if re.search(_mention(name), lowered)}
 
 
 # Measured on the dev questions (bench numbers in docs/agent.md): passages of the lab's pages score 0.77-0.89 for
