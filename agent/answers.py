@@ -10,10 +10,12 @@ without asking the model to paraphrase them.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk
 
+from agent.compact import named_records
 from agent.state import AgentState, Turn
 from agent.steering import UNSURE
 from agent.toolcalls import model_name
@@ -36,6 +38,9 @@ _NARRATION = re.compile(
 )
 
 
+_REPORTS = "Here is what the lab reports:"
+
+
 def as_message(chunk: AIMessageChunk) -> AIMessage:
     """A complete message from the streamed chunks."""
     return AIMessage(
@@ -51,7 +56,7 @@ def fallback_answer(state: AgentState) -> str:
     turn = state.get("turn") or {}
     found = [f"{e['name']}: {e['message']}" for e in turn.get("log", []) if e["status"] in ("ok", "no_data")]
     if found:
-        return "Here is what the lab reports:\n" + "\n".join(found)
+        return f"{_REPORTS}\n" + "\n".join(found)
     if turn.get("passages"):
         p = turn["passages"][0]
         return f"The closest passage of the documentation, {p['citation']}, says: {' '.join(p['text'].split())[:400]}"
@@ -76,8 +81,8 @@ def echo_reason(answer: str, *, question: str, user: str) -> str | None:
 def junk_reason(answer: str, *, question: str, user: str, tools: list[str]) -> str | None:
     """Why a model's answer after tool results is not an answer for the user (None: it is one)."""
     text = answer.strip()
-    if not text:
-        return "empty"
+    if not text or text.startswith(_REPORTS):
+        return "empty"  # or the stand-in for an empty answer (fallback_answer), which the summaries repeat
     echoed = echo_reason(text, question=question, user=user)
     if echoed is not None:
         return echoed
@@ -90,17 +95,24 @@ def junk_reason(answer: str, *, question: str, user: str, tools: list[str]) -> s
     return None
 
 
-def _tool_lines(log: list[dict[str, Any]]) -> list[str]:
+def _tool_lines(log: list[dict[str, Any]], question: str, keys: Collection[str]) -> list[str]:
+    """Each answering call's summary, and under it the rows of its data the question names."""
     lines = []
     for entry in log:
         if entry["status"] in ("ok", "no_data"):
             lines.append(f"- {entry['name']}: {entry['message']}")
+            lines += [f"  - {record}" for record in named_records(entry.get("data"), question, keys)]
     return lines
 
 
-def read_answer(model_text: str, turn: Turn, *, question: str, user: str) -> str:
-    """The answer to a question the read tools answered: the model's words if they are an answer, then theirs."""
-    lines = _tool_lines(turn.get("log", []))
+def read_answer(model_text: str, turn: Turn, *, question: str, user: str, keys: Collection[str] = ()) -> str:
+    """The answer to a question the read tools answered: the model's words if they are an answer, then theirs.
+
+    Under the tools' summaries stand the rows the question names by an identity field ``keys`` (``vmid``,
+    ``name``, ``node``): "how much memory is free on node02" shows node02's row from the tool's data,
+    whatever the model made of it.
+    """
+    lines = _tool_lines(turn.get("log", []), question, keys)
     if not lines:
         # No call answered (refused, failed): the model's words stand, unless they give the prompt back.
         if echo_reason(model_text, question=question, user=user) is None:
@@ -110,7 +122,7 @@ def read_answer(model_text: str, turn: Turn, *, question: str, user: str) -> str
     reason = junk_reason(model_text, question=question, user=user, tools=[e["name"] for e in turn.get("log", [])])
     body = model_text.strip() if reason is None else ""
     facts = "\n".join(lines)
-    text = f"{body}\n\nFrom the lab:\n{facts}" if body else f"Here is what the lab reports:\n{facts}"
+    text = f"{body}\n\nFrom the lab:\n{facts}" if body else f"{_REPORTS}\n{facts}"
     docs = sources_line({"passages": turn.get("passages", [])}, text)
     return f"{text}\n\n{docs}" if docs else text
 

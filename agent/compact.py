@@ -6,16 +6,33 @@ table header plus one line per row shows every VM, so the answer can name any of
 of guessing. A column with one value in every row is said once above the table, and an epoch number whose
 ISO twin is in the row (``last_backup`` beside ``last_backup_iso``) is left out: the model copies raw
 epoch numbers into answers, which people cannot read.
+
+What the question is about comes first. Reading the result is most of a read-tool turn (the model server
+evaluates about 50-100 prompt tokens a second on two cores), so rows the question names by an identity
+field (``vmid``, ``name``, ``node``: whatever the tools' name lookups read) are the only rows shown when it
+names some, with a count of the rest; a question that says "not", "other" or "except" sees every row. A
+nested record repeating its parent's values (``config.name`` beside ``name``) and checksums (a ``digest``
+of 32+ hex digits) say nothing a person asks about and are left out; of the rest of a nested record, a
+question sees the settings it shares a word with.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Collection
 from typing import Any
 
-__all__ = ["compact_data"]
+__all__ = ["compact_data", "named_records", "named_rows"]
 
 _SEP = " | "
+_CHECKSUM = re.compile(r"^[0-9a-f]{32,}$", re.I)
+# Words of asking, not of what is asked about: they pick no setting of a nested record.
+_ASKING = {"what", "which", "does", "show", "have", "has", "with", "about", "tell", "much", "many", "there", "this",
+           "that", "from", "into", "give", "list", "the", "and", "for", "are", "how", "its", "you", "can", "please",
+           "pls", "me", "is", "vm", "vms"}  # fmt: skip
+# A question that sets rows apart from the ones it names needs the others too.
+_EXCEPT = re.compile(r"\b(?:not|no|none|other|others|else|except|besides|without|apart|rest|all|every)\b|n't\b", re.I)
 
 
 def _cell(value: Any) -> str:
@@ -42,6 +59,30 @@ def _is_table(value: Any) -> bool:
     return isinstance(value, list) and len(value) > 1 and all(isinstance(v, dict) for v in value)
 
 
+def _said(value: Any, lowered: str) -> bool:
+    """Whether the question holds ``value`` as a whole word (``agn-fit``, ``node03``, ``132``)."""
+    if isinstance(value, bool) or value is None:
+        return False
+    text = str(value).lower()
+    if len(text) < 3 and not isinstance(value, int):
+        return False
+    return re.search(rf"(?<![\w-]){re.escape(text)}(?![\w-])", lowered) is not None
+
+
+def named_rows(rows: list[dict[str, Any]], question: str, keys: Collection[str]) -> tuple[list[dict[str, Any]], int]:
+    """The rows ``question`` names by one of the identity fields ``keys``, and how many others were left out.
+
+    Every row (and 0) when it names none or all of them, or sets the named ones apart ("other than node03").
+    """
+    lowered = question.lower()
+    if not question or not keys or _EXCEPT.search(lowered):
+        return rows, 0
+    named = [r for r in rows if any(_said(r.get(k), lowered) for k in keys if k in r)]
+    if not named or len(named) == len(rows):
+        return rows, 0
+    return named, len(rows) - len(named)
+
+
 def _table(rows: list[dict[str, Any]], budget: int) -> str:
     keys: list[str] = []
     for row in rows:
@@ -65,21 +106,59 @@ def _table(rows: list[dict[str, Any]], budget: int) -> str:
     return "\n".join(lines)
 
 
-def compact_data(data: Any, budget: int) -> str:
+def _rows(rows: list[dict[str, Any]], budget: int, question: str, keys: Collection[str]) -> str:
+    shown, left = named_rows(rows, question, keys)
+    text = _table(shown, budget) if len(shown) > 1 else _record(shown[0], question)
+    return text + (f"\n({left} other rows, not named in the question, left out)" if left else "")
+
+
+def _words(question: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z]{3,}", question.lower()) if w not in _ASKING}
+
+
+def _plain(value: Any, parent: dict[str, Any], question: str) -> Any:
+    """A nested record without what its parent says already, or checksums; with a question, what it asks about.
+
+    A VM's raw configuration is most of its record (MAC addresses, boot order, controller types): "what storage
+    is its disk on?" shares a word with ``scsi0`` (``...vm-120-disk-0``) and sees it; "show me VM 120" sees
+    how many settings there are.
+    """
+    if not isinstance(value, dict):
+        return value
+    said = {_cell(v) for v in parent.values() if not isinstance(v, dict | list)}
+    kept = {k: v for k, v in value.items() if _cell(v) not in said and not (isinstance(v, str) and _CHECKSUM.match(v))}
+    if not question or not kept:
+        return kept
+    words = _words(question)
+    asked = {k: v for k, v in kept.items() if any(w in f"{k} {_cell(v)}".lower() for w in words)}
+    return asked or f"{len(kept)} settings, not shown (ask about one)"
+
+
+def _record(data: dict[str, Any], question: str = "") -> str:
+    twins = _twins(list(data))
+    return "; ".join(
+        f"{k}: {_cell(_plain(v, data, question))}"
+        for k, v in data.items()
+        if k not in twins and not (isinstance(v, str) and _CHECKSUM.match(v))
+    )
+
+
+def compact_data(data: Any, budget: int, *, question: str = "", keys: Collection[str] = ()) -> str:
     """``data`` in at most about ``budget`` characters: tables for lists of records, ``key: value`` otherwise.
 
     Rows past the budget are dropped whole and counted ("…and 3 more rows, not shown"), never cut mid-value.
+    With a ``question`` and identity fields ``keys``, a list shows only the rows the question names
+    (:func:`named_rows`).
     """
     if _is_table(data):
-        return _table(data, budget)
+        return _rows(data, budget, question, keys)
     if isinstance(data, dict):
-        twins = _twins(list(data))
-        scalars = {k: v for k, v in data.items() if k not in twins and not _is_table(v)}
-        lines = ["; ".join(f"{k}: {_cell(v)}" for k, v in scalars.items())] if scalars else []
+        scalars = {k: v for k, v in data.items() if not _is_table(v)}
+        lines = [_record(scalars, question)] if scalars else []
         used = sum(len(line) for line in lines)
         for key, value in data.items():
             if _is_table(value):
-                lines.append(f"{key}:\n{_table(value, max(200, budget - used))}")
+                lines.append(f"{key}:\n{_rows(value, max(200, budget - used), question, keys)}")
                 used += len(lines[-1])
         text = "\n".join(lines)
     elif isinstance(data, list):
@@ -88,3 +167,17 @@ def compact_data(data: Any, budget: int) -> str:
         text = json.dumps(data, default=str, ensure_ascii=False)
     cut = "…(cut)"
     return text if len(text) <= budget else text[: budget - len(cut)] + cut
+
+
+def named_records(data: Any, question: str, keys: Collection[str], *, limit: int = 5) -> list[str]:
+    """The records of ``data`` that ``question`` names, one ``key: value; ...`` line each (at most ``limit``).
+
+    None when it names no row of a list (or all of them): the tool's own summary speaks for the whole list.
+    """
+    tables = [data] if _is_table(data) else [v for v in data.values() if _is_table(v)] if isinstance(data, dict) else []
+    lines: list[str] = []
+    for rows in tables:
+        shown, left = named_rows(rows, question, keys)
+        if left:
+            lines += [_record(r) for r in shown]
+    return lines[:limit]

@@ -85,6 +85,13 @@ class AgentDeps:
         return True
 
     @property
+    def identity_fields(self) -> frozenset[str]:
+        """The fields that name a thing in tool data (``vmid``, ``name``, ``node``): the tools' name lookups."""
+        return frozenset(
+            f for t in self.tools for lookup in t.named_by.values() for f in (lookup.value, lookup.name) if f
+        )
+
+    @property
     def stable_prefix(self) -> bool:
         """Whether every tool prompt carries every tool (see :func:`stable_prefix`)."""
         return stable_prefix(self.settings)

@@ -99,7 +99,13 @@ class CallNodes(Nodes):
         return {
             "messages": [
                 ToolMessage(
-                    content=format_result(call["name"], result) + (f"\n{for_model}" if for_model else ""),
+                    content=format_result(
+                        call["name"],
+                        result,
+                        question=str(turn.get("asked") or turn.get("text") or ""),
+                        keys=self.deps.identity_fields,
+                    )
+                    + (f"\n{for_model}" if for_model else ""),
                     tool_call_id=call["id"],
                     name=model_name(call["name"]),
                 )
@@ -200,7 +206,7 @@ class CallNodes(Nodes):
         except ValidationError as exc:
             # A change whose target the model made up ("Create a VM." → name "my_desi_vm"): ask the user, not
             # the model, for the value it would only guess again.
-            guessed = self._guessed_target(state, turn, call, tool)
+            guessed = self._guessed_target(state, turn, call, tool, listing=False)
             if guessed is not None:
                 return guessed
             turn["repairs"] = int(turn["repairs"]) + 1
@@ -233,9 +239,9 @@ class CallNodes(Nodes):
         return self._guessed_target(state, turn, call, tool)
 
     def _guessed_id(
-        self, state: AgentState, turn: Turn, call: dict[str, Any], tool: Tool[Any], resolved: str
+        self, state: AgentState, turn: Turn, call: dict[str, Any], tool: Tool[Any], resolved: str, *, listing: bool
     ) -> dict[str, Any] | None:
-        """A read by an id nobody gave is not made; the model is told to answer without it.
+        """A read by an id nobody gave is not made; its listing is read instead, or the model answers without it.
 
         The 1.5B model, offered the tools for a question about security software, called ``desi.object
         {"targetid": 1234567890}``.
@@ -251,19 +257,39 @@ class CallNodes(Nodes):
         ]
         if not guessed:
             return None
-        turn["repairs"] = int(turn["repairs"]) + 1
         which = ", ".join(f"{k} {call['args'][k]!r}" for k in guessed)
+        # Only for a well-formed call: an id the model wrote out in words ("one hundred ten") goes back to it.
+        lister = next((tool.named_by[k].tool for k in guessed if k in tool.named_by), None) if listing else None
+        if lister is not None and lister != tool.name and self.deps.tool(lister) is not None:
+            return self._list_instead(turn, call, lister, which)
+        turn["repairs"] = int(turn["repairs"]) + 1
         result = ToolResult.error(f"not run: {which} is in no message of the user's and no result (a guess)")
         advice = "Do not guess ids: answer from what you have, or say that you do not know."
         return self.reply(turn, call, result, repairable=True, for_model=advice)
 
+    def _list_instead(self, turn: Turn, call: dict[str, Any], listing: str, which: str) -> dict[str, Any]:
+        """A read of one thing by an id nobody gave becomes the listing those ids come from.
+
+        "Show me my stopped VMs" made the model call ``vm.show {"vmid": 12345}``: the things are in the tool the
+        id's name lookup reads (``vm.list``), which the argument's ``named_by`` declares.
+        """
+        listed = {"id": f"{call['id']}-list", "name": listing, "args": {}, "known": True, "source": "listing"}
+        turn["queue"] = [listed, *turn["queue"]]
+        note = ToolResult.error(f"not run: {which} is in no message of the user's (a guess); listing them instead")
+        update = self.reply(turn, call, note, log=False)
+        ask = AIMessage(content="", tool_calls=[{"name": model_name(listing), "args": {}, "id": listed["id"],
+                                                  "type": "tool_call"}])  # fmt: skip
+        update["messages"] = [*update["messages"], ask]
+        _emit({"type": "notice", "text": f"{call['name']}: {which} was a guess; asking {listing} instead"})
+        return update
+
     def _guessed_target(
-        self, state: AgentState, turn: Turn, call: dict[str, Any], tool: Tool[Any]
+        self, state: AgentState, turn: Turn, call: dict[str, Any], tool: Tool[Any], *, listing: bool = True
     ) -> dict[str, Any] | None:
         """A change on a VM id or name the user never gave is not made: the user is asked (nothing is run)."""
         resolved = " ".join(f"{value} ({name})" for value, name in turn.get("named", {}).items())
         if tool.risk == "read":
-            return self._guessed_id(state, turn, call, tool, resolved)
+            return self._guessed_id(state, turn, call, tool, resolved, listing=listing)
         missing = ungrounded_required(tool.json_schema(), call["args"], f"{evidence(state, user=False)}\n{resolved}")
         if not missing:
             return None

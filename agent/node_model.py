@@ -105,14 +105,14 @@ class ModelNodes(Nodes):
         for family in routed.families:
             for name in scores:
                 if name.split(".")[0] == family:
-                    scores[name] += 0.25  # the message names a thing this family lists (a VM's name)
-        if referent is not None:
-            # "Which node is the failed one on?" is about VM 132: the tools that take a VM's id fit it.
-            fields = {str(t["field"]) for t in referent.things}
-            for name in scores:
-                found = self.deps.tool(name)
-                if found is not None and fields & set(found.json_schema().get("properties", {})):
-                    scores[name] += 0.25
+                    scores[name] += 0.25  # a question about what this family lists, or a thing of it by its id
+        # "Is agn-fit up?" names a VM, and "which node is the failed one on?" is about VM 132 (a referent): the
+        # tools that take a VM's id (vm.show, backup.status) or list it (vm.list) fit, not every VM tool.
+        takes = set(routed.takes) | ({str(t["field"]) for t in referent.things} if referent is not None else set())
+        for name in scores:
+            found = self.deps.tool(name)
+            if found is not None and (name in routed.lists or takes & set(found.json_schema().get("properties", {}))):
+                scores[name] += 0.25
         tool_fit = max(scores.values(), default=0.0)
         # Passages cost the small model seconds of prompt time: included for questions about how the lab works,
         # or when no tool fits the message; a question about the lab as it is now goes to the tools alone.

@@ -31,7 +31,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -95,13 +95,17 @@ _GREETING_ONLY = re.compile(
 class Routed:
     """A route and why it was taken (kept in the turn for people and the eval's transcripts).
 
-    ``families`` are the tool families of the things the message names (their tools are offered first);
-    ``tool`` the one tool whose input the message holds (its first model call must call it).
+    ``families`` are the tool families a question is about (their tools are offered first); for things the
+    message names, ``takes`` are the fields that identify them (``vmid``: tools taking one are offered first)
+    and ``lists`` the tools that list them; ``tool`` the one tool whose input the message holds (its first
+    model call must call it).
     """
 
     route: Route
     why: str
     families: frozenset[str] = frozenset()
+    takes: frozenset[str] = frozenset()
+    lists: frozenset[str] = frozenset()
     tool: str | None = None  # the one tool the message is for (it holds text only that tool takes)
 
 
@@ -130,20 +134,21 @@ class LabNames:
     tools: list[Tool[Any]]
     ttl_s: float = 120.0
     _names: dict[str, str] = field(default_factory=dict)
+    _where: dict[str, tuple[str, str]] = field(default_factory=dict)  # name: (listing tool, the field it stands for)
     _freeform: set[str] = field(default_factory=set)
     _read_at: float = -1e9
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _lookups(self) -> dict[tuple[str, str], tuple[str, bool]]:
-        """``{(listing tool, name field): (family, whether the name is free-form)}``.
+    def _lookups(self) -> dict[tuple[str, str], tuple[str, bool, str]]:
+        """``{(listing tool, name field): (family, whether the name is free-form, the field it stands for)}``.
 
         A free-form name stands for an id in another field (a VM's name for its vmid); a node's name is its id.
         """
-        out: dict[tuple[str, str], tuple[str, bool]] = {}
+        out: dict[tuple[str, str], tuple[str, bool, str]] = {}
         for tool in self.tools:
             for lookup in tool.named_by.values():
                 freeform = lookup.name is not None and lookup.name != lookup.value
-                out[(lookup.tool, lookup.name or lookup.value)] = (lookup.tool.split(".")[0], freeform)
+                out[(lookup.tool, lookup.name or lookup.value)] = (lookup.tool.split(".")[0], freeform, lookup.value)
         return out
 
     def names(self, caller: Caller) -> dict[str, str]:
@@ -152,8 +157,9 @@ class LabNames:
             if time.monotonic() - self._read_at < self.ttl_s:
                 return self._names
             names: dict[str, str] = {}
+            where: dict[str, tuple[str, str]] = {}
             free: set[str] = set()
-            for (tool, name_field), (family, freeform) in self._lookups().items():
+            for (tool, name_field), (family, freeform, value_field) in self._lookups().items():
                 listed = self.guard.call(tool, {}, caller=caller)
                 if listed.status != "ok" or not isinstance(listed.data, list):
                     continue
@@ -161,10 +167,17 @@ class LabNames:
                     name = str(row.get(name_field, "")).strip().lower() if isinstance(row, dict) else ""
                     if len(name) >= 3:
                         names[name] = family
+                        where[name] = (tool, value_field)
                         if freeform:
                             free.add(name)
-            self._names, self._freeform, self._read_at = names, free, time.monotonic()
+            self._names, self._where, self._freeform, self._read_at = names, where, free, time.monotonic()
             return names
+
+    def where(self, names: Collection[str]) -> tuple[frozenset[str], frozenset[str]]:
+        """For names :meth:`named` found: the fields they stand for (``vmid``) and the tools that list them."""
+        with self._lock:
+            found = [self._where[n] for n in names if n in self._where]
+        return frozenset(f for _, f in found), frozenset(t for t, _ in found)
 
     def masked(self, text: str, caller: Caller) -> str:
         """``text`` with each free-form name of the lab (a VM's) replaced by the tools' example name.
@@ -294,8 +307,10 @@ class Router:
         if self.names is not None:
             named = self.names.named(text, caller)
             if named:
+                takes, lists = self.names.where(named)
                 return Routed(route="lab", why=f"names {', '.join(sorted(named))} (in the lab)",
-                              families=frozenset(named.values()))  # fmt: skip
+                              families=frozenset(named.values()) if not takes else frozenset(),
+                              takes=takes, lists=lists)  # fmt: skip
         recognized = next((t for t in self.tools if any(re.search(p, text) for p in t.recognizes)), None)
         if recognized is not None:
             family = recognized.name.split(".")[0]

@@ -48,7 +48,7 @@ class ProposedCall:
     name: str  # the tool's name (vm.provision), or what the model wrote if no tool matches
     args: dict[str, Any]
     known: bool
-    source: str  # native | tag | fence | json
+    source: str  # native | tag | fence | json | listing (the agent's, for a guessed id: node_calls)
     raw: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:

@@ -257,10 +257,10 @@ def test_a_vm_named_by_its_name_gets_its_id_not_the_models_guess(make_agent: Any
     agent = make_agent(replies=[call("vm_reboot", {"vmid": 1})])
     result = agent.ask("Reboot proj-pg01.", caller=R1)
     assert result.tool_calls[-1]["args"]["vmid"] == 110 and result.tool_calls[-1]["status"] == "denied"
-    # Two names, or none known: nothing is guessed.
+    # Two names, or none known: nothing is guessed (VM 10 is no valid id: the model is told so, nothing is read).
     agent = make_agent(replies=[call("vm_show", {"vmid": 10}), "done"])
     result = agent.ask("Compare agn-fit and void-analysis", caller=R1)
-    assert result.tool_calls[0]["args"] == {"vmid": 10}
+    assert [(c["name"], c["args"], c["status"]) for c in result.tool_calls] == [("vm.show", {"vmid": 10}, "error")]
 
 
 def test_malformed_calls_are_repaired_or_refused(make_agent: Any, lab: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agent.answers import read_answer
 from agent.compact import compact_data
 from agent.prompts import format_result
 from tools.base import ToolResult
@@ -58,3 +59,44 @@ def test_format_result_quotes_the_table_as_data() -> None:
     # An error's data stays out: the model acts on its message.
     failed = format_result("vm.list", ToolResult(status="error", message="PVE unreachable", data={"x": 1}))
     assert "data" not in failed.split("\n", 1)[1]
+
+
+KEYS = {"vmid", "name", "node"}
+
+
+def test_a_list_shows_only_the_rows_the_question_names_with_a_count_of_the_rest() -> None:
+    text = compact_data(VMS, 2000, question="is vm-03 up, and 105?", keys=KEYS)
+    assert "103 | vm-03" in text and "105 | vm-05" in text
+    assert "vm-04" not in text and text.endswith("(11 other rows, not named in the question, left out)")
+    # One row reads as a record; a word that is only part of a name ("vm-0") names nothing.
+    assert compact_data(VMS, 2000, question="is vm-11 up?", keys=KEYS).startswith("vmid: 111; name: vm-11;")
+    assert compact_data(VMS, 2000, question="is vm-0 up?", keys=KEYS) == compact_data(VMS, 2000)
+
+
+def test_a_question_setting_the_named_rows_apart_sees_every_row() -> None:
+    for question in ("which VMs other than vm-03 are stopped?", "is anything but vm-03 not running?"):
+        assert compact_data(VMS, 2000, question=question, keys=KEYS) == compact_data(VMS, 2000)
+
+
+def test_a_nested_record_drops_what_its_parent_says_and_checksums() -> None:
+    data = {"vmid": 120, "name": "gpu-ollama", "cores": 8, "digest": "ab" * 20,
+            "config": {"name": "gpu-ollama", "cores": 8, "memory": 32768, "digest": "cd" * 20}}  # fmt: skip
+    assert compact_data(data, 500) == "vmid: 120; name: gpu-ollama; cores: 8; config: memory=32768"
+
+
+def test_the_answer_shows_the_rows_the_question_names_under_the_tool_s_summary() -> None:
+    turn = {"log": [{"name": "vm.list", "status": "ok", "message": "13 VMs (12 running)", "data": VMS}]}
+    text = read_answer("", turn, question="how much memory has vm-07?", user="researcher1", keys=KEYS)  # type: ignore[arg-type]
+    assert "- vm.list: 13 VMs (12 running)\n  - vmid: 107; name: vm-07; status: running;" in text
+    assert "vm-08" not in text
+
+
+def test_a_question_sees_the_nested_settings_it_shares_a_word_with() -> None:
+    data = {"vmid": 120, "config": {"net0": "virtio=BC:24:11:00:00:78,bridge=vmbr1", "scsi0": "local-lvm:vm-120-disk-0",
+                                    "boot": "order=scsi0", "agent": 1}}  # fmt: skip
+    assert compact_data(data, 500, question="which bridge is VM 120 on?") == (
+        "vmid: 120; config: net0=virtio=BC:24:11:00:00:78,bridge=vmbr1"
+    )
+    assert (
+        compact_data(data, 500, question="show me VM 120") == "vmid: 120; config: 4 settings, not shown (ask about one)"
+    )

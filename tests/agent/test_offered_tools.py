@@ -54,3 +54,11 @@ def test_a_change_is_ranked_up_only_when_asked_for_in_whole_words() -> None:
     assert asked_for(stop, "show me my stopped vms") and asked_for(stop, "stop VM 130")
     # ... the ranking is not: a state word asks for nothing.
     assert not asks_in_words(stop, "show me my stopped vms") and asks_in_words(stop, "please stop VM 130")
+
+
+def test_a_named_thing_points_at_the_tools_that_take_or_list_it(make_agent: Any) -> None:
+    names = make_agent(responder=lambda m, t: "ok").deps.router.names
+    assert names is not None
+    # A VM's name stands for a vmid and vm.list lists it; vm.nodes (the VM family too) takes no VM.
+    assert names.where(names.named("is agn-fit up?", CALLER)) == (frozenset({"vmid"}), frozenset({"vm.list"}))
+    assert names.where(names.named("room on node07?", CALLER)) == (frozenset({"node"}), frozenset({"vm.nodes"}))

@@ -121,3 +121,14 @@ def test_a_message_in_another_language_keeps_the_user_s_words_as_evidence(make_a
     agent = make_agent(replies=["Je ne sais pas."])
     result = agent.ask("Quelle est la carte graphique du labo ?", caller=R1)
     assert result.read_as == "Quelle est la carte graphique du labo ?" and result.answer
+
+
+def test_a_read_of_one_thing_by_a_guessed_id_lists_those_things_instead(make_agent: Any) -> None:
+    # "show me my stopped vms": the 1.5B model called vm.show with a made-up vmid, then said it did not know.
+    # vm.show's vmid resolves through vm.list (its named_by), so that listing answers instead.
+    agent = make_agent(replies=[call("vm_show", {"vmid": 12345}), "qso-vae-dev is stopped."])
+    result = agent.ask("show me my stopped vms", caller=R1)
+    assert [(c["name"], c["args"], c["status"]) for c in result.tool_calls] == [
+        ("vm.list", {"owner": "researcher1"}, "ok")
+    ]
+    assert "qso-vae-dev" in result.answer and "12345" not in result.answer

@@ -28,6 +28,9 @@ class _Names:
     def named(self, text: str, caller: Any) -> dict[str, str]:
         return {n: "vm" for n in ("void-analysis", "qso-vae-dev", "proj-pg01", "monitoring") if n in text.lower()}
 
+    def where(self, names: Any) -> tuple[frozenset[str], frozenset[str]]:
+        return (frozenset({"vmid"}), frozenset({"vm.list"})) if names else (frozenset(), frozenset())
+
 
 def _router() -> Router:
     return Router(settings=load_settings(None, llm={"provider": "scripted"}), tools=all_tools(),
@@ -72,9 +75,10 @@ def test_questions_about_how_the_lab_works_go_to_the_docs(text: str, docs_score:
     assert _router().route(text, caller=CALLER, docs_score=docs_score).route == "docs", text
 
 
-def test_a_named_thing_brings_its_family_s_tools() -> None:
+def test_a_named_thing_brings_the_tools_that_take_or_list_it() -> None:
     routed = _router().route("is void-analysis up?", caller=CALLER)
-    assert routed.route == "lab" and routed.families == {"vm"}
+    # Not the whole VM family: vm.nodes lists nodes and takes no VM.
+    assert routed.route == "lab" and routed.takes == {"vmid"} and routed.lists == {"vm.list"}
 
 
 def test_a_statement_only_one_tool_takes_goes_to_that_tool() -> None:
