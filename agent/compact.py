@@ -13,7 +13,9 @@ field (``vmid``, ``name``, ``node``: whatever the tools' name lookups read) are 
 names some, with a count of the rest; a question that says "not", "other" or "except" sees every row. A
 nested record repeating its parent's values (``config.name`` beside ``name``) and checksums (a ``digest``
 of 32+ hex digits) say nothing a person asks about and are left out; of the rest of a nested record, a
-question sees the settings it shares a word with.
+question sees the settings it shares a word with. Of a table, it sees the identity columns and those it
+names or holds a value of ("most free memory": ``memory_*``; "offline": ``status``), the others named in a
+line; a question naming no column sees them all.
 """
 
 from __future__ import annotations
@@ -83,15 +85,48 @@ def named_rows(rows: list[dict[str, Any]], question: str, keys: Collection[str])
     return named, len(rows) - len(named)
 
 
-def _table(rows: list[dict[str, Any]], budget: int) -> str:
+def _fits(word: str, column: str) -> bool:
+    """Whether a question's word names a column: ``memory_free_gib``, ``node`` (for "nodes"), ``gpus`` ("gpu")."""
+    return any(
+        part == word
+        or (len(part) >= 3 and word.startswith(part))
+        or (part.startswith(word) and len(part) == len(word) + 1)
+        for part in column.lower().split("_")
+    )
+
+
+def _asked_columns(keys: list[str], cells: list[dict[str, str]], question: str, ids: Collection[str]) -> list[str]:
+    """The columns a question asks about (by name, or by a value in them), with the identity columns.
+
+    Every column when it asks about none ("tell me about the nodes" wants the whole table), or when no column
+    identifies the rows (a DESI query's rows: "dec" alone would leave the targets unnamed).
+    """
+    words = _words(question)
+    if not words or not set(keys) & set(ids):
+        return keys
+    asked = [
+        k
+        for k in keys
+        if any(_fits(w, k) for w in words)
+        or any(w in re.findall(r"[a-z]+", c[k].lower()) for c in cells for w in words)
+    ]
+    if not [k for k in asked if k not in ids]:
+        return keys
+    return [k for k in keys if k in ids or k in asked]
+
+
+def _table(rows: list[dict[str, Any]], budget: int, question: str = "", ids: Collection[str] = ()) -> str:
     keys: list[str] = []
     for row in rows:
         keys += [k for k in row if k not in keys]
     keys = [k for k in keys if k not in _twins(keys)]
     cells = [{k: _cell(row.get(k)) for k in keys} for row in rows]
+    asked = _asked_columns(keys, cells, question, ids)
+    others = [k for k in keys if k not in asked]
+    keys = asked
     same = [k for k in keys if len({c[k] for c in cells}) == 1]
     columns = [k for k in keys if k not in same] or keys[:1]
-    lines = []
+    lines = [f"columns the question does not ask about, not shown: {', '.join(others)}"] if others else []
     if same:
         lines.append("every row: " + "; ".join(f"{k}={cells[0][k]}" for k in same if k not in columns))
     lines.append(_SEP.join(columns))
@@ -108,7 +143,7 @@ def _table(rows: list[dict[str, Any]], budget: int) -> str:
 
 def _rows(rows: list[dict[str, Any]], budget: int, question: str, keys: Collection[str]) -> str:
     shown, left = named_rows(rows, question, keys)
-    text = _table(shown, budget) if len(shown) > 1 else _record(shown[0], question)
+    text = _table(shown, budget, question, keys) if len(shown) > 1 else _record(shown[0], question)
     return text + (f"\n({left} other rows, not named in the question, left out)" if left else "")
 
 

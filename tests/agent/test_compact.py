@@ -75,7 +75,24 @@ def test_a_list_shows_only_the_rows_the_question_names_with_a_count_of_the_rest(
 
 def test_a_question_setting_the_named_rows_apart_sees_every_row() -> None:
     for question in ("which VMs other than vm-03 are stopped?", "is anything but vm-03 not running?"):
-        assert compact_data(VMS, 2000, question=question, keys=KEYS) == compact_data(VMS, 2000)
+        text = compact_data(VMS, 2000, question=question, keys=KEYS)
+        assert all(f"vm-{i:02d}" in text for i in range(13)) and "other rows" not in text
+
+
+def test_a_table_shows_the_columns_the_question_asks_about_and_names_the_others() -> None:
+    # "stopped" is a value of the status column; vmid and name identify the rows.
+    text = compact_data(VMS, 2000, question="which VMs are stopped?", keys=KEYS)
+    assert text.splitlines()[:2] == ["columns the question does not ask about, not shown: template, tags, memory_gib, "
+                                     "last_backup_iso", "vmid | name | status"]  # fmt: skip
+    assert "111 | vm-11 | stopped" in text
+    assert compact_data(VMS, 2000, question="how much memory has each?", keys=KEYS).splitlines()[1] == (
+        "every row: memory_gib=8"
+    )
+    # A question naming no column sees them all.
+    assert compact_data(VMS, 2000, question="tell me about them", keys=KEYS) == compact_data(VMS, 2000)
+    # So does a table no identity column names the rows of (a DESI query's).
+    rows = [{"targetid": 39627 + i, "ra": 150.1 + i, "dec": 2.2, "z": 0.5 + i} for i in range(3)]
+    assert compact_data(rows, 2000, question="which objects near ra 150 dec 2?", keys=KEYS) == compact_data(rows, 2000)
 
 
 def test_a_nested_record_drops_what_its_parent_says_and_checksums() -> None:
