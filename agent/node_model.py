@@ -68,12 +68,12 @@ class ModelNodes(Nodes):
         translated = to_english(self.deps.model, self.settings, text)
         if translated is not None:
             turn["language"], text = translated
-        referent = resolve_referent(text, list(state.get("things") or []))
+        before = previous_user_text(state)
+        referent = resolve_referent(text, list(state.get("things") or []), before=before)
         refers = referent.note() if referent is not None else None
         turn["asked"] = f"{text} {refers}" if refers is not None else text
         # A short follow-up ("show me the first one", "stop it") is about what was asked before, unless what it
         # refers to was found in the last results (then the message names it).
-        before = previous_user_text(state)
         short = len(text.split()) <= 8 or FOLLOW_UP.search(text)
         about = turn["asked"] if referent is not None or not before or not short else f"{before}\n{text}"
         names = self.deps.router.names

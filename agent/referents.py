@@ -7,7 +7,8 @@ words are then matched against them (:func:`resolve`):
 
 - "the stopped one", "the failed VM", "the running ones": the things whose values hold that word;
 - "the first one", "the second job", "the last one": by the order the tools listed them;
-- "it", "that one", "this VM", "them": the one thing of the last results (or all of them, up to a few).
+- "it", "that one", "this VM", "them": the one thing of the last results (or all of them, up to a few), or
+  the one thing with a value the earlier message asked for ("my stopped vms", then "that one").
 
 What was resolved is written after the message ("(the stopped one: VM 132 qso-vae-dev)"), so routing,
 the tools' arguments and the model read the id itself; nothing is resolved when the words fit none or
@@ -109,8 +110,12 @@ _PLURAL = re.compile(r"\b(?:them|they|those|these|both|all of them)\b", re.I)
 _HAS_ID = re.compile(r"\b\d{2,}\b|\b[a-z]+_[0-9a-f]{6,}\b", re.I)
 
 
-def resolve(text: str, things: list[dict[str, Any]]) -> Referent | None:
-    """What the referring words of ``text`` stand for among ``things`` (None: nothing, or not one reading)."""
+def resolve(text: str, things: list[dict[str, Any]], *, before: str = "") -> Referent | None:
+    """What the referring words of ``text`` stand for among ``things`` (None: nothing, or not one reading).
+
+    ``before`` is the message the things answered: "that one" after "show me my stopped vms", whose listing
+    held a running VM too, is the one thing with a value the earlier message used ("stopped").
+    """
     if not things or _HAS_ID.search(text):
         return None
     for match in _DESCRIBED.finditer(text):
@@ -128,6 +133,11 @@ def resolve(text: str, things: list[dict[str, Any]]) -> Referent | None:
     singular, plural = _SINGULAR.search(text), _PLURAL.search(text)
     if len(things) == 1 and singular is not None:
         return Referent(words=singular.group(0), things=(things[0],))
+    if singular is not None and before:
+        said = set(re.findall(r"[a-z][a-z_-]+", before.lower()))
+        asked = tuple(t for t in things if said & set(t["traits"]))
+        if len(asked) == 1:
+            return Referent(words=singular.group(0), things=asked)
     if 1 < len(things) <= 5 and plural is not None:
         return Referent(words=plural.group(0), things=tuple(things))
     return None

@@ -12,6 +12,8 @@ Run by hand against a running embedded lab (``labops lab up`` indexes the docume
    checkout's agent answers in a process of its own beside this one. The model server keeps evaluated
    prompts, so a question asked twice says nothing: every question is asked once in the whole run, the two
    agents take alternate questions of each pool, in the order old, new, new, old (drift cancels out).
+   ``--swap`` hands each agent the other half: a second run on a fresh lab completes a question-by-question
+   comparison (``--each`` prints every turn).
 """
 
 from __future__ import annotations
@@ -219,8 +221,21 @@ def _summary(label: str, rows: list[dict[str, Any]]) -> None:
               f"model calls per turn median {statistics.median(r['model_calls'] for r in mine):.0f}")  # fmt: skip
 
 
-def _real(lab_dir: Path, runs: int, old: Path | None) -> None:
-    """Each pool split between the agents (alternate questions), asked in the order old, new, new, old."""
+def _each(label: str, rows: list[dict[str, Any]]) -> None:
+    for r in rows:
+        if r["kind"] == "warm":
+            continue
+        fresh = r["tokens_in"] - r.get("tokens_cached", 0)
+        print(f"{label:4} {r['kind']:4} {r['end']:5.1f} s  evaluated {fresh:5d}  calls {r['model_calls']}  "
+              f"{','.join(r['tools']) or '-':24} {r['text']}")  # fmt: skip
+
+
+def _real(lab_dir: Path, runs: int, old: Path | None, *, swap: bool = False, each: bool = False) -> None:
+    """Each pool split between the agents (alternate questions), asked in the order old, new, new, old.
+
+    ``swap`` gives each agent the other half of the questions: two runs, each on a fresh lab (a new model
+    server, nothing cached), have both agents answer every question, so they compare question by question.
+    """
     here = Path(__file__).resolve().parents[1]
     docs = [("docs", q) for q in DOCS_QUESTIONS[: 2 * runs]]
     tools = [("tool", q) for q in TOOL_QUESTIONS[: 2 * runs]]
@@ -230,11 +245,16 @@ def _real(lab_dir: Path, runs: int, old: Path | None) -> None:
         return
     mine = docs[1::2] + tools[1::2]
     theirs = docs[0::2] + tools[0::2]
+    if swap:
+        mine, theirs = theirs, mine
     half_mine, half_theirs = len(mine) // 2, len(theirs) // 2
     old_rows = _drive(old, lab_dir, theirs[:half_theirs])
     new_rows = _drive(here, lab_dir, mine[:half_mine])
     new_rows += _drive(here, lab_dir, mine[half_mine:])
     old_rows += _drive(old, lab_dir, theirs[half_theirs:])
+    if each:
+        _each("old", old_rows)
+        _each("new", new_rows)
     _summary("old", old_rows)
     _summary("new", new_rows)
 
@@ -264,12 +284,15 @@ def main() -> None:
     parser.add_argument("--real", type=int, default=6, help="distinct real-model questions per kind and agent")
     parser.add_argument("--old", type=Path, default=None, help="an older checkout to measure beside this one")
     parser.add_argument("--lab-dir", type=Path, default=Path(".labops"))
+    parser.add_argument("--swap", action="store_true", help="give each agent the other half of the questions")
+    parser.add_argument("--each", action="store_true", help="print every turn: seconds, tokens, tools, question")
     opts = parser.parse_args()
     settings = load_settings(None, lab_dir=opts.lab_dir)
     if opts.turns:
         _overhead(settings, opts.turns)
     if opts.real:
-        _real(opts.lab_dir.resolve(), opts.real, opts.old.resolve() if opts.old else None)
+        _real(opts.lab_dir.resolve(), opts.real, opts.old.resolve() if opts.old else None, swap=opts.swap,
+              each=opts.each)  # fmt: skip
         _server_memory(settings)
 
 

@@ -70,6 +70,15 @@ def test_referring_words_resolve_among_the_last_things(text: str, labels: list[s
     assert (None if found is None else [t["label"] for t in found.things]) == labels
 
 
+def test_that_one_is_the_one_thing_with_a_value_the_earlier_message_asked_for() -> None:
+    # "show me my stopped vms" listed all three (the listing has no state filter); "that one" is the stopped one.
+    found = resolve("when was that one last backed up?", things_of([VMS]), before="show me my stopped vms")
+    assert found is not None and found.note() == "(that one: VM 132 qso-vae-dev)"
+    # Two running ones: still not one reading.
+    assert resolve("is that one backed up?", things_of([VMS]), before="which of my VMs are running?") is None
+    assert resolve("is that one backed up?", things_of([VMS]), before="list my VMs") is None
+
+
 def test_it_is_the_one_thing_of_the_last_answer() -> None:
     one = things_of([{"name": "vm.show", "status": "ok", "data": VMS["data"][1]}])
     found = resolve("please start it", one)
