@@ -15,7 +15,8 @@ nested record repeating its parent's values (``config.name`` beside ``name``) an
 of 32+ hex digits) say nothing a person asks about and are left out; of the rest of a nested record, a
 question sees the settings it shares a word with. Of a table, it sees the identity columns and those it
 names or holds a value of ("most free memory": ``memory_*``; "offline": ``status``), the others named in a
-line; a question naming no column sees them all.
+line; a question naming no column sees them all. A long value the tool's message already says word for
+word (``backup.check`` lists each finding's detail) is not said twice.
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ def _twins(keys: list[str]) -> set[str]:
     """Keys whose value is repeated by an ``*_iso`` key: ``x`` or ``x_time`` beside ``x_iso``."""
     isos = {k[: -len("_iso")] for k in keys if k.endswith("_iso")}
     return {k for k in keys if k in isos or (k.endswith("_time") and k[: -len("_time")] in isos)}
+
+
+def _repeats(cell: str, said: str) -> bool:
+    """Whether a long cell is word for word in the tool's message (its summary lists each finding's detail)."""
+    return len(cell) >= 16 and cell in said
 
 
 def _is_table(value: Any) -> bool:
@@ -115,18 +121,25 @@ def _asked_columns(keys: list[str], cells: list[dict[str, str]], question: str, 
     return [k for k in keys if k in ids or k in asked]
 
 
-def _table(rows: list[dict[str, Any]], budget: int, question: str = "", ids: Collection[str] = ()) -> str:
+def _table(
+    rows: list[dict[str, Any]], budget: int, question: str = "", ids: Collection[str] = (), said: str = ""
+) -> str:
     keys: list[str] = []
     for row in rows:
         keys += [k for k in row if k not in keys]
     keys = [k for k in keys if k not in _twins(keys)]
     cells = [{k: _cell(row.get(k)) for k in keys} for row in rows]
+    repeated = [k for k in keys if all(c[k] == "-" or _repeats(c[k], said) for c in cells)]
+    repeated = [k for k in repeated if any(c[k] != "-" for c in cells)]
+    keys = [k for k in keys if k not in repeated]
     asked = _asked_columns(keys, cells, question, ids)
     others = [k for k in keys if k not in asked]
     keys = asked
     same = [k for k in keys if len({c[k] for c in cells}) == 1]
     columns = [k for k in keys if k not in same] or keys[:1]
     lines = [f"columns the question does not ask about, not shown: {', '.join(others)}"] if others else []
+    if repeated:
+        lines.append(f"columns the message above says row by row, not repeated: {', '.join(repeated)}")
     if same:
         lines.append("every row: " + "; ".join(f"{k}={cells[0][k]}" for k in same if k not in columns))
     lines.append(_SEP.join(columns))
@@ -141,9 +154,9 @@ def _table(rows: list[dict[str, Any]], budget: int, question: str = "", ids: Col
     return "\n".join(lines)
 
 
-def _rows(rows: list[dict[str, Any]], budget: int, question: str, keys: Collection[str]) -> str:
+def _rows(rows: list[dict[str, Any]], budget: int, question: str, keys: Collection[str], said: str) -> str:
     shown, left = named_rows(rows, question, keys)
-    text = _table(shown, budget, question, keys) if len(shown) > 1 else _record(shown[0], question)
+    text = _table(shown, budget, question, keys, said) if len(shown) > 1 else _record(shown[0], question, said)
     return text + (f"\n({left} other rows, not named in the question, left out)" if left else "")
 
 
@@ -169,31 +182,31 @@ def _plain(value: Any, parent: dict[str, Any], question: str) -> Any:
     return asked or f"{len(kept)} settings, not shown (ask about one)"
 
 
-def _record(data: dict[str, Any], question: str = "") -> str:
+def _record(data: dict[str, Any], question: str = "", said: str = "") -> str:
     twins = _twins(list(data))
     return "; ".join(
         f"{k}: {_cell(_plain(v, data, question))}"
         for k, v in data.items()
-        if k not in twins and not (isinstance(v, str) and _CHECKSUM.match(v))
+        if k not in twins and not (isinstance(v, str) and (_CHECKSUM.match(v) or _repeats(_cell(v), said)))
     )
 
 
-def compact_data(data: Any, budget: int, *, question: str = "", keys: Collection[str] = ()) -> str:
+def compact_data(data: Any, budget: int, *, question: str = "", keys: Collection[str] = (), said: str = "") -> str:
     """``data`` in at most about ``budget`` characters: tables for lists of records, ``key: value`` otherwise.
 
     Rows past the budget are dropped whole and counted ("…and 3 more rows, not shown"), never cut mid-value.
     With a ``question`` and identity fields ``keys``, a list shows only the rows the question names
-    (:func:`named_rows`).
+    (:func:`named_rows`). Long values the tool's message ``said`` word for word are not repeated.
     """
     if _is_table(data):
-        return _rows(data, budget, question, keys)
+        return _rows(data, budget, question, keys, said)
     if isinstance(data, dict):
         scalars = {k: v for k, v in data.items() if not _is_table(v)}
-        lines = [_record(scalars, question)] if scalars else []
+        lines = [_record(scalars, question, said)] if scalars else []
         used = sum(len(line) for line in lines)
         for key, value in data.items():
             if _is_table(value):
-                lines.append(f"{key}:\n{_rows(value, max(200, budget - used), question, keys)}")
+                lines.append(f"{key}:\n{_rows(value, max(200, budget - used), question, keys, said)}")
                 used += len(lines[-1])
         text = "\n".join(lines)
     elif isinstance(data, list):

@@ -117,3 +117,17 @@ def test_a_question_sees_the_nested_settings_it_shares_a_word_with() -> None:
     assert (
         compact_data(data, 500, question="show me VM 120") == "vmid: 120; config: 4 settings, not shown (ask about one)"
     )
+
+
+def test_a_column_the_message_says_row_by_row_is_not_repeated() -> None:
+    findings = [{"vmid": 132, "detail": "the latest verification failed"}, {"vmid": 140, "detail": "in no backup job"}]
+    said = "2 VMs need attention\n- 132: the latest verification failed\n- 140: in no backup job"
+    text = compact_data({"findings": findings}, 500, said=said)
+    assert text.splitlines()[1:] == [
+        "columns the message above says row by row, not repeated: detail",
+        "vmid",
+        "132",
+        "140",
+    ]
+    # A value the message does not hold stays.
+    assert "in no backup job" in compact_data({"findings": findings}, 500, said="2 VMs need attention")
