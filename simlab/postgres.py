@@ -30,7 +30,7 @@ from psycopg import sql
 
 from simlab.daemons import signal_until_gone
 
-__all__ = ["postgres_status", "start_postgres", "stop_postgres"]
+__all__ = ["postgres_status", "socket_dir", "start_postgres", "stop_postgres"]
 
 
 def _bin_dir() -> Path:
@@ -61,8 +61,8 @@ def _data_dir(lab_dir: Path) -> Path:
     return (lab_dir / "postgres" / "data").resolve()
 
 
-def _socket_dir(lab_dir: Path) -> Path:
-    # Unix socket paths are limited to ~107 bytes: keep the directory short, unique per lab.
+def socket_dir(lab_dir: Path) -> Path:
+    """The directory of the server's Unix socket (in /tmp: socket paths are limited to ~107 bytes), one per lab."""
     digest = hashlib.sha1(str(_data_dir(lab_dir)).encode()).hexdigest()[:10]
     return Path("/tmp") / f"labops-pg-{digest}"
 
@@ -240,7 +240,7 @@ def start_postgres(lab_dir: Path, *, port: int, secrets: dict[str, Any]) -> dict
     user = _run_as()
     _init(lab_dir, user)
     running = postgres_status(lab_dir)
-    sock = _socket_dir(lab_dir)
+    sock = socket_dir(lab_dir)
     if running is None:
         _stop_leftovers(lab_dir)
         _clear_stale_pid_file(lab_dir)
@@ -304,13 +304,17 @@ def stop_postgres(lab_dir: Path, *, timeout: float = 60.0) -> None:
     ("epoll_wait error: Bad file descriptor", exit -6; seen at the end of an eval).
     """
     running = postgres_status(lab_dir)
-    if running is None:
-        return
-    pid = int(running["pid"])
-    # Waits until the process is gone, not just its pid file: the server removes that a moment before it exits.
-    fast_then_immediate = [(signal.SIGINT, timeout), (signal.SIGQUIT, 10.0)]
-    if not signal_until_gone(pid, fast_then_immediate, send=lambda sig: os.kill(pid, sig)):
-        raise RuntimeError(f"PostgreSQL (pid {pid}) did not stop; see {_data_dir(lab_dir).parent / 'postgres.log'}")
+    if running is not None:
+        pid = int(running["pid"])
+        # Waits until the process is gone, not just its pid file: the server removes that a moment before it exits.
+        fast_then_immediate = [(signal.SIGINT, timeout), (signal.SIGQUIT, 10.0)]
+        if not signal_until_gone(pid, fast_then_immediate, send=lambda sig: os.kill(pid, sig)):
+            log = _data_dir(lab_dir).parent / "postgres.log"
+            raise RuntimeError(f"PostgreSQL (pid {pid}) did not stop; see {log}")
+    # The socket directory in /tmp outlives the server otherwise: one per lab directory ever started.
+    # Not there, or not empty (something of this lab's server is still in it): left alone.
+    with contextlib.suppress(OSError):
+        socket_dir(lab_dir).rmdir()
 
 
 def create_database(lab_dir: Path, name: str, *, owner: str) -> None:
@@ -318,6 +322,6 @@ def create_database(lab_dir: Path, name: str, *, owner: str) -> None:
     running = postgres_status(lab_dir)
     if running is None:
         raise RuntimeError(f"PostgreSQL of {lab_dir} is not running")
-    conninfo = f"host={_socket_dir(lab_dir)} port={running['port']} user=postgres dbname=postgres"
+    conninfo = f"host={socket_dir(lab_dir)} port={running['port']} user=postgres dbname=postgres"
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner)))

@@ -253,7 +253,7 @@ def test_a_query_whose_client_was_killed_ends_with_its_workers(desi_db: Any) -> 
 
     # The superuser over the lab's private socket: other roles see no query text of the reader's sessions.
     port = postgres.postgres_status(desi_db.lab_dir)["port"]  # type: ignore[index]
-    superuser = f"host={postgres._socket_dir(desi_db.lab_dir)} port={port} user=postgres dbname=desi"
+    superuser = f"host={postgres.socket_dir(desi_db.lab_dir)} port={port} user=postgres dbname=desi"
 
     def running() -> int:
         with psycopg.connect(superuser, autocommit=True) as conn:

@@ -36,6 +36,7 @@ def test_postgres_stops_by_signal_without_forking(tmp_path: Path, monkeypatch: p
             patched.setattr(subprocess, "Popen", no_fork)
             postgres.stop_postgres(lab_dir)
             assert postgres.postgres_status(lab_dir) is None and not pid_alive(info["pid"])
+            assert not postgres.socket_dir(lab_dir).exists()  # nothing of the lab stays behind in /tmp
             postgres.stop_postgres(lab_dir)  # stopping a stopped server is a no-op
     finally:
         postgres.stop_postgres(lab_dir)
