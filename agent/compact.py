@@ -26,6 +26,8 @@ import re
 from collections.abc import Collection
 from typing import Any
 
+from agent.mentions import mentions
+
 __all__ = ["compact_data", "named_records", "named_rows"]
 
 _SEP = " | "
@@ -74,7 +76,7 @@ def _said(value: Any, lowered: str) -> bool:
     text = str(value).lower()
     if len(text) < 3 and not isinstance(value, int):
         return False
-    return re.search(rf"(?<![\w-]){re.escape(text)}(?![\w-])", lowered) is not None
+    return mentions(lowered, text)
 
 
 def named_rows(rows: list[dict[str, Any]], question: str, keys: Collection[str]) -> tuple[list[dict[str, Any]], int]:

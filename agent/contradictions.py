@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from agent.claims import CITATION, NUMBER, Problem, mask_claims
+from agent.mentions import mentions
 
 __all__ = ["entity_problems"]
 
@@ -63,7 +64,7 @@ def _mentions(clause: str, entities: dict[str, list[dict[str, Any]]]) -> list[st
             pattern = rf"(?<![\w.,]){re.escape(key)}(?![\w.,]\d)"
             if len(key) < 3 or not re.search(pattern, lowered):
                 continue
-        elif not re.search(rf"(?<![\w-]){re.escape(key)}(?![\w-])", lowered):
+        elif not mentions(lowered, key):
             continue
         found.append(key)
     return found

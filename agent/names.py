@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from agent.mentions import mentions
 from policies.guard import Caller, Guard
 from tools.base import NameLookup, Tool
 
@@ -35,7 +36,7 @@ def _named_in(text: str, rows: list[dict[str, Any]], lookup: NameLookup) -> set[
     found = set()
     for row in rows:
         name = str(row.get(lookup.name or lookup.value, "")).lower()
-        if len(name) >= 3 and re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", lowered):
+        if len(name) >= 3 and mentions(lowered, name):
             found.add((row.get(lookup.value), name))
     return found
 
@@ -68,7 +69,7 @@ def resolve_names(
     settled: dict[str, str] = {}
     for arg, lookup in tool.named_by.items():
         given = out.get(arg)
-        if isinstance(given, int) and re.search(rf"(?<![\w-]){given}(?![\w-])", text):
+        if isinstance(given, int) and mentions(text, given):
             continue  # an id the user wrote themselves
         rows = _listed(guard, caller, lookup)
         if not rows:

@@ -109,10 +109,14 @@ class ModelNodes(Nodes):
         # "Is agn-fit up?" names a VM, and "which node is the failed one on?" is about VM 132 (a referent): the
         # tools that take a VM's id (vm.show, backup.status) or list it (vm.list) fit, not every VM tool.
         takes = set(routed.takes) | ({str(t["field"]) for t in referent.things} if referent is not None else set())
-        for name in scores:
-            found = self.deps.tool(name)
-            if found is not None and (name in routed.lists or takes & set(found.json_schema().get("properties", {}))):
-                scores[name] += 0.25
+        # Only then are the tools' argument schemas read (built anew on each call: not for every message).
+        if takes or routed.lists:
+            for name in scores:
+                found = self.deps.tool(name)
+                if found is not None and (
+                    name in routed.lists or takes & set(found.json_schema().get("properties", {}))
+                ):
+                    scores[name] += 0.25
         tool_fit = max(scores.values(), default=0.0)
         # Passages cost the small model seconds of prompt time: included for questions about how the lab works,
         # or when no tool fits the message; a question about the lab as it is now goes to the tools alone.

@@ -15,6 +15,8 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
+from agent.mentions import mentions
+
 __all__ = ["normalize_args", "ungrounded_required"]
 
 _IDENTITY_KEYS = {"user", "username", "requester", "as_user", "caller", "requested_by", "on_behalf_of"}
@@ -176,7 +178,7 @@ def _numbers_in(text: str) -> set[float]:
     # Not the digits of a name ("build-01", "node07"): a model that fills template=1 from "build-01" guessed it.
     found = {float(n) for n in re.findall(r"(?<![\w.-])-?\d+(?:\.\d+)?", text)}
     lowered = text.lower()
-    found |= {float(v) for w, v in _WORD_NUMBERS.items() if re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", lowered)}
+    found |= {float(v) for w, v in _WORD_NUMBERS.items() if mentions(lowered, w)}
     return found
 
 

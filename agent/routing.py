@@ -38,6 +38,7 @@ from typing import Any, Literal
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from agent.context import asks_about_self
+from agent.mentions import mention, mentions
 from agent.steering import json_reply
 from core.config import Settings
 from policies.guard import Caller, Guard
@@ -117,11 +118,6 @@ class Candidates:
     passage: str | None = None  # "cluster-overview.md § Kubernetes: The RKE2 cluster has ..."
 
 
-def _mention(name: str) -> str:
-    """The pattern of ``name`` mentioned on its own ("agn-fit", not "agn-fitter" or "my-agn-fit")."""
-    return rf"(?<![\w-]){re.escape(name)}(?![\w-])"
-
-
 @dataclass(kw_only=True)
 class LabNames:
     """The names of the things the lab's tools list (VM names, node names), read through the guard, cached.
@@ -133,45 +129,46 @@ class LabNames:
     guard: Guard
     tools: list[Tool[Any]]
     ttl_s: float = 120.0
-    _names: dict[str, str] = field(default_factory=dict)
     _where: dict[str, tuple[str, str]] = field(default_factory=dict)  # name: (listing tool, the field it stands for)
     _freeform: set[str] = field(default_factory=set)
     _read_at: float = -1e9
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _lookups(self) -> dict[tuple[str, str], tuple[str, bool, str]]:
-        """``{(listing tool, name field): (family, whether the name is free-form, the field it stands for)}``.
+    def _lookups(self) -> dict[tuple[str, str], tuple[bool, str]]:
+        """``{(listing tool, name field): (whether the name is free-form, the field it stands for)}``.
 
         A free-form name stands for an id in another field (a VM's name for its vmid); a node's name is its id.
         """
-        out: dict[tuple[str, str], tuple[str, bool, str]] = {}
+        out: dict[tuple[str, str], tuple[bool, str]] = {}
         for tool in self.tools:
             for lookup in tool.named_by.values():
                 freeform = lookup.name is not None and lookup.name != lookup.value
-                out[(lookup.tool, lookup.name or lookup.value)] = (lookup.tool.split(".")[0], freeform, lookup.value)
+                out[(lookup.tool, lookup.name or lookup.value)] = (freeform, lookup.value)
         return out
 
-    def names(self, caller: Caller) -> dict[str, str]:
-        """``{name: family}`` of every thing the listings show (refreshed after ``ttl_s``)."""
+    def _read(self, caller: Caller) -> dict[str, tuple[str, str]]:
+        """``{name: (listing tool, the field it stands for)}`` of every thing the listings show (cached)."""
         with self._lock:
             if time.monotonic() - self._read_at < self.ttl_s:
-                return self._names
-            names: dict[str, str] = {}
+                return self._where
             where: dict[str, tuple[str, str]] = {}
             free: set[str] = set()
-            for (tool, name_field), (family, freeform, value_field) in self._lookups().items():
+            for (tool, name_field), (freeform, value_field) in self._lookups().items():
                 listed = self.guard.call(tool, {}, caller=caller)
                 if listed.status != "ok" or not isinstance(listed.data, list):
                     continue
                 for row in listed.data:
                     name = str(row.get(name_field, "")).strip().lower() if isinstance(row, dict) else ""
                     if len(name) >= 3:
-                        names[name] = family
                         where[name] = (tool, value_field)
                         if freeform:
                             free.add(name)
-            self._names, self._where, self._freeform, self._read_at = names, where, free, time.monotonic()
-            return names
+            self._where, self._freeform, self._read_at = where, free, time.monotonic()
+            return where
+
+    def names(self, caller: Caller) -> dict[str, str]:
+        """``{name: family}`` of every thing the listings show (refreshed after ``ttl_s``): the listing's family."""
+        return {name: tool.split(".")[0] for name, (tool, _) in self._read(caller).items()}
 
     def where(self, names: Collection[str]) -> tuple[frozenset[str], frozenset[str]]:
         """For names :meth:`named` found: the fields they stand for (``vmid``) and the tools that list them."""
@@ -184,16 +181,16 @@ class LabNames:
 
         What a message asks about a VM, not the words of its name, should decide which tool fits it.
         """
-        self.names(caller)
+        self._read(caller)
         out = text
         for name in sorted(self._freeform, key=len, reverse=True):
-            out = re.sub(_mention(name), EXAMPLE_NAME, out, flags=re.I)
+            out = re.sub(mention(name), EXAMPLE_NAME, out, flags=re.I)
         return out
 
     def named(self, text: str, caller: Caller) -> dict[str, str]:
         """The things ``text`` names, with their families."""
         lowered = text.lower()
-        return {name: family for name, family in self.names(caller).items() if re.search(_mention(name), lowered)}
+        return {name: family for name, family in self.names(caller).items() if mentions(lowered, name)}
 
 
 # Measured on the dev questions (bench numbers in docs/agent.md): passages of the lab's pages score 0.77-0.89 for
