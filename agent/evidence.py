@@ -26,6 +26,7 @@ from langchain_core.messages import HumanMessage, ToolMessage
 from agent.claims import Problem, facts, sentences
 from agent.grounding import Evidence, check
 from agent.state import AgentState
+from agent.steering import UNSURE
 
 __all__ = [
     "DATA_CHARS",
@@ -216,13 +217,41 @@ def answers_asked(
     facts (a time, a number, a name) and the answer gives none of them, the best sentence is quoted too.
     """
     ranked = best_sentences(question, passages, k=3, embed=embed)
-    # Only the sentences about as good as the best: the third-best line of a page is usually its other facts.
-    best = [r for r in ranked if r.score >= 0.75 * ranked[0].score] if ranked else []
-    wanted = set().union(*(facts(r.sentence) for r in best)) if best else set()
-    if not wanted or facts(answer) & wanted:
+    if not ranked:
         return None
-    top = next(r for r in best if facts(r.sentence))
+    # Only the sentences about as good as the best: the third-best line of a page is usually its other facts.
+    best = [r for r in ranked if r.score >= 0.75 * ranked[0].score]
+    # A name the question itself gives ("the heartbeat template") is not what the answer must add.
+    wanted = {f for f in set().union(*(facts(r.sentence) for r in best)) if f not in question.lower()}
+    if wanted:
+        if facts(answer) & wanted:
+            return None
+        top = next(r for r in best if facts(r.sentence) & wanted)
+    elif _says_what_it_adds(answer, question, best[0].sentence):
+        return None
+    else:
+        top = best[0]
     return f'The documentation says: "{top.sentence}" {top.citation}'
+
+
+# How much of what the best sentence adds to the question an answer must say to stand without its quote.
+COVERED = 0.34
+
+
+def _says_what_it_adds(answer: str, question: str, sentence: str) -> bool:
+    """Whether ``answer`` says what ``sentence`` adds to ``question``, or the sentence is not clearly about it.
+
+    A sentence without a checkable fact answers by its words: asked what the heartbeat template is for, "the
+    heartbeat template is `heartbeat`" says none of "prints a line once a second until stopped". A sentence
+    sharing no word with the question (or one word, when the answer says the documentation does not tell) may
+    be the best of a page about something else: the model's answer stands.
+    """
+    asked = set(_terms(question))
+    terms = set(_terms(sentence))
+    if len(asked & terms) < (2 if UNSURE.search(answer) else 1):
+        return True
+    adds = terms - asked
+    return not adds or len(adds & set(_terms(answer))) >= COVERED * len(adds)
 
 
 def audit(answer: str, evidence: Evidence, *, cite: bool) -> list[Problem]:

@@ -128,6 +128,37 @@ def test_the_fact_that_answers_is_the_one_asked_for() -> None:
     assert facts("At 11 am, 14 snapshots of rke2-01") == {"11:00", "14", "rke2-01"}
 
 
+# Passages whose answering sentence holds no number or time: only its words answer.
+WORDS = [
+    {"text": "- **Cloudflare Zero Trust** for web apps such as Grafana.\n- **Tailscale** for remote SSH and database "
+             "access from your laptop.", "citation": "[access § Getting in from outside]"},
+    {"text": "Templates: `parallel-sum` (a smoke test) and `heartbeat` (prints a line once a second until stopped).",
+     "citation": "[ray § Job templates]"},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "quoted"),
+    [
+        # The answer names what the question already named: the quote says what the template does.
+        ("What's the heartbeat template for?", "The heartbeat template is `heartbeat`.", "once a second"),
+        ("How do I reach the databases from my laptop?", "Use the vm.nodes tool to ping the node.", "Tailscale"),
+        # It says what the best sentence adds ("tailscale", "remote", "ssh"): no quote.
+        ("How do I reach the databases from my laptop?", "Install Tailscale; it gives remote SSH access.", None),
+        # Nothing in the passages is about the question, and the model said so: its answer stands alone.
+        ("What is the guest wifi password?", "I don't know: the documentation does not say.", None),
+    ],
+)
+def test_an_answer_without_what_the_best_sentence_adds_gets_its_quote(
+    question: str, answer: str, quoted: str | None
+) -> None:
+    quote = answers_asked(answer, question, WORDS)
+    if quoted is None:
+        assert quote is None
+    else:
+        assert quote is not None and quote.startswith("The documentation says:") and quoted in quote
+
+
 def test_tool_data_is_kept_bounded() -> None:
     rows = [{"n": i, "text": "x" * 100} for i in range(1000)]
     kept = bounded_data(rows)
