@@ -81,6 +81,8 @@ class _Routes:
             return "guard"
         if turn.get("clarify"):
             return "clarify"
+        if turn.get("settled"):
+            return "respond"
         if turn["log"] and (_changed_something(turn["log"], self.deps) or _only_refusals(turn["log"])):
             return "report"
         if int(turn["steps"]) >= self.bounds.max_tool_steps:
@@ -138,6 +140,7 @@ def build_graph(deps: AgentDeps, checkpointer: Any) -> Any:
         "model": "model",
         "respond_refused": "respond_refused",
         "clarify": "clarify",
+        "respond": "respond",
     }
     graph.add_conditional_edges(
         "model",

@@ -196,7 +196,14 @@ class CallNodes(Nodes):
             status=done["status"],
             message=f"this exact call already ran in this turn ({done['message']}); answer from that result",
         )
-        return self.reply(turn, call, again, log=False)
+        replied = self.reply(turn, call, again, log=False)
+        tool = self.deps.tool(call["name"])
+        if done["status"] in ("ok", "no_data") and tool is not None and tool.risk == "read" and not turn["queue"]:
+            # Asking again for what it has means the model has nothing to add: another model call (seconds on
+            # the small model) mostly asks a third time. The answer is the result it has, in the tool's words.
+            turn["settled"] = True
+            replied["messages"] = [*replied["messages"], AIMessage(content="")]
+        return replied
 
     def validate(self, state: AgentState, turn: Turn, call: dict[str, Any]) -> dict[str, Any] | None:
         """Arguments the tool's model refuses go back to the model once, with what is wrong."""

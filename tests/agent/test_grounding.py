@@ -186,6 +186,22 @@ def test_an_invented_vm_never_reaches_the_user(make_agent: Any) -> None:
     assert "Both of the first are running" not in result.answer, "qso-vae-dev is stopped"
 
 
+def test_a_model_asking_again_for_a_read_it_has_is_answered_from_the_result(make_agent: Any) -> None:
+    calls: list[int] = []
+
+    def responder(messages: list[BaseMessage], tools: list[dict[str, Any]]) -> Any:
+        from agent.scripted import call
+
+        calls.append(1)
+        return call("vm_list", {"owner": "researcher1"})  # every time: a small model that loops
+
+    agent = make_agent(responder=responder)
+    result = agent.ask("what vms do i have", caller=R1)
+    assert len(calls) == 2, "the repeat ends the turn; a third model call would only ask again"
+    assert [c["name"] for c in result.tool_calls] == ["vm.list"]
+    assert "void-analysis" in result.answer and "qso-vae-dev" in result.answer
+
+
 def test_a_docs_answer_with_another_fact_of_the_page_gets_the_asked_one(make_agent: Any) -> None:
     agent = make_agent(replies=["A backup counts as stale after 26 hours [backup-policy.md § Objectives]."])
     result = agent.ask("When does the verify job check the backups?", caller=R1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from langchain_core.messages import HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from agent.node_calls import CallNodes
 from agent.state import AgentState, new_turn
@@ -65,7 +65,18 @@ def test_repeat_points_the_model_at_the_result_it_already_has(nodes: CallNodes) 
     turn["log"] = [{"id": "call_0", "name": "vm.list", "args": {}, "status": "ok", "message": "16 VMs"}]
     update = nodes.repeat(state, turn, _call("vm.list", {}))
     assert update is not None and "already ran in this turn (16 VMs)" in str(update["messages"][0].content)
+    # A read it has the result of: the turn is answered from that result, without another model call.
+    assert turn.get("settled") and isinstance(update["messages"][-1], AIMessage)
     assert nodes.repeat(state, turn, _call("vm.list", {"status": "running"})) is None
+
+
+def test_a_repeated_call_that_failed_goes_back_to_the_model(nodes: CallNodes) -> None:
+    state = _state("show VM 999")
+    turn = state["turn"]
+    turn["log"] = [{"id": "call_0", "name": "vm.show", "args": {"vmid": 999}, "status": "error", "message": "no VM 999"}]
+    update = nodes.repeat(state, turn, _call("vm.show", {"vmid": 999}))
+    assert update is not None and not turn.get("settled")
+    assert all(isinstance(m, ToolMessage) for m in update["messages"])
 
 
 def test_validate_returns_what_is_wrong_and_advice_only_once(nodes: CallNodes) -> None:
