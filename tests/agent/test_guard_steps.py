@@ -73,7 +73,8 @@ def test_repeat_points_the_model_at_the_result_it_already_has(nodes: CallNodes) 
 def test_a_repeated_call_that_failed_goes_back_to_the_model(nodes: CallNodes) -> None:
     state = _state("show VM 999")
     turn = state["turn"]
-    turn["log"] = [{"id": "call_0", "name": "vm.show", "args": {"vmid": 999}, "status": "error", "message": "no VM 999"}]
+    failed = {"id": "call_0", "name": "vm.show", "args": {"vmid": 999}, "status": "error", "message": "no VM 999"}
+    turn["log"] = [failed]
     update = nodes.repeat(state, turn, _call("vm.show", {"vmid": 999}))
     assert update is not None and not turn.get("settled")
     assert all(isinstance(m, ToolMessage) for m in update["messages"])
