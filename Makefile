@@ -10,15 +10,16 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install demo test lint check eval eval-smoke lab-up lab-down clean
 
-# llama-cpp-python (the embedded GPU node's model runtime) builds from source: no curl, no tools, two jobs.
-# Not for this CPU alone (GGML_NATIVE): for any x86-64 with AVX2 and FMA. A native build on a CPU that lists
-# AMX compiled AMX tile code that died with SIGILL ("invalid opcode", tilezero) on a virtual machine whose CPU
-# lists AMX too but does not enable it; and pip's wheel cache, keyed by the source alone, hands a wheel built
-# for one machine to the next. On other architectures the x86 options are ignored.
-LLAMA_CMAKE := -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF \
-               -DGGML_NATIVE=OFF -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_BMI2=ON -DGGML_FMA=ON -DGGML_F16C=ON
-# A llama-cpp-python built for one machine's extensions (a wheel pip cached from an earlier, native build).
-LLAMA_NATIVE := import llama_cpp, sys; info = llama_cpp.llama_print_system_info().decode(); sys.exit(any(f"{x} = 1" in info for x in ("AVX512", "AMX_INT8", "AMX_TILE")))
+# llama-cpp-python (the embedded GPU node's model runtime) builds from source: no curl, no tools, two jobs,
+# for this CPU (-march=native: prompt evaluation ~1.5x a portable AVX2 build's) but without AMX: on a virtual
+# machine whose CPU lists AMX without enabling it, AMX tile code died with SIGILL. pip caches the wheel by its
+# source alone, so `python -m simlab.ollama.cpu` checks the installed build against this CPU's flags and a
+# wheel built for another machine is built again. Other architectures get the defaults.
+LLAMA_CMAKE := -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
+ifeq ($(shell uname -m),x86_64)
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+LLAMA_CMAKE += -DGGML_NATIVE=ON -DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)'
+endif
 
 $(STAMP): pyproject.toml Makefile
 	@test -n "$(PYTHON)" || { echo "LabOps needs Python 3.11 or 3.12 (none found on PATH): set PYTHON=/path/to/python3.12"; exit 1; }
@@ -28,9 +29,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	@echo "installing LabOps (the first run builds llama-cpp-python from source: about 10 minutes)"
 	CMAKE_ARGS="$(LLAMA_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/pip install --quiet -e '.[dev,lab]'
-	@$(BIN)/python -c '$(LLAMA_NATIVE)' || { echo "llama-cpp-python came from a cached build for another CPU: building it again (about 10 minutes)"; \
+	@$(BIN)/python -m simlab.ollama.cpu || { echo "building llama-cpp-python again for this CPU (about 10 minutes)"; \
 	  CMAKE_ARGS="$(LLAMA_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/pip install --quiet --no-cache-dir --force-reinstall --no-deps \
-	  "llama-cpp-python==$$($(BIN)/python -c 'import llama_cpp; print(llama_cpp.__version__)')"; }
+	  "llama-cpp-python==$$($(BIN)/python -c 'import llama_cpp; print(llama_cpp.__version__)')" && $(BIN)/python -m simlab.ollama.cpu; }
 	$(BIN)/python -m knowledge.build_assets
 	$(BIN)/python -m simlab.ollama.assets 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 	$(BIN)/python -m simlab.ollama.assets --check
