@@ -14,12 +14,29 @@ from typing import Any
 
 from tools.base import Tool
 
-__all__ = ["asked_for", "asks_in_words"]
+__all__ = ["asked_for", "asks_in_words", "requests"]
+
+
+# A sentence asking for information ("which templates can I run?", "how do I stop a job?", "is VM 131
+# running?") asks for no action, unless it is put to the assistant as a request ("can you stop it?",
+# "please ...", "is it possible to ..."). The bench's "Which Ray job templates can I run?" got ray.submit
+# after ray.templates: "run" and "job" are both ways of asking for it.
+_SENTENCES = re.compile(r"[.!?;\n]+")
+_QUESTION = re.compile(
+    r"^\W*(?:which|what|what's|whats|how|when|where|who|whom|whose|why|is|are|was|were|does|did|has|have)\b", re.I
+)
+_REQUEST = re.compile(r"\b(?:you|please|pls|plz|possible|ok|okay|alright|fine)\b", re.I)
+
+
+def requests(user_text: str) -> str:
+    """The sentences of ``user_text`` that may ask for an action: all but questions asking for information."""
+    kept = [s for s in _SENTENCES.split(user_text) if not _QUESTION.match(s) or _REQUEST.search(s)]
+    return "\n".join(kept)
 
 
 def _says(tool: Tool[Any], user_text: str, *, whole_words: bool) -> bool:
-    """Whether ``user_text`` holds one of ``tool``'s asking phrases (as a word's start, or as whole words)."""
-    text = f" {user_text.lower()} "
+    """Whether ``user_text`` asks with one of ``tool``'s phrases (as a word's start, or as whole words)."""
+    text = f" {requests(user_text).lower()} "
     end = r"(?![a-z])" if whole_words else ""
     return any(re.search(rf"(?<![a-z]){re.escape(phrase.lower())}{end}", text) for phrase in tool.asks)
 

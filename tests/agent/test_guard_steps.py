@@ -103,6 +103,26 @@ def test_intent_refuses_a_change_nobody_asked_for_and_audits_it(nodes: CallNodes
     assert any(e.get("tool") == "vm.stop" and e.get("decision") == "deny" for e in audited)
 
 
+@pytest.mark.parametrize(
+    ("said", "asked"),
+    [
+        ("Which Ray job templates can I run?", False),  # "run" and "job" ask for ray.submit; the question does not
+        ("how do I run the heartbeat template?", False),
+        ("run the heartbeat template", True),
+        ("can you run the heartbeat template?", True),
+        ("Which templates are there? Run the heartbeat one.", True),
+        ("is it ok to run the heartbeat template?", True),
+    ],
+)
+def test_intent_tells_a_question_for_information_from_a_request(nodes: CallNodes, said: str, asked: bool) -> None:
+    state = _state(said)
+    update = nodes.intent(state, state["turn"], _call("ray.submit", {"template": "heartbeat"}))
+    if asked:
+        assert update is None
+    else:
+        assert update is not None and "your message did not ask for it" in state["turn"]["log"][-1]["message"]
+
+
 def test_intent_asks_back_when_the_target_of_a_change_is_a_guess(nodes: CallNodes) -> None:
     state = _state("stop my analysis VM")
     update = nodes.intent(state, state["turn"], _call("vm.stop", {"vmid": 131}))
