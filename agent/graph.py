@@ -21,6 +21,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
+from langchain_core.messages import AIMessage
 from langgraph.graph import END, START, StateGraph
 
 from agent.deps import AgentDeps
@@ -81,8 +82,9 @@ class _Routes:
             return "guard"
         if turn.get("clarify"):
             return "clarify"
-        if turn.get("settled"):
-            return "respond"
+        messages = state.get("messages") or []
+        if messages and isinstance(messages[-1], AIMessage) and not messages[-1].tool_calls:
+            return "respond"  # a step wrote the answer (a repeated read ends with its result: CallNodes.repeat)
         if turn["log"] and (_changed_something(turn["log"], self.deps) or _only_refusals(turn["log"])):
             return "report"
         if int(turn["steps"]) >= self.bounds.max_tool_steps:

@@ -200,8 +200,8 @@ class CallNodes(Nodes):
         tool = self.deps.tool(call["name"])
         if done["status"] in ("ok", "no_data") and tool is not None and tool.risk == "read" and not turn["queue"]:
             # Asking again for what it has means the model has nothing to add: another model call (seconds on
-            # the small model) mostly asks a third time. The answer is the result it has, in the tool's words.
-            turn["settled"] = True
+            # the small model) mostly asks a third time. An empty answer ends the turn (the graph responds to a
+            # written answer), and respond builds it from the result, in the tool's words.
             replied["messages"] = [*replied["messages"], AIMessage(content="")]
         return replied
 

@@ -49,7 +49,6 @@ class Turn(TypedDict, total=False):
     clarify: str  # a question back to the user (a required value is missing)
     steps: int  # tool calls made, against agent.max_tool_steps
     repairs: int  # calls sent back to the model to be repaired
-    settled: bool  # the model asked again for a read it has the result of: the answer comes from that result
     log: list[dict[str, Any]]  # what ran: tool, args, status, message, bounded data
     # respond
     grounding: dict[str, Any]  # what the grounding check left out
