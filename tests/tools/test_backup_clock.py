@@ -87,8 +87,14 @@ def test_pending_snapshot_is_neither_a_problem_nor_healthy(tmp_path: Path, inpro
         assert row["verification"] == "pending" and row["last_result"] == "ok"
         assert "waiting for the next verify run" in fresh.message
         assert not row["stale"]
-        skipped = guard.call("backup.status", {"vmid": 131}, caller=CALLER).data[0]
-        assert skipped["last_result"] is None and not skipped["verified_in_window"]
+        skipped = guard.call("backup.status", {"vmid": 131}, caller=CALLER)
+        assert skipped.data[0]["last_result"] is None and not skipped.data[0]["verified_in_window"]
+        assert "not verified" in skipped.message
+        # Every VM: the line people and the model read first names the VMs a "which ones?" is after.
+        every = guard.call("backup.status", {}, caller=CALLER).message
+        assert "never backed up: VM 140 (scratch-sandbox)" in every, every
+        assert "last backup too old: VM 151 (monitoring)" in every, every
+        assert "not verified: VM 131 (agn-fit)" in every, every
 
 
 def test_a_manual_verify_is_followed_by_its_upid_and_clears_unverified(tmp_path: Path, inprocess_lab) -> None:  # type: ignore[no-untyped-def]

@@ -26,6 +26,11 @@ class StatusArgs(ToolArgs):
     vmid: int | None = Field(None, ge=100, le=999_999_999, description="VM id (e.g. 110); omit for every VM.")
 
 
+def _never_verified(vm: VmBackup) -> bool:
+    """No snapshot of the verify window has a result, and some should have (the verify job skips the VM)."""
+    return not vm.verified_in_window and vm.due_unverified > 0
+
+
 def _status_line(vm: VmBackup, rpo_hours: float) -> str:
     if vm.last_backup is None:
         return f"VM {vm.vmid} ({vm.name}) has never been backed up"
@@ -33,11 +38,13 @@ def _status_line(vm: VmBackup, rpo_hours: float) -> str:
         "ok": "verified ok",
         "failed": "FAILED verification",
         "pending": "waiting for the next verify run",
-        "unverified": "skipped by the verify job",
+        "unverified": "not verified: the verify job skipped it",
     }.get(vm.verification, vm.verification)
     text = f"VM {vm.vmid} ({vm.name}): last backup {vm.age_hours} h ago ({verified})"
     if vm.last_result == "failed" and vm.verification != "failed":
         text += "; the latest verification result is FAILED"
+    if _never_verified(vm) and vm.verification != "unverified":
+        text += f"; not verified: the verify job skipped its last {vm.due_unverified} snapshots"
     if vm.last_good_time:
         text += f"; last good snapshot {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(vm.last_good_time))}"
         if vm.last_good_size:
@@ -65,8 +72,19 @@ def backup_status(ctx: ToolContext, args: StatusArgs) -> ToolResult:
         if vm.last_backup is None:
             return ToolResult.no_data(_status_line(vm, rpo), data=rows)
         return ToolResult.ok(_status_line(vm, rpo), data=rows)
-    stale = sum(1 for vm in vms if vm.stale)
-    return ToolResult.ok(f"{len(vms)} VMs; {stale} without a backup within the {rpo:g} h RPO", data=rows)
+    stale = [vm for vm in vms if vm.stale]
+    msg = f"{len(vms)} VMs; {len(stale)} without a backup within the {rpo:g} h RPO"
+    # The VMs a question about "which ones" is after, named in the line people and the model read first.
+    groups = (
+        ("never backed up", [vm for vm in stale if vm.last_backup is None]),
+        ("last backup too old", [vm for vm in stale if vm.last_backup is not None]),
+        ("newest snapshot FAILED verification", [vm for vm in vms if vm.verification == "failed"]),
+        ("not verified", [vm for vm in vms if vm.verification == "unverified" or _never_verified(vm)]),
+    )
+    for what, group in groups:
+        if group:
+            msg += f"; {what}: " + ", ".join(f"VM {vm.vmid} ({vm.name})" for vm in group)
+    return ToolResult.ok(msg, data=rows)
 
 
 class NoArgs(ToolArgs):
@@ -102,6 +120,12 @@ def _kept(retention: dict[str, int]) -> str:
     return "the last " + ", ".join(parts) if parts else "all backups"
 
 
+def _count_vms(vmids: Any) -> str:
+    """ "11 " for an explicit list of eleven VM ids ("" for all VMs or a pool: their number is not in the job)."""
+    ids = [v for v in str(vmids or "").split(",") if v.strip().isdigit()]
+    return f"{len(ids)} " if ids else ""
+
+
 def backup_jobs(ctx: ToolContext, args: NoArgs) -> ToolResult:
     """The backup job schedule (PVE vzdump jobs).
 
@@ -130,7 +154,7 @@ def backup_jobs(ctx: ToolContext, args: NoArgs) -> ToolResult:
     ]
     listed = "; ".join(
         f"{r['id']} ({'enabled' if r['enabled'] else 'disabled'}, {r['schedule'] or 'no schedule'}, "
-        f"VMs {r['vmids'] or '-'}, to {r['storage']}"
+        f"{_count_vms(r['vmids'])}VMs {r['vmids'] or '-'}, to {r['storage']}"
         + (f", keeps {_kept(r['retention'])}" if r["retention"] else "")
         + ")"
         for r in rows
