@@ -34,6 +34,8 @@ _STATES: dict[str, tuple[str, ...]] = {
     "failed": ("failed",),
     "stale": ("stale",),
     "unverified": ("unverified",),
+    # A backup "verified" is one whose newest snapshot verified ok (tools.backup: verification ok/failed/...).
+    "verified": ("ok",),
     "missing": ("missing",),
 }
 # Values that answer the same question; a stated word contradicts a value of its own group only.
@@ -41,6 +43,7 @@ _GROUPS: tuple[frozenset[str], ...] = (
     frozenset({"running", "stopped", "paused"}),
     frozenset({"online", "offline"}),
     frozenset({"pending", "running", "succeeded", "failed", "stopped"}),
+    frozenset({"ok", "failed", "unverified"}),
 )
 # "(0 running)", "3 of 5 running", "2 VMs running": a number counting things in a state (not an id: "VM 132 running").
 _COUNTED = re.compile(r"(?<![\w#-])(?<!vm )(?<!job )(?<!id )\d+\s*(?:of\s+\d+\s+)?(?:(?:vms|jobs|nodes)\s+)?$", re.I)

@@ -246,3 +246,17 @@ def test_a_declination_is_no_date() -> None:
     found = Evidence.build(results=[("no rows: within 5.0 arcmin of RA 150.1, Dec 2.2", [])], user_texts=[])
     assert check("No objects within 5.0 arcmin of RA 150.1, Dec 2.2.", found) == []
     assert "dec 2" not in facts("RA 150.1, Dec 2.2") and "dec 2, 2026" in facts("It failed on Dec 2, 2026.")
+
+
+def test_a_backup_stated_verified_against_its_verification_is_a_contradiction() -> None:
+    rows = [
+        {"vmid": 131, "name": "agn-fit", "verification": "unverified", "last_result": None, "stale": False},
+        {"vmid": 130, "name": "void-analysis", "verification": "ok", "last_result": "ok", "stale": False},
+    ]
+    evidence = Evidence.build(results=[("2 VMs; 0 without a backup within the 26 h RPO", rows)],
+                              user_texts=["are agn-fit's backups verified?"])  # fmt: skip
+    # Said of VM 131 by the model, with the tool's "skipped by the verify job" right below it (a real run).
+    problems = check("The backup of VM 131 (agn-fit) is verified.", evidence)
+    assert {p.claim for p in problems if p.kind == "contradiction"} == {"verified"}, problems
+    assert check("void-analysis is verified; agn-fit is unverified.", evidence) == []
+    assert check("agn-fit is not verified.", evidence) == []
