@@ -14,6 +14,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from agent.models import one_token
 from agent.prompts import SYSTEM_PROMPT, tool_definition
 from agent.routing import Router
+from agent.spelling import Speller
 from agent.steering import constrains
 from agent.toolselect import ToolSelector
 from core.config import AgentSettings, Settings
@@ -64,6 +65,7 @@ class AgentDeps:
     tools: list[Tool[Any]]
     selector: ToolSelector
     router: Router
+    speller: Speller | None = None  # reads misspelt words as the words meant (agent.spelling)
     docs: Any = None  # knowledge.service.DocsService (anything with hits(query, k) and chunks())
     docs_min_score: float = 0.65  # hybrid score of a relevant passage (measured: off-topic questions score < 0.6)
     tool_fit_floor: float = 0.6  # a tool this similar to the message answers it (measured on 20 questions)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from agent.spelling import one_edit
 from tools.base import Tool
 
 __all__ = ["asked_for", "asks_in_words", "requests"]
@@ -28,9 +29,25 @@ _QUESTION = re.compile(
 _REQUEST = re.compile(r"\b(?:you|please|pls|plz|possible|ok|okay|alright|fine)\b", re.I)
 
 
+# Question words long enough that one typo leaves them recognisable ("whcih", "wich", "wat"), and words one
+# edit from them that open other sentences ("that one, stop it", "there is ...").
+_LONG_QUESTION_WORDS = ("which", "what", "when", "where", "whose", "does", "have")
+_NOT_QUESTIONS = {"that", "there", "here", "whet", "then", "goes", "hive", "save", "dose", "gave", "wave", "whom",
+                  "whole"}  # fmt: skip
+
+
+def _asks(sentence: str) -> bool:
+    """Whether a sentence opens with a question word, or one typo from one."""
+    if _QUESTION.match(sentence):
+        return True
+    first = re.match(r"^\W*([a-z]+)\b", sentence.lower())
+    word = first.group(1) if first else ""
+    return len(word) >= 3 and word not in _NOT_QUESTIONS and any(one_edit(word, q) for q in _LONG_QUESTION_WORDS)
+
+
 def requests(user_text: str) -> str:
     """The sentences of ``user_text`` that may ask for an action: all but questions asking for information."""
-    kept = [s for s in _SENTENCES.split(user_text) if not _QUESTION.match(s) or _REQUEST.search(s)]
+    kept = [s for s in _SENTENCES.split(user_text) if not _asks(s) or _REQUEST.search(s)]
     return "\n".join(kept)
 
 

@@ -47,7 +47,8 @@ _FUNCTION_WORDS: dict[str, frozenset[str]] = {
     ),
     "Italian": _words(
         "il lo gli della delle dei quando perché dove chi che è sono una uno con non posso"
-        " quale quali quanti quante mio mia miei nostro"
+        " quale quali quanti quante quanto quanta mio mia miei nostro sul sulla sui nel nella di ci"
+        " funziona gira girano sono spazio libero"
     ),
     "Portuguese": _words(
         "os é são quando como por que onde quem uma um com para não posso qual quais quantos quantas"

@@ -68,6 +68,10 @@ class ModelNodes(Nodes):
         translated = to_english(self.deps.model, self.settings, text)
         if translated is not None:
             turn["language"], text = translated
+        elif self.deps.speller is not None:
+            # "whcih vms r stoped": routing, the tools offered and the intent gate read the words meant.
+            listed = self.deps.router.names
+            text = self.deps.speller.correct(text, known=listed.names(caller_of(state)) if listed is not None else ())
         before = previous_user_text(state)
         referent = resolve_referent(text, list(state.get("things") or []), before=before)
         refers = referent.note() if referent is not None else None
@@ -100,6 +104,10 @@ class ModelNodes(Nodes):
                                         tool_fit=max(scores.values(), default=0.0),
                                         candidates=self._candidates(scores, hits))  # fmt: skip
         turn["route"] = {"route": routed.route, "why": routed.why}
+        if routed.notes and referent is None:
+            # "What node is void-analysis on?": the model reads the id the name stands for, as it does a
+            # follow-up's referent; it guessed vm.nodes (the word "node") when it had only the name.
+            turn["asked"] = f"{turn['asked']} ({'; '.join(routed.notes)})"
         if routed.tool is not None:
             turn["must_call"] = routed.tool
         for family in routed.families:

@@ -39,6 +39,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 
 from agent.context import asks_about_self
 from agent.mentions import mention, mentions
+from agent.spelling import english_words
 from agent.steering import json_reply
 from core.config import Settings
 from policies.guard import Caller, Guard
@@ -108,6 +109,7 @@ class Routed:
     takes: frozenset[str] = frozenset()
     lists: frozenset[str] = frozenset()
     tool: str | None = None  # the one tool the message is for (it holds text only that tool takes)
+    notes: tuple[str, ...] = ()  # what the things it names by name stand for ("void-analysis: vmid 130")
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -131,6 +133,7 @@ class LabNames:
     ttl_s: float = 120.0
     _where: dict[str, tuple[str, str]] = field(default_factory=dict)  # name: (listing tool, the field it stands for)
     _freeform: set[str] = field(default_factory=set)
+    _ids: dict[str, tuple[str, Any]] = field(default_factory=dict)  # free-form name: (the field, its value)
     _read_at: float = -1e9
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -153,6 +156,7 @@ class LabNames:
                 return self._where
             where: dict[str, tuple[str, str]] = {}
             free: set[str] = set()
+            ids: dict[str, tuple[str, Any]] = {}
             for (tool, name_field), (freeform, value_field) in self._lookups().items():
                 listed = self.guard.call(tool, {}, caller=caller)
                 if listed.status != "ok" or not isinstance(listed.data, list):
@@ -163,7 +167,8 @@ class LabNames:
                         where[name] = (tool, value_field)
                         if freeform:
                             free.add(name)
-            self._where, self._freeform, self._read_at = where, free, time.monotonic()
+                            ids[name] = (value_field, row.get(value_field))
+            self._where, self._freeform, self._ids, self._read_at = where, free, ids, time.monotonic()
             return where
 
     def names(self, caller: Caller) -> dict[str, str]:
@@ -175,6 +180,12 @@ class LabNames:
         with self._lock:
             found = [self._where[n] for n in names if n in self._where]
         return frozenset(f for _, f in found), frozenset(t for t, _ in found)
+
+    def ids(self, names: Collection[str]) -> list[str]:
+        """What the free-form names among ``names`` stand for, as notes: ``"void-analysis: vmid 130"``."""
+        with self._lock:
+            found = [(n, *self._ids[n]) for n in sorted(names) if n in self._ids]
+        return [f"{name}: {field} {value}" for name, field, value in found if value not in (None, "")]
 
     def masked(self, text: str, caller: Caller) -> str:
         """``text`` with each free-form name of the lab (a VM's) replaced by the tools' example name.
@@ -188,9 +199,25 @@ class LabNames:
         return out
 
     def named(self, text: str, caller: Caller) -> dict[str, str]:
-        """The things ``text`` names, with their families."""
+        """The things ``text`` names, with their families.
+
+        A free-form name is also named by a part of it that is no English word and belongs to no other name:
+        "my sandbox vm" is ``scratch-sandbox``, "the wazuh box" ``wazuh-manager`` (but "analysis" names nothing).
+        """
         lowered = text.lower()
-        return {name: family for name, family in self.names(caller).items() if mentions(lowered, name)}
+        names = self.names(caller)
+        out = {name: family for name, family in names.items() if mentions(lowered, name)}
+        with self._lock:
+            free = sorted(self._freeform)
+        parts: dict[str, list[str]] = {}
+        for name in free:
+            for part in set(re.findall(r"[a-z]+", name)):
+                parts.setdefault(part, []).append(name)
+        english = english_words()
+        for part, owners in parts.items():
+            if len(owners) == 1 and len(part) >= 4 and part not in english and mentions(lowered, part):
+                out.setdefault(owners[0], names.get(owners[0], ""))
+        return out
 
 
 # Measured on the dev questions (bench numbers in docs/agent.md): passages of the lab's pages score 0.77-0.89 for
@@ -307,7 +334,7 @@ class Router:
                 takes, lists = self.names.where(named)
                 return Routed(route="lab", why=f"names {', '.join(sorted(named))} (in the lab)",
                               families=frozenset(named.values()) if not takes else frozenset(),
-                              takes=takes, lists=lists)  # fmt: skip
+                              takes=takes, lists=lists, notes=tuple(self.names.ids(named)))  # fmt: skip
         recognized = next((t for t in self.tools if any(re.search(p, text) for p in t.recognizes)), None)
         if recognized is not None:
             family = recognized.name.split(".")[0]

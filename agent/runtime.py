@@ -26,8 +26,9 @@ from agent.evidence import audit, turn_evidence
 from agent.graph import AgentDeps, build_graph
 from agent.models import ModelInfo, chat_model, close_model
 from agent.routing import LabNames, Router
+from agent.spelling import Speller
 from agent.state import new_turn
-from agent.toolselect import ToolSelector
+from agent.toolselect import ToolSelector, vocabulary
 from agent.waits import Waits
 from core.config import Settings
 from core.endpoints import ollama_url
@@ -117,6 +118,7 @@ class Agent:
             model=self.model,
             tools=tools,
             selector=ToolSelector(tools, embedder, sets),
+            speller=Speller(vocabulary(tools, sets)),
             router=Router(
                 settings=settings,
                 tools=tools,

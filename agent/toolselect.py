@@ -19,7 +19,7 @@ import numpy as np
 from knowledge.embeddings import Embedder
 from tools.base import Tool, Toolset
 
-__all__ = ["ToolSelector", "card"]
+__all__ = ["ToolSelector", "card", "vocabulary"]
 
 
 def _has(lowered: str, word: str) -> bool:
@@ -32,6 +32,14 @@ def card(tool: Tool[Any]) -> str:
     fields = "; ".join(f"{name}: {p.get('description', '')}" for name, p in props.items())
     examples = " ".join(tool.examples)
     return f"{tool.name.replace('.', ' ')}. {tool.description} {fields} {examples}".strip()
+
+
+def vocabulary(tools: list[Tool[Any]], toolsets: tuple[Toolset, ...]) -> list[str]:
+    """Every text the tools are declared with (cards, words, asking phrases): the lab's words for a speller."""
+    texts = [card(t) for t in tools]
+    texts += [" ".join((*t.words, *t.asks)) for t in tools]
+    texts += [" ".join(s.words) for s in toolsets]
+    return texts
 
 
 class ToolSelector:
@@ -77,12 +85,21 @@ class ToolSelector:
         scores = dict(scores if scores is not None else self.scores(text))
         decisive = self.decisive(text) & set(scores)
         if decisive:
-            settled = {name.split(".")[0] for name in decisive}
             risk = {t.name: t.risk for t in self.tools}
+            # The best decisive tool of each family its words settle.
+            settled: dict[str, float] = {}
+            for name in decisive:
+                family = name.split(".")[0]
+                settled[family] = max(settled.get(family, -1.0), scores[name])
             for name in list(scores):
-                if name.split(".")[0] in settled and name not in decisive and risk[name] == "read":
+                family = name.split(".")[0]
+                if family in settled and name not in decisive and risk[name] == "read" and scores[name] <= settled[
+                        family]:  # fmt: skip
                     # The read look-alikes of a tool the message named; an action stays on offer ("start the
-                    # stopped VM" names vm.list's word and asks for vm.start).
+                    # stopped VM" names vm.list's word and asks for vm.start). A look-alike that fits the
+                    # message better stays too: the words and the meaning disagree, and the model chooses
+                    # ("which VMs have never been backed up?" has backup.status's "backed up", and is
+                    # backup.check's question).
                     del scores[name]
         chosen = set(sorted(scores, key=lambda n: -scores[n])[:k])
         return [t for t in self.tools if t.name in chosen]

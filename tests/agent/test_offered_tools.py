@@ -62,3 +62,26 @@ def test_a_named_thing_points_at_the_tools_that_take_or_list_it(make_agent: Any)
     # A VM's name stands for a vmid and vm.list lists it; vm.nodes (the VM family too) takes no VM.
     assert names.where(names.named("is agn-fit up?", CALLER)) == (frozenset({"vmid"}), frozenset({"vm.list"}))
     assert names.where(names.named("room on node07?", CALLER)) == (frozenset({"node"}), frozenset({"vm.nodes"}))
+
+
+def test_a_distinctive_part_of_a_name_names_the_thing_and_the_id_it_stands_for(make_agent: Any) -> None:
+    names = make_agent(responder=lambda m, t: "ok").deps.router.names
+    assert names is not None
+    # "sandbox" is no English word and part of one VM's name only; "analysis" is English and names nothing.
+    assert set(names.named("is my sandbox vm on?", CALLER)) == {"scratch-sandbox"}
+    assert names.named("what's the analysis plan?", CALLER) == {}
+    assert names.ids(["scratch-sandbox", "node07"]) == ["scratch-sandbox: vmid 140"]
+
+
+def test_a_look_alike_that_fits_better_than_the_tool_a_word_names_stays_on_offer(make_agent: Any) -> None:
+    agent = make_agent(responder=lambda m, t: "ok")
+    selector = agent.deps.selector
+    question = "which vms have never been backed up"
+    # "backed up" is backup.status's word, but the question is backup.check's (the VMs with a problem): the
+    # words and the meaning disagree, and the model is shown both.
+    assert "backup.status" in selector.decisive(question)
+    offered = {t.name for t in selector.select(question, 4)}
+    assert {"backup.status", "backup.check"} <= offered, offered
+    # Where the meaning agrees with the word, the look-alikes go ("which backup jobs are configured?").
+    offered = {t.name for t in selector.select("which backup jobs are configured?", 4)}
+    assert "backup.jobs" in offered and "backup.status" not in offered, offered

@@ -1,0 +1,133 @@
+"""Misspelt words read as the words meant: "whcih vms r stoped" is read as "which vms r stopped".
+
+Routing, tool retrieval and the intent gate read a message's words; a typo in the one word that matters
+("stoped", "bakups", "verifed") sent such messages to the documentation, or read "stoped" as a request to
+stop something. A word is taken as misspelt only when it is no English word (not a whole word of the sentence
+model's WordPiece vocabulary, about 20,000 common words) and no word of the lab's own vocabulary (the tools'
+declarations, the names the lab lists). It is read as the one word of the lab's vocabulary, or failing that of
+English, one edit away (a letter added, dropped, changed, or two swapped); when several are, the one the
+tools' declarations use most, and none when that does not settle it. The user's own words stay what they
+wrote: the corrected text is only how the agent reads them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable
+from functools import lru_cache
+
+from knowledge.embeddings import ASSETS
+
+__all__ = ["Speller", "english_words", "one_edit"]
+
+_WORD = re.compile(r"[A-Za-z]+")
+# A word standing alone: not part of an id, a path, a column or a name ("raysubmit_Ab12", "desi_dr1.zpix",
+# "qso-vae-dev"), which is never changed.
+_STANDALONE = re.compile(r"(?<![\w\-./@:'\"`])[A-Za-z]+(?![\w\-/@'\"`]|\.\w)")
+# Text to be taken as written: code, SQL, a value given with "=", quoted text.
+_VERBATIM = re.compile(r"[`={}()\[\]<>]|\bselect\b.*\bfrom\b|\"", re.I | re.S)
+# Question words and a few verbs of chat that tool declarations rarely hold but a typo often hits.
+_COMMON = (
+    "which what when where whose how who why are is was were does did has have there their list show running "
+    "stopped started status backups backed verified failed pending queued running jobs nodes whats im dont isnt "
+    "cant doesnt didnt wont thats theres hows wheres whos"
+)
+# Chat shorthand of English ("r u", "pls", "rn"); "r" only where it can only be "are" (opening a question).
+_SHORTHAND = {"u": "you", "ur": "your", "pls": "please", "plz": "please", "rn": "right now", "atm": "at the moment",
+              "thx": "thanks", "ty": "thank you", "abt": "about", "pw": "password"}  # fmt: skip
+_ARE = re.compile(
+    r"^\W*(?:r(?=\s+[a-z])|(?:what|which|where|when|how|who|why)\s+r(?=\s+(?:my|the|our|your|all|any|there|we|you"
+    r"|they|these|those|its|their)\b))",
+    re.I,
+)
+_WH = re.compile(r"^\W*(?:what|which|where|when|how|who|why|whats|what's)\b", re.I)
+_INNER_R = re.compile(
+    r"(?<=[a-z] )r(?= (?:[a-z]+(?:ed|ing)|there|down|up|mine|free|online|offline|full|ok|broken|stuck|still|left|on"
+    r"|off|available)\b)"
+)
+
+
+@lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    """The whole lower-case words of the sentence model's WordPiece vocabulary (empty without its tokenizer)."""
+    path = ASSETS / "tokenizer.json"
+    try:
+        vocab = json.loads(path.read_text(encoding="utf-8"))["model"]["vocab"]
+    except (OSError, ValueError, KeyError):
+        return frozenset()
+    return frozenset(w for w in vocab if w.isalpha() and w.islower() and len(w) >= 2)
+
+
+def one_edit(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` differ by exactly one edit (insert, delete, substitute, swap two neighbours)."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        if len(diff) == 1:
+            return True
+        return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    i = 0
+    while i < len(short) and short[i] == long_[i]:
+        i += 1
+    return short[i:] == long_[i + 1 :]
+
+
+class Speller:
+    """Reads the misspelt words of a message as the lab's (or English) words one edit away."""
+
+    def __init__(self, texts: Iterable[str], *, min_length: int = 4) -> None:
+        counts: Counter[str] = Counter()
+        for text in [*texts, _COMMON]:
+            counts.update(w.lower() for w in _WORD.findall(text))
+        self.counts = counts
+        self.english = english_words()
+        self.min_length = min_length
+
+    def known(self, word: str) -> bool:
+        """Whether ``word`` (lower case) is a word of the lab's vocabulary or of English."""
+        return word in self.counts or word in self.english
+
+    def _meant(self, word: str, names: set[str]) -> str | None:
+        lab = [w for w in [*self.counts, *(names - set(self.counts))] if len(w) >= self.min_length - 1
+               and one_edit(word, w)]  # fmt: skip
+        if lab:
+            ranked = sorted(lab, key=lambda w: -self.counts.get(w, 1))
+            if len(ranked) == 1 or self.counts.get(ranked[0], 1) > self.counts.get(ranked[1], 1):
+                return ranked[0]
+            return None
+        common = [w for w in self.english if len(w) >= self.min_length - 1 and one_edit(word, w)]
+        return common[0] if len(common) == 1 else None
+
+    def correct(self, text: str, *, known: Iterable[str] = ()) -> str:
+        """``text`` with each misspelt word replaced by the word meant (its case kept when it was capitalised).
+
+        ``known`` are more words to leave as they are (the names the lab lists). A message holding code, SQL,
+        quotes or ``key=value`` is returned unchanged.
+        """
+        if _VERBATIM.search(text):
+            return text
+        also = {w.lower() for name in known for w in _WORD.findall(name)}
+
+        def fix(match: re.Match[str]) -> str:
+            word = match.group(0)
+            lowered = word.lower()
+            if lowered in _SHORTHAND and word.islower():
+                return _SHORTHAND[lowered]
+            if len(lowered) < self.min_length or self.known(lowered) or lowered in also:
+                return word
+            if not (word.islower() or word[1:].islower()):
+                return word  # an acronym or a name written in capitals (QSO, DESI, RTX)
+            meant = self._meant(lowered, also)
+            if meant is None:
+                return word
+            return meant.capitalize() if word[0].isupper() else meant
+
+        text = _STANDALONE.sub(fix, text.strip())
+        text = _ARE.sub(lambda m: m.group(0)[:-1] + "are", text)
+        if _WH.search(text):
+            text = _INNER_R.sub("are", text)  # "which vms r stopped"
+        return text

@@ -1,0 +1,65 @@
+"""Misspelt words are read as the words meant; names, ids, code and English words are left as written."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.intent import requests
+from agent.spelling import Speller, one_edit
+from agent.toolselect import vocabulary
+from tools.registry import all_tools, toolsets
+
+
+@pytest.fixture(scope="module")
+def speller() -> Speller:
+    return Speller(vocabulary(all_tools(None), toolsets(None)))
+
+
+@pytest.mark.parametrize(
+    ("typed", "read"),
+    [
+        ("whcih vms r stoped", "which vms are stopped"),
+        ("wat time do the daily bakups run", "wat time do the daily backups run"),  # "wat": an English word
+        ("lsit my vms", "list my vms"),
+        ("r any nodes down?", "are any nodes down?"),
+        ("how r my jobs", "how are my jobs"),
+        ("shwo me vm 130 pls", "show me vm 130 please"),
+        ("is the verifed backup ok", "is the verified backup ok"),
+    ],
+)
+def test_typos_are_read_as_the_words_meant(speller: Speller, typed: str, read: str) -> None:
+    assert speller.correct(typed) == read
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "what node is void-analysis sitting on",  # English words stay, even one edit from another
+        "status of raysubmit_AbcDef12",  # an id
+        "Run this SQL: SELECT spectyp, count(*) FROM desi_dr1.zpix GROUP BY spectyp",  # code is verbatim
+        "is r installed on the vm?",  # "r" that is not "are"
+        "which r packages are installed",
+        "Is the QSOO table there?",  # capitals: an acronym or a name
+    ],
+)
+def test_names_ids_code_and_english_stay_as_written(speller: Speller, text: str) -> None:
+    assert speller.correct(text) == text
+
+
+def test_the_lab_s_names_are_words_too(speller: Speller) -> None:
+    assert speller.correct("is my sandbx vm on") == "is my sandbx vm on"
+    assert speller.correct("is my sandbx vm on", known=["scratch-sandbox"]) == "is my sandbox vm on"
+    assert speller.correct("is wazuhh up", known=["wazuh-manager"]) == "is wazuh up"
+
+
+def test_one_edit() -> None:
+    assert one_edit("whcih", "which") and one_edit("stoped", "stopped") and one_edit("stopd", "stoped")
+    assert not one_edit("which", "which") and not one_edit("stop", "stopped") and not one_edit("halt", "what")
+
+
+def test_a_misspelt_question_asks_for_no_action() -> None:
+    # "stoped" starts with "stop": read as a request, a question about stopped VMs proposed vm.stop.
+    assert requests("whcih vms r stoped") == ""
+    assert requests("wich ones are running") == ""
+    assert requests("that one, stop it") == "that one, stop it"
+    assert requests("then stop it") == "then stop it"
