@@ -24,7 +24,9 @@ __all__ = ["asked_for", "asks_in_words", "requests"]
 # after ray.templates: "run" and "job" are both ways of asking for it.
 _SENTENCES = re.compile(r"[.!?;\n]+")
 _QUESTION = re.compile(
-    r"^\W*(?:which|what|what's|whats|how|when|where|who|whom|whose|why|is|are|was|were|does|did|has|have)\b", re.I
+    r"^\W*(?:which|what|what's|whats|how|when|where|who|whom|whose|why|is|are|was|were|does|did|has|have|any"
+    r"|anything)\b",
+    re.I,
 )
 _REQUEST = re.compile(r"\b(?:you|please|pls|plz|possible|ok|okay|alright|fine)\b", re.I)
 

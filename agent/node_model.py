@@ -31,6 +31,7 @@ from agent.state import AgentState, Turn
 from agent.steering import UNSURE, constraint, mentions_docs
 from agent.toolcalls import extract_calls, model_name
 from core.errors import BackendUnavailable, LabOpsError
+from tools.base import Tool
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,17 @@ def _unreachable(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+# What can stand for an id in a message: a number of two digits or more, or a token with an underscore and
+# digits ("labops_1a2b3c", "raysubmit_x8Ab12").
+_ID_LIKE = re.compile(r"\d{2,}|\b[a-z]+_[0-9a-z]*\d[0-9a-z]*\b", re.I)
+
+
+def _needs_id(tool: Tool[Any]) -> bool:
+    """Whether a tool cannot be called without an id (a required argument named ``...id``)."""
+    schema = tool.json_schema()
+    return any(str(field).endswith("id") for field in schema.get("required", []))
 
 
 @dataclass(kw_only=True)
@@ -114,6 +126,13 @@ class ModelNodes(Nodes):
             for name in scores:
                 if name.split(".")[0] == family:
                     scores[name] += 0.25  # a question about what this family lists, or a thing of it by its id
+        if routed.mine:
+            # "Any of my ray jobs still going?": the tools that list a person's things (``Tool.mine``), not the
+            # ones that read one thing by an id the message does not give (ray.status was called on a guess).
+            for name in scores:
+                found = self.deps.tool(name)
+                if found is not None and found.mine is not None:
+                    scores[name] += 0.25
         # "Is agn-fit up?" names a VM, and "which node is the failed one on?" is about VM 132 (a referent): the
         # tools that take a VM's id (vm.show, backup.status) or list it (vm.list) fit, not every VM tool.
         takes = set(routed.takes) | ({str(t["field"]) for t in referent.things} if referent is not None else set())
@@ -153,10 +172,16 @@ class ModelNodes(Nodes):
         # call on it: such tools are not offered. "How many daily snapshots does the backup server keep?" got
         # backup.run, and a question for its vmid instead of the retention.
         said = recent_user_text({**state, "turn": turn})
+        # Nothing in a thread's first message can stand for an id (a number, a job's id, a name's note): a read
+        # of one thing by its id could only be called on a guess, which is refused. "Any of my ray jobs still
+        # going?" got ray.status {"job_id": "your_job_id"} instead of ray.list.
+        no_ids = not before and referent is None and not _ID_LIKE.search(str(turn["asked"]))
         askable: dict[str, float] = {}
         for name, score in scores.items():
             found = self.deps.tool(name)
             if found is None or not asked_for(found, said):
+                continue
+            if no_ids and found.risk == "read" and _needs_id(found):
                 continue
             # The message asks for this kind of change in its own words ("back up VM 132"), which its meaning
             # alone ranked below the VM tools that "VM" points to. Whole words only: "my stopped VMs" passes the

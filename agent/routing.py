@@ -110,6 +110,7 @@ class Routed:
     lists: frozenset[str] = frozenset()
     tool: str | None = None  # the one tool the message is for (it holds text only that tool takes)
     notes: tuple[str, ...] = ()  # what the things it names by name stand for ("void-analysis: vmid 130")
+    mine: bool = False  # about the asker's own things: the tools that list a person's things fit
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -348,7 +349,7 @@ class Router:
                 # "My query got killed, what's the statement timeout?": "my" opens it, a page answers it.
                 return self._unsure(text, candidates, lean="lab", why="asks about the asker's own things, which a "
                                     "page describes better")  # fmt: skip
-            return Routed(route="lab", why="asks about the asker's own things")
+            return Routed(route="lab", why="asks about the asker's own things", mine=True)
         change = self._asks_change(text)
         if change is not None:
             return Routed(route="lab", why=f"asks for a change ({change})")

@@ -85,3 +85,11 @@ def test_a_look_alike_that_fits_better_than_the_tool_a_word_names_stays_on_offer
     # Where the meaning agrees with the word, the look-alikes go ("which backup jobs are configured?").
     offered = {t.name for t in selector.select("which backup jobs are configured?", 4)}
     assert "backup.jobs" in offered and "backup.status" not in offered, offered
+
+
+def test_a_read_by_id_is_not_offered_when_nothing_in_a_new_thread_stands_for_an_id(make_agent: Any) -> None:
+    # ray.status needs a job_id: offered for "any of my ray jobs still going?", the model called it with
+    # "your_job_id". ray.list answers it; ray.status stays for a message that gives an id.
+    assert "ray.status" not in _shown(make_agent, "any of my ray jobs still going?")
+    assert "ray.list" in _shown(make_agent, "any of my ray jobs still going?")
+    assert "ray.status" in _shown(make_agent, "what is the status of ray job labops_1a2b3c?")

@@ -63,3 +63,9 @@ def test_a_misspelt_question_asks_for_no_action() -> None:
     assert requests("wich ones are running") == ""
     assert requests("that one, stop it") == "that one, stop it"
     assert requests("then stop it") == "then stop it"
+
+
+def test_a_question_opening_with_any_asks_for_no_action() -> None:
+    # "jobs" is one of ray.submit's asking words; the sentence asks whether any job is still running.
+    assert requests("any of my ray jobs still going?") == ""
+    assert requests("any chance you can start vm 132") == "any chance you can start vm 132"

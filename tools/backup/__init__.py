@@ -121,7 +121,7 @@ def _kept(retention: dict[str, int]) -> str:
 
 
 def _count_vms(vmids: Any) -> str:
-    """ "11 " for an explicit list of eleven VM ids ("" for all VMs or a pool: their number is not in the job)."""
+    """The count before "VMs" for an explicit list of ids ("11 "); "" for all VMs or a pool (not in the job)."""
     ids = [v for v in str(vmids or "").split(",") if v.strip().isdigit()]
     return f"{len(ids)} " if ids else ""
 
