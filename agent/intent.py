@@ -25,7 +25,11 @@ __all__ = ["asked_for", "asks_in_words", "requests"]
 _SENTENCES = re.compile(r"[.!?;\n]+")
 _QUESTION = re.compile(
     r"^\W*(?:which|what|what's|whats|how|when|where|who|whom|whose|why|is|are|was|were|does|did|has|have|any"
-    r"|anything)\b",
+    r"|anything"
+    # "Can my job pip install ...?", "do I need ...?", "should the VM ...?": a question about one's things or
+    # the lab ("can you", "can we" ask the assistant, and the request words below keep them).
+    r"|(?:can|could)\s+(?:my|the|a|an|our|this|that|these|those|it)|do\s+(?:i|they|my|the|our)"
+    r"|(?:should|will|would)\s+(?:i|my|the|it|our))\b",
     re.I,
 )
 _REQUEST = re.compile(r"\b(?:you|please|pls|plz|possible|ok|okay|alright|fine)\b", re.I)

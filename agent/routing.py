@@ -55,7 +55,8 @@ Route = Literal["lab", "docs", "chat"]
 _DOCS = re.compile(
     r"\b(?:how (?:do|does|can|should|to|would)|why|explain|policy|policies|procedure|runbook|documentation|docs|guide"
     r"|who (?:has to|must|may|can|approves?|is allowed)|am i allowed|are we allowed|is it allowed|allowed to"
-    r"|may i|may a|can i|can a|should i|supposed to|what is our|what's our|what are our|how often"
+    r"|may i|may a|can i|can a|can my|can our|should i|supposed to|what is our|what's our|what are our|how often"
+    r"|rules? (?:for|about|on)|naming|conventions?"
     r"|how long (?:is|are|do|does|may|can)|when (?:is|are|do|does)|objective|rpo|rto|quota|quotas|limit for"
     # "according to the documentation" in the languages lab members write.
     r"|dokumentation|documentaci[oó]n|laut (?:doku|wiki)|selon la doc)\b",
@@ -70,11 +71,14 @@ _ASKS_STATE = re.compile(
     re.I,
 )
 # Cues of _DOCS that ask what one may do; "which templates can I run?" asks for a list with one of them.
-_PERMISSION = re.compile(r"^(?:can i|may i|can a|may a|allowed to|am i allowed|are we allowed|is it allowed)$", re.I)
+_PERMISSION = re.compile(
+    r"^(?:can i|may i|can a|can my|can our|may a|allowed to|am i allowed|are we allowed|is it allowed)$", re.I
+)
 # Cues a tool may answer too ("can I run 10 jobs at once?", "what is my quota?"); the others (when, why, how
 # do I, how often, policy) ask how the lab works whatever tool fits the words ("when are backups checked?").
 _WEAK_DOCS = re.compile(
-    r"^(?:can i|may i|can a|may a|allowed to|am i allowed|are we allowed|is it allowed|should i|quota|quotas"
+    r"^(?:can i|may i|can a|can my|can our|may a|allowed to|am i allowed|are we allowed|is it allowed|should i"
+    r"|quota|quotas"
     r"|limit for|how long (?:is|are|do|does|may|can))$",
     re.I,
 )
@@ -203,7 +207,8 @@ class LabNames:
         """The things ``text`` names, with their families.
 
         A free-form name is also named by a part of it that is no English word and belongs to no other name:
-        "my sandbox vm" is ``scratch-sandbox``, "the wazuh box" ``wazuh-manager`` (but "analysis" names nothing).
+        "my sandbox vm" is ``scratch-sandbox``, "the wazuh box" ``wazuh-manager``, "the gpu vm" ``gpu-ollama``
+        (a part of three letters only before "vm"; "analysis" names nothing).
         """
         lowered = text.lower()
         names = self.names(caller)
@@ -216,7 +221,11 @@ class LabNames:
                 parts.setdefault(part, []).append(name)
         english = english_words()
         for part, owners in parts.items():
-            if len(owners) == 1 and len(part) >= 4 and part not in english and mentions(lowered, part):
+            if len(owners) != 1 or part in english or len(part) < 3:
+                continue
+            # A short part ("gpu", "qso") is also a word of its own: it names a VM only as "the gpu vm".
+            pattern = mention(part) + (r"\s+(?:vm|vms|box|machine|server|instance)\b" if len(part) == 3 else "")
+            if re.search(pattern, lowered):
                 out.setdefault(owners[0], names.get(owners[0], ""))
         return out
 

@@ -25,6 +25,7 @@ __all__ = ["Speller", "english_words", "one_edit"]
 _WORD = re.compile(r"[A-Za-z]+")
 # A word standing alone: not part of an id, a path, a column or a name ("raysubmit_Ab12", "desi_dr1.zpix",
 # "qso-vae-dev"), which is never changed.
+_TOKEN = re.compile(r"(?<![\w\-./@:'\"`])[a-z0-9]+(?![\w\-/@'\"`]|\.\w)")
 _STANDALONE = re.compile(r"(?<![\w\-./@:'\"`])[A-Za-z]+(?![\w\-/@'\"`]|\.\w)")
 # Text to be taken as written: code, SQL, a value given with "=", quoted text.
 _VERBATIM = re.compile(r"[`={}()\[\]<>]|\bselect\b.*\bfrom\b|\"", re.I | re.S)
@@ -36,7 +37,10 @@ _COMMON = (
 )
 # Chat shorthand of English ("r u", "pls", "rn"); "r" only where it can only be "are" (opening a question).
 _SHORTHAND = {"u": "you", "ur": "your", "pls": "please", "plz": "please", "rn": "right now", "atm": "at the moment",
-              "thx": "thanks", "ty": "thank you", "abt": "about", "pw": "password"}  # fmt: skip
+              "thx": "thanks", "ty": "thank you", "abt": "about", "pw": "password",
+              # Abbreviations of the trade the sentence model does not know ("k8s" shares nothing with a page's
+              # "Kubernetes").
+              "k8s": "kubernetes"}  # fmt: skip
 _ARE = re.compile(
     r"^\W*(?:r(?=\s+[a-z])|(?:what|which|where|when|how|who|why)\s+r(?=\s+(?:my|the|our|your|all|any|there|we|you"
     r"|they|these|those|its|their)\b))",
@@ -115,8 +119,6 @@ class Speller:
         def fix(match: re.Match[str]) -> str:
             word = match.group(0)
             lowered = word.lower()
-            if lowered in _SHORTHAND and word.islower():
-                return _SHORTHAND[lowered]
             if len(lowered) < self.min_length or self.known(lowered) or lowered in also:
                 return word
             if not (word.islower() or word[1:].islower()):
@@ -126,7 +128,8 @@ class Speller:
                 return word
             return meant.capitalize() if word[0].isupper() else meant
 
-        text = _STANDALONE.sub(fix, text.strip())
+        text = _TOKEN.sub(lambda m: _SHORTHAND.get(m.group(0), m.group(0)), text.strip())
+        text = _STANDALONE.sub(fix, text)
         text = _ARE.sub(lambda m: m.group(0)[:-1] + "are", text)
         if _WH.search(text):
             text = _INNER_R.sub("are", text)  # "which vms r stopped"

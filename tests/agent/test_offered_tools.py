@@ -70,6 +70,9 @@ def test_a_distinctive_part_of_a_name_names_the_thing_and_the_id_it_stands_for(m
     # "sandbox" is no English word and part of one VM's name only; "analysis" is English and names nothing.
     assert set(names.named("is my sandbox vm on?", CALLER)) == {"scratch-sandbox"}
     assert names.named("what's the analysis plan?", CALLER) == {}
+    # A part of three letters is a word of its own too ("gpu"): it names a VM only as "the gpu vm".
+    assert set(names.named("is the gpu vm running?", CALLER)) == {"gpu-ollama"}
+    assert names.named("how many gpu jobs may I run?", CALLER) == {}
     assert names.ids(["scratch-sandbox", "node07"]) == ["scratch-sandbox: vmid 140"]
 
 

@@ -25,6 +25,7 @@ def speller() -> Speller:
         ("how r my jobs", "how are my jobs"),
         ("shwo me vm 130 pls", "show me vm 130 please"),
         ("is the verifed backup ok", "is the verified backup ok"),
+        ("how big is the k8s cluster", "how big is the kubernetes cluster"),
     ],
 )
 def test_typos_are_read_as_the_words_meant(speller: Speller, typed: str, read: str) -> None:
@@ -69,3 +70,5 @@ def test_a_question_opening_with_any_asks_for_no_action() -> None:
     # "jobs" is one of ray.submit's asking words; the sentence asks whether any job is still running.
     assert requests("any of my ray jobs still going?") == ""
     assert requests("any chance you can start vm 132") == "any chance you can start vm 132"
+    assert requests("can my ray job pip install whatever it wants?") == ""
+    assert requests("can you start vm 132") == "can you start vm 132"
