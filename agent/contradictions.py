@@ -48,7 +48,12 @@ _GROUPS: tuple[frozenset[str], ...] = (
 # "(0 running)", "3 of 5 running", "2 VMs running": a number counting things in a state (not an id: "VM 132 running").
 _COUNTED = re.compile(r"(?<![\w#-])(?<!vm )(?<!job )(?<!id )\d+\s*(?:of\s+\d+\s+)?(?:(?:vms|jobs|nodes)\s+)?$", re.I)
 _STATE_WORD = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _STATES), key=len, reverse=True)) + r")\b", re.I)
-_NEGATION = re.compile(r"\b(?:not|n't|no longer|never|neither|nor)\b[\w\s]{0,12}$", re.I)
+_NEGATION = re.compile(
+    r"\b(?:not|n't|no longer|never|neither|nor)\b[\w\s]{0,12}$"
+    # "no snapshot of the last 7 days was verified", "none of them is running"
+    r"|\b(?:no|none)\b(?:\s+[\w-]+){0,8}\s+(?:was|were|is|are|has been|have been|got|gets)\s+$",
+    re.I,
+)
 _PLURAL_REF = re.compile(r"\b(?:both|all|they|them|these|those|each|every|either|neither|none)\b", re.I)
 _CLAUSE = re.compile(r"[;,]|\s(?:but|while|whereas|and|or)\s", re.I)
 # Words people use for a field whose name is a symbol.

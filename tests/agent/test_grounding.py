@@ -260,3 +260,6 @@ def test_a_backup_stated_verified_against_its_verification_is_a_contradiction() 
     assert {p.claim for p in problems if p.kind == "contradiction"} == {"verified"}, problems
     assert check("void-analysis is verified; agn-fit is unverified.", evidence) == []
     assert check("agn-fit is not verified.", evidence) == []
+    # backup.check's own line (every dev run's audit flagged it before "no ... was" counted as a negation).
+    line = "- UNVERIFIED 131 agn-fit (owner researcher2): no snapshot of the last 7 days was verified (7 skipped)"
+    assert [p for p in check(line, evidence) if p.kind == "contradiction"] == []
