@@ -4,9 +4,10 @@ Routing, tool retrieval and the intent gate read a message's words; a typo in th
 ("stoped", "bakups", "verifed") sent such messages to the documentation, or read "stoped" as a request to
 stop something. A word is taken as misspelt only when it is no English word (not a whole word of the sentence
 model's WordPiece vocabulary, about 20,000 common words) and no word of the lab's own vocabulary (the tools'
-declarations, the names the lab lists). It is read as the one word of the lab's vocabulary, or failing that of
-English, one edit away (a letter added, dropped, changed, or two swapped); when several are, the one the
-tools' declarations use most, and none when that does not settle it. The user's own words stay what they
+declarations, the names the lab lists). It is read as the one word of the lab's vocabulary one edit away (a
+letter added, dropped, changed, or two swapped); when several are, the one the tools' declarations use most,
+and none when that does not settle it. English words at large are no candidates: a term of the trade is often
+one edit from one ("subnet" was read as "subset", "mgmt" as "mgm"). The user's own words stay what they
 wrote: the corrected text is only how the agent reads them.
 """
 
@@ -33,7 +34,7 @@ _VERBATIM = re.compile(r"[`={}()\[\]<>]|\bselect\b.*\bfrom\b|\"", re.I | re.S)
 _COMMON = (
     "which what when where whose how who why are is was were does did has have there their list show running "
     "stopped started status backups backed verified failed pending queued running jobs nodes whats im dont isnt "
-    "cant doesnt didnt wont thats theres hows wheres whos"
+    "cant doesnt didnt wont thats theres hows wheres whos many much there right now still"
 )
 # Chat shorthand of English ("r u", "pls", "rn"); "r" only where it can only be "are" (opening a question).
 _SHORTHAND = {"u": "you", "ur": "your", "pls": "please", "plz": "please", "rn": "right now", "atm": "at the moment",
@@ -81,7 +82,7 @@ def one_edit(a: str, b: str) -> bool:
 
 
 class Speller:
-    """Reads the misspelt words of a message as the lab's (or English) words one edit away."""
+    """Reads the misspelt words of a message as the lab's words one edit away."""
 
     def __init__(self, texts: Iterable[str], *, min_length: int = 4) -> None:
         counts: Counter[str] = Counter()
@@ -103,8 +104,8 @@ class Speller:
             if len(ranked) == 1 or self.counts.get(ranked[0], 1) > self.counts.get(ranked[1], 1):
                 return ranked[0]
             return None
-        common = [w for w in self.english if len(w) >= self.min_length - 1 and one_edit(word, w)]
-        return common[0] if len(common) == 1 else None
+        # Not English words at large: a term of the trade is often one edit from one ("subnet" from "subset").
+        return None
 
     def correct(self, text: str, *, known: Iterable[str] = ()) -> str:
         """``text`` with each misspelt word replaced by the word meant (its case kept when it was capitalised).

@@ -22,6 +22,13 @@ from tools.base import Tool, Toolset
 __all__ = ["ToolSelector", "card", "vocabulary"]
 
 
+# A look-alike stays on offer only when it fits clearly better than the tool the message's word names: on
+# "how many daily snapshots ... keep?" backup.status and backup.jobs ("keep") fit equally (0.87), and the model,
+# shown both, took backup.status; on "which vms have never been backed up" backup.check beats backup.status
+# ("backed up") by 0.11.
+LOOK_ALIKE_MARGIN = 0.05
+
+
 def _has(lowered: str, word: str) -> bool:
     return re.search(rf"(?<![a-z]){re.escape(word.strip().lower())}(?![a-z])", lowered) is not None
 
@@ -94,7 +101,7 @@ class ToolSelector:
             for name in list(scores):
                 family = name.split(".")[0]
                 if family in settled and name not in decisive and risk[name] == "read" and scores[name] <= settled[
-                        family]:  # fmt: skip
+                        family] + LOOK_ALIKE_MARGIN:  # fmt: skip
                     # The read look-alikes of a tool the message named; an action stays on offer ("start the
                     # stopped VM" names vm.list's word and asks for vm.start). A look-alike that fits the
                     # message better stays too: the words and the meaning disagree, and the model chooses

@@ -88,6 +88,9 @@ def test_a_look_alike_that_fits_better_than_the_tool_a_word_names_stays_on_offer
     # Where the meaning agrees with the word, the look-alikes go ("which backup jobs are configured?").
     offered = {t.name for t in selector.select("which backup jobs are configured?", 4)}
     assert "backup.jobs" in offered and "backup.status" not in offered, offered
+    # ... and where it fits about as well: "keep" is backup.jobs's word, backup.status fits no better.
+    offered = {t.name for t in selector.select("How many daily snapshots of a VM does the backup server keep?", 4)}
+    assert "backup.jobs" in offered and "backup.status" not in offered, offered
 
 
 def test_a_read_by_id_is_not_offered_when_nothing_in_a_new_thread_stands_for_an_id(make_agent: Any) -> None:
