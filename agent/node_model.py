@@ -23,7 +23,7 @@ from agent.context import caller_of, previous_user_text, recent_user_text
 from agent.deps import Nodes
 from agent.events import emit as _emit
 from agent.intent import asked_for, asks_in_words
-from agent.language import to_english
+from agent.language import foreign_language, to_english
 from agent.prompts import SYSTEM_PROMPT, format_passages, tool_definition
 from agent.referents import resolve as resolve_referent
 from agent.routing import Candidates
@@ -80,8 +80,9 @@ class ModelNodes(Nodes):
         translated = to_english(self.deps.model, self.settings, text)
         if translated is not None:
             turn["language"], text = translated
-        elif self.deps.speller is not None:
-            # "whcih vms r stoped": routing, the tools offered and the intent gate read the words meant.
+        elif self.deps.speller is not None and foreign_language(text) is None:
+            # "whcih vms r stoped": routing, the tools offered and the intent gate read the words meant (in
+            # English only: an untranslated French "labo" is no typo of "lab").
             listed = self.deps.router.names
             text = self.deps.speller.correct(text, known=listed.names(caller_of(state)) if listed is not None else ())
         before = previous_user_text(state)

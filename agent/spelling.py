@@ -1,4 +1,4 @@
-"""Misspelt words read as the words meant: "whcih vms r stoped" is read as "which vms r stopped".
+"""Misspelt words read as the words meant: "whcih vms r stoped" is read as "which vms are stopped".
 
 Routing, tool retrieval and the intent gate read a message's words; a typo in the one word that matters
 ("stoped", "bakups", "verifed") sent such messages to the documentation, or read "stoped" as a request to
@@ -33,8 +33,8 @@ _VERBATIM = re.compile(r"[`={}()\[\]<>]|\bselect\b.*\bfrom\b|\"", re.I | re.S)
 # Question words and a few verbs of chat that tool declarations rarely hold but a typo often hits.
 _COMMON = (
     "which what when where whose how who why are is was were does did has have there their list show running "
-    "stopped started status backups backed verified failed pending queued running jobs nodes whats im dont isnt "
-    "cant doesnt didnt wont thats theres hows wheres whos many much there right now still"
+    "stopped started status backups backed verified failed pending queued jobs nodes whats im dont isnt cant "
+    "doesnt didnt wont thats theres hows wheres whos many much right now still"
 )
 # Chat shorthand of English ("r u", "pls", "rn"); "r" only where it can only be "are" (opening a question).
 _SHORTHAND = {"u": "you", "ur": "your", "pls": "please", "plz": "please", "rn": "right now", "atm": "at the moment",
@@ -99,12 +99,10 @@ class Speller:
     def _meant(self, word: str, names: set[str]) -> str | None:
         lab = [w for w in [*self.counts, *(names - set(self.counts))] if len(w) >= self.min_length - 1
                and one_edit(word, w)]  # fmt: skip
-        if lab:
-            ranked = sorted(lab, key=lambda w: -self.counts.get(w, 1))
-            if len(ranked) == 1 or self.counts.get(ranked[0], 1) > self.counts.get(ranked[1], 1):
-                return ranked[0]
-            return None
         # Not English words at large: a term of the trade is often one edit from one ("subnet" from "subset").
+        ranked = sorted(lab, key=lambda w: -self.counts.get(w, 1))
+        if len(ranked) == 1 or (ranked and self.counts.get(ranked[0], 1) > self.counts.get(ranked[1], 1)):
+            return ranked[0]
         return None
 
     def correct(self, text: str, *, known: Iterable[str] = ()) -> str:
