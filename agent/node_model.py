@@ -64,9 +64,13 @@ _ID_LIKE = re.compile(r"\d{2,}|\b[a-z]+_[0-9a-z]*\d[0-9a-z]*\b", re.I)
 
 
 def _needs_id(tool: Tool[Any]) -> bool:
-    """Whether a tool cannot be called without an id (a required argument named ``...id``)."""
-    schema = tool.json_schema()
-    return any(str(field).endswith("id") for field in schema.get("required", []))
+    """Whether a tool cannot be called without an id (a required argument named ``...id``).
+
+    Read from the argument model's fields: it runs for every read tool of most first messages, and a JSON schema
+    is built anew on each ``Tool.json_schema`` call.
+    """
+    fields = tool.args_model.model_fields
+    return any((info.alias or name).endswith("id") for name, info in fields.items() if info.is_required())
 
 
 @dataclass(kw_only=True)

@@ -137,7 +137,6 @@ class LabNames:
     tools: list[Tool[Any]]
     ttl_s: float = 120.0
     _where: dict[str, tuple[str, str]] = field(default_factory=dict)  # name: (listing tool, the field it stands for)
-    _freeform: set[str] = field(default_factory=set)
     _ids: dict[str, tuple[str, Any]] = field(default_factory=dict)  # free-form name: (the field, its value)
     _read_at: float = -1e9
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -160,7 +159,6 @@ class LabNames:
             if time.monotonic() - self._read_at < self.ttl_s:
                 return self._where
             where: dict[str, tuple[str, str]] = {}
-            free: set[str] = set()
             ids: dict[str, tuple[str, Any]] = {}
             for (tool, name_field), (freeform, value_field) in self._lookups().items():
                 listed = self.guard.call(tool, {}, caller=caller)
@@ -171,9 +169,8 @@ class LabNames:
                     if len(name) >= 3:
                         where[name] = (tool, value_field)
                         if freeform:
-                            free.add(name)
                             ids[name] = (value_field, row.get(value_field))
-            self._where, self._freeform, self._ids, self._read_at = where, free, ids, time.monotonic()
+            self._where, self._ids, self._read_at = where, ids, time.monotonic()
             return where
 
     def names(self, caller: Caller) -> dict[str, str]:
@@ -199,7 +196,7 @@ class LabNames:
         """
         self._read(caller)
         out = text
-        for name in sorted(self._freeform, key=len, reverse=True):
+        for name in sorted(self._ids, key=len, reverse=True):
             out = re.sub(mention(name), EXAMPLE_NAME, out, flags=re.I)
         return out
 
@@ -214,7 +211,7 @@ class LabNames:
         names = self.names(caller)
         out = {name: family for name, family in names.items() if mentions(lowered, name)}
         with self._lock:
-            free = sorted(self._freeform)
+            free = sorted(self._ids)
         parts: dict[str, list[str]] = {}
         for name in free:
             for part in set(re.findall(r"[a-z]+", name)):

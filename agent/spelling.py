@@ -97,7 +97,7 @@ class Speller:
         return word in self.counts or word in self.english
 
     def _meant(self, word: str, names: set[str]) -> str | None:
-        lab = [w for w in [*self.counts, *(names - set(self.counts))] if len(w) >= self.min_length - 1
+        lab = [w for w in [*self.counts, *names.difference(self.counts)] if len(w) >= self.min_length - 1
                and one_edit(word, w)]  # fmt: skip
         # Not English words at large: a term of the trade is often one edit from one ("subnet" from "subset").
         ranked = sorted(lab, key=lambda w: -self.counts.get(w, 1))
