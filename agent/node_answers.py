@@ -1,4 +1,4 @@
-"""The nodes that end a turn: ``respond``, ``report``, ``clarify``, ``bounded``, ``offtopic``, ``refused``."""
+"""The nodes that end a turn: respond, answered, report, clarify, bounded, offtopic and refused."""
 
 from __future__ import annotations
 
@@ -75,6 +75,15 @@ class AnswerNodes(Nodes):
             "turn": turn,
             **_remembered(turn),
         }
+
+    def answered(self, state: AgentState) -> dict[str, Any]:
+        """The read tools answered: their summaries (and the rows the question names) are the answer.
+
+        No model call: the turn ends as if the model had written nothing, and ``respond`` builds the answer from
+        the results (:func:`agent.answers.read_answer`), so it reads as every other answer built from them.
+        """
+        ended: AgentState = {**state, "messages": [*state.get("messages", []), AIMessage(content="")]}
+        return self.respond(ended)
 
     def _docs_answer(self, body: str, question: str, turn: Turn) -> str:
         passages = list(turn.get("passages", []))

@@ -199,6 +199,13 @@ class AgentSettings(_Section):
         "constrained choice still allows only the tools offered for the message. Needs constrained_calls and "
         "a provider that constrains (ollama, openai).",
     )
+    read_answers: Literal["tools", "model"] = Field(
+        "tools",
+        description="How a question the read tools answered is answered: 'tools' shows the tools' own summaries "
+        "(and the rows the question names) without another model call; 'model' asks the model once more to "
+        "write a sentence above them (several seconds on a CPU; worth it with a GPU). A message that also asks "
+        "for a change always goes back to the model.",
+    )
     checkpoint_dsn: SecretStr | None = Field(
         None,
         description="PostgreSQL DSN for conversation checkpoints (replicas share threads); unset: "

@@ -123,7 +123,8 @@ def test_each_tool_family_end_to_end(make_agent: Any, lab: Path) -> None:
         ),
     ]
     for question, reply, tool, fact in cases:
-        agent = make_agent(replies=[reply, "Here is the answer."])
+        # The model reads each result (agent.read_answers = model): what it is shown is framed as data.
+        agent = make_agent(replies=[reply, "Here is the answer."], agent={"read_answers": "model"})
         result = agent.ask(question, caller=R1)
         assert [c["name"] for c in result.tool_calls] == [tool], (question, result.tool_calls)
         assert result.tool_calls[0]["status"] == "ok" and fact in result.tool_calls[0]["message"], result.tool_calls
@@ -311,12 +312,13 @@ def test_bounds_stop_the_turn_and_say_so(make_agent: Any, lab: Path) -> None:
         counter["n"] += 1
         return fenced_call("vm_show", {"vmid": 100 + counter["n"] % 4})
 
-    agent = make_agent(responder=looping, agent={"max_tool_steps": 3})
+    # Each result goes back to the model (agent.read_answers = model), which asks for another read every time.
+    agent = make_agent(responder=looping, agent={"max_tool_steps": 3, "read_answers": "model"})
     result = agent.ask("Show me VMs 101, 102 and 103 and then some", caller=R1)
     assert "limit per turn" in result.answer and "agent.max_tool_steps" in result.answer
     assert len(result.tool_calls) <= 3
 
-    agent = make_agent(responder=looping, agent={"token_budget": 1000})
+    agent = make_agent(responder=looping, agent={"token_budget": 1000, "read_answers": "model"})
     agent.model.tokens_per_char = 5.0
     result = agent.ask("Show me VM 101", caller=R1)
     assert "agent.token_budget" in result.answer
@@ -338,7 +340,8 @@ def test_an_instruction_in_a_tool_result_is_ignored(make_agent: Any, lab: Path) 
             return "Done."
         return fenced_call("vm_show", {"vmid": 131})
 
-    agent = make_agent(responder=obedient)
+    # The model reads the result (agent.read_answers = model), so an instruction in it can reach the model.
+    agent = make_agent(responder=obedient, agent={"read_answers": "model"})
     result = agent.ask("Tell me about VM 131", caller=Caller(user="admin1", channel="cli"))
     deletes = [c for c in result.tool_calls if c["name"] == "vm.delete"]
     assert deletes and deletes[0]["status"] == "denied" and "did not ask" in deletes[0]["message"]
@@ -376,11 +379,12 @@ def test_an_instruction_in_a_document_is_ignored(tmp_path: Path, lab: Path, make
 
 
 def test_the_stream_carries_tokens_tool_events_and_a_result(make_agent: Any) -> None:
-    agent = make_agent(replies=[fenced_call("vm_nodes"), "Node01 has the most free memory."])
+    agent = make_agent(replies=[fenced_call("vm_nodes")])
     events = list(agent.stream("Which node has the most free memory?", caller=R1))
     kinds = [e["type"] for e in events]
     assert kinds[-1] == "done" and "tool_call" in kinds and "tool_result" in kinds
-    assert "".join(e["text"] for e in events if e["type"] == "token").startswith("Node01")
+    streamed = "".join(e["text"] for e in events if e["type"] == "token")
+    assert "vm.nodes:" in streamed and "node01" in streamed and events[-1]["result"].answer == streamed
     assert not any("```" in e.get("text", "") for e in events if e["type"] == "token"), "a text call never streams"
 
 

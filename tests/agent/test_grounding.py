@@ -178,7 +178,8 @@ def test_an_invented_vm_never_reaches_the_user(make_agent: Any) -> None:
             return call("vm_list", {"owner": "researcher1"})
         return "You have void-analysis, qso-vae-dev and ray-worker-3 (8 cores, 32 GB). Both of the first are running."
 
-    agent = make_agent(responder=responder)
+    # The model writes a sentence after the result (agent.read_answers = model): the check that guards it.
+    agent = make_agent(responder=responder, agent={"read_answers": "model"})
     result = agent.ask("what vms do i have", caller=R1)
     assert "ray-worker-3" not in result.answer.replace("“ray-worker-3”", "")
     assert "the lab reports:" in result.answer and "void-analysis" in result.answer
@@ -195,7 +196,7 @@ def test_a_model_asking_again_for_a_read_it_has_is_answered_from_the_result(make
         calls.append(1)
         return call("vm_list", {"owner": "researcher1"})  # every time: a small model that loops
 
-    agent = make_agent(responder=responder)
+    agent = make_agent(responder=responder, agent={"read_answers": "model"})
     result = agent.ask("what vms do i have", caller=R1)
     assert len(calls) == 2, "the repeat ends the turn; a third model call would only ask again"
     assert [c["name"] for c in result.tool_calls] == ["vm.list"]

@@ -29,9 +29,7 @@ SIGNING_SECRET = "test-signing-secret-0123456789abcdef"  # test-only: the stand-
 SCRIPT = {
     "rules": [
         {"when": "which vms|list (the )?vms", "reply": {"call": "vm_list", "args": {}}},
-        {"after": "vm_list", "reply": "The lab has these VMs: {result}"},
         {"when": "backups?", "reply": {"call": "backup_check", "args": {}}},
-        {"after": "backup_check", "reply": "Backups: {result}"},
         {"when": "create a vm called chat-vm-2",
          "reply": {"call": "vm_provision", "args": {"name": "chat-vm-2", "cores": 1, "memory_gib": 1}}},
         {"when": "create a vm called ([a-z0-9-]+)",

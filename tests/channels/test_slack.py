@@ -41,7 +41,7 @@ def test_free_text_goes_to_the_agent(serve: Any, slack: Any) -> None:
     ack = post_slack(serve, body, signed(body))
     assert ack.status_code == 200 and "working on it" in ack.text
     answer = slack.wait_for(lambda p: p["path"] == url.removeprefix(slack.url))
-    assert "The lab has these VMs" in answer["body"]["text"]
+    assert "vm.list" in answer["body"]["text"] and "rke2-01" in answer["body"]["text"]
 
 
 def test_unsigned_forged_stale_and_replayed_requests_get_401(serve: Any, slack: Any) -> None:

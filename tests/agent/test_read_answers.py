@@ -1,0 +1,56 @@
+"""A question the read tools answered ends with their own words, without a second model call (agent.read_answers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.scripted import call, fenced_call
+from policies.guard import Caller
+
+R1 = Caller(user="researcher1", channel="cli")
+
+
+def test_a_read_question_is_answered_from_the_result_with_one_model_call(make_agent: Any) -> None:
+    agent = make_agent(replies=[fenced_call("vm_list", {"owner": "researcher1"})])
+    result = agent.ask("what vms do i have", caller=R1)
+    assert len(agent.model.calls) == 1, "the tool's summary is the answer; no model call phrases it"
+    assert [c["name"] for c in result.tool_calls] == ["vm.list"]
+    assert "void-analysis" in result.answer and "qso-vae-dev" in result.answer
+    assert "- vm.list: 2 VMs" in result.answer, "each line names the tool it comes from"
+    audit = result.grounding
+    assert not audit["left_out"] and not audit["unsourced"] and not audit["contradictions"], audit
+
+
+def test_the_rows_the_question_names_stand_under_the_summary(make_agent: Any) -> None:
+    agent = make_agent(replies=[fenced_call("vm_nodes")])
+    result = agent.ask("how much memory is free on node02?", caller=R1)
+    assert len(agent.model.calls) == 1
+    rows = [line for line in result.answer.splitlines() if line.startswith("  - ")]
+    assert rows and all("node02" in line for line in rows), result.answer
+
+
+def test_a_follow_up_reads_the_answer_of_the_turn_before(make_agent: Any) -> None:
+    # The answer built from the result is kept in the thread like a model's: the next question sees it.
+    agent = make_agent(replies=[fenced_call("vm_list", {"owner": "researcher1"}), "It is stopped."])
+    first = agent.ask("what vms do i have", caller=R1)
+    agent.ask("is the second one running?", caller=R1, thread=first.thread)
+    shown = "\n".join(str(m.content) for m in agent.model.calls[-1]["messages"])
+    assert "qso-vae-dev" in shown
+
+
+def test_a_message_that_also_asks_for_a_change_goes_back_to_the_model(make_agent: Any) -> None:
+    agent = make_agent(replies=[call("vm_show", {"vmid": 132}), call("vm_start", {"vmid": 132})])
+    result = agent.ask("show me VM 132 and start it", caller=R1)
+    assert [c["name"] for c in result.tool_calls] == ["vm.show", "vm.start"]
+    assert len(agent.model.calls) == 2, "the model makes the change the message asks for after the read"
+
+
+def test_the_model_phrases_the_answer_when_configured(make_agent: Any) -> None:
+    agent = make_agent(
+        replies=[fenced_call("vm_list", {"owner": "researcher1"}), "You have void-analysis and qso-vae-dev."],
+        agent={"read_answers": "model"},
+    )
+    result = agent.ask("what vms do i have", caller=R1)
+    assert len(agent.model.calls) == 2
+    assert result.answer.startswith("You have void-analysis and qso-vae-dev.")
+    assert "From the lab:" in result.answer, "the tools' summaries stand under the model's sentence"
