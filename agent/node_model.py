@@ -22,6 +22,7 @@ from agent.answers import as_message, fallback_answer
 from agent.context import caller_of, previous_user_text, recent_user_text
 from agent.deps import Nodes
 from agent.events import emit as _emit
+from agent.evidence import focused
 from agent.intent import asked_for, asks_in_words
 from agent.language import foreign_language, to_english
 from agent.prompts import SYSTEM_PROMPT, format_passages, tool_definition
@@ -226,7 +227,12 @@ class ModelNodes(Nodes):
         # Earlier turns: questions and answers only (their tool chatter would crowd the small context).
         history = [m for m in earlier if isinstance(m, HumanMessage) or (isinstance(m, AIMessage) and not m.tool_calls)]
         history = history[-6:]
-        block = format_passages(turn["passages"])
+        passages = list(turn["passages"])
+        if self.bounds.focus_passages and passages:
+            embedder = self.deps.selector.embedder
+            about = str(turn.get("asked") or turn["text"])
+            passages = focused(about, passages, embed=embedder.embed if embedder is not None else None)
+        block = format_passages(passages)
         first, *rest = current
         user = state.get("user", "anonymous")
         assert self.deps.guard.engine is not None

@@ -199,6 +199,11 @@ class AgentSettings(_Section):
         "constrained choice still allows only the tools offered for the message. Needs constrained_calls and "
         "a provider that constrains (ollama, openai).",
     )
+    focus_passages: bool = Field(
+        True,
+        description="Show the model only the retrieved passages' sentences that best match the question (fewer "
+        "prompt tokens, the asked fact first); off: whole passages, each cut at 700 characters.",
+    )
     read_answers: Literal["tools", "model"] = Field(
         "tools",
         description="How a question the read tools answered is answered: 'tools' shows the tools' own summaries "
