@@ -13,7 +13,7 @@ import pytest
 from langchain_core.messages import BaseMessage
 
 from agent.claims import facts, sentences
-from agent.evidence import answers_asked, best_sentences, bounded_data
+from agent.evidence import answers_asked, best_sentences, bounded_data, focused
 from agent.grounding import Evidence, check, prune, readable
 from policies.guard import Caller
 
@@ -126,6 +126,25 @@ def test_the_fact_that_answers_is_the_one_asked_for() -> None:
     assert quote is not None and "11:00" in quote and "[backup-policy § Schedule]" in quote
     assert answers_asked("The verify job runs at 11:00.", question, passages) is None
     assert facts("At 11 am, 14 snapshots of rke2-01") == {"11:00", "14", "rke2-01"}
+
+
+def test_the_model_is_shown_the_sentences_that_answer_in_document_order() -> None:
+    passages = [
+        {"citation": "[backup-policy § Schedule]", "text": "- Daily backup job `backup-daily` at **09:00**.\n"
+         "- The PBS verify job `verify-daily` checks new snapshots at **11:00**.\n"
+         "- Garbage collection runs every night at 02:00. The last 14 daily snapshots of each VM are kept."},
+        {"citation": "[gpu-node § Booking]", "text": "The GPU is shared. Long runs are booked in the calendar. " * 8},
+        {"citation": "[gpu-node § Card]", "text": "The GPU node has one RTX A4000."},
+    ]  # fmt: skip
+    passages[0]["text"] += " Old snapshots are pruned by the prune job, which keeps what the retention says." * 4
+    shown = focused("When does the verify job check new snapshots?", passages)
+    assert [p["citation"] for p in shown] == ["[backup-policy § Schedule]", "[gpu-node § Card]"], (
+        "a long passage with nothing kept goes; a short one is shown whole"
+    )
+    text = shown[0]["text"]
+    assert "11:00" in text and "GPU" not in text and len(text) < len(passages[0]["text"])
+    assert text.index("backup-daily") < text.index("verify-daily"), "what is kept keeps the page's order"
+    assert focused("When does the verify job run?", []) == []
 
 
 # Passages whose answering sentence holds no number or time: only its words answer.
