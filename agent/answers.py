@@ -39,6 +39,7 @@ _NARRATION = re.compile(
 
 
 _REPORTS = "Here is what the lab reports:"
+_STILL_UNSURE = "says it does not know although the tools answered"
 
 
 def as_message(chunk: AIMessageChunk) -> AIMessage:
@@ -91,7 +92,7 @@ def junk_reason(answer: str, *, question: str, user: str, tools: list[str]) -> s
     if any(model_name(name) in text for name in tools):
         return "names a tool instead of answering"
     if UNSURE.search(text):
-        return "says it does not know although the tools answered"
+        return _STILL_UNSURE
     return None
 
 
@@ -105,12 +106,15 @@ def _tool_lines(log: list[dict[str, Any]], question: str, keys: Collection[str])
     return lines
 
 
-def read_answer(model_text: str, turn: Turn, *, question: str, user: str, keys: Collection[str] = ()) -> str:
+def read_answer(
+    model_text: str, turn: Turn, *, question: str, user: str, keys: Collection[str] = (), second_try: bool = False
+) -> str:
     """The answer to a question the read tools answered: the model's words if they are an answer, then theirs.
 
     Under the tools' summaries stand the rows the question names by an identity field ``keys`` (``vmid``,
     ``name``, ``node``): "how much memory is free on node02" shows node02's row from the tool's data,
-    whatever the model made of it.
+    whatever the model made of it. ``second_try``: the tools were tried after the passages did not answer; a
+    model that still does not know is believed then (the tools' lines stand under its words).
     """
     lines = _tool_lines(turn.get("log", []), question, keys)
     if not lines:
@@ -120,7 +124,8 @@ def read_answer(model_text: str, turn: Turn, *, question: str, user: str, keys: 
         done = report_text(turn.get("log", []))
         return done or "I could not find that: nothing in the lab's documentation or tools answers it."
     reason = junk_reason(model_text, question=question, user=user, tools=[e["name"] for e in turn.get("log", [])])
-    body = model_text.strip() if reason is None else ""
+    believed = second_try and reason == _STILL_UNSURE
+    body = model_text.strip() if reason is None or believed else ""
     facts = "\n".join(lines)
     text = f"{body}\n\nFrom the lab:\n{facts}" if body else f"{_REPORTS}\n{facts}"
     docs = sources_line({"passages": turn.get("passages", [])}, text)

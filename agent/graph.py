@@ -107,7 +107,10 @@ class _Routes:
         under it. A message that also asks for a change ("list the templates and run the first") goes back to
         the model, which makes that call; so does a call the model must repair.
         """
-        if self.bounds.read_answers != "tools":
+        if self.bounds.read_answers != "tools" or turn.get("docs_answer"):
+            # After the passages did not answer, the tools are a second try the model judges: a result that
+            # does not answer the question ("How much did the lab spend on hardware?" got backup.status) must
+            # not become the answer.
             return False
         log_entries = turn["log"]
         last = log_entries[-1] if log_entries else None

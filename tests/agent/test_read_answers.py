@@ -54,3 +54,17 @@ def test_the_model_phrases_the_answer_when_configured(make_agent: Any) -> None:
     assert len(agent.model.calls) == 2
     assert result.answer.startswith("You have void-analysis and qso-vae-dev.")
     assert "From the lab:" in result.answer, "the tools' summaries stand under the model's sentence"
+
+
+def test_a_read_tried_after_the_passages_did_not_answer_is_judged_by_the_model(make_agent: Any) -> None:
+    agent = make_agent(
+        replies=[
+            "I do not know: the passages do not say.",
+            call("backup_status", {}),
+            "I do not know how much the lab spent on hardware.",
+        ]
+    )
+    result = agent.ask("How do I find out how much the lab spent on hardware last year?", caller=R1)
+    assert [c["name"] for c in result.tool_calls] == ["backup.status"]
+    assert len(agent.model.calls) == 3 and result.answer.startswith("I do not know how much the lab spent")
+    assert "From the lab:\n- backup.status:" in result.answer, "what was tried stays visible under it"
