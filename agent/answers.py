@@ -40,6 +40,7 @@ _NARRATION = re.compile(
 
 _REPORTS = "Here is what the lab reports:"
 _STILL_UNSURE = "says it does not know although the tools answered"
+_NOT_IN_DOCS = "That is not in the lab's documentation. What the lab's tools report (it may not answer the question):"
 
 
 def as_message(chunk: AIMessageChunk) -> AIMessage:
@@ -82,7 +83,7 @@ def echo_reason(answer: str, *, question: str, user: str) -> str | None:
 def junk_reason(answer: str, *, question: str, user: str, tools: list[str]) -> str | None:
     """Why a model's answer after tool results is not an answer for the user (None: it is one)."""
     text = answer.strip()
-    if not text or text.startswith(_REPORTS):
+    if not text or text.startswith((_REPORTS, _NOT_IN_DOCS)):
         return "empty"  # or the stand-in for an empty answer (fallback_answer), which the summaries repeat
     echoed = echo_reason(text, question=question, user=user)
     if echoed is not None:
@@ -127,7 +128,9 @@ def read_answer(
     believed = second_try and reason == _STILL_UNSURE
     body = model_text.strip() if reason is None or believed else ""
     facts = "\n".join(lines)
-    text = f"{body}\n\nFrom the lab:\n{facts}" if body else f"{_REPORTS}\n{facts}"
+    # A second try whose model answer said nothing that stands: the tools' lines are what was tried, not an answer.
+    lead = _NOT_IN_DOCS if second_try else _REPORTS
+    text = f"{body}\n\nFrom the lab:\n{facts}" if body else f"{lead}\n{facts}"
     docs = sources_line({"passages": turn.get("passages", [])}, text)
     return f"{text}\n\n{docs}" if docs else text
 

@@ -68,3 +68,16 @@ def test_a_read_tried_after_the_passages_did_not_answer_is_judged_by_the_model(m
     assert [c["name"] for c in result.tool_calls] == ["backup.status"]
     assert len(agent.model.calls) == 3 and result.answer.startswith("I do not know how much the lab spent")
     assert "From the lab:\n- backup.status:" in result.answer, "what was tried stays visible under it"
+
+
+def test_a_second_try_whose_model_answer_says_nothing_sourced_is_not_presented_as_the_answer(make_agent: Any) -> None:
+    agent = make_agent(
+        replies=[
+            "I do not know: the passages do not say.",
+            call("backup_status", {}),
+            "The lab spent 48250 EUR on node09.",
+        ]
+    )
+    result = agent.ask("How do I find out how much the lab spent on hardware last year?", caller=R1)
+    assert result.answer.startswith("That is not in the lab's documentation."), result.answer
+    assert "- backup.status:" in result.answer and "Left out" in result.answer, "the invented sentence is left out"
