@@ -83,7 +83,7 @@ def echo_reason(answer: str, *, question: str, user: str) -> str | None:
 def junk_reason(answer: str, *, question: str, user: str, tools: list[str]) -> str | None:
     """Why a model's answer after tool results is not an answer for the user (None: it is one)."""
     text = answer.strip()
-    if not text or text.startswith((_REPORTS, _NOT_IN_DOCS)):
+    if not text or text.startswith(_REPORTS):
         return "empty"  # or the stand-in for an empty answer (fallback_answer), which the summaries repeat
     echoed = echo_reason(text, question=question, user=user)
     if echoed is not None:
@@ -107,15 +107,13 @@ def _tool_lines(log: list[dict[str, Any]], question: str, keys: Collection[str])
     return lines
 
 
-def read_answer(
-    model_text: str, turn: Turn, *, question: str, user: str, keys: Collection[str] = (), second_try: bool = False
-) -> str:
+def read_answer(model_text: str, turn: Turn, *, question: str, user: str, keys: Collection[str] = ()) -> str:
     """The answer to a question the read tools answered: the model's words if they are an answer, then theirs.
 
     Under the tools' summaries stand the rows the question names by an identity field ``keys`` (``vmid``,
     ``name``, ``node``): "how much memory is free on node02" shows node02's row from the tool's data,
-    whatever the model made of it. ``second_try``: the tools were tried after the passages did not answer; a
-    model that still does not know is believed then (the tools' lines stand under its words).
+    whatever the model made of it. When the tools were a second try after the passages did not answer
+    (``docs_answer``), a model that still does not know is believed (the tools' lines stand under its words).
     """
     lines = _tool_lines(turn.get("log", []), question, keys)
     if not lines:
@@ -125,6 +123,7 @@ def read_answer(
         done = report_text(turn.get("log", []))
         return done or "I could not find that: nothing in the lab's documentation or tools answers it."
     reason = junk_reason(model_text, question=question, user=user, tools=[e["name"] for e in turn.get("log", [])])
+    second_try = bool(turn.get("docs_answer"))
     believed = second_try and reason == _STILL_UNSURE
     body = model_text.strip() if reason is None or believed else ""
     facts = "\n".join(lines)

@@ -59,8 +59,7 @@ class AnswerNodes(Nodes):
         question = str(turn.get("asked") or turn["text"])
         user = str(state.get("user", ""))
         if turn["log"]:
-            text = read_answer(pruned.text, turn, question=question, user=user, keys=self.deps.identity_fields,
-                               second_try=bool(turn.get("docs_answer")))  # fmt: skip
+            text = read_answer(pruned.text, turn, question=question, user=user, keys=self.deps.identity_fields)
         else:
             # A small model sometimes gives the prompt back ("I am researcher1 (researcher). ..."): no answer.
             body = "" if echo_reason(pruned.text, question=question, user=user) else pruned.text

@@ -56,28 +56,21 @@ def test_the_model_phrases_the_answer_when_configured(make_agent: Any) -> None:
     assert "From the lab:" in result.answer, "the tools' summaries stand under the model's sentence"
 
 
-def test_a_read_tried_after_the_passages_did_not_answer_is_judged_by_the_model(make_agent: Any) -> None:
-    agent = make_agent(
-        replies=[
-            "I do not know: the passages do not say.",
-            call("backup_status", {}),
-            "I do not know how much the lab spent on hardware.",
-        ]
-    )
+def _second_try(make_agent: Any, last_reply: str) -> Any:
+    """A docs question the passages do not answer, tried on backup.status, then ``last_reply`` from the model."""
+    agent = make_agent(replies=["I do not know: the passages do not say.", call("backup_status", {}), last_reply])
     result = agent.ask("How do I find out how much the lab spent on hardware last year?", caller=R1)
-    assert [c["name"] for c in result.tool_calls] == ["backup.status"]
-    assert len(agent.model.calls) == 3 and result.answer.startswith("I do not know how much the lab spent")
+    assert [c["name"] for c in result.tool_calls] == ["backup.status"] and len(agent.model.calls) == 3
+    return result
+
+
+def test_a_read_tried_after_the_passages_did_not_answer_is_judged_by_the_model(make_agent: Any) -> None:
+    result = _second_try(make_agent, "I do not know how much the lab spent on hardware.")
+    assert result.answer.startswith("I do not know how much the lab spent")
     assert "From the lab:\n- backup.status:" in result.answer, "what was tried stays visible under it"
 
 
 def test_a_second_try_whose_model_answer_says_nothing_sourced_is_not_presented_as_the_answer(make_agent: Any) -> None:
-    agent = make_agent(
-        replies=[
-            "I do not know: the passages do not say.",
-            call("backup_status", {}),
-            "The lab spent 48250 EUR on node09.",
-        ]
-    )
-    result = agent.ask("How do I find out how much the lab spent on hardware last year?", caller=R1)
+    result = _second_try(make_agent, "The lab spent 48250 EUR on node09.")
     assert result.answer.startswith("That is not in the lab's documentation."), result.answer
     assert "- backup.status:" in result.answer and "Left out" in result.answer, "the invented sentence is left out"
