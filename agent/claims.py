@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
-    "CITATION", "NUMBER", "Claim", "Problem", "ProblemKind", "date_keys", "facts", "mask_claims", "number_claims",
-    "sentences", "time_key",
+    "CITATION", "NUMBER", "Claim", "Problem", "ProblemKind", "content_terms", "date_keys", "facts", "mask_claims",
+    "number_claims", "sentences", "time_key",
 ]  # fmt: skip
 
 ProblemKind = Literal["unsourced", "contradiction"]
@@ -98,8 +98,10 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(\[*_`-])|\n+")
 
 
 def sentences(text: str) -> list[str]:
-    """The sentences and list items of ``text`` (decimals, versions and "e.g." stay whole)."""
+    """The sentences and list items of ``text`` (decimals, versions, "e.g." and citations stay whole)."""
     protected = re.sub(r"\b(e\.g|i\.e|etc|vs|approx|cf)\.", lambda m: m.group(0).replace(".", "\x00"), text, flags=re.I)
+    # A citation is part of its sentence, numbered section and all ("[runbook.md § 2. Restore]").
+    protected = CITATION.sub(lambda m: m.group(0).replace(".", "\x00"), protected)
     parts = [p.replace("\x00", ".").strip() for p in _SENTENCE_END.split(protected)]
     return [p for p in parts if p]
 
@@ -202,3 +204,27 @@ def facts(text: str) -> set[str]:
             else:
                 out.add(claim.text.lower())
     return out
+
+
+# --- the words a sentence is about ------------------------------------------------------------------------------
+_STOP = frozenset(
+    {
+        "a", "an", "the", "of", "to", "in", "on", "at", "for", "by", "with", "and", "or", "is", "are", "was", "were",
+        "be", "been", "do", "does", "did", "how", "what", "which", "who", "whom", "when", "where", "why", "can",
+        "could", "may", "might", "should", "would", "will", "i", "we", "you", "our", "my", "your", "it", "its", "this",
+        "that", "these", "those", "there", "from", "as", "about", "into", "than", "then", "so", "if", "not", "no",
+        "any", "some", "much", "many", "get", "got",
+    }
+)  # fmt: skip
+
+
+def _stem(word: str) -> str:
+    # The first five letters: "verification", "verify" and "verified" meet, as do "backups" and "backup". Crude,
+    # and enough to rank a handful of passages' sentences against one question.
+    return word.lower()[:5]
+
+
+def content_terms(text: str) -> list[str]:
+    """The words of ``text`` that carry content (no function words), cut to their first five letters."""
+    words = [w for w in re.split(r"[^a-z0-9:]+", text.lower()) if w and w not in _STOP]
+    return [_stem(w) for w in words]

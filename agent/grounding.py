@@ -29,7 +29,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.claims import CITATION, NUMBER, Claim, Problem, date_keys, mask_claims, number_claims, sentences, time_key
+from agent.claims import (
+    CITATION,
+    NUMBER,
+    Claim,
+    Problem,
+    content_terms,
+    date_keys,
+    mask_claims,
+    number_claims,
+    sentences,
+    time_key,
+)
 from agent.contradictions import entity_problems
 
 __all__ = ["Evidence", "Pruned", "check", "prune", "readable"]
@@ -108,6 +119,9 @@ class Evidence:
     _entities: dict[str, list[dict[str, Any]]] | None = None
     # The same evidence without the documentation's passages (None when there were none).
     live: Evidence | None = None
+    # The documents the passages are from ("backup-policy.md"); None when the caller did not say.
+    sources: frozenset[str] | None = None
+    _vocabulary: frozenset[str] | None = None
 
     @classmethod
     def build(
@@ -116,8 +130,13 @@ class Evidence:
         results: Iterable[tuple[str, Any]] = (),
         passages: Iterable[str] = (),
         user_texts: Iterable[str] = (),
+        sources: Iterable[str] | None = None,
     ) -> Evidence:
-        """Evidence from ``(message, data)`` tool results, passage texts and the user's messages."""
+        """Evidence from ``(message, data)`` tool results, passage texts and the user's messages.
+
+        ``sources`` names the documents the passages are from: a citation of any other is then unsourced.
+        """
+        known = None if sources is None else frozenset(_document(str(s)) for s in sources)
         texts: list[str] = []
         records: list[dict[str, Any]] = []
         numbers: set[float] = set()
@@ -135,7 +154,9 @@ class Evidence:
         for text in texts:
             numbers.update(_numbers_in_text(text))
         haystack = _norm("\n".join(texts))
-        live = cls(texts=texts, records=records, user_text="\n".join(users), numbers=numbers, _haystack=haystack)
+        live = cls(
+            texts=texts, records=records, user_text="\n".join(users), numbers=numbers, _haystack=haystack, sources=known
+        )
         cited = [str(p) for p in passages]
         if not cited:
             return live
@@ -147,6 +168,7 @@ class Evidence:
             numbers=numbers | {n for text in cited for n in _numbers_in_text(text)},
             _haystack=_norm("\n".join(every)),
             live=live,
+            sources=known,
         )
 
     def says(self, text: str) -> bool:
@@ -169,6 +191,12 @@ class Evidence:
                 round(known / scale, decimals) for known in self.numbers if math.isfinite(known) for scale in _SCALES
             }
         return round(value, decimals) in self._rounded[decimals]
+
+    def vocabulary(self) -> frozenset[str]:
+        """The content words of the evidence (:func:`agent.claims.content_terms`)."""
+        if self._vocabulary is None:
+            self._vocabulary = frozenset(content_terms("\n".join(self.texts)))
+        return self._vocabulary
 
     def entities(self) -> dict[str, list[dict[str, Any]]]:
         """Named things in the data (by name, id, node, job id), each with the rows that describe it."""
@@ -225,14 +253,56 @@ class _Verdict:
     problems: list[Problem]
 
 
-def _judge(sentence: str, evidence: Evidence, context: list[str], *, cite: bool = False) -> _Verdict:
+def _document(name: str) -> str:
+    name = name.strip().strip("[").strip().lower()
+    return name.removesuffix(".md")
+
+
+# A documentation answer's sentence must be about what its passages say. Of the words it adds to the user's
+# (content words, :func:`agent.claims.content_terms`), at least SUPPORT_SHARE must occur in the evidence; a
+# sentence adding fewer than SUPPORT_MIN_WORDS is not judged (short paraphrases, "Yes."). Decided on the dev
+# report of 2026-12-05: the sentences this leaves out were instructions nothing in the passages gave ("restart
+# the LabOps service", five steps of ssh with a password) and a printer's set-up for a lab whose pages have none;
+# of the correct answers' sentences, the lowest share was 0.4 (a sentence of 9 words adding "from the internet").
+SUPPORT_SHARE = 0.3
+SUPPORT_MIN_WORDS = 4
+
+
+def _support_problem(sentence: str, evidence: Evidence) -> Problem | None:
+    said = set(content_terms(evidence.user_text))
+    added = set(content_terms(CITATION.sub(" ", sentence))) - said
+    if len(added) < SUPPORT_MIN_WORDS or len(added & evidence.vocabulary()) >= SUPPORT_SHARE * len(added):
+        return None
+    words = sentence.split()
+    shown = " ".join(words[:8]) + (" …" if len(words) > 8 else "")
+    return Problem(kind="unsourced", claim=shown, sentence=sentence,
+                   detail="the sentence says what no passage, tool result or message of the user says")  # fmt: skip
+
+
+def _citation_problems(sentence: str, evidence: Evidence) -> list[Problem]:
+    if evidence.sources is None:
+        return []
+    problems = []
+    for match in CITATION.finditer(sentence):
+        document = _document(match.group(0).split("§", 1)[0])
+        if document not in evidence.sources:
+            detail = f"cites {match.group(0)}, which is not among the passages found"
+            problems.append(Problem(kind="unsourced", claim=match.group(0), sentence=sentence, detail=detail))
+    return problems
+
+
+def _judge(
+    sentence: str, evidence: Evidence, context: list[str], *, cite: bool = False, support: bool = False
+) -> _Verdict:
+    problems = _citation_problems(sentence, evidence)
+    if support and (problem := _support_problem(sentence, evidence)) is not None:
+        problems.append(problem)
     if cite and evidence.live is not None and not CITATION.search(sentence):
         # Where tools answered, a sentence that cites no passage is about the live lab: the documentation's
         # examples ("a VM called ray-worker-3 with 8 cores") are no source for it.
         evidence = evidence.live
     masked, claims = mask_claims(sentence)
     numbers = number_claims(masked)
-    problems: list[Problem] = []
     for claim in [*claims, *numbers]:
         if not _sourced(claim, evidence):
             problems.append(Problem(kind="unsourced", claim=claim.text, sentence=sentence,
@@ -266,11 +336,12 @@ class Pruned:
     dropped: list[Problem]
 
 
-def prune(answer: str, evidence: Evidence, *, cite: bool = False) -> Pruned:
+def prune(answer: str, evidence: Evidence, *, cite: bool = False, support: bool = False) -> Pruned:
     """``answer`` without the sentences that state something the evidence does not support.
 
     Sentences are kept in order with their line breaks; a list item is a sentence of its own. ``cite`` is as
-    in :func:`check`.
+    in :func:`check`. With ``support`` (a documentation answer), a sentence must also be about what the
+    evidence says, not only free of unsourced claims (:data:`SUPPORT_SHARE`).
     """
     kept: list[str] = []
     dropped: list[Problem] = []
@@ -279,7 +350,7 @@ def prune(answer: str, evidence: Evidence, *, cite: bool = False) -> Pruned:
     for line in lines:
         good: list[str] = []
         for sentence in sentences(line):
-            verdict = _judge(sentence, evidence, seen, cite=cite)
+            verdict = _judge(sentence, evidence, seen, cite=cite, support=support)
             seen.append(sentence)
             if verdict.problems:
                 dropped += verdict.problems

@@ -55,7 +55,8 @@ class AnswerNodes(Nodes):
         if not isinstance(last, AIMessage) or last.tool_calls:
             return {"turn": turn}
         evidence = turn_evidence(state)
-        pruned = prune(readable(str(last.content), evidence), evidence, cite=bool(turn["log"]))
+        # A documentation answer is also held to what its passages are about (grounding.SUPPORT_SHARE).
+        pruned = prune(readable(str(last.content), evidence), evidence, cite=bool(turn["log"]), support=not turn["log"])
         question = str(turn.get("asked") or turn["text"])
         user = str(state.get("user", ""))
         if turn["log"]:

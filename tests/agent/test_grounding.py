@@ -110,6 +110,32 @@ def test_sentences_keep_decimals_versions_and_abbreviations_whole() -> None:
     assert sentences("Proxmox VE 8.4.1 runs, e.g. on node01. It has 38.8 GiB. Next") == [
         "Proxmox VE 8.4.1 runs, e.g. on node01.", "It has 38.8 GiB.", "Next"
     ]  # fmt: skip
+    assert sentences("See [runbook.md § 2. Restore]. Then ask.") == ["See [runbook.md § 2. Restore].", "Then ask."]
+
+
+PAGE = Evidence.build(
+    passages=["Tell LabOps what you need: a VM called ray-worker-3 with 8 cores. Names are DNS labels."],
+    user_texts=["which printer should i use on the 3rd floor?"],
+    sources=["runbook-request-vm.md"],
+)
+
+
+def test_a_citation_of_a_page_that_was_not_found_is_unsourced() -> None:
+    problems = check("It is set up on the wiki [printers.md § 2. Setup].", PAGE)
+    assert [p.claim for p in problems] == ["[printers.md § 2. Setup]"]
+    # The page's name with or without ".md", and any section: the model shortens headings.
+    assert check("Names are DNS labels [runbook-request-vm § Ask].", PAGE) == []
+
+
+def test_a_documentation_answer_must_be_about_what_its_passages_say() -> None:
+    invented = "To use the printer on the 3rd floor, connect to its IP address with a network cable."
+    pruned = prune(f"{invented} VM names are DNS labels.", PAGE, support=True)
+    assert pruned.text == "VM names are DNS labels."
+    assert [p.sentence for p in pruned.dropped] == [invented]
+    # Without ``support`` (a tool's answer) the sentence holds no unsourced claim, so it stands; and a short
+    # sentence adding few words ("Yes, it does.") is not judged.
+    assert prune(invented, PAGE).text == invented
+    assert prune("Yes, on the third floor.", PAGE, support=True).dropped == []
 
 
 def test_the_fact_that_answers_is_the_one_asked_for() -> None:
@@ -126,6 +152,22 @@ def test_the_fact_that_answers_is_the_one_asked_for() -> None:
     assert quote is not None and "11:00" in quote and "[backup-policy § Schedule]" in quote
     assert answers_asked("The verify job runs at 11:00.", question, passages) is None
     assert facts("At 11 am, 14 snapshots of rke2-01") == {"11:00", "14", "rke2-01"}
+
+
+def test_the_answering_sentence_is_found_by_its_heading_its_page_s_rank_and_a_role_for_who() -> None:
+    subnets = [
+        {"citation": "[networks § Data network]", "section": "Data network", "text": "Subnet 10.25.60.0/24."},
+        {"citation": "[networks § Management network]", "section": "Management network",
+         "text": "Subnet 10.16.207.0/24."},
+    ]  # fmt: skip
+    assert "10.16.207.0" in best_sentences("What is the subnet of the management network?", subnets, k=1)[0].sentence
+    writes = [
+        {"citation": "[databases § Access]",
+         "text": "Write access is given per project by the platform administrator."},
+        {"citation": "[queries § Limits]", "text": "Export a result table to CSV with `out_csv`."},
+    ]  # fmt: skip
+    top = best_sentences("need to write a result table into postgres, who sorts that out?", writes, k=1)[0]
+    assert "administrator" in top.sentence
 
 
 def test_the_model_is_shown_the_sentences_that_answer_in_document_order() -> None:
@@ -235,6 +277,13 @@ def test_a_docs_answer_with_nothing_sourced_is_replaced_by_the_documentation_s_w
     result = agent.ask("When are backups verified?", caller=R1)
     assert "03:30" not in result.answer.replace("“03:30”", "") and "11:00" in result.answer
     assert "Sources:" in result.answer
+
+
+def test_a_question_no_page_answers_gets_no_quote_of_an_unrelated_page(make_agent: Any) -> None:
+    agent = make_agent(replies=["Use the HP printer by the door, IP 10.1.2.3 [printers.md § Floor 3]."])
+    result = agent.ask("which printer should i use on the 3rd floor?", caller=R1)
+    assert "could not find" in result.answer and "The documentation says" not in result.answer
+    assert "10.1.2.3" not in result.answer.replace("“10.1.2.3”", "")
 
 
 def test_an_empty_documentation_index_is_named_in_the_answer(make_agent: Any, tmp_path: Any) -> None:
