@@ -64,9 +64,10 @@ _DOCS = re.compile(
 )
 # A question for the live state of things: a list, a count, a state.
 _ASKS_STATE = re.compile(
-    r"^\W*(?:which|what|list|show|any|anything|how many|are there|is there|count|give me|get|find|tell me|is|are"
-    r"|has|have|did|does|was|were)\b"
-    r"|\b(?:right now|currently|at the moment|now|today|running|stopped|down|offline|online|failed|failing|broken"
+    r"^\W*(?:which|what|whats|wat|wht|list|show|any|anything|how many|are there|is there|count|give me|get|find"
+    r"|tell me|is|are|has|have|did|does|was|were)\b"
+    r"|\b(?:are there|is there|do we have|do i have|right now|currently|at the moment|now|today|running|stopped|down"
+    r"|offline|online|failed|failing|broken"
     r"|healthy|working|status|free|full|left|pending|queued)\b",
     re.I,
 )

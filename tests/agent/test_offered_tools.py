@@ -99,3 +99,13 @@ def test_a_read_by_id_is_not_offered_when_nothing_in_a_new_thread_stands_for_an_
     assert "ray.status" not in _shown(make_agent, "any of my ray jobs still going?")
     assert "ray.list" in _shown(make_agent, "any of my ray jobs still going?")
     assert "ray.status" in _shown(make_agent, "what is the status of ray job labops_1a2b3c?")
+
+
+def test_a_question_about_a_job_is_not_offered_a_submission(make_agent: Any) -> None:
+    # "job" alone asks for nothing: every question about one holds it.
+    shown = _shown(make_agent, "my ray job has been sitting in PENDING forever, what's going on?")
+    assert "ray.submit" not in shown and "ray.list" in shown, shown
+
+
+def test_whether_a_named_vm_could_be_restored_is_a_question_for_its_backups(make_agent: Any) -> None:
+    assert "backup.status" in _shown(make_agent, "if scratch-sandbox died today could we restore it?")

@@ -57,7 +57,7 @@ def backup_status(ctx: ToolContext, args: StatusArgs) -> ToolResult:
 
     Last backup time and age against the RPO, size, verification of the newest snapshot (ok, failed,
     pending = waiting for the verify job), the latest verification result, the last good snapshot and its
-    size, and the backup jobs that cover the VM.
+    size (what a restore would bring back), and the backup jobs that cover the VM.
     """
     picture = collect_vm_backups(ctx, ctx.settings)
     vms = picture.vms
@@ -264,10 +264,14 @@ TOOLS: list[Tool[Any]] = [
         risk="read",
         resources=_vm_resource,
         summary=lambda a: f"backup status of VM {a.vmid}" if a.vmid else "backup status of every VM",
-        words=("last backup", "backed up", "last backed"),
+        words=("last backup", "backed up", "last backed", "restore", "recover"),
         aliases={"vmid": ("vm_id", "id", "vm", "vm_number")},
         named_by={"vmid": NameLookup(tool="vm.list", value="vmid", name="name")},
-        examples=("Is VM 132 backed up properly?", f"When was {EXAMPLE_NAME} last backed up?"),
+        examples=(
+            "Is VM 132 backed up properly?",
+            f"When was {EXAMPLE_NAME} last backed up?",
+            f"If {EXAMPLE_NAME} broke, could we restore it?",
+        ),
     ),
     Tool(
         name="backup.jobs",

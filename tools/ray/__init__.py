@@ -305,7 +305,9 @@ TOOLS: list[Tool[Any]] = [
         numbers=lambda a: {"ray_jobs": 1, "cpus": int(a.num_cpus or 1), "gpus": int(a.num_gpus > 0)},
         resources=lambda ctx, a: [ResourceRef(type="Job", id=a.template, attrs={"owner": ctx.user})],
         words=("submit", "run the", "kick off"),
-        asks=("run", "submit", "start", "launch", "kick off", "execute", "schedule", "compute", "job"),
+        # Not "job": every question about a job holds it ("my ray job has been PENDING forever, what's going on?"
+        # was offered ray.submit, which the model took, and the user was asked which template to run).
+        asks=("run", "submit", "start", "launch", "kick off", "execute", "schedule", "compute"),
         aliases={"template": ("job_template", "name", "job_name")},
         prepare=prepare_submit,
         examples=("Run the parallel-sum job.", "Submit the redshift-histogram job with 20 bins."),
