@@ -336,6 +336,9 @@ class Pruned:
     dropped: list[Problem]
 
 
+_MARKER = re.compile(r"^(?:\d{1,2}[.)]|[-*+])$")
+
+
 def prune(answer: str, evidence: Evidence, *, cite: bool = False, support: bool = False) -> Pruned:
     """``answer`` without the sentences that state something the evidence does not support.
 
@@ -356,6 +359,8 @@ def prune(answer: str, evidence: Evidence, *, cite: bool = False, support: bool 
                 dropped += verdict.problems
             else:
                 good.append(sentence)
+        if good and all(_MARKER.match(g) for g in good):
+            good = []  # a list item's number ("2.") whose text was left out, or that had none
         if good or not line.strip():
             kept.append(" ".join(good))
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()

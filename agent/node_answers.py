@@ -98,11 +98,13 @@ class AnswerNodes(Nodes):
             )
             if missing:
                 body = f"{body}\n\n{missing}" if body else missing
-        if not body:
+        found = bool(body)
+        if not found:
             body = "I could not find that: nothing in the lab's documentation or tools answers it."
         if turn.get("docs_missing"):
             body += f"\n\n{turn['docs_missing']}"
-        footer = sources_line(turn, body)
+        # The pages searched are no source of "I could not find that".
+        footer = sources_line(turn, body) if found else ""
         return f"{body}\n\n{footer}" if footer else body
 
     def bounded(self, state: AgentState) -> dict[str, Any]:

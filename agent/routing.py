@@ -58,6 +58,8 @@ _DOCS = re.compile(
     r"|may i|may a|can i|can a|can my|can our|should i|supposed to|what is our|what's our|what are our|how often"
     r"|rules? (?:for|about|on)|naming|conventions?"
     r"|how long (?:is|are|do|does|may|can)|when (?:is|are|do|does)|objective|rpo|rto|quota|quotas|limit for"
+    # What a thing is for: its purpose is written down, not read from its state ("proj-pg02 - what's it for?").
+    r"|used for|purpose|what(?:'s|s| is| are| was)\b[^?.!]{0,60}\bfor(?=\W*$)"
     # "according to the documentation" in the languages lab members write.
     r"|dokumentation|documentaci[oó]n|laut (?:doku|wiki)|selon la doc)\b",
     re.I,

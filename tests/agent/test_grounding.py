@@ -136,6 +136,9 @@ def test_a_documentation_answer_must_be_about_what_its_passages_say() -> None:
     # sentence adding few words ("Yes, it does.") is not judged.
     assert prune(invented, PAGE).text == invented
     assert prune("Yes, on the third floor.", PAGE, support=True).dropped == []
+    # A numbered step whose text was left out leaves no bare number behind.
+    steps = f"1. VM names are DNS labels.\n2. **Cabling**: {invented}\n3."
+    assert prune(steps, PAGE, support=True).text == "1. VM names are DNS labels."
 
 
 def test_the_fact_that_answers_is_the_one_asked_for() -> None:
@@ -283,6 +286,7 @@ def test_a_question_no_page_answers_gets_no_quote_of_an_unrelated_page(make_agen
     agent = make_agent(replies=["Use the HP printer by the door, IP 10.1.2.3 [printers.md § Floor 3]."])
     result = agent.ask("which printer should i use on the 3rd floor?", caller=R1)
     assert "could not find" in result.answer and "The documentation says" not in result.answer
+    assert "Sources:" not in result.answer, "the pages searched are no source of a not-found"
     assert "10.1.2.3" not in result.answer.replace("“10.1.2.3”", "")
 
 
