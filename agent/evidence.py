@@ -269,8 +269,11 @@ def answers_asked(
         return None
     # Only the sentences about as good as the best: the third-best line of a page is usually its other facts.
     best = [r for r in ranked if r.score >= 0.75 * ranked[0].score]
-    # A name the question itself gives ("the heartbeat template") is not what the answer must add.
-    wanted = {f for f in set().union(*(facts(r.sentence) for r in best)) if f not in question.lower()}
+    # A name the question itself gives ("the heartbeat template") is not what the answer must add. When the best
+    # sentence states no fact, the question is answered by its words: a lesser sentence's fact is not the answer
+    # ("who can sort out write access?" drew "Export a result with `out_csv`" over "... the platform administrator").
+    own = {f for f in facts(best[0].sentence) if f not in question.lower()}
+    wanted = {f for f in set().union(*(facts(r.sentence) for r in best)) if f not in question.lower()} if own else set()
     if wanted:
         if facts(answer) & wanted:
             return None

@@ -55,8 +55,10 @@ class AnswerNodes(Nodes):
         if not isinstance(last, AIMessage) or last.tool_calls:
             return {"turn": turn}
         evidence = turn_evidence(state)
-        # A documentation answer is also held to what its passages are about (grounding.SUPPORT_SHARE).
-        pruned = prune(readable(str(last.content), evidence), evidence, cite=bool(turn["log"]), support=not turn["log"])
+        # A documentation answer is also held to what its passages are about (grounding.SUPPORT_SHARE): by its
+        # words, so not when it may be written in the user's language and the pages in English.
+        support = not turn["log"] and not turn.get("language")
+        pruned = prune(readable(str(last.content), evidence), evidence, cite=bool(turn["log"]), support=support)
         question = str(turn.get("asked") or turn["text"])
         user = str(state.get("user", ""))
         if turn["log"]:

@@ -169,8 +169,11 @@ def test_the_answering_sentence_is_found_by_its_heading_its_page_s_rank_and_a_ro
          "text": "Write access is given per project by the platform administrator."},
         {"citation": "[queries § Limits]", "text": "Export a result table to CSV with `out_csv`."},
     ]  # fmt: skip
-    top = best_sentences("need to write a result table into postgres, who sorts that out?", writes, k=1)[0]
-    assert "administrator" in top.sentence
+    question = "need to write a result table into postgres, who sorts that out?"
+    assert "administrator" in best_sentences(question, writes, k=1)[0].sentence
+    # The best sentence states no fact: the quote is that sentence, not a lesser one's `out_csv`.
+    quote = answers_asked("The agent can sort the table out.", question, writes)
+    assert quote is not None and "platform administrator" in quote
 
 
 def test_the_model_is_shown_the_sentences_that_answer_in_document_order() -> None:
