@@ -176,8 +176,9 @@ def best_sentences(
     heading holds, its passage's rank in ``passages`` (best first), and a bonus for holding the kind of fact the
     question asks for (a time for "when", a number for "how many", a role for "who").
     """
+    headings = [frozenset(content_terms(str(p.get("section", "")))) for p in passages]
     pool = [
-        (sentence, str(p.get("citation", "")), rank, str(p.get("section", "")))
+        (sentence, str(p.get("citation", "")), rank, headings[rank])
         for rank, p in enumerate(passages)
         for sentence in _sentences_of(p)
     ]
@@ -193,11 +194,11 @@ def best_sentences(
         vectors = np.asarray(embed([question, *(s for s, *_ in pool)]))
         similarity = [float(x) for x in vectors[1:] @ vectors[0]]
     ranked = []
-    for (sentence, citation, rank, section), terms, sim in zip(pool, docs, similarity, strict=True):
+    for (sentence, citation, rank, heading_terms), terms, sim in zip(pool, docs, similarity, strict=True):
         overlap = asked & terms
         lexical = sum(math.log(1 + n / freq[t]) for t in overlap) / math.sqrt(1 + 0.05 * len(terms))
         score = lexical / max(1.0, math.log(1 + n) * len(asked)) + 2.0 * sim
-        heading = (asked & set(content_terms(section))) - overlap
+        heading = (asked & heading_terms) - overlap
         score += HEADING_WEIGHT * len(heading) / max(1, len(asked))
         score += RANK_WEIGHT / (1 + rank)
         if (overlap or sim > 0.3) and wants is not None and wants.search(sentence):

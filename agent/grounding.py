@@ -122,6 +122,7 @@ class Evidence:
     # The documents the passages are from ("backup-policy.md"); None when the caller did not say.
     sources: frozenset[str] | None = None
     _vocabulary: frozenset[str] | None = None
+    _said: frozenset[str] | None = None
 
     @classmethod
     def build(
@@ -198,6 +199,12 @@ class Evidence:
             self._vocabulary = frozenset(content_terms("\n".join(self.texts)))
         return self._vocabulary
 
+    def said(self) -> frozenset[str]:
+        """The content words of the user's messages."""
+        if self._said is None:
+            self._said = frozenset(content_terms(self.user_text))
+        return self._said
+
     def entities(self) -> dict[str, list[dict[str, Any]]]:
         """Named things in the data (by name, id, node, job id), each with the rows that describe it."""
         if self._entities is not None:
@@ -260,17 +267,17 @@ def _document(name: str) -> str:
 
 # A documentation answer's sentence must be about what its passages say. Of the words it adds to the user's
 # (content words, :func:`agent.claims.content_terms`), at least SUPPORT_SHARE must occur in the evidence; a
-# sentence adding fewer than SUPPORT_MIN_WORDS is not judged (short paraphrases, "Yes."). Decided on the dev
-# report of 2026-12-05: the sentences this leaves out were instructions nothing in the passages gave ("restart
-# the LabOps service", five steps of ssh with a password) and a printer's set-up for a lab whose pages have none;
+# sentence adding fewer than SUPPORT_MIN_WORDS is not judged (short paraphrases, "Yes."). Decided on replays of
+# the dev reports of 2026-12-05 and -06: the sentences this leaves out were instructions nothing in the passages
+# gave ("restart the LabOps service", five steps of ssh with a password) and a printer's set-up for a lab whose
+# pages have none;
 # of the correct answers' sentences, the lowest share was 0.4 (a sentence of 9 words adding "from the internet").
 SUPPORT_SHARE = 0.3
 SUPPORT_MIN_WORDS = 4
 
 
 def _support_problem(sentence: str, evidence: Evidence) -> Problem | None:
-    said = set(content_terms(evidence.user_text))
-    added = set(content_terms(CITATION.sub(" ", sentence))) - said
+    added = set(content_terms(CITATION.sub(" ", sentence))) - evidence.said()
     if len(added) < SUPPORT_MIN_WORDS or len(added & evidence.vocabulary()) >= SUPPORT_SHARE * len(added):
         return None
     words = sentence.split()
