@@ -43,9 +43,9 @@ demo: $(STAMP)
 	$(BIN)/labops demo
 
 # The suite's files are spread over worker processes (pytest-xdist; a file's tests stay in one worker, so its
-# module fixtures start once): 14 min 50 s on two cores, 19 min 24 s in one process (2026-12-06). The session
-# fixtures (embedded database, Ray head, model server) start in each worker that needs them: at most four
-# workers, whatever the core count. PYTEST_WORKERS=0 runs everything in one process.
+# module fixtures start once): 13 min 48 s to 14 min 50 s on two cores, 19 min 24 s in one process (2026-12-06).
+# The session fixtures (embedded database, Ray head, model server) start in each worker that needs them: at
+# most four workers, whatever the core count. PYTEST_WORKERS=0 runs everything in one process.
 PYTEST_WORKERS ?= auto
 
 test: $(STAMP)
