@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -33,6 +35,24 @@ def pytest_configure(config: pytest.Config) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, interrupt)
+
+
+@pytest.fixture
+def well_known_ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Held by a test that starts the embedded lab through its supervisor, until the lab is down again.
+
+    The supervisor takes each part's well-known port when it is free (8006, 8265, 19530, ...). Two such tests in
+    parallel workers (``make test`` runs pytest-xdist) would both find a port free, and the later part would then
+    fail to bind it: they take turns. The lock file sits in the directory the run's workers share.
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    with open(shared / "well-known-ports.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def free_port() -> int:

@@ -27,7 +27,7 @@ def _descendant_free(pids: set[int]) -> bool:
 
 
 @pytest.fixture
-def lab_dir(tmp_path: Path) -> Iterator[Path]:
+def lab_dir(tmp_path: Path, well_known_ports: None) -> Iterator[Path]:
     lab = tmp_path / "lab"
     yield lab
     # Whatever the test did, leave no processes behind (a no-op when the test already stopped the lab).

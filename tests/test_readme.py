@@ -27,6 +27,7 @@ def _commands() -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("well_known_ports")
 def test_the_readme_walk_through_runs_as_written(tmp_path: Path) -> None:
     labops = ROOT / ".venv" / "bin" / "labops"
     if not labops.exists():
