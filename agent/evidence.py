@@ -273,8 +273,9 @@ def answers_asked(
     # A name the question itself gives ("the heartbeat template") is not what the answer must add. When the best
     # sentence states no fact, the question is answered by its words: a lesser sentence's fact is not the answer
     # ("who can sort out write access?" drew "Export a result with `out_csv`" over "... the platform administrator").
-    own = {f for f in facts(best[0].sentence) if f not in question.lower()}
-    wanted = {f for f in set().union(*(facts(r.sentence) for r in best)) if f not in question.lower()} if own else set()
+    asked = question.lower()
+    own = {f for f in facts(best[0].sentence) if f not in asked}
+    wanted = own.union(*({f for f in facts(r.sentence) if f not in asked} for r in best[1:])) if own else set()
     if wanted:
         if facts(answer) & wanted:
             return None

@@ -270,8 +270,8 @@ def _document(name: str) -> str:
 # sentence adding fewer than SUPPORT_MIN_WORDS is not judged (short paraphrases, "Yes."). Decided on replays of
 # the dev reports of 2026-12-05 and -06: the sentences this leaves out were instructions nothing in the passages
 # gave ("restart the LabOps service", five steps of ssh with a password) and a printer's set-up for a lab whose
-# pages have none;
-# of the correct answers' sentences, the lowest share was 0.4 (a sentence of 9 words adding "from the internet").
+# pages have none; of the correct answers' sentences, the lowest share was 0.4 (a sentence of 9 words adding
+# "from the internet").
 SUPPORT_SHARE = 0.3
 SUPPORT_MIN_WORDS = 4
 
