@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     parser.add_argument("--keep-alive", type=float, default=300.0, help="seconds reported by /api/ps")
     parser.add_argument("--cache-mb", type=int, default=1536, help="RAM for saved prompt prefixes (0: off)")
+    parser.add_argument(
+        "--draft-tokens", type=int, default=8, help="tokens drafted from the context per verifying batch (0: off)"
+    )
     opts = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     path = opts.model_path or models_dir() / asset.file
@@ -36,7 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     from simlab.ollama.app import OllamaServer, create_app
     from simlab.ollama.engine import ChatEngine
 
-    engine = ChatEngine(path, n_ctx=opts.num_ctx, n_threads=opts.threads or os.cpu_count(), cache_mb=opts.cache_mb)
+    if opts.draft_tokens < 0:
+        parser.error(f"--draft-tokens {opts.draft_tokens}: give 0 (off) or a positive number")
+    engine = ChatEngine(
+        path,
+        n_ctx=opts.num_ctx,
+        n_threads=opts.threads or os.cpu_count(),
+        cache_mb=opts.cache_mb,
+        draft_tokens=opts.draft_tokens,
+    )
     logging.getLogger("simlab.ollama").info("model %s loaded in %.1f s", asset.name, engine.load_duration / 1e9)
     app = create_app(OllamaServer(engine, asset, keep_alive_s=opts.keep_alive))
     uvicorn.run(app, host=opts.host, port=opts.port, log_level="warning")
