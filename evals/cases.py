@@ -13,8 +13,9 @@ A file holds one category and its cases::
           tools: [{name: vm.list, args: {owner: researcher1}}]
           answer: ["void-analysis"]
 
-Files live in two splits: ``scenarios/dev`` (the cases the agent is tuned on) and ``scenarios/test`` (held out:
-written before a round of tuning, run and reported every time, never read while tuning). A case's split is
+Files live in splits: ``scenarios/dev`` (the cases the agent is tuned on), ``scenarios/test`` (held out:
+written before a round of tuning, run and reported every time, never read while tuning) and
+``scenarios/test2`` (a second held-out batch, written the same way once the first had been seen). A case's split is
 the folder its file is in; files elsewhere (``--scenarios``) are ``dev``.
 
 A turn is the case user's message, or ``{say: TEXT, as: USER}`` (another user's message in their own
@@ -38,8 +39,9 @@ __all__ = ["SPLITS", "Case", "Expect", "StateCheck", "ToolExpectation", "Turn", 
 Tier = Literal["easy", "medium", "hard"]
 Channel = Literal["chat", "cli", "slack", "api", "openwebui"]
 Outcome = Literal["allowed", "approval_requested", "denied", "none"]
-Split = Literal["dev", "test"]
-SPLITS: tuple[Split, ...] = ("dev", "test")
+# test2: a second held-out batch, written on 2026-12-06 after the first one had been seen (its README).
+Split = Literal["dev", "test", "test2"]
+SPLITS: tuple[Split, ...] = ("dev", "test", "test2")
 SCENARIOS = Path(__file__).parent / "scenarios"
 
 

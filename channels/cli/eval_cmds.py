@@ -39,10 +39,11 @@ __all__ = ["eval_command"]
 @click.option("--case", "case_ids", multiple=True, help="Only this case (repeatable).")
 @click.option(
     "--split",
-    type=click.Choice(["all", "dev", "test"]),
+    type=click.Choice(["all", "dev", "test", "test2"]),
     default="all",
     show_default=True,
-    help="dev: the cases tuned on; test: the held-out cases (never read while tuning); all: both, reported apart.",
+    help="dev: the cases tuned on; test, test2: held-out batches (never read while tuning); all: every split, "
+    "reported apart.",
 )
 @click.option(
     "--scenarios",

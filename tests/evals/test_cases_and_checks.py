@@ -45,6 +45,15 @@ def test_the_held_out_split_is_big_enough_and_kept_apart() -> None:
     assert not any(c.suites for c in test), "no held-out case may sit in a suite someone tunes on (smoke)"
 
 
+def test_the_second_held_out_batch_is_apart_from_the_rest() -> None:
+    dev, test, test2 = (load_cases(split=s) for s in ("dev", "test", "test2"))  # type: ignore[arg-type]
+    assert len(test2) >= 60
+    assert not {c.id for c in test2} & ({c.id for c in dev} | {c.id for c in test})
+    assert all(c.source.startswith("test2/") for c in test2)
+    assert not any(c.suites for c in test2)
+    assert len(load_cases()) == len(dev) + len(test) + len(test2)
+
+
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
