@@ -94,7 +94,10 @@ class Problem:
 
 
 # --- sentences ------------------------------------------------------------------------------------------------
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(\[*_`-])|\n+")
+# A closing quote or bracket after the full stop stays with its sentence (a quoted sentence keeps its quotes).
+_SENTENCE_END = re.compile(
+    r"(?:(?<=[.!?])|(?<=[.!?][\"')\]])|(?<=[.!?][\"')\]]{2}))\s+(?=[A-Z0-9\"'(\[*_`-])|\n+"
+)
 
 
 def sentences(text: str) -> list[str]:

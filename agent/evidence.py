@@ -147,10 +147,40 @@ def _blocks(text: str) -> list[str]:
     return [b for b in blocks if b]
 
 
+def _cells(row: str) -> list[str]:
+    return [c.strip() for c in row.strip().strip("|").split("|")]
+
+
+def _with_headers(blocks: list[str]) -> list[str]:
+    """Table rows read with their column names ("role: researcher; VMs: 3; ..."); other blocks as they are.
+
+    A bare row ("researcher | 3 | 16 | 64 GiB") says nothing on its own: quoted as an answer, or shown to the
+    model among other sentences, it needs the header line above the table's separator.
+    """
+    out: list[str] = []
+    header: list[str] = []
+    for i, block in enumerate(blocks):
+        if not block.startswith("|"):
+            header = []
+            out.append(block)
+            continue
+        if set(block) <= set("|-: "):
+            continue  # the separator under the header
+        if i + 1 < len(blocks) and set(blocks[i + 1]) <= set("|-: ") and blocks[i + 1].startswith("|"):
+            header = _cells(block)
+            continue
+        cells = _cells(block)
+        if header and len(header) == len(cells):
+            out.append("; ".join(f"{h}: {c}" if h else c for h, c in zip(header, cells, strict=True) if c))
+        else:
+            out.append(block)
+    return out
+
+
 def _sentences_of(passage: dict[str, Any]) -> list[str]:
     """A passage's sentences (list items and table rows count as sentences), in document order."""
     found = []
-    for block in _blocks(str(passage.get("text", ""))):
+    for block in _with_headers(_blocks(str(passage.get("text", "")))):
         plain = re.sub(r"\*\*|__", "", block).strip().lstrip("-*+|# ").strip()
         found += [s for s in sentences(plain) if len(s) >= 12 and not set(s) <= set("|-: ")]
     return found

@@ -92,6 +92,9 @@ class AnswerNodes(Nodes):
         passages = list(turn.get("passages", []))
         embedder = self.deps.selector.embedder
         embed = embedder.embed if embedder is not None else None
+        if turn.get("quoted") == []:
+            # The model, shown the documentation's best sentences, picked none: no quote of a lesser one either.
+            body, passages = "", []
         if passages:
             missing = (
                 answers_asked(body, question, passages, embed=embed)

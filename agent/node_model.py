@@ -2,9 +2,10 @@
 
 - ``retrieve``: documentation passages when the question is about how the lab works (or no tool fits),
   and the few tools to offer (tool retrieval); a short follow-up is read together with the message before.
-- ``model``: one call in one of three modes (docs: answer from passages, no tools; pick: one JSON call or
-  answer, constrained; free); tool calls are parsed from any shape and queued. After tool results the
-  answer is held back for :func:`agent.answers.read_answer` to check and ground.
+- ``model``: one call in one of four modes (quote: pick the documentation's sentences that answer, constrained;
+  docs: write the answer from passages, no tools; pick: one JSON call or answer, constrained; free); tool calls
+  are parsed from any shape and queued. After tool results the answer is held back for
+  :func:`agent.answers.read_answer` to check and ground.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from agent.evidence import focused
 from agent.intent import asked_for, asks_in_words
 from agent.language import foreign_language, to_english
 from agent.prompts import SYSTEM_PROMPT, format_passages, tool_definition
+from agent.quotes import Quotable, quotable
 from agent.referents import resolve as resolve_referent
 from agent.routing import Candidates
 from agent.state import AgentState, Turn
-from agent.steering import UNSURE, constraint, mentions_docs
-from agent.toolcalls import extract_calls, model_name
+from agent.steering import UNSURE, constrains, constraint, mentions_docs, schema_options
+from agent.toolcalls import ProposedCall, extract_calls, model_name
 from core.errors import BackendUnavailable, LabOpsError
 from tools.base import Tool
 
@@ -218,8 +220,24 @@ class ModelNodes(Nodes):
             passage = f"{top.source} § {top.section or top.title}: {' '.join(top.text.split())[:240]}"
         return Candidates(tool=tool, passage=passage)
 
-    def prompt(self, state: AgentState) -> list[BaseMessage]:
-        """The messages for the model: system prompt, recent history, passages and the question."""
+    def _asker(self, state: AgentState) -> str:
+        user = state.get("user", "anonymous")
+        assert self.deps.guard.engine is not None
+        roles = ", ".join(self.deps.guard.engine.user(user).roles) or "unknown user"
+        return f"{user} ({roles})"
+
+    def _quotable(self, turn: Turn) -> Quotable | None:
+        embedder = self.deps.selector.embedder
+        about = str(turn.get("asked") or turn["text"])
+        return quotable(about, list(turn["passages"]), embed=embedder.embed if embedder is not None else None)
+
+    def prompt(self, state: AgentState, offer: Quotable | None = None) -> list[BaseMessage]:
+        """The messages for the model: system prompt, recent history, passages and the question.
+
+        With ``offer`` (quote mode): the numbered sentences and the question, nothing else.
+        """
+        if offer is not None:
+            return offer.messages(self._asker(state))
         turn = state["turn"]
         messages = list(state.get("messages", []))
         start = int(turn["start"])
@@ -234,20 +252,23 @@ class ModelNodes(Nodes):
             passages = focused(about, passages, embed=embedder.embed if embedder is not None else None)
         block = format_passages(passages)
         first, *rest = current
-        user = state.get("user", "anonymous")
-        assert self.deps.guard.engine is not None
-        roles = ", ".join(self.deps.guard.engine.user(user).roles) or "unknown user"
         # The message as the agent read it: translated to English, with what a follow-up's "it" stands for.
         said = str(turn.get("asked") or first.content)
-        asked = f"I am {user} ({roles}). {said}"
+        asked = f"I am {self._asker(state)}. {said}"
         question = HumanMessage(content=f"{block}\n\n{asked}" if block else asked)
         return [SystemMessage(content=SYSTEM_PROMPT), *history, question, *rest]
 
     def mode_of(self, turn: Turn) -> str:
-        """docs: answer from the passages, no tools; pick: choose one tool (or answer), constrained; free."""
+        """The call's mode: quote or docs (from the passages), pick (one tool or an answer, constrained) or free.
+
+        quote: the model picks the sentences that answer; docs: it writes the answer; neither offers tools.
+        """
         first = int(turn["model_calls"]) == 0
         if first and turn.get("asks_docs"):
-            return "docs"
+            # Quoting needs a reply kept to a schema; the scripted test model (and any server that does not
+            # constrain) writes the answer instead.
+            quote = self.bounds.docs_answers == "quote" and constrains(self.settings)
+            return "quote" if quote else "docs"
         tool_results = any(e.get("status") for e in turn["log"])
         if self.bounds.constrained_calls and not tool_results and not turn.get("repairs"):
             return "pick"
@@ -261,7 +282,11 @@ class ModelNodes(Nodes):
         turn["stop"] = "model_unavailable"
         return {"messages": [AIMessage(content=text)], "turn": turn}
 
-    def _bound(self, mode: str, names: tuple[str, ...], must_call: str | None = None) -> Any:
+    def _bound(
+        self, mode: str, names: tuple[str, ...], must_call: str | None = None, offer: Quotable | None = None
+    ) -> Any:
+        if mode == "quote" and offer is not None:
+            return self.deps.model.bind(**schema_options(self.settings, offer.schema(), name="quote"))
         if mode == "docs":
             return self.deps.model
         if mode == "pick":
@@ -279,6 +304,9 @@ class ModelNodes(Nodes):
         turn = state["turn"].copy()
         names = tuple(turn["tools"])
         mode = self.mode_of(turn)
+        offer = self._quotable(turn) if mode == "quote" else None
+        if mode == "quote" and offer is None:
+            mode = "docs"  # no sentence to offer (passages of a table's separators only): the model writes
         turn["modes"] = [*turn.get("modes", []), mode]
         started = time.monotonic()
         acc: AIMessageChunk | None = None
@@ -287,7 +315,7 @@ class ModelNodes(Nodes):
         retried = False
         while True:
             try:
-                for chunk in self._bound(mode, names, turn.get("must_call")).stream(self.prompt(state)):
+                for chunk in self._bound(mode, names, turn.get("must_call"), offer).stream(self.prompt(state, offer)):
                     acc = chunk if acc is None else acc + chunk
                 break
             except LabOpsError:
@@ -314,10 +342,18 @@ class ModelNodes(Nodes):
         turn["model_calls"] = int(turn["model_calls"]) + 1
         if self.deps.on_model_call is not None:
             self.deps.on_model_call(duration, usage)
-        calls, text = extract_calls(message, set(names) | {t.name for t in self.deps.tools})
+        calls: list[ProposedCall] = []
+        if offer is not None:
+            chosen = offer.chosen(str(message.content))
+            if chosen is None:
+                log.warning("the model's sentence choice was no JSON list of numbers: %.200s", message.content)
+            turn["quoted"] = [r.citation for r in chosen or []]
+            text = offer.answer(chosen or [])
+        else:
+            calls, text = extract_calls(message, set(names) | {t.name for t in self.deps.tools})
         if not calls and not text.strip():
             text = fallback_answer(state)
-        if mode == "docs" and not calls and UNSURE.search(text) and turn["tools"]:
+        if mode in ("docs", "quote") and not calls and UNSURE.search(text) and turn["tools"]:
             # The passages did not answer it: try the tools once before saying so.
             turn["asks_docs"] = False
             turn["docs_answer"] = text

@@ -36,8 +36,9 @@ class Turn(TypedDict, total=False):
     docs_missing: str  # why no page could be searched (an empty index, a search that failed)
     must_call: str  # the message holds text only this tool takes: the first model call must call it
     # model
-    modes: list[str]  # the binding used for each model call (docs, pick, free)
+    modes: list[str]  # the binding used for each model call (quote, docs, pick, free)
     docs_answer: str  # the model's answer from the passages
+    quoted: list[str]  # quote mode: the citations of the sentences the model picked (empty: none answers)
     model_calls: int
     tokens: int
     tokens_in: int

@@ -199,6 +199,13 @@ class AgentSettings(_Section):
         "constrained choice still allows only the tools offered for the message. Needs constrained_calls and "
         "a provider that constrains (ollama, openai).",
     )
+    docs_answers: Literal["quote", "write"] = Field(
+        "quote",
+        description="How a documentation answer is made: 'quote' numbers the passages' sentences that best match "
+        "the question, the model replies with the numbers of those that answer it (a short reply constrained to a "
+        "JSON schema), and the answer quotes them with their sources; 'write' has the model write the answer "
+        "from the passages. Quoting needs a provider that constrains (ollama, openai); otherwise the model writes.",
+    )
     focus_passages: bool = Field(
         True,
         description="Show the model only the retrieved passages' sentences that best match the question (fewer "
