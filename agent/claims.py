@@ -95,9 +95,7 @@ class Problem:
 
 # --- sentences ------------------------------------------------------------------------------------------------
 # A closing quote or bracket after the full stop stays with its sentence (a quoted sentence keeps its quotes).
-_SENTENCE_END = re.compile(
-    r"(?:(?<=[.!?])|(?<=[.!?][\"')\]])|(?<=[.!?][\"')\]]{2}))\s+(?=[A-Z0-9\"'(\[*_`-])|\n+"
-)
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]])|(?<=[.!?][\"')\]]{2}))\s+(?=[A-Z0-9\"'(\[*_`-])|\n+")
 
 
 def sentences(text: str) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from agent.evidence import best_sentences
-from agent.quotes import MOST, NOT_FOUND, QUOTE_PROMPT, quotable
+from agent.quotes import MOST, NONE_LINE, NOT_FOUND, QUOTE_PROMPT, quotable
 from agent.steering import UNSURE
 from core.config import load_settings
 from policies.guard import Caller
@@ -48,9 +48,10 @@ def test_the_model_is_shown_numbered_sentences_and_may_pick_only_those() -> None
     assert isinstance(human, HumanMessage)
     lines = re.findall(r"^(\d+)\. (\[[^\]]+\]) (.*)$", str(human.content), re.M)
     assert [int(n) for n, *_ in lines] == list(range(1, len(offer.ranked) + 1))
+    assert str(human.content).splitlines()[len(lines) + 1] == f"0. {NONE_LINE}"
     assert "Question from researcher1 (researcher): when are new snapshots verified?" in str(human.content)
     items = offer.schema()["properties"]["sentences"]
-    assert items["items"]["enum"] == list(range(1, len(offer.ranked) + 1)) and items["maxItems"] == MOST
+    assert items["items"]["enum"] == list(range(len(offer.ranked) + 1)) and items["maxItems"] == MOST
 
 
 def test_the_reply_is_read_strictly() -> None:
@@ -60,7 +61,10 @@ def test_the_reply_is_read_strictly() -> None:
     assert offer.chosen('{"sentences": [2, 2, 1]}') == [offer.ranked[1], offer.ranked[0]]
     assert offer.chosen('```json\n{"sentences": [1]}\n```') == [offer.ranked[0]]
     # Out of range, booleans and strings are no sentence numbers; a reply in prose is no choice at all.
-    assert offer.chosen(json.dumps({"sentences": [0, n + 1, True, "1"]})) == []
+    assert offer.chosen(json.dumps({"sentences": [n + 1, True, "1"]})) == []
+    # 0 first is "none of these answers it"; a 0 after a sentence number is only not a sentence.
+    assert offer.chosen('{"sentences": [0, 1]}') == []
+    assert offer.chosen('{"sentences": [1, 0]}') == [offer.ranked[0]]
     assert offer.chosen("The verify job runs at 11:00.") is None
     assert offer.chosen('{"answer": "11:00"}') is None
 
@@ -85,7 +89,7 @@ def _sentence_picker(fact: str, calls: list[str]) -> Any:
             calls.append(str(messages[-1].content))
             picked = [int(n) for n, line in re.findall(r"^(\d+)\. (.*)$", str(messages[-1].content), re.M)
                       if fact in line]  # fmt: skip
-            return json.dumps({"sentences": picked[:1]})
+            return json.dumps({"sentences": picked[:1] or [0]})
         return "ok"  # the router's own helper calls: no JSON, so its rules decide
 
     return responder
