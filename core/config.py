@@ -199,12 +199,14 @@ class AgentSettings(_Section):
         "constrained choice still allows only the tools offered for the message. Needs constrained_calls and "
         "a provider that constrains (ollama, openai).",
     )
-    docs_answers: Literal["quote", "write"] = Field(
-        "quote",
-        description="How a documentation answer is made: 'quote' numbers the passages' sentences that best match "
-        "the question, the model replies with the numbers of those that answer it (a short reply constrained to a "
-        "JSON schema), and the answer quotes them with their sources; 'write' has the model write the answer "
-        "from the passages. Quoting needs a provider that constrains (ollama, openai); otherwise the model writes.",
+    docs_answers: Literal["write", "quote"] = Field(
+        "write",
+        description="How a documentation answer is made: 'write' has the model write the answer from the passages "
+        "(checked against them, the answering sentence quoted when it is missing); 'quote' numbers the passages' "
+        "sentences that best match the question, the model replies with the numbers of those that answer it (a "
+        "short reply constrained to a JSON schema) and the answer quotes them with their sources. Quoting needs a "
+        "provider that constrains (ollama, openai). With the embedded 1.5B model 'write' passed more dev "
+        "questions (docs/agent.md).",
     )
     focus_passages: bool = Field(
         True,

@@ -7,9 +7,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from agent.evidence import best_sentences
+from agent.node_model import ModelNodes
 from agent.quotes import MOST, NONE_LINE, NOT_FOUND, QUOTE_PROMPT, quotable
 from agent.steering import UNSURE
 from core.config import load_settings
@@ -97,7 +99,9 @@ def _sentence_picker(fact: str, calls: list[str]) -> Any:
 
 def _agent(make_agent: Any, lab: Path, docs_index: Path, responder: Any) -> Any:
     # provider ollama with a scripted model handed in: the agent constrains and quotes as with the real server.
-    settings = load_settings(None, lab_dir=lab, llm={"provider": "ollama"}, milvus={"uri": str(docs_index)})
+    settings = load_settings(
+        None, lab_dir=lab, llm={"provider": "ollama"}, milvus={"uri": str(docs_index)}, agent={"docs_answers": "quote"}
+    )
     return make_agent(responder=responder, settings=settings)
 
 
@@ -119,3 +123,18 @@ def test_no_sentence_picked_is_no_answer(make_agent: Any, lab: Path, docs_index:
     result = agent.ask("Which printer should I use on the third floor of the institute?", caller=CALLER)
     assert "The documentation says" not in result.answer
     assert "could not find" in result.answer.lower() or "don't know" in result.answer.lower()
+
+
+@pytest.mark.parametrize(
+    ("provider", "answers", "mode"),
+    [("ollama", None, "docs"), ("ollama", "quote", "quote"), ("scripted", "quote", "docs")],
+)
+def test_quoting_is_chosen_by_setting_and_needs_a_constraining_provider(
+    make_agent: Any, lab: Path, docs_index: Path, provider: str, answers: str | None, mode: str
+) -> None:
+    agent_settings = {"docs_answers": answers} if answers else {}
+    settings = load_settings(
+        None, lab_dir=lab, llm={"provider": provider}, milvus={"uri": str(docs_index)}, agent=agent_settings
+    )
+    nodes = ModelNodes(deps=make_agent(responder=lambda m, t: "ok", settings=settings).deps)
+    assert nodes.mode_of({"model_calls": 0, "asks_docs": True, "log": []}) == mode
