@@ -105,7 +105,7 @@ class Routed:
     """A route and why it was taken (kept in the turn for people and the eval's transcripts).
 
     ``families`` are the tool families a question is about (their tools are offered first); for things the
-    message names, ``takes`` are the fields that identify them (``vmid``: tools taking one are offered first)
+    message names, ``takes`` are the arguments that identify them (``vmid``: tools taking one are offered first)
     and ``lists`` the tools that list them; ``tool`` the one tool whose input the message holds (its first
     model call must call it).
     """
@@ -139,38 +139,42 @@ class LabNames:
     guard: Guard
     tools: list[Tool[Any]]
     ttl_s: float = 120.0
-    _where: dict[str, tuple[str, str]] = field(default_factory=dict)  # name: (listing tool, the field it stands for)
+    _where: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)  # name: (listing tool, arguments)
     _ids: dict[str, tuple[str, Any]] = field(default_factory=dict)  # free-form name: (the field, its value)
     _read_at: float = -1e9
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _lookups(self) -> dict[tuple[str, str], tuple[bool, str]]:
-        """``{(listing tool, name field): (whether the name is free-form, the field it stands for)}``.
+    def _lookups(self) -> dict[tuple[str, str], tuple[bool, str, frozenset[str]]]:
+        """``{(listing tool, name field): (whether the name is free-form, the field it stands for, arguments)}``.
 
         A free-form name stands for an id in another field (a VM's name for its vmid); a node's name is its id.
+        The arguments are those of the tools that take such a thing (``vmid``; ``template`` for a job template,
+        whose listing calls it ``name``).
         """
-        out: dict[tuple[str, str], tuple[bool, str]] = {}
+        out: dict[tuple[str, str], tuple[bool, str, frozenset[str]]] = {}
         for tool in self.tools:
-            for lookup in tool.named_by.values():
+            for arg, lookup in tool.named_by.items():
                 freeform = lookup.name is not None and lookup.name != lookup.value
-                out[(lookup.tool, lookup.name or lookup.value)] = (freeform, lookup.value)
+                key = (lookup.tool, lookup.name or lookup.value)
+                args = out[key][2] if key in out else frozenset()
+                out[key] = (freeform, lookup.value, args | {arg})
         return out
 
-    def _read(self, caller: Caller) -> dict[str, tuple[str, str]]:
-        """``{name: (listing tool, the field it stands for)}`` of every thing the listings show (cached)."""
+    def _read(self, caller: Caller) -> dict[str, tuple[str, frozenset[str]]]:
+        """``{name: (listing tool, the arguments it stands for)}`` of every thing the listings show (cached)."""
         with self._lock:
             if time.monotonic() - self._read_at < self.ttl_s:
                 return self._where
-            where: dict[str, tuple[str, str]] = {}
+            where: dict[str, tuple[str, frozenset[str]]] = {}
             ids: dict[str, tuple[str, Any]] = {}
-            for (tool, name_field), (freeform, value_field) in self._lookups().items():
+            for (tool, name_field), (freeform, value_field, args) in self._lookups().items():
                 listed = self.guard.call(tool, {}, caller=caller)
                 if listed.status != "ok" or not isinstance(listed.data, list):
                     continue
                 for row in listed.data:
                     name = str(row.get(name_field, "")).strip().lower() if isinstance(row, dict) else ""
                     if len(name) >= 3:
-                        where[name] = (tool, value_field)
+                        where[name] = (tool, args)
                         if freeform:
                             ids[name] = (value_field, row.get(value_field))
             self._where, self._ids, self._read_at = where, ids, time.monotonic()
@@ -181,10 +185,10 @@ class LabNames:
         return {name: tool.split(".")[0] for name, (tool, _) in self._read(caller).items()}
 
     def where(self, names: Collection[str]) -> tuple[frozenset[str], frozenset[str]]:
-        """For names :meth:`named` found: the fields they stand for (``vmid``) and the tools that list them."""
+        """For names :meth:`named` found: the arguments they stand for (``vmid``) and the tools that list them."""
         with self._lock:
             found = [self._where[n] for n in names if n in self._where]
-        return frozenset(f for _, f in found), frozenset(t for t, _ in found)
+        return frozenset(a for _, args in found for a in args), frozenset(t for t, _ in found)
 
     def ids(self, names: Collection[str]) -> list[str]:
         """What the free-form names among ``names`` stand for, as notes: ``"void-analysis: vmid 130"``."""

@@ -109,3 +109,14 @@ def test_a_question_about_a_job_is_not_offered_a_submission(make_agent: Any) -> 
 
 def test_whether_a_named_vm_could_be_restored_is_a_question_for_its_backups(make_agent: Any) -> None:
     assert "backup.status" in _shown(make_agent, "if scratch-sandbox died today could we restore it?")
+
+
+def test_a_job_template_named_in_a_message_points_at_the_tool_that_runs_it(make_agent: Any) -> None:
+    # The templates are read from the lab (ray.templates, which ray.submit's `template` argument is named by),
+    # not from a word list: "launch" was read as creating a VM, "redshift" as the DESI tables.
+    names = make_agent(responder=lambda m, t: "ok").deps.router.names
+    assert names is not None
+    assert names.named("launch the heartbeat job on the cluster", CALLER) == {"heartbeat": "ray"}
+    assert names.where(["heartbeat"]) == (frozenset({"template"}), frozenset({"ray.templates"}))
+    assert "ray.submit" in _shown(make_agent, "launch the heartbeat job on the cluster")
+    assert "ray.submit" in _shown(make_agent, "run redshift-histogram using 2 cpus")

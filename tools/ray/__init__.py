@@ -16,7 +16,7 @@ from pydantic import Field, StringConstraints
 
 from core.endpoints import postgres_dsn
 from core.errors import InvalidArguments
-from tools.base import Check, Plan, ResourceRef, Tool, ToolArgs, ToolResult, Toolset
+from tools.base import Check, NameLookup, Plan, ResourceRef, Tool, ToolArgs, ToolResult, Toolset
 from tools.context import ToolContext
 from tools.ray.backend import RayBackend
 from tools.ray.jobs_api import JobsApi
@@ -309,6 +309,8 @@ TOOLS: list[Tool[Any]] = [
         # was offered ray.submit, which the model took, and the user was asked which template to run).
         asks=("run", "submit", "start", "launch", "kick off", "execute", "schedule", "compute"),
         aliases={"template": ("job_template", "name", "job_name")},
+        # A template named in a message ("launch the heartbeat job") points at this tool, whatever the verb.
+        named_by={"template": NameLookup(tool="ray.templates", value="name")},
         prepare=prepare_submit,
         examples=("Run the parallel-sum job.", "Submit the redshift-histogram job with 20 bins."),
     ),
