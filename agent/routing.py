@@ -141,6 +141,8 @@ class LabNames:
     ttl_s: float = 120.0
     _where: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)  # name: (listing tool, arguments)
     _ids: dict[str, tuple[str, Any]] = field(default_factory=dict)  # free-form name: (the field, its value)
+    # A name whose listing calls it by another word than the argument that takes it: "heartbeat" is a `template`.
+    _kinds: dict[str, str] = field(default_factory=dict)
     _read_at: float = -1e9
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -167,6 +169,7 @@ class LabNames:
                 return self._where
             where: dict[str, tuple[str, frozenset[str]]] = {}
             ids: dict[str, tuple[str, Any]] = {}
+            kinds: dict[str, str] = {}
             for (tool, name_field), (freeform, value_field, args) in self._lookups().items():
                 listed = self.guard.call(tool, {}, caller=caller)
                 if listed.status != "ok" or not isinstance(listed.data, list):
@@ -177,7 +180,9 @@ class LabNames:
                         where[name] = (tool, args)
                         if freeform:
                             ids[name] = (value_field, row.get(value_field))
-            self._where, self._ids, self._read_at = where, ids, time.monotonic()
+                        elif value_field not in args and len(args) == 1:
+                            kinds[name] = next(iter(args))
+            self._where, self._ids, self._kinds, self._read_at = where, ids, kinds, time.monotonic()
             return where
 
     def names(self, caller: Caller) -> dict[str, str]:
@@ -191,9 +196,14 @@ class LabNames:
         return frozenset(a for _, args in found for a in args), frozenset(t for t, _ in found)
 
     def ids(self, names: Collection[str]) -> list[str]:
-        """What the free-form names among ``names`` stand for, as notes: ``"void-analysis: vmid 130"``."""
+        """What the names among ``names`` stand for, as notes: ``"void-analysis: vmid 130"``.
+
+        Free-form names give the id they stand for; a name the tools take under another word than its listing's
+        says that word (``"heartbeat: template heartbeat"``: "launch the heartbeat job" is no new VM's name).
+        """
         with self._lock:
             found = [(n, *self._ids[n]) for n in sorted(names) if n in self._ids]
+            found += [(n, self._kinds[n], n) for n in sorted(names) if n in self._kinds]
         return [f"{name}: {field} {value}" for name, field, value in found if value not in (None, "")]
 
     def masked(self, text: str, caller: Caller) -> str:

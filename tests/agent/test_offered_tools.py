@@ -118,5 +118,8 @@ def test_a_job_template_named_in_a_message_points_at_the_tool_that_runs_it(make_
     assert names is not None
     assert names.named("launch the heartbeat job on the cluster", CALLER) == {"heartbeat": "ray"}
     assert names.where(["heartbeat"]) == (frozenset({"template"}), frozenset({"ray.templates"}))
+    # The model is told what the name is (the listing calls it `name`, the tool that runs it `template`).
+    assert names.ids(["heartbeat"]) == ["heartbeat: template heartbeat"]
+    assert names.ids(["node07"]) == []  # a node's name is the node argument itself
     assert "ray.submit" in _shown(make_agent, "launch the heartbeat job on the cluster")
     assert "ray.submit" in _shown(make_agent, "run redshift-histogram using 2 cpus")
