@@ -46,7 +46,7 @@ def test_the_held_out_split_is_big_enough_and_kept_apart() -> None:
 
 
 def test_the_second_held_out_batch_is_apart_from_the_rest() -> None:
-    dev, test, test2 = (load_cases(split=s) for s in ("dev", "test", "test2"))  # type: ignore[arg-type]
+    dev, test, test2 = (load_cases(split=s) for s in ("dev", "test", "test2"))
     assert len(test2) >= 60
     assert not {c.id for c in test2} & ({c.id for c in dev} | {c.id for c in test})
     assert all(c.source.startswith("test2/") for c in test2)
