@@ -1,13 +1,15 @@
 """Documentation answers quoted, not written: the model picks the sentences that answer, LabOps shows them.
 
-A small model handed three passages and asked to write an answer often writes another fact of the same page,
-or a fact of no page at all; picking, among numbered sentences, the ones that answer the question is the part
-it does well, and it costs a few generated tokens instead of a paragraph. So in ``quote`` mode
+A small model handed three passages and asked to write an answer sometimes writes another fact of the same
+page, or a fact of no page at all; picking, among numbered sentences, the ones that answer the question asks
+less of it, and costs a few generated tokens instead of a paragraph. So in ``quote`` mode
 (``agent.docs_answers``) the documentation's sentences that best match the question
 (:func:`agent.evidence.best_sentences`) are numbered, the model replies with a JSON list of numbers under a
 schema (Ollama's ``format``), and the answer is those sentences quoted, each with its ``[document § section]``.
-An empty list means none of them answers: the turn goes on as for a model that said it does not know (the
-tools are tried, else "I could not find that").
+An empty list, or 0 ("none of these"), means none of them answers: the turn goes on as for a model that said
+it does not know (the tools are tried, else "I could not find that"). Measured with the embedded 1.5B model it
+passed fewer dev documentation questions than writing (it quotes something even when no page answers), so
+``write`` is the default (docs/agent.md).
 """
 
 from __future__ import annotations
@@ -79,8 +81,8 @@ class Quotable:
     def chosen(self, reply: str) -> list[Ranked] | None:
         """The sentences the reply names, in its order, without repeats; None when it is not such a reply.
 
-        A reply under the schema always parses; a server that ignored the schema may answer in prose, which is
-        no choice (the caller lets the model write instead).
+        A reply under the schema always parses; a server that ignored the schema may answer in prose, which the
+        caller logs and takes as no choice.
         """
         text = reply.strip()
         fenced = re.match(r"^```(?:json)?\s*(.*?)\s*```$", text, re.S)
@@ -106,7 +108,7 @@ class Quotable:
             return NOT_FOUND
         if len(chosen) == 1:
             return f'The documentation says: "{_shown(chosen[0].sentence)}" {chosen[0].citation}'
-        # Sentences of one passage stay in the order the model gave (best first).
+        # In the order the model gave them (best first), each with its own source.
         lines = [f'- "{_shown(r.sentence)}" {r.citation}' for r in chosen]
         return "The documentation says:\n" + "\n".join(lines)
 
