@@ -28,31 +28,33 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-# Words that are common in each language and not English words (so "die", "a", "on", "son" are left out).
+# Words that are common in each language and not English words (so "die", "a", "on", "son" are left out), and
+# each language's "please" and "thanks": a request is often an imperative with no other function word ("Apaga la
+# VM void-analysis, por favor" was read as English).
 _FUNCTION_WORDS: dict[str, frozenset[str]] = {
     "French": _words(
         "le la les des du un une est sont quel quelle quels quelles quand comment pourquoi où qui que qu est-ce"
         " je nous vous mon ma mes notre nos votre vos avec pour dans sur pas combien faut il elle ils ce cette"
-        " ces sauvegarde sauvegardes serveur à être fait faire peut peux puis-je"
+        " ces sauvegarde sauvegardes serveur à être fait faire peut peux puis-je plaît merci"
     ),
     "German": _words(
         "der das den dem des ein eine einen ist sind wann wie welche welcher welches warum wo wer ich wir"
         " ihr mein meine unser unsere mit für auf nicht gibt werden wird kann können darf dürfen läuft laufen"
-        " und oder noch schon sicherung sicherungen welchem welchen um uhr"
+        " und oder noch schon sicherung sicherungen welchem welchen um uhr bitte danke"
     ),
     "Spanish": _words(
         "el los las es son cuándo cuando cómo como qué cuál cuáles dónde quién por qué para una uno del al"
         " mis mi nuestro nuestra tengo tenemos hay con sin está están puedo puede se copia copias"
-        " respaldo respaldos hora cuantos cuántos cuantas cuántas tiene tienen esta hacer"
+        " respaldo respaldos hora cuantos cuántos cuantas cuántas tiene tienen esta hacer la favor gracias"
     ),
     "Italian": _words(
         "il lo gli della delle dei quando perché dove chi che è sono una uno con non posso"
         " quale quali quanti quante quanto quanta mio mia miei nostro sul sulla sui nel nella di ci"
-        " funziona gira girano sono spazio libero"
+        " funziona gira girano sono spazio libero la favore grazie"
     ),
     "Portuguese": _words(
         "os é são quando como por que onde quem uma um com para não posso qual quais quantos quantas"
-        " meu minha meus nosso nossa está estão há"
+        " meu minha meus nosso nossa está estão há favor obrigado"
     ),
 }
 _ENGLISH = _words(

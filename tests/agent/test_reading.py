@@ -33,6 +33,11 @@ VMS = {
         ("Welche GPU hat das Labor?", "German"),
         ("¿Cuándo se hace la copia de seguridad?", "Spanish"),
         ("cuantos cores tiene proj-pg01", "Spanish"),
+        # Requests: an imperative, the thing's name and a "please".
+        ("Apaga la VM void-analysis, por favor", "Spanish"),
+        ("Starte bitte die VM qso-vae-dev, danke", "German"),
+        ("Riavvia la VM agn-fit, per favore", "Italian"),
+        ("do me a favor and list my vms", None),
         ("When are backups verified?", None),
         ("is void-analysis running", None),
         ("restart VM 132 on node03 pls", None),
