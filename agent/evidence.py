@@ -147,6 +147,11 @@ def _blocks(text: str) -> list[str]:
     return [b for b in blocks if b]
 
 
+def _rule(text: str) -> bool:
+    """Whether ``text`` is only a table's ruling (``|---|:--:|``), no content."""
+    return set(text) <= set("|-: ")
+
+
 def _cells(row: str) -> list[str]:
     return [c.strip() for c in row.strip().strip("|").split("|")]
 
@@ -164,9 +169,9 @@ def _with_headers(blocks: list[str]) -> list[str]:
             header = []
             out.append(block)
             continue
-        if set(block) <= set("|-: "):
+        if _rule(block):
             continue  # the separator under the header
-        if i + 1 < len(blocks) and set(blocks[i + 1]) <= set("|-: ") and blocks[i + 1].startswith("|"):
+        if i + 1 < len(blocks) and _rule(blocks[i + 1]) and blocks[i + 1].startswith("|"):
             header = _cells(block)
             continue
         cells = _cells(block)
@@ -182,7 +187,7 @@ def _sentences_of(passage: dict[str, Any]) -> list[str]:
     found = []
     for block in _with_headers(_blocks(str(passage.get("text", "")))):
         plain = re.sub(r"\*\*|__", "", block).strip().lstrip("-*+|# ").strip()
-        found += [s for s in sentences(plain) if len(s) >= 12 and not set(s) <= set("|-: ")]
+        found += [s for s in sentences(plain) if len(s) >= 12 and not _rule(s)]
     return found
 
 
