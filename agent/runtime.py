@@ -24,8 +24,9 @@ from langgraph.types import Command
 from agent.checkpoints import open_checkpointer
 from agent.evidence import audit, turn_evidence
 from agent.graph import AgentDeps, build_graph
+from agent.labnames import LabNames
 from agent.models import ModelInfo, chat_model, close_model
-from agent.routing import LabNames, Router
+from agent.routing import Router
 from agent.spelling import Speller
 from agent.state import new_turn
 from agent.toolselect import ToolSelector, vocabulary

@@ -47,6 +47,11 @@ _ARE = re.compile(
     r"|they|these|those|its|their)\b))",
     re.I,
 )
+# A pronoun's contraction, read in full: "I'd like a VM" asks as "I would like a VM" does (a tool's asking phrases
+# are written out: "would like a vm"). "'d" is "had" before a past participle ("I'd started it"), else "would".
+_CONTRACTION = re.compile(r"\b(i|we|you|they|he|she)['\u2019](d|m|re|ve|ll)\b(\s+\w+)?", re.I)
+_CONTRACTED = {"m": "am", "re": "are", "ve": "have", "ll": "will"}
+_PARTICIPLE = re.compile(r"\s+(?:\w+ed|been|got|gone|done|seen|run|begun|taken|given|made)$", re.I)
 _WH = re.compile(r"^\W*(?:what|which|where|when|how|who|why|whats|what's)\b", re.I)
 _INNER_R = re.compile(
     r"(?<=[a-z] )r(?= (?:[a-z]+(?:ed|ing)|there|down|up|mine|free|online|offline|full|ok|broken|stuck|still|left|on"
@@ -79,6 +84,14 @@ def one_edit(a: str, b: str) -> bool:
     while i < len(short) and short[i] == long_[i]:
         i += 1
     return short[i:] == long_[i + 1 :]
+
+
+def _expand(match: re.Match[str]) -> str:
+    """A pronoun's contraction written out ("I'd like" -> "I would like", "we're" -> "we are")."""
+    pronoun, short, after = match.group(1), match.group(2).lower(), match.group(3) or ""
+    if short == "d":
+        return f"{pronoun} {'had' if _PARTICIPLE.match(after) else 'would'}{after}"
+    return f"{pronoun} {_CONTRACTED[short]}{after}"
 
 
 class Speller:
@@ -127,7 +140,8 @@ class Speller:
                 return word
             return meant.capitalize() if word[0].isupper() else meant
 
-        text = _TOKEN.sub(lambda m: _SHORTHAND.get(m.group(0), m.group(0)), text.strip())
+        text = _CONTRACTION.sub(_expand, text.strip())
+        text = _TOKEN.sub(lambda m: _SHORTHAND.get(m.group(0), m.group(0)), text)
         text = _STANDALONE.sub(fix, text)
         text = _ARE.sub(lambda m: m.group(0)[:-1] + "are", text)
         if _WH.search(text):

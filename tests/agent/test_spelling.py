@@ -73,3 +73,20 @@ def test_a_question_opening_with_any_asks_for_no_action() -> None:
     assert requests("any chance you can start vm 132") == "any chance you can start vm 132"
     assert requests("can my ray job pip install whatever it wants?") == ""
     assert requests("can you start vm 132") == "can you start vm 132"
+
+
+@pytest.mark.parametrize(
+    ("typed", "read"),
+    [
+        # A tool's asking phrases are written out ("would like a vm"): the dev request "I'd like a VM for
+        # notebooks - call it nb-01" matched none of vm.provision's and went to the documentation.
+        ("I'd like a VM for notebooks", "I would like a VM for notebooks"),
+        ("we\u2019d like two more cores", "we would like two more cores"),
+        ("I'd started it already", "I had started it already"),
+        ("I'm out of quota", "I am out of quota"),
+        ("we're waiting on job 12", "we are waiting on job 12"),
+        ("they've stopped it", "they have stopped it"),
+    ],
+)
+def test_a_pronoun_s_contraction_is_read_in_full(speller: Speller, typed: str, read: str) -> None:
+    assert speller.correct(typed) == read

@@ -87,6 +87,23 @@ def test_a_named_thing_brings_the_tools_that_take_or_list_it() -> None:
     assert routed.route == "lab" and routed.takes == {"vmid"} and routed.lists == {"vm.list"}
 
 
+@pytest.mark.parametrize(
+    ("text", "tool"),
+    [
+        # A dev request: "back up" (backup.run's phrase) ends it; the model, offered both, took backup.run.
+        ("start qso-vae-dev back up", "vm.start"),
+        ("please reboot proj-pg01", "vm.reboot"),
+        ("can you stop void-analysis", "vm.stop"),  # "stop" is ray.stop's too, which takes no VM
+        ("start a backup of qso-vae-dev", "backup.run"),  # the longest phrase at the opening
+        ("is qso-vae-dev backed up? if not start it", None),  # a question opens it: the model chooses
+        ("what happens if I stop void-analysis", None),
+    ],
+)
+def test_a_request_s_opening_verb_for_a_named_thing_is_the_action(text: str, tool: str | None) -> None:
+    routed = _router().route(text, caller=CALLER)
+    assert routed.route == "lab" and routed.tool == tool
+
+
 def test_a_statement_only_one_tool_takes_goes_to_that_tool() -> None:
     # Found by the eval: an UPDATE statement went to the documentation, which then explained how to run it.
     routed = _router().route("Set zwarn to 0 everywhere: UPDATE desi_dr1.zpix SET zwarn = 0", caller=CALLER,
