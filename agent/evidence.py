@@ -18,7 +18,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from langchain_core.messages import HumanMessage, ToolMessage
@@ -31,6 +31,7 @@ from agent.steering import UNSURE
 __all__ = [
     "DATA_CHARS",
     "Ranked",
+    "another_sentences_value",
     "answers_asked",
     "audit",
     "best_sentences",
@@ -320,6 +321,47 @@ def answers_asked(
     else:
         top = best[0]
     return f'The documentation says: "{top.sentence}" {top.citation}'
+
+
+_CLOCK = re.compile(r"\d{1,2}:\d{2}")
+
+
+def _values(text: str, kind: Literal["time", "number"]) -> set[str]:
+    """The facts of ``text`` of one kind: clock times (as HH:MM), or numbers (by value)."""
+    if kind == "time":
+        return {f for f in facts(text) if _CLOCK.fullmatch(f)}
+    return {f for f in facts(text) if re.fullmatch(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?", f)}
+
+
+def another_sentences_value(
+    answer: str, question: str, passages: list[dict[str, Any]], *, embed: Embed | None = None
+) -> str | None:
+    """The best sentence's quote, when ``answer`` gives another sentence's time or number than the one asked for.
+
+    Asked when the nightly backups start, the model answered "at 02:00": the same section's garbage-collection
+    line, while the line that best matches the question says the backup job runs at 09:00. Both values are
+    sourced, so the grounding check passes it. For a question asking for a time ("when", "what time") or a
+    number ("how many", "how long"), when every such value the answer gives stands in a lesser sentence of the
+    passages and none in the best one, which holds one of its own, the answer is replaced by that sentence's
+    quote. None otherwise (an answer computing a value, or giving the best sentence's, stands).
+    """
+    kind: Literal["time", "number"] | None = (
+        "time" if _WANTS_TIME.search(question) else "number" if _WANTS_NUMBER.search(question) else None
+    )
+    if kind is None:
+        return None
+    ranked = best_sentences(question, passages, k=FOCUS_SENTENCES, embed=embed)
+    if len(ranked) < 2:
+        return None
+    given_by_question = _values(question, kind)
+    own = _values(ranked[0].sentence, kind) - given_by_question
+    given = _values(answer, kind) - given_by_question
+    if not own or not given or given & own:
+        return None
+    elsewhere = set().union(*(_values(r.sentence, kind) for r in ranked[1:]))
+    if not given <= elsewhere:
+        return None
+    return f'The documentation says: "{ranked[0].sentence}" {ranked[0].citation}'
 
 
 # How much of what the best sentence adds to the question an answer must say to stand without its quote.

@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage, ToolMessage
 from agent.answers import echo_reason, left_out_note, read_answer, report_text, sources_line
 from agent.deps import Nodes
 from agent.events import emit as _emit
-from agent.evidence import answers_asked, quote_answer, turn_evidence
+from agent.evidence import another_sentences_value, answers_asked, quote_answer, turn_evidence
 from agent.grounding import prune, readable
 from agent.referents import things_of
 from agent.state import AgentState, Turn
@@ -95,6 +95,13 @@ class AnswerNodes(Nodes):
         if turn.get("quoted") == []:
             # The model, shown the documentation's best sentences, picked none: no quote of a lesser one either.
             body, passages = "", []
+        if passages and body:
+            better = another_sentences_value(body, question, passages, embed=embed)
+            if better:
+                # The model gave a value from the wrong line of the page: the line that answers replaces it, and
+                # people see what was left out (the audit does not read that note as a statement).
+                left = " ".join(body.split())[:160]
+                body = f"{better}\n\n_(Left out the model's answer \u201c{left}\u201d: its value is another line's.)_"
         if passages:
             missing = (
                 answers_asked(body, question, passages, embed=embed)

@@ -13,7 +13,7 @@ import pytest
 from langchain_core.messages import BaseMessage
 
 from agent.claims import facts, sentences
-from agent.evidence import answers_asked, best_sentences, bounded_data, focused
+from agent.evidence import another_sentences_value, answers_asked, best_sentences, bounded_data, focused
 from agent.grounding import Evidence, check, prune, readable
 from policies.guard import Caller
 
@@ -155,6 +155,29 @@ def test_the_fact_that_answers_is_the_one_asked_for() -> None:
     assert quote is not None and "11:00" in quote and "[backup-policy § Schedule]" in quote
     assert answers_asked("The verify job runs at 11:00.", question, passages) is None
     assert facts("At 11 am, 14 snapshots of rke2-01") == {"11:00", "14", "rke2-01"}
+
+
+def test_a_value_from_another_line_of_the_page_is_replaced_by_the_line_that_answers() -> None:
+    from knowledge.embeddings import OnnxEmbedder
+
+    embed = OnnxEmbedder().embed
+    passages = [
+        {"citation": "[backup-policy.md § Schedule]", "text": "- Daily backup job `backup-daily` at **09:00** "
+         "(snapshot mode, zstd).\n- The PBS verify job `verify-daily` checks new snapshots at **11:00**.\n"
+         "- Garbage collection runs every night at 02:00. The last 14 daily snapshots of each VM are kept."},
+    ]  # fmt: skip
+    # Found by asking in words nobody here had used: "nightly" drew the garbage collection's time.
+    question = "when do the nightly backups kick off"
+    quote = another_sentences_value("The nightly backups kick off at 02:00.", question, passages, embed=embed)
+    assert quote is not None and "09:00" in quote and "[backup-policy.md § Schedule]" in quote
+    assert another_sentences_value("They start at 9 am.", question, passages, embed=embed) is None
+    # A value of no line (worked out, or a typo) is the grounding check's, not this one's; nor is a question
+    # asking for no time or number.
+    assert another_sentences_value("They start at 08:30.", question, passages, embed=embed) is None
+    assert another_sentences_value("At 02:00.", "what runs every night?", passages, embed=embed) is None
+    # How many snapshots are kept: the 14 of its line, not a clock time of another.
+    kept = "how many daily snapshots are kept?"
+    assert another_sentences_value("14 of them.", kept, passages, embed=embed) is None
 
 
 def test_the_answering_sentence_is_found_by_its_heading_its_page_s_rank_and_a_role_for_who() -> None:
