@@ -138,7 +138,15 @@ def mask_claims(sentence: str) -> tuple[str, list[Claim]]:
             text = text[: match.start()] + " " * len(word) + text[match.end() :]
     for match in _CODE.finditer(sentence):
         inner = match.group(1).strip()
-        if inner and not any(inner in c.text or c.text in inner for c in claims):
+        if not inner or any(inner in c.text for c in claims):
+            continue
+        # A code span around a claim taken already (`VM 132`, `qso-vae-dev`) is that claim; one that adds words
+        # to it is a claim of its own: `ssh researcher1@node05` was kept for its sourced "node05", and no page
+        # had that command.
+        rest = inner
+        for c in claims:
+            rest = rest.replace(c.text, " ")
+        if len(re.findall(r"[A-Za-z0-9_.]+", rest)) > 1:
             claims.append(Claim(kind="id", text=inner))
     return text, claims
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 from langchain_core.messages import HumanMessage, ToolMessage
 
-from agent.claims import Problem, content_terms, facts, sentences
+from agent.claims import CITATION, Problem, content_terms, facts, sentences
 from agent.grounding import Evidence, check
 from agent.state import AgentState
 from agent.steering import UNSURE
@@ -328,6 +328,7 @@ _CLOCK = re.compile(r"\d{1,2}:\d{2}")
 
 def _values(text: str, kind: Literal["time", "number"]) -> set[str]:
     """The facts of ``text`` of one kind: clock times (as HH:MM), or numbers (by value)."""
+    text = CITATION.sub(" ", text)  # "[runbook.md § 1. Ask]" states no number
     if kind == "time":
         return {f for f in facts(text) if _CLOCK.fullmatch(f)}
     return {f for f in facts(text) if re.fullmatch(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?", f)}

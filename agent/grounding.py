@@ -41,9 +41,10 @@ from agent.claims import (
     sentences,
     time_key,
 )
+from agent.codeblocks import drop_empty_fences, fenced_lines
 from agent.contradictions import entity_problems
 
-__all__ = ["Evidence", "Pruned", "check", "prune", "readable"]
+__all__ = ["Evidence", "Pruned", "check", "prune"]
 
 
 # --- evidence -------------------------------------------------------------------------------------------------
@@ -321,17 +322,35 @@ def _judge(
     return _Verdict(sentence=sentence, problems=problems)
 
 
+def _code_problem(line: str, evidence: Evidence) -> Problem | None:
+    """A line of a fenced code block is one claim: a command or a query the evidence holds as written.
+
+    Asked for a VM, the model wrote a ``labops tool call ray.submit ...`` block that no page or result held;
+    each of its words had a source, the command did not.
+    """
+    code = line.strip()
+    if not code or evidence.says(code):
+        return None
+    return Problem(kind="unsourced", claim=code[:80], sentence=line,
+                   detail="the code line is in no tool result, passage or message of the user")  # fmt: skip
+
+
 def check(answer: str, evidence: Evidence, *, cite: bool = False) -> list[Problem]:
     """Every problem of ``answer``: unsourced claims and contradictions with the tool data.
 
     With ``cite`` (tools answered the turn), passages support only the sentences that cite one
-    (``[document § section]``); the others must stand on the tool results and the user's words.
+    (``[document § section]``); the others must stand on the tool results and the user's words. A line of a
+    fenced code block must be in the evidence as written.
     """
     problems: list[Problem] = []
     seen: list[str] = []
-    for sentence in sentences(answer):
-        problems += _judge(sentence, evidence, seen, cite=cite).problems
-        seen.append(sentence)
+    for line, code in fenced_lines(answer):
+        if code:
+            problems += [p for p in [_code_problem(line, evidence)] if p is not None]
+            continue
+        for sentence in sentences(line):
+            problems += _judge(sentence, evidence, seen, cite=cite).problems
+            seen.append(sentence)
     return problems
 
 
@@ -356,8 +375,14 @@ def prune(answer: str, evidence: Evidence, *, cite: bool = False, support: bool 
     kept: list[str] = []
     dropped: list[Problem] = []
     seen: list[str] = []
-    lines = answer.splitlines()
-    for line in lines:
+    for line, code in fenced_lines(answer):
+        if code:
+            problem = _code_problem(line, evidence)
+            if problem is None:
+                kept.append(line)
+            else:
+                dropped.append(problem)
+            continue
         good: list[str] = []
         for sentence in sentences(line):
             verdict = _judge(sentence, evidence, seen, cite=cite, support=support)
@@ -370,28 +395,8 @@ def prune(answer: str, evidence: Evidence, *, cite: bool = False, support: bool 
             good = []  # a list item's number ("2.") whose text was left out, or that had none
         if good or not line.strip():
             kept.append(" ".join(good))
-    text = re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
+    text = "\n".join(kept)
+    # A code block whose every line was left out goes too, fences and all.
+    text = drop_empty_fences(text)
+    text = re.sub(r"\n{3,}", "\n\n", text).strip()
     return Pruned(text=text, dropped=dropped)
-
-
-_EPOCH_KEYS = re.compile(r"(?:time|_at|started|finished|last_backup|last_used|created|expires|next_run|boot)", re.I)
-
-
-def readable(answer: str, evidence: Evidence) -> str:
-    """Raw epoch timestamps copied from the tool data, written as UTC times (``2026-12-01 09:06 UTC``)."""
-    epochs = {
-        int(v)
-        for row in evidence.records
-        for k, v in row.items()
-        if isinstance(v, int | float) and not isinstance(v, bool) and 1e9 < v < 4e9 and _EPOCH_KEYS.search(k)
-    }
-    if not epochs:
-        return answer
-
-    def when(match: re.Match[str]) -> str:
-        value = int(float(match.group(0)))
-        if value not in epochs:
-            return match.group(0)
-        return dt.datetime.fromtimestamp(value, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-    return re.sub(r"(?<![\w.])\d{10}(?:\.\d+)?(?!\w|\.\d)", when, answer)

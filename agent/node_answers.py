@@ -10,10 +10,12 @@ from typing import Any
 from langchain_core.messages import AIMessage, ToolMessage
 
 from agent.answers import echo_reason, left_out_note, read_answer, report_text, sources_line
+from agent.attribution import cite_lines
 from agent.deps import Nodes
+from agent.epochs import readable
 from agent.events import emit as _emit
 from agent.evidence import another_sentences_value, answers_asked, quote_answer, turn_evidence
-from agent.grounding import prune, readable
+from agent.grounding import prune
 from agent.referents import things_of
 from agent.state import AgentState, Turn
 from agent.toolcalls import model_name
@@ -96,6 +98,7 @@ class AnswerNodes(Nodes):
             # The model, shown the documentation's best sentences, picked none: no quote of a lesser one either.
             body, passages = "", []
         if passages and body:
+            body = cite_lines(body, passages)
             better = another_sentences_value(body, question, passages, embed=embed)
             if better:
                 # The model gave a value from the wrong line of the page: the line that answers replaces it, and

@@ -13,8 +13,9 @@ import pytest
 from langchain_core.messages import BaseMessage
 
 from agent.claims import facts, sentences
+from agent.epochs import readable
 from agent.evidence import another_sentences_value, answers_asked, best_sentences, bounded_data, focused
-from agent.grounding import Evidence, check, prune, readable
+from agent.grounding import Evidence, check, prune
 from policies.guard import Caller
 
 VMS = [
@@ -362,3 +363,27 @@ def test_a_backup_stated_verified_against_its_verification_is_a_contradiction() 
     # backup.check's own line (every dev run's audit flagged it before "no ... was" counted as a negation).
     line = "- UNVERIFIED 131 agn-fit (owner researcher2): no snapshot of the last 7 days was verified (7 skipped)"
     assert [p for p in check(line, evidence) if p.kind == "contradiction"] == []
+
+
+def test_a_command_no_page_holds_is_left_out_whole_and_a_documented_one_stays() -> None:
+    evidence = Evidence.build(
+        passages=[
+            'Submit a job: `labops tool call ray.submit --args \'{"template": "heartbeat"}\'`. '
+            "The database VM proj-pg01 sits on node05."
+        ],
+        user_texts=["I'd like a VM for notebooks - call it nb-01"],
+    )
+    # Found by the eval: each word of these had a source (node05, ray.submit's template), the commands none.
+    invented = "The command would be `ssh researcher1@node05`."
+    assert [p.claim for p in check(invented, evidence)] == ["ssh researcher1@node05"]
+    # The fence with the command on its own line, as the model wrote it.
+    block = (
+        'Run this:\n```sh labops tool call ray.submit --args \'{"template": "nb-01"}\'\n```\nproj-pg01 is on node05.'
+    )
+    pruned = prune(block, evidence)
+    assert pruned.text == "Run this:\n\nproj-pg01 is on node05."
+    assert [p.detail for p in pruned.dropped] == ["the code line is in no tool result, passage or message of the user"]
+    documented = 'Run this:\n```\nlabops tool call ray.submit --args \'{"template": "heartbeat"}\'\n```'
+    assert prune(documented, evidence).text == documented and check(documented, evidence) == []
+    # A code span around a claim is that claim: `node05` needs no more than node05 does.
+    assert check("It runs on `node05`.", evidence) == []
