@@ -54,7 +54,8 @@ def summary(args: ProvisionArgs) -> str:
     """One line for approvals, Slack and the audit log."""
     where = f" on {args.node}" if args.node else ""
     tpl = f"template {args.template}" if args.template else "the default template"
-    return f"clone {tpl} to a new VM '{args.name}'{where}, {args.cores} cores, {args.memory_gib} GiB"
+    cores = f"{args.cores} core" + ("" if args.cores == 1 else "s")
+    return f"clone {tpl} to a new VM '{args.name}'{where}, {cores}, {args.memory_gib} GiB"
 
 
 def _template(ctx: ToolContext, args: ProvisionArgs) -> int:
