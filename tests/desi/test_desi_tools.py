@@ -38,6 +38,10 @@ def test_count_by_spectype_matches_independent_sql(guard: Guard, desi_db: Any) -
     assert got == want and set(got) == {"GALAXY", "QSO"}
     everything = guard.call("desi.count_by_spectype", {"good_only": False, "primary_only": False}, caller=CALLER)
     assert sum(r[1] for r in everything.data["rows"]) == _admin(desi_db, "SELECT count(*) FROM desi_dr1.zpix")[0][0]
+    # The message says which rows were counted: asked how many objects have z above 2, "7,759 objects" of the
+    # reliable primary redshifts read as every object.
+    assert "0.5 <= z <= 2" in result.message and "ZWARN = 0" in result.message and "ZCAT_PRIMARY" in result.message
+    assert "every row of zpix" in everything.message
 
 
 def test_redshift_range_and_object(guard: Guard, desi_db: Any) -> None:

@@ -73,7 +73,23 @@ def count_by_spectype(ctx: ToolContext, args: CountArgs) -> ToolResult:
     params = args.model_dump()
     result = run_query(ctx.settings, count_sql(ctx.settings.postgres.schema_name, params), params, limit=100)
     total = sum(int(r[1]) for r in result.rows)
-    return _envelope(result, f"{total:,} objects counted by class")
+    return _envelope(result, f"{total:,} objects counted by class{_count_scope(args)}")
+
+
+def _count_scope(args: CountArgs) -> str:
+    """Which rows a count is of, said with it: "7,759 objects" of good primary redshifts is not every row."""
+    parts = []
+    if args.z_min is not None or args.z_max is not None:
+        low = f"{args.z_min:g} <= " if args.z_min is not None else ""
+        high = f" <= {args.z_max:g}" if args.z_max is not None else ""
+        parts.append(f"{low}z{high}")
+    named = (("class", args.spectype), ("survey", args.survey), ("program", args.program))
+    parts += [f"{name} {value}" for name, value in named if value]
+    if args.good_only:
+        parts.append("reliable redshifts only (ZWARN = 0)")
+    if args.primary_only:
+        parts.append("best spectrum per target (ZCAT_PRIMARY)")
+    return f" ({'; '.join(parts)})" if parts else " (every row of zpix)"
 
 
 class RangeArgs(ToolArgs):
