@@ -15,6 +15,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk
 
+from agent.claims import Problem
 from agent.compact import named_records
 from agent.state import AgentState, Turn
 from agent.steering import UNSURE
@@ -134,18 +135,29 @@ def read_answer(model_text: str, turn: Turn, *, question: str, user: str, keys: 
     return f"{text}\n\n{docs}" if docs else text
 
 
-def left_out_note(dropped: list[Any]) -> str:
-    """The note under an answer whose model sentences were left out for stating what no evidence supports."""
+# What a left-out claim was, in words; the claim itself is not repeated: an invented VM's name or a wrong number
+# shown under the answer, even as left out, is read as said (and is found by anyone searching the answer for it).
+_ABOUT = {"number": "a number", "id": "a name or id", "ref": "an id", "time": "a time", "date": "a date",
+          "state": "a state", "address": "an address", "code": "a command", "sentence": "a statement",
+          "citation": "a citation"}  # fmt: skip
 
-    def shown(kind: str) -> str:
-        claims = list(dict.fromkeys(str(p.claim) for p in dropped if p.kind == kind))[:4]
-        return ", ".join(f"“{c}”" for c in claims)
+
+def left_out_note(dropped: list[Problem]) -> str:
+    """The note under an answer whose model sentences were left out for stating what no evidence supports.
+
+    It says how many sentences, and what in them had no source or contradicted the tools' data (a number, a
+    name, a command); the statements themselves are in the turn's ``grounding`` (``labops ask --json``, the eval
+    reports), not repeated under the answer.
+    """
+
+    def kinds(problem_kind: str) -> str:
+        return ", ".join(dict.fromkeys(_ABOUT[p.about] for p in dropped if p.kind == problem_kind))
 
     parts = []
-    if shown("unsourced"):
-        parts.append(f"{shown('unsourced')} in no tool result, passage or message of yours")
-    if shown("contradiction"):
-        parts.append(f"{shown('contradiction')} against the tools' data")
+    if kinds("unsourced"):
+        parts.append(f"{kinds('unsourced')} found in no tool result, passage or message of yours")
+    if kinds("contradiction"):
+        parts.append(f"{kinds('contradiction')} that the tools' data states otherwise")
     count = len({p.sentence for p in dropped})
     return f"_(Left out {count} sentence(s) of the model's: {'; '.join(parts)}.)_"
 

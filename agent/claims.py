@@ -19,6 +19,8 @@ __all__ = [
 ]  # fmt: skip
 
 ProblemKind = Literal["unsourced", "contradiction"]
+# What a problem's claim is: a number, an id, a time, a date, an address, a state, a command, a whole sentence.
+ClaimAbout = Literal["number", "id", "ref", "time", "date", "state", "address", "code", "sentence", "citation"]
 
 # --- what counts as a claim ----------------------------------------------------------------------------------
 CITATION = re.compile(r"\[[^\[\]]{1,200}§[^\[\]]{0,200}\]")
@@ -87,10 +89,12 @@ class Problem:
     claim: str
     sentence: str
     detail: str
+    about: ClaimAbout = "sentence"
 
     def as_dict(self) -> dict[str, str]:
         """JSON form."""
-        return {"kind": self.kind, "claim": self.claim, "sentence": self.sentence, "detail": self.detail}
+        return {"kind": self.kind, "claim": self.claim, "sentence": self.sentence, "detail": self.detail,
+                "about": self.about}  # fmt: skip
 
 
 # --- sentences ------------------------------------------------------------------------------------------------

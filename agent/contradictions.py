@@ -188,10 +188,14 @@ def entity_problems(
             for entity in named:
                 why = _state_problem(match.group(1), negated, entity, entities[entity])
                 if why is not None:
-                    problems.append(Problem(kind="contradiction", claim=match.group(0), sentence=sentence, detail=why))
+                    problem = Problem(kind="contradiction", claim=match.group(0), sentence=sentence, detail=why,
+                                      about="state")  # fmt: skip
+                    problems.append(problem)
         masked, _ = mask_claims(clause)
         if len(named) == 1:  # with two things in one clause, which number belongs to which is not clear
             found = _field_problem(masked, named[0], entities[named[0]])
             if found is not None:
-                problems.append(Problem(kind="contradiction", claim=found[0], sentence=sentence, detail=found[1]))
+                problems.append(
+                    Problem(kind="contradiction", claim=found[0], sentence=sentence, detail=found[1], about="number")
+                )
     return problems

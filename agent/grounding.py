@@ -283,7 +283,7 @@ def _support_problem(sentence: str, evidence: Evidence) -> Problem | None:
         return None
     words = sentence.split()
     shown = " ".join(words[:8]) + (" …" if len(words) > 8 else "")
-    return Problem(kind="unsourced", claim=shown, sentence=sentence,
+    return Problem(kind="unsourced", claim=shown, sentence=sentence, about="sentence",
                    detail="the sentence says what no passage, tool result or message of the user says")  # fmt: skip
 
 
@@ -295,7 +295,8 @@ def _citation_problems(sentence: str, evidence: Evidence) -> list[Problem]:
         document = _document(match.group(0).split("§", 1)[0])
         if document not in evidence.sources:
             detail = f"cites {match.group(0)}, which is not among the passages found"
-            problems.append(Problem(kind="unsourced", claim=match.group(0), sentence=sentence, detail=detail))
+            problems.append(Problem(kind="unsourced", claim=match.group(0), sentence=sentence, detail=detail,
+                                    about="citation"))  # fmt: skip
     return problems
 
 
@@ -313,7 +314,7 @@ def _judge(
     numbers = number_claims(masked)
     for claim in [*claims, *numbers]:
         if not _sourced(claim, evidence):
-            problems.append(Problem(kind="unsourced", claim=claim.text, sentence=sentence,
+            problems.append(Problem(kind="unsourced", claim=claim.text, sentence=sentence, about=claim.kind,
                                     detail=f"{claim.kind} {claim.text!r} is in no tool result, passage or "
                                     "message of the user"))  # fmt: skip
     entities = evidence.entities()
@@ -331,7 +332,7 @@ def _code_problem(line: str, evidence: Evidence) -> Problem | None:
     code = line.strip()
     if not code or evidence.says(code):
         return None
-    return Problem(kind="unsourced", claim=code[:80], sentence=line,
+    return Problem(kind="unsourced", claim=code[:80], sentence=line, about="code",
                    detail="the code line is in no tool result, passage or message of the user")  # fmt: skip
 
 

@@ -102,9 +102,8 @@ class AnswerNodes(Nodes):
             better = another_sentences_value(body, question, passages, embed=embed)
             if better:
                 # The model gave a value from the wrong line of the page: the line that answers replaces it, and
-                # people see what was left out (the audit does not read that note as a statement).
-                left = " ".join(body.split())[:160]
-                body = f"{better}\n\n_(Left out the model's answer \u201c{left}\u201d: its value is another line's.)_"
+                # people see that something was left out, not the wrong value again.
+                body = f"{better}\n\n_(Left out the model's answer: it gave the value of another line of the page.)_"
         if passages:
             missing = (
                 answers_asked(body, question, passages, embed=embed)

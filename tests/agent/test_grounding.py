@@ -272,9 +272,11 @@ def test_an_invented_vm_never_reaches_the_user(make_agent: Any) -> None:
     # The model writes a sentence after the result (agent.read_answers = model): the check that guards it.
     agent = make_agent(responder=responder, agent={"read_answers": "model"})
     result = agent.ask("what vms do i have", caller=R1)
-    assert "ray-worker-3" not in result.answer.replace("“ray-worker-3”", "")
+    # Not even in the note saying what was left out: a name shown under the answer is read as said.
+    assert "ray-worker-3" not in result.answer
     assert "the lab reports:" in result.answer and "void-analysis" in result.answer
-    assert "Left out" in result.answer, "people see that something was left out, and why"
+    assert "Left out" in result.answer and "a name or id" in result.answer, "people see what kind of statement, and why"
+    assert any(p["claim"] == "ray-worker-3" for p in result.grounding["left_out"]), "the statement is kept aside"
     assert "Both of the first are running" not in result.answer, "qso-vae-dev is stopped"
 
 

@@ -74,3 +74,4 @@ def test_a_second_try_whose_model_answer_says_nothing_sourced_is_not_presented_a
     result = _second_try(make_agent, "The lab spent 48250 EUR on node09.")
     assert result.answer.startswith("That is not in the lab's documentation."), result.answer
     assert "- backup.status:" in result.answer and "Left out" in result.answer, "the invented sentence is left out"
+    assert "48250" not in result.answer and "node09" not in result.answer
