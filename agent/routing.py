@@ -168,12 +168,13 @@ class Router:
                     return tool.name
         return None
 
-    def _opening_change(self, text: str, takes: Collection[str]) -> str | None:
-        """The one write tool a request opens with, taking the thing the message names (an argument in ``takes``).
+    def _opening_change(self, text: str, takes: Collection[str], lists: Collection[str]) -> str | None:
+        """The one write tool a request opens with, declared to take the thing the message names.
 
         The longest asking phrase at the opening settles look-alikes ("start a backup" is backup.run's, "start"
-        alone vm.start's and ray.submit's); of the tools it leaves, the one taking the named thing (a VM's
-        ``vmid``, a job template's ``template``). None when that leaves no tool or several.
+        alone vm.start's and ray.submit's); of the tools it leaves, the one whose ``named_by`` takes that thing:
+        an argument in ``takes`` named by a listing in ``lists`` (a VM's ``vmid`` by vm.list; vm.provision's
+        ``template`` is a VM template, no job template of ray.templates). None when that leaves no tool or several.
         """
         lowered = text.lower().strip()
         found: dict[str, int] = {}
@@ -189,7 +190,8 @@ class Router:
         fits = [
             t.name
             for t in self.tools
-            if found.get(t.name) == longest and set(takes) & set(t.json_schema().get("properties", {}))
+            if found.get(t.name) == longest
+            and any(arg in takes and lookup.tool in lists for arg, lookup in t.named_by.items())
         ]
         return fits[0] if len(fits) == 1 else None
 
@@ -268,7 +270,7 @@ class Router:
             if named:
                 takes, lists = self.names.where(named)
                 # "Start qso-vae-dev back up": the request's opening verb, for the thing named, is the action.
-                opening = self._opening_change(text, takes)
+                opening = self._opening_change(text, takes, lists)
                 return Routed(route="lab", why=f"names {', '.join(sorted(named))} (in the lab)"
                               + (f" and opens with a request for {opening}" if opening else ""),
                               families=frozenset(named.values()) if not takes else frozenset(),

@@ -97,6 +97,8 @@ def test_a_named_thing_brings_the_tools_that_take_or_list_it() -> None:
         ("start a backup of qso-vae-dev", "backup.run"),  # the longest phrase at the opening
         ("is qso-vae-dev backed up? if not start it", None),  # a question opens it: the model chooses
         ("what happens if I stop void-analysis", None),
+        # "make" is vm.provision's, which takes no existing VM (its names are nodes'): the model chooses.
+        ("make proj-pg01 faster", None),
     ],
 )
 def test_a_request_s_opening_verb_for_a_named_thing_is_the_action(text: str, tool: str | None) -> None:
