@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.claims import CITATION, content_terms
+from agent.codeblocks import not_prose
 
 __all__ = ["cite_lines"]
 
@@ -48,14 +49,9 @@ def cite_lines(answer: str, passages: list[dict[str, Any]]) -> str:
         return answer
     lines = answer.split("\n")
     sources: list[str | None] = []
-    fenced = False
-    for line in lines:
-        if line.lstrip().startswith("```"):
-            fenced = not fenced
-            sources.append(None)
-            continue
+    for line, code in zip(lines, not_prose(lines), strict=True):
         plain = line.strip()
-        if fenced or not plain or CITATION.search(line) or plain.startswith("_("):
+        if code or not plain or CITATION.search(line) or plain.startswith("_("):
             sources.append(None)
             continue
         sources.append(_source_of(plain, pool))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["drop_empty_fences", "fenced_lines"]
+__all__ = ["drop_empty_fences", "fenced_lines", "not_prose"]
 
 # An opening or closing fence, its language word, and anything written after it on the same line.
 _FENCE = re.compile(r"^(?P<fence>\s*(?:```|~~~)[\w+.-]*)(?:\s+(?P<code>.*?))?\s*(?P<close>```|~~~)?\s*$")
@@ -41,3 +41,16 @@ def fenced_lines(text: str) -> list[tuple[str, bool]]:
 def drop_empty_fences(text: str) -> str:
     """``text`` without the fenced blocks that hold nothing (every line of them was left out)."""
     return _EMPTY_BLOCK.sub("", text)
+
+
+def not_prose(lines: list[str]) -> list[bool]:
+    """For each of ``lines``, whether it is no sentence of prose: a fence, or a line inside a fenced block."""
+    out: list[bool] = []
+    inside = False
+    for line in lines:
+        match = _FENCE.match(line)
+        if match is not None:
+            opens_and_closes = bool(match.group("code")) and match.group("close") is not None and not inside
+            inside = inside if opens_and_closes else not inside
+        out.append(match is not None or inside)
+    return out

@@ -52,3 +52,10 @@ def test_consecutive_lines_from_one_passage_are_cited_once() -> None:
     assert not cited[0].endswith("]")
     assert cited[1].endswith("[access.md § Getting in from outside]")
     assert cited[3].endswith("[kubernetes-ray.md § Job templates]")
+
+
+def test_no_line_of_a_code_block_is_cited_however_it_is_fenced() -> None:
+    # A small model writes the command on the fence's own line; tildes fence a block too.
+    lines = ["```sh Tailscale remote SSH database access laptop", "```", "~~~", "Tailscale remote SSH laptop", "~~~"]
+    answer = "\n".join(lines)
+    assert cite_lines(answer, [ACCESS]) == answer
