@@ -139,6 +139,8 @@ class AuditLog:
         head = int(last[0]) if last is not None else 0
         if head < anchored.seq:
             return f"the log ends at entry {head} but reached entry {anchored.seq}: entries were removed"
+        if anchored.seq == 0:
+            return None  # anchored before the first entry (the log was empty)
         row = db.execute("SELECT hash FROM audit WHERE seq = ?", (anchored.seq,)).fetchone()
         if row is None or row[0] != anchored.hash:
             return f"entry {anchored.seq} is not the entry the anchor recorded"
@@ -161,6 +163,11 @@ class AuditLog:
                         "Check it with `labops audit verify`, then `labops audit acknowledge --reason ...`"
                     )
             seq, prev = (int(last[0]) + 1, last[4]) if last else (1, GENESIS)
+            if self.anchor is not None and not acknowledge and not self.anchor.exists():
+                # The first entry under this anchor: the file is made first, at the head as it is, while the lock
+                # is held. Written only after the commit, it was missing for a moment while the entry already
+                # named it, and a second writer (ten provisions at once) took that for a removed anchor file.
+                self.anchor.write(Anchor(seq=seq - 1, hash=prev))
             ts = time.time()
             clean = bounded(redact(entry))
             if self.anchor is not None:
@@ -260,7 +267,11 @@ class AuditLog:
                     bad_seq=head + 1,
                     message=f"entries after {head} were removed: the anchor says the log reached entry {anchored.seq}",
                 )
-            if anchored is not None and not any(r[0] == anchored.seq and r[4] == anchored.hash for r in rows):
+            if (
+                anchored is not None
+                and anchored.seq > 0  # anchored before the first entry
+                and not any(r[0] == anchored.seq and r[4] == anchored.hash for r in rows)
+            ):
                 return VerifyReport(
                     ok=False,
                     entries=len(rows),

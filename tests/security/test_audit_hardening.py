@@ -166,3 +166,25 @@ def test_threads_moving_the_anchor_at_once_leave_it_at_the_newest(tmp_path: Path
     newest = anchor.read()
     assert newest is not None and (newest.seq, newest.hash) == (200, "h200")
     assert not list(tmp_path.glob("*.tmp")), "no temp file is left behind"
+
+
+def test_a_second_writer_between_the_first_entry_and_its_anchor_finds_the_log_intact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ten provisions at once (make test on a fresh clone): the first entry was committed naming the anchor, and
+    # before its writer made the anchor file, another writer found entries under an anchor with no file, and
+    # refused as if the file had been removed. The moment is made here: the second writer appends right after
+    # the first one's commit, before the first one's anchor write.
+    first, second = _log(tmp_path), _log(tmp_path)
+    write = type(first.anchor).write
+    interleaved: list[int] = []
+
+    def late_write(self: Any, anchor: Any, *, force: bool = False) -> None:
+        if anchor.seq == 1 and not interleaved:
+            interleaved.append(second.append({"event": "second writer"}))
+        write(self, anchor, force=force)
+
+    monkeypatch.setattr(type(first.anchor), "write", late_write)
+    assert first.append({"event": "first writer"}) == 1
+    assert interleaved == [2]
+    assert first.verify().ok and second.verify().ok
