@@ -175,8 +175,10 @@ def test_a_second_writer_between_the_first_entry_and_its_anchor_finds_the_log_in
     # before its writer made the anchor file, another writer found entries under an anchor with no file, and
     # refused as if the file had been removed. The moment is made here: the second writer appends right after
     # the first one's commit, before the first one's anchor write.
+    from policies.anchor import AnchorFile
+
     first, second = _log(tmp_path), _log(tmp_path)
-    write = type(first.anchor).write
+    write = AnchorFile.write
     interleaved: list[int] = []
 
     def late_write(self: Any, anchor: Any, *, force: bool = False) -> None:
@@ -184,7 +186,7 @@ def test_a_second_writer_between_the_first_entry_and_its_anchor_finds_the_log_in
             interleaved.append(second.append({"event": "second writer"}))
         write(self, anchor, force=force)
 
-    monkeypatch.setattr(type(first.anchor), "write", late_write)
+    monkeypatch.setattr(AnchorFile, "write", late_write)
     assert first.append({"event": "first writer"}) == 1
     assert interleaved == [2]
     assert first.verify().ok and second.verify().ok
