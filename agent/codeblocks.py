@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 __all__ = ["drop_empty_fences", "fenced_lines", "not_prose"]
 
 # An opening or closing fence, its language word, and anything written after it on the same line.
 _FENCE = re.compile(r"^(?P<fence>\s*(?:```|~~~)[\w+.-]*)(?:\s+(?P<code>.*?))?\s*(?P<close>```|~~~)?\s*$")
 _EMPTY_BLOCK = re.compile(r"^[ \t]*(?:```|~~~)[^\n]*\n(?:[ \t]*\n)*[ \t]*(?:```|~~~)[ \t]*$", re.M)
+
+
+def _walk(lines: list[str]) -> Iterator[tuple[str, re.Match[str] | None, bool]]:
+    """Each line, its fence (None for any other line), and whether a block was open before it.
+
+    A fence toggles the block, except one that opens and closes on its own line (```` ```sh code``` ````).
+    """
+    inside = False
+    for line in lines:
+        match = _FENCE.match(line)
+        yield line, match, inside
+        if match is not None and not (match.group("code") and match.group("close") is not None and not inside):
+            inside = not inside
 
 
 def fenced_lines(text: str) -> list[tuple[str, bool]]:
@@ -18,23 +32,15 @@ def fenced_lines(text: str) -> list[tuple[str, bool]]:
     into the fence and a line of code.
     """
     out: list[tuple[str, bool]] = []
-    inside = False
-    for line in text.splitlines():
-        match = _FENCE.match(line)
+    for line, match, inside in _walk(text.splitlines()):
         if match is None:
             out.append((line, inside))
-            continue
-        code, closes = match.group("code"), match.group("close") is not None
-        if code and not inside:
-            out.append((match.group("fence"), False))
-            out.append((code, True))
-            if closes:
+        elif match.group("code") and not inside:
+            out += [(match.group("fence"), False), (match.group("code"), True)]
+            if match.group("close") is not None:
                 out.append(("```", False))
-            else:
-                inside = True
-            continue
-        out.append((line, False))
-        inside = not inside
+        else:
+            out.append((line, False))
     return out
 
 
@@ -45,12 +51,4 @@ def drop_empty_fences(text: str) -> str:
 
 def not_prose(lines: list[str]) -> list[bool]:
     """For each of ``lines``, whether it is no sentence of prose: a fence, or a line inside a fenced block."""
-    out: list[bool] = []
-    inside = False
-    for line in lines:
-        match = _FENCE.match(line)
-        if match is not None:
-            opens_and_closes = bool(match.group("code")) and match.group("close") is not None and not inside
-            inside = inside if opens_and_closes else not inside
-        out.append(match is not None or inside)
-    return out
+    return [match is not None or inside for _line, match, inside in _walk(lines)]
