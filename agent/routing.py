@@ -157,16 +157,24 @@ class Router:
     names: LabNames | None = None
     model: Callable[[], BaseChatModel | None] = lambda: None
 
-    def _asks_change(self, text: str) -> str | None:
-        """The write tool whose asking phrase opens the message or follows a request ("please", "I need")."""
+    def _asked_at(self, text: str, where: str) -> dict[str, int]:
+        """``{write tool: its longest asking phrase's length}`` for the phrases standing where ``where`` ends.
+
+        In registry order; ``where`` is a pattern for what precedes the phrase (:data:`_REQUEST`, :data:`_OPENING`).
+        """
         lowered = text.lower().strip()
+        found: dict[str, int] = {}
         for tool in self.tools:
             if tool.risk == "read":
                 continue
-            for phrase in tool.asks:
-                if re.search(_REQUEST + rf"(?<![a-z]){re.escape(phrase.lower())}\b", lowered):
-                    return tool.name
-        return None
+            lengths = [len(p) for p in tool.asks if re.search(where + rf"(?<![a-z]){re.escape(p.lower())}\b", lowered)]
+            if lengths:
+                found[tool.name] = max(lengths)
+        return found
+
+    def _asks_change(self, text: str) -> str | None:
+        """The write tool whose asking phrase opens the message or follows a request ("please", "I need")."""
+        return next(iter(self._asked_at(text, _REQUEST)), None)
 
     def _opening_change(self, text: str, takes: Collection[str], lists: Collection[str]) -> str | None:
         """The one write tool a request opens with, declared to take the thing the message names.
@@ -176,14 +184,7 @@ class Router:
         an argument in ``takes`` named by a listing in ``lists`` (a VM's ``vmid`` by vm.list; vm.provision's
         ``template`` is a VM template, no job template of ray.templates). None when that leaves no tool or several.
         """
-        lowered = text.lower().strip()
-        found: dict[str, int] = {}
-        for tool in self.tools:
-            if tool.risk == "read":
-                continue
-            lengths = [len(p) for p in tool.asks if re.match(_OPENING + rf"{re.escape(p.lower())}\b", lowered)]
-            if lengths:
-                found[tool.name] = max(lengths)
+        found = self._asked_at(text, _OPENING)
         if not found:
             return None
         longest = max(found.values())
