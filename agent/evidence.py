@@ -279,13 +279,23 @@ def focused(question: str, passages: list[dict[str, Any]], *, embed: Embed | Non
     return out or passages
 
 
-def quote_answer(question: str, passages: list[dict[str, Any]], *, embed: Embed | None = None) -> str | None:
+def _ranked(
+    question: str, passages: list[dict[str, Any]], k: int, embed: Embed | None, ranked: list[Ranked] | None
+) -> list[Ranked]:
+    """The ``k`` best sentences: the first of ``ranked`` when the caller ranked them, else ranked here."""
+    return ranked[:k] if ranked is not None else best_sentences(question, passages, k=k, embed=embed)
+
+
+def quote_answer(
+    question: str, passages: list[dict[str, Any]], *, embed: Embed | None = None, ranked: list[Ranked] | None = None
+) -> str | None:
     """An answer made of the documentation's own words: the best-matching sentence, quoted with its source.
 
     None when that sentence shares no word with the question: the best of pages about something else ("which
     printer ...?" drew a sentence about requesting a VM) is no answer, and quoting it would pass for one.
+    ``ranked``: the passages' sentences as :func:`best_sentences` ranks them, when the caller has them already.
     """
-    best = best_sentences(question, passages, k=1, embed=embed)
+    best = _ranked(question, passages, 1, embed, ranked)
     if not best or not set(content_terms(question)) & set(content_terms(best[0].sentence)):
         return None
     top = best[0]
@@ -293,15 +303,21 @@ def quote_answer(question: str, passages: list[dict[str, Any]], *, embed: Embed 
 
 
 def answers_asked(
-    answer: str, question: str, passages: list[dict[str, Any]], *, embed: Embed | None = None
+    answer: str,
+    question: str,
+    passages: list[dict[str, Any]],
+    *,
+    embed: Embed | None = None,
+    ranked: list[Ranked] | None = None,
 ) -> str | None:
     """None when ``answer`` gives a fact of the sentences that best match the question; else their quote.
 
     A page holds many facts: asked when backups are verified, an answer with the 26-hour recovery point
     from the same page is sourced but not the answer. When the best-matching sentences hold checkable
     facts (a time, a number, a name) and the answer gives none of them, the best sentence is quoted too.
+    ``ranked`` as in :func:`quote_answer`.
     """
-    ranked = best_sentences(question, passages, k=3, embed=embed)
+    ranked = _ranked(question, passages, 3, embed, ranked)
     if not ranked:
         return None
     # Only the sentences about as good as the best: the third-best line of a page is usually its other facts.
@@ -335,7 +351,12 @@ def _values(text: str, kind: Literal["time", "number"]) -> set[str]:
 
 
 def another_sentences_value(
-    answer: str, question: str, passages: list[dict[str, Any]], *, embed: Embed | None = None
+    answer: str,
+    question: str,
+    passages: list[dict[str, Any]],
+    *,
+    embed: Embed | None = None,
+    ranked: list[Ranked] | None = None,
 ) -> str | None:
     """The best sentence's quote, when ``answer`` gives another sentence's time or number than the one asked for.
 
@@ -344,14 +365,15 @@ def another_sentences_value(
     sourced, so the grounding check passes it. For a question asking for a time ("when", "what time") or a
     number ("how many", "how long"), when every such value the answer gives stands in a lesser sentence of the
     passages and none in the best one, which holds one of its own, the answer is replaced by that sentence's
-    quote. None otherwise (an answer computing a value, or giving the best sentence's, stands).
+    quote. None otherwise (an answer computing a value, or giving the best sentence's, stands). ``ranked`` as in
+    :func:`quote_answer`.
     """
     kind: Literal["time", "number"] | None = (
         "time" if _WANTS_TIME.search(question) else "number" if _WANTS_NUMBER.search(question) else None
     )
     if kind is None:
         return None
-    ranked = best_sentences(question, passages, k=FOCUS_SENTENCES, embed=embed)
+    ranked = _ranked(question, passages, FOCUS_SENTENCES, embed, ranked)
     if len(ranked) < 2:
         return None
     given_by_question = _values(question, kind)

@@ -14,7 +14,14 @@ from agent.attribution import cite_lines
 from agent.deps import Nodes
 from agent.epochs import readable
 from agent.events import emit as _emit
-from agent.evidence import another_sentences_value, answers_asked, quote_answer, turn_evidence
+from agent.evidence import (
+    FOCUS_SENTENCES,
+    another_sentences_value,
+    answers_asked,
+    best_sentences,
+    quote_answer,
+    turn_evidence,
+)
 from agent.grounding import prune
 from agent.referents import things_of
 from agent.state import AgentState, Turn
@@ -97,18 +104,20 @@ class AnswerNodes(Nodes):
         if turn.get("quoted") == []:
             # The model, shown the documentation's best sentences, picked none: no quote of a lesser one either.
             body, passages = "", []
+        # The question's sentences ranked once, for the three checks below (each embeds them otherwise).
+        ranked = best_sentences(question, passages, k=FOCUS_SENTENCES, embed=embed) if passages else []
         if passages and body:
             body = cite_lines(body, passages)
-            better = another_sentences_value(body, question, passages, embed=embed)
+            better = another_sentences_value(body, question, passages, ranked=ranked)
             if better:
                 # The model gave a value from the wrong line of the page: the line that answers replaces it, and
                 # people see that something was left out, not the wrong value again.
                 body = f"{better}\n\n_(Left out the model's answer: it gave the value of another line of the page.)_"
         if passages:
             missing = (
-                answers_asked(body, question, passages, embed=embed)
+                answers_asked(body, question, passages, ranked=ranked)
                 if body
-                else quote_answer(question, passages, embed=embed)
+                else quote_answer(question, passages, ranked=ranked)
             )
             if missing:
                 body = f"{body}\n\n{missing}" if body else missing
