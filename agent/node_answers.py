@@ -12,17 +12,12 @@ from langchain_core.messages import AIMessage, ToolMessage
 from agent.answers import echo_reason, left_out_note, read_answer, report_text, sources_line
 from agent.attribution import cite_lines
 from agent.deps import Nodes
+from agent.docanswer import another_sentences_value, answers_asked, quote_answer
 from agent.epochs import readable
 from agent.events import emit as _emit
-from agent.evidence import (
-    FOCUS_SENTENCES,
-    another_sentences_value,
-    answers_asked,
-    best_sentences,
-    quote_answer,
-    turn_evidence,
-)
+from agent.evidence import turn_evidence
 from agent.grounding import prune
+from agent.ranking import FOCUS_SENTENCES, best_sentences
 from agent.referents import things_of
 from agent.state import AgentState, Turn
 from agent.toolcalls import model_name

@@ -23,11 +23,11 @@ from agent.answers import as_message, fallback_answer
 from agent.context import caller_of, previous_user_text, recent_user_text
 from agent.deps import Nodes
 from agent.events import emit as _emit
-from agent.evidence import focused
 from agent.intent import asked_for, asks_in_words
 from agent.language import foreign_language, to_english
 from agent.prompts import SYSTEM_PROMPT, format_passages, tool_definition
 from agent.quotes import Quotable, quotable
+from agent.ranking import focused
 from agent.referents import resolve as resolve_referent
 from agent.routing import Candidates
 from agent.state import AgentState, Turn

@@ -4,7 +4,7 @@ A small model handed three passages and asked to write an answer sometimes write
 page, or a fact of no page at all; picking, among numbered sentences, the ones that answer the question asks
 less of it, and costs a few generated tokens instead of a paragraph. So in ``quote`` mode
 (``agent.docs_answers``) the documentation's sentences that best match the question
-(:func:`agent.evidence.best_sentences`) are numbered, the model replies with a JSON list of numbers under a
+(:func:`agent.ranking.best_sentences`) are numbered, the model replies with a JSON list of numbers under a
 schema (Ollama's ``format``), and the answer is those sentences quoted, each with its ``[document § section]``.
 An empty list, or 0 ("none of these"), means none of them answers: the turn goes on as for a model that said
 it does not know (the tools are tried, else "I could not find that"). Measured with the embedded 1.5B model it
@@ -21,7 +21,7 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
-from agent.evidence import Embed, Ranked, best_sentences
+from agent.ranking import Embed, Ranked, best_sentences
 
 __all__ = ["CANDIDATES", "MOST", "NONE_LINE", "NOT_FOUND", "QUOTE_PROMPT", "Quotable", "quotable"]
 

@@ -13,9 +13,11 @@ import pytest
 from langchain_core.messages import BaseMessage
 
 from agent.claims import facts, sentences
+from agent.docanswer import another_sentences_value, answers_asked
 from agent.epochs import readable
-from agent.evidence import another_sentences_value, answers_asked, best_sentences, bounded_data, focused
+from agent.evidence import bounded_data
 from agent.grounding import Evidence, check, prune
+from agent.ranking import best_sentences, focused
 from policies.guard import Caller
 
 VMS = [

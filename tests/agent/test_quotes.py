@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
-from agent.evidence import best_sentences
 from agent.node_model import ModelNodes
 from agent.quotes import MOST, NONE_LINE, NOT_FOUND, QUOTE_PROMPT, quotable
+from agent.ranking import best_sentences
 from agent.steering import UNSURE
 from core.config import load_settings
 from policies.guard import Caller

@@ -1,0 +1,147 @@
+"""Checks of a documentation answer against the sentences that best match its question.
+
+The model writes the answer from the passages; the grounding check (:mod:`agent.grounding`) makes sure every
+fact in it has a source, but a sourced fact may still be another one than asked for. These checks compare the
+answer with the best-ranked sentences (:mod:`agent.ranking`) and, where it misses them, give the quote that
+answers instead: :func:`quote_answer` (the answer made of the documentation's words), :func:`answers_asked`
+(the fact asked for is missing) and :func:`another_sentences_value` (a time or number from another line).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from agent.claims import CITATION, content_terms, facts
+from agent.ranking import FOCUS_SENTENCES, WANTS_NUMBER, WANTS_TIME, Embed, Ranked, best_sentences
+from agent.steering import UNSURE
+
+__all__ = ["another_sentences_value", "answers_asked", "quote_answer"]
+
+
+def _ranked(
+    question: str, passages: list[dict[str, Any]], k: int, embed: Embed | None, ranked: list[Ranked] | None
+) -> list[Ranked]:
+    """The ``k`` best sentences: the first of ``ranked`` when the caller ranked them, else ranked here."""
+    return ranked[:k] if ranked is not None else best_sentences(question, passages, k=k, embed=embed)
+
+
+def quote_answer(
+    question: str, passages: list[dict[str, Any]], *, embed: Embed | None = None, ranked: list[Ranked] | None = None
+) -> str | None:
+    """An answer made of the documentation's own words: the best-matching sentence, quoted with its source.
+
+    None when that sentence shares no word with the question: the best of pages about something else ("which
+    printer ...?" drew a sentence about requesting a VM) is no answer, and quoting it would pass for one.
+    ``ranked``: the passages' sentences as :func:`best_sentences` ranks them, when the caller has them already.
+    """
+    best = _ranked(question, passages, 1, embed, ranked)
+    if not best or not set(content_terms(question)) & set(content_terms(best[0].sentence)):
+        return None
+    top = best[0]
+    return f'The documentation says: "{top.sentence}" {top.citation}'
+
+
+def answers_asked(
+    answer: str,
+    question: str,
+    passages: list[dict[str, Any]],
+    *,
+    embed: Embed | None = None,
+    ranked: list[Ranked] | None = None,
+) -> str | None:
+    """None when ``answer`` gives a fact of the sentences that best match the question; else their quote.
+
+    A page holds many facts: asked when backups are verified, an answer with the 26-hour recovery point
+    from the same page is sourced but not the answer. When the best-matching sentences hold checkable
+    facts (a time, a number, a name) and the answer gives none of them, the best sentence is quoted too.
+    ``ranked`` as in :func:`quote_answer`.
+    """
+    ranked = _ranked(question, passages, 3, embed, ranked)
+    if not ranked:
+        return None
+    # Only the sentences about as good as the best: the third-best line of a page is usually its other facts.
+    best = [r for r in ranked if r.score >= 0.75 * ranked[0].score]
+    # A name the question itself gives ("the heartbeat template") is not what the answer must add. When the best
+    # sentence states no fact, the question is answered by its words: a lesser sentence's fact is not the answer
+    # ("who can sort out write access?" drew "Export a result with `out_csv`" over "... the platform administrator").
+    asked = question.lower()
+    own = {f for f in facts(best[0].sentence) if f not in asked}
+    wanted = own.union(*({f for f in facts(r.sentence) if f not in asked} for r in best[1:])) if own else set()
+    if wanted:
+        if facts(answer) & wanted:
+            return None
+        top = next(r for r in best if facts(r.sentence) & wanted)
+    elif _says_what_it_adds(answer, question, best[0].sentence):
+        return None
+    else:
+        top = best[0]
+    return f'The documentation says: "{top.sentence}" {top.citation}'
+
+
+_CLOCK = re.compile(r"\d{1,2}:\d{2}")
+
+
+def _values(text: str, kind: Literal["time", "number"]) -> set[str]:
+    """The facts of ``text`` of one kind: clock times (as HH:MM), or numbers (by value)."""
+    text = CITATION.sub(" ", text)  # "[runbook.md § 1. Ask]" states no number
+    if kind == "time":
+        return {f for f in facts(text) if _CLOCK.fullmatch(f)}
+    return {f for f in facts(text) if re.fullmatch(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?", f)}
+
+
+def another_sentences_value(
+    answer: str,
+    question: str,
+    passages: list[dict[str, Any]],
+    *,
+    embed: Embed | None = None,
+    ranked: list[Ranked] | None = None,
+) -> str | None:
+    """The best sentence's quote, when ``answer`` gives another sentence's time or number than the one asked for.
+
+    Asked when the nightly backups start, the model answered "at 02:00": the same section's garbage-collection
+    line, while the line that best matches the question says the backup job runs at 09:00. Both values are
+    sourced, so the grounding check passes it. For a question asking for a time ("when", "what time") or a
+    number ("how many", "how long"), when every such value the answer gives stands in a lesser sentence of the
+    passages and none in the best one, which holds one of its own, the answer is replaced by that sentence's
+    quote. None otherwise (an answer computing a value, or giving the best sentence's, stands). ``ranked`` as in
+    :func:`quote_answer`.
+    """
+    kind: Literal["time", "number"] | None = (
+        "time" if WANTS_TIME.search(question) else "number" if WANTS_NUMBER.search(question) else None
+    )
+    if kind is None:
+        return None
+    ranked = _ranked(question, passages, FOCUS_SENTENCES, embed, ranked)
+    if len(ranked) < 2:
+        return None
+    given_by_question = _values(question, kind)
+    own = _values(ranked[0].sentence, kind) - given_by_question
+    given = _values(answer, kind) - given_by_question
+    if not own or not given or given & own:
+        return None
+    elsewhere = set().union(*(_values(r.sentence, kind) for r in ranked[1:]))
+    if not given <= elsewhere:
+        return None
+    return f'The documentation says: "{ranked[0].sentence}" {ranked[0].citation}'
+
+
+# How much of what the best sentence adds to the question an answer must say to stand without its quote.
+COVERED = 0.34
+
+
+def _says_what_it_adds(answer: str, question: str, sentence: str) -> bool:
+    """Whether ``answer`` says what ``sentence`` adds to ``question``, or the sentence is not clearly about it.
+
+    A sentence without a checkable fact answers by its words: asked what the heartbeat template is for, "the
+    heartbeat template is `heartbeat`" says none of "prints a line once a second until stopped". A sentence
+    sharing no word with the question (or one word, when the answer says the documentation does not tell) may
+    be the best of a page about something else: the model's answer stands.
+    """
+    asked = set(content_terms(question))
+    terms = set(content_terms(sentence))
+    if len(asked & terms) < (2 if UNSURE.search(answer) else 1):
+        return True
+    adds = terms - asked
+    return not adds or len(adds & set(content_terms(answer))) >= COVERED * len(adds)
