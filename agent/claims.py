@@ -53,6 +53,12 @@ _MONTH_DATE = re.compile(
 _TOKEN_ID = re.compile(r"\b(?:labops|raysubmit|apr|key|thr)_[A-Za-z0-9]{4,}\b")
 _NODE = re.compile(r"\bnode\s?\d{1,3}\b", re.I)
 _HYPHENATED = re.compile(r"(?<![\w./-])[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)+(?![\w/-])")
+# An abbreviation spelled out, either way round: "PBS (Portable Batch System)", "Zero Trust Network Access (ZTNA)".
+# What an abbreviation stands for is a name: asked "is pbs healthy", the model wrote "the PBS (Portable Batch
+# System)" where the lab's pages say Proxmox Backup Server.
+_ABBREVIATION_FIRST = re.compile(r"\b([A-Z]{2,6})s?\s*\(([A-Za-z][\w-]*(?:\s+[\w-]+){1,7})\)")
+_ABBREVIATION_LAST = re.compile(r"\(([A-Z]{2,6})s?\)")
+_MINOR_WORDS = frozenset({"of", "and", "for", "the", "a", "an", "to", "in", "on", "&"})
 _VM_REF = re.compile(r"\b(?:vm|vmid|id|job)\s*#?\s*(\d{1,20})\b", re.I)
 NUMBER = re.compile(r"(?<![\w.:/-])(-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?)(?![\w:]|\.\d)")
 _UNIT = re.compile(
@@ -126,6 +132,9 @@ def mask_claims(sentence: str) -> tuple[str, list[Claim]]:
         text = pattern.sub(blank, text)
 
     take(_TOKEN_ID, "id")
+    for phrase in spelled_out(text):
+        claims.append(Claim(kind="id", text=phrase))
+        text = text.replace(phrase, " " * len(phrase))
     take(_IPV4, "address")
     take(_ISO_DATE, "date")
     take(_MONTH_DATE, "date")
@@ -153,6 +162,34 @@ def mask_claims(sentence: str) -> tuple[str, list[Claim]]:
         if len(re.findall(r"[A-Za-z0-9_.]+", rest)) > 1:
             claims.append(Claim(kind="id", text=inner))
     return text, claims
+
+
+def _initials(words: list[str]) -> set[str]:
+    """The initials of ``words``, each part of a hyphenated word counting: with minor words and without them."""
+    parts = [p for w in words for p in w.split("-") if p]
+    major = [p for p in parts if p.lower() not in _MINOR_WORDS]
+    return {"".join(p[0] for p in kept).upper() for kept in (parts, major)}
+
+
+def spelled_out(text: str) -> list[str]:
+    """The phrases of ``text`` that spell an abbreviation out: the words whose initials are its letters."""
+    found = []
+    for match in _ABBREVIATION_FIRST.finditer(text):
+        words = match.group(2).split()
+        if match.group(1) in _initials(words):
+            found.append(match.group(2))
+    for match in _ABBREVIATION_LAST.finditer(text):
+        letters = match.group(1)
+        before = text[: match.start()].split()
+        # The fewest words before the bracket whose initials spell the abbreviation.
+        for n in range(1, min(len(before), 2 * len(letters)) + 1):
+            words = before[-n:]
+            if not re.fullmatch(r"[A-Za-z][\w-]*", words[0]):
+                break
+            if letters in _initials(words):
+                found.append(" ".join(words))
+                break
+    return found
 
 
 def _named_position(text: str, start: int, end: int) -> bool:
@@ -231,10 +268,25 @@ _STOP = frozenset(
 )  # fmt: skip
 
 
+# English verbs whose past forms do not start like their present ("how long do we keep ...?" and "... are kept"):
+# read as the present before cutting. Grammar, not this lab's words.
+_IRREGULAR = {
+    "kept": "keep", "ran": "run", "began": "begin", "begun": "begin", "went": "go", "gone": "go", "took": "take",
+    "taken": "take", "made": "make", "gave": "give", "given": "give", "held": "hold", "built": "build",
+    "sent": "send", "spent": "spend", "lost": "lose", "found": "find", "wrote": "write", "written": "write",
+    "broke": "break", "broken": "break", "chose": "choose", "chosen": "choose", "froze": "freeze",
+    "frozen": "freeze", "brought": "bring", "bought": "buy", "thought": "think", "told": "tell", "sold": "sell",
+    "stood": "stand", "understood": "understand", "meant": "mean", "paid": "pay", "fed": "feed", "fell": "fall",
+    "fallen": "fall", "grew": "grow", "grown": "grow", "knew": "know", "known": "know", "drew": "draw",
+    "drawn": "draw", "threw": "throw", "thrown": "throw", "rose": "rise", "risen": "rise",
+}  # fmt: skip
+
+
 def _stem(word: str) -> str:
     # The first five letters: "verification", "verify" and "verified" meet, as do "backups" and "backup". Crude,
     # and enough to rank a handful of passages' sentences against one question.
-    return word.lower()[:5]
+    word = word.lower()
+    return _IRREGULAR.get(word, word)[:5]
 
 
 def content_terms(text: str) -> list[str]:

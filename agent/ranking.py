@@ -34,7 +34,8 @@ WANTS_NUMBER = re.compile(r"\bhow (?:many|much|long|big|old|far|large|fast)\b|\b
 _WANTS_WHO = re.compile(r"\bwho(?:m|se)?\b|\bwer\b|\bqui\b|\bquién|\bchi\b", re.I)
 _HAS_TIME = re.compile(r"\b\d{1,2}:\d{2}\b|\b\d{1,2}\s?[ap]\.?m\b", re.I)
 _HAS_OFTEN = re.compile(r"\b\d{1,2}:\d{2}\b|\b(?:daily|weekly|monthly|nightly|hourly|every)\b", re.I)
-_HAS_NUMBER = re.compile(r"\d")
+# A number that answers "how many/long/much": not a clock time's digits (09:00 answers "when").
+_HAS_NUMBER = re.compile(r"(?<![\d:])\d+(?![\d:])")
 # A role or a group of people: who answers "who ...?" in a lab's pages.
 _HAS_WHO = re.compile(r"\b(?:administrator|admin|engineer|lead|owner|manager|team|officer|staff|member)s?\b", re.I)
 

@@ -18,6 +18,7 @@ from agent.epochs import readable
 from agent.evidence import bounded_data
 from agent.grounding import Evidence, check, prune
 from agent.ranking import best_sentences, focused
+from knowledge.embeddings import OnnxEmbedder
 from policies.guard import Caller
 
 VMS = [
@@ -200,6 +201,27 @@ def test_the_answering_sentence_is_found_by_its_heading_its_page_s_rank_and_a_ro
     # The best sentence states no fact: the quote is that sentence, not a lesser one's `out_csv`.
     quote = answers_asked("The agent can sort the table out.", question, writes)
     assert quote is not None and "platform administrator" in quote
+
+
+def test_a_verb_s_irregular_past_meets_its_present(embedder: OnnxEmbedder) -> None:
+    schedule = [
+        {"citation": "[backup-policy § Schedule]", "section": "Schedule",
+         "text": "- Daily backup job `backup-daily` at 09:00 (snapshot mode, zstd).\n"
+                 "- Garbage collection runs every night at 02:00. The last 14 daily snapshots of each VM are kept."},
+    ]  # fmt: skip
+    # "keep" and "kept" share no first five letters, and the schedule line's 09:00 counted as the number "how long"
+    # asks for: it won on "daily" and "backup", and the model answered with the recovery point's "one day".
+    best = best_sentences("how long do we keep the daily backups", schedule, k=1, embed=embedder.embed)[0].sentence
+    assert best == "The last 14 daily snapshots of each VM are kept."
+
+
+def test_an_abbreviation_spelled_out_is_a_name_that_needs_a_source() -> None:
+    pages = Evidence.build(passages=["Backups go to the Proxmox Backup Server pbs01 (datastore store1)."])
+    problems = check("To see whether the PBS (Portable Batch System) is healthy, open its web UI.", pages)
+    assert [(p.kind, p.claim) for p in problems] == [("unsourced", "Portable Batch System")]
+    assert check("The Proxmox Backup Server (PBS) is pbs01.", pages) == []
+    # Brackets that spell nothing out are no claim of this kind.
+    assert check("The backup server (pbs01) holds store1.", pages) == []
 
 
 def test_the_model_is_shown_the_sentences_that_answer_in_document_order() -> None:
