@@ -18,7 +18,7 @@ from agent.mentions import mentions
 from policies.guard import Caller, Guard
 from tools.base import NameLookup, Tool
 
-__all__ = ["resolve_names"]
+__all__ = ["each_named", "resolve_names"]
 
 _STOP = {"the", "a", "an", "one", "with", "that", "has", "have", "our", "my", "node", "vm", "machine", "server"}
 
@@ -85,3 +85,25 @@ def resolve_names(
             out[arg] = value
             settled[str(value)] = name
     return out, settled
+
+
+def each_named(
+    guard: Guard, caller: Caller, tool: Tool[Any], args: dict[str, Any], text: str, *, most: int = 4
+) -> list[dict[str, Any]]:
+    """One read's arguments for each of the things ``text`` names by name, in the order it names them.
+
+    "Are proj-pg01 and proj-pg02 on the same host?" names two VMs; the model reads one of them (``vm.show`` of
+    110) and the answer could say nothing of the other. A read of one thing whose argument a name settles is
+    made for each thing named (2 to ``most``; more is a question for the listing). Anything else: ``[args]``.
+    """
+    if tool.risk != "read":
+        return [args]
+    lowered = text.lower()
+    for arg, lookup in tool.named_by.items():
+        if lookup.name is None:
+            continue
+        found = _named_in(text, _listed(guard, caller, lookup), lookup)
+        if 2 <= len(found) <= most:
+            ordered = sorted(found, key=lambda row: lowered.find(row[1]))
+            return [{**args, arg: value} for value, _ in ordered]
+    return [args]

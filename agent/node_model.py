@@ -25,6 +25,7 @@ from agent.deps import Nodes
 from agent.events import emit as _emit
 from agent.intent import asked_for, asks_in_words
 from agent.language import foreign_language, to_english
+from agent.names import each_named
 from agent.prompts import SYSTEM_PROMPT, format_passages, tool_definition
 from agent.quotes import Quotable, quotable
 from agent.ranking import focused
@@ -130,6 +131,7 @@ class ModelNodes(Nodes):
             turn["asked"] = f"{turn['asked']} ({'; '.join(routed.notes)})"
         if routed.tool is not None:
             turn["must_call"] = routed.tool
+        turn["names_given"] = len(routed.notes)
         for family in routed.families:
             for name in scores:
                 if name.split(".")[0] == family:
@@ -196,6 +198,9 @@ class ModelNodes(Nodes):
             # gate's broad test for vm.stop but asks for nothing.
             asked = found.risk != "read" and asks_in_words(found, said)
             askable[name] = score + (0.25 if asked else 0.0)
+        if routed.lists:
+            for name in self.deps.selector.beside(set(routed.takes), set(routed.lists)):
+                askable.pop(name, None)
         tools = [t.name for t in self.deps.selector.select(about, self.bounds.max_tools_in_prompt, askable)]
         if routed.tool is not None and routed.tool not in tools:
             tools = [routed.tool, *tools][: max(1, self.bounds.max_tools_in_prompt)]
@@ -282,6 +287,14 @@ class ModelNodes(Nodes):
         turn["stop"] = "model_unavailable"
         return {"messages": [AIMessage(content=text)], "turn": turn}
 
+    def _each_named(self, state: AgentState, turn: Turn, calls: list[ProposedCall]) -> list[ProposedCall]:
+        """A first read of one of several things the message names by name, made of each (``each_named``)."""
+        tool = self.deps.tool(calls[0].name) if len(calls) == 1 else None
+        if tool is None or int(turn.get("names_given", 0)) < 2 or int(turn.get("steps", 0)) > 0:
+            return calls
+        variants = each_named(self.deps.guard, caller_of(state), tool, calls[0].args, str(turn["asked"]))
+        return [calls[0].with_args(v) for v in variants] if len(variants) > 1 else calls
+
     def _bound(
         self, mode: str, names: tuple[str, ...], must_call: str | None = None, offer: Quotable | None = None
     ) -> Any:
@@ -351,6 +364,7 @@ class ModelNodes(Nodes):
             text = offer.answer(chosen or [])
         else:
             calls, text = extract_calls(message, set(names) | {t.name for t in self.deps.tools})
+            calls = self._each_named(state, turn, calls)
         if not calls and not text.strip():
             text = fallback_answer(state)
         if mode in ("docs", "quote") and not calls and UNSURE.search(text) and turn["tools"]:

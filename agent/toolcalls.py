@@ -55,6 +55,10 @@ class ProposedCall:
         """JSON form for the state."""
         return {"id": self.id, "name": self.name, "args": self.args, "known": self.known, "source": self.source}
 
+    def with_args(self, args: dict[str, Any]) -> ProposedCall:
+        """The same call with other arguments, under an id of its own."""
+        return ProposedCall(id=_new_id(), name=self.name, args=args, known=self.known, source=self.source, raw=self.raw)
+
 
 def _new_id() -> str:
     return "call_" + uuid.uuid4().hex[:12]

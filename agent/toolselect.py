@@ -19,7 +19,7 @@ import numpy as np
 from knowledge.embeddings import Embedder
 from tools.base import Tool, Toolset
 
-__all__ = ["ToolSelector", "card", "vocabulary"]
+__all__ = ["ToolSelector", "card", "listed", "vocabulary"]
 
 
 # A look-alike stays on offer only when it fits clearly better than the tool the message's word names: on
@@ -31,6 +31,34 @@ LOOK_ALIKE_MARGIN = 0.05
 
 def _has(lowered: str, word: str) -> bool:
     return re.search(rf"(?<![a-z]){re.escape(word.strip().lower())}(?![a-z])", lowered) is not None
+
+
+# A question for a list or a count: its opening words, then (a few words on) what is listed. English grammar, read
+# on the English text (a message in another language is translated first).
+_LIST_OPENER = re.compile(
+    r"\b(?:how many|number of|count(?: of)?|which|what|list|show(?: me)?|any|all|are there|total(?: number of)?)\s+",
+    re.I,
+)
+# How many words may stand between the opener and what is listed ("which of my vms", "how many stopped vms").
+_LIST_GAP = 3
+
+
+def listed(text: str, tools: list[Tool[Any]]) -> set[str]:
+    """The tools whose rows a message asks for a list or a count of (``Tool.rows``: "how many VMs ...").
+
+    After each opener, the first words that are some tool's rows win (the longest phrase at a place first, so
+    "which backup jobs" is backup.jobs' and not ray.list's "jobs").
+    """
+    phrases = sorted(((r.lower().split(), t.name) for t in tools for r in t.rows), key=lambda p: -len(p[0]))
+    found: set[str] = set()
+    for opener in _LIST_OPENER.finditer(text):
+        words = re.findall(r"[\w-]+", text[opener.end() :].lower())[: _LIST_GAP + 3]
+        for at in range(min(_LIST_GAP, len(words)) + 1):
+            hit = next((name for phrase, name in phrases if words[at : at + len(phrase)] == phrase), None)
+            if hit is not None:
+                found.add(hit)
+                break
+    return found
 
 
 def card(tool: Tool[Any]) -> str:
@@ -87,12 +115,36 @@ class ToolSelector:
             if t.words and t.name.split(".")[0] in families and any(_has(lowered, w) for w in t.words)
         }
 
+    def beside(self, takes: set[str], lists: set[str]) -> set[str]:
+        """The reads a message naming things passes by: its things' family's reads that neither take nor list them.
+
+        "What is the state of the VM monitoring?" names a VM (``takes`` ``vmid``, listed by ``vm.list``): vm.show
+        and vm.list are about it, vm.nodes is not, and the model, offered all three, called vm.nodes.
+        """
+        families = {name.split(".")[0] for name in lists}
+        return {
+            t.name
+            for t in self.tools
+            if t.risk == "read"
+            and t.name.split(".")[0] in families
+            and t.name not in lists
+            and not takes & set(t.json_schema().get("properties", {}))
+        }
+
     def select(self, text: str, k: int, scores: dict[str, float] | None = None) -> list[Tool[Any]]:
         """The ``k`` most relevant tools, in registry order (``scores`` from :meth:`scores`, if at hand)."""
         scores = dict(scores if scores is not None else self.scores(text))
+        risk = {t.name: t.risk for t in self.tools}
+        rows = listed(text, self.tools) & set(scores)
+        if rows:
+            # "How many VMs does the cluster have?" asks for VMs: vm.nodes ("cluster") fit its words better, and the
+            # model, shown both, counted nodes. What a question lists settles its family's reads, however close.
+            families = {name.split(".")[0] for name in rows}
+            for name in list(scores):
+                if name not in rows and risk[name] == "read" and name.split(".")[0] in families:
+                    del scores[name]
         decisive = self.decisive(text) & set(scores)
         if decisive:
-            risk = {t.name: t.risk for t in self.tools}
             # The best decisive tool of each family its words settle.
             settled: dict[str, float] = {}
             for name in decisive:

@@ -164,6 +164,9 @@ class Tool(Generic[A]):
         resources: the things a call touches, for policy (may read the lab, e.g. a VM's tags).
         numbers: the call's numbers for policy context (cores, memory_mib, gpus, rows, ...).
         resource_types: the Cedar resource types the action applies to (default: by risk).
+        rows: for a read tool that lists things, what its rows are, in the plural people ask for them with
+            ("vms", "virtual machines" for ``vm.list``): a question for a list or a count of them ("how many
+            VMs ...?", "which nodes ...?") is this tool's, not its family's other reads'.
         words: words and phrases that point to this tool rather than its family's other tools ("failed",
             "stale" for ``backup.check``); they settle look-alike tools when the message names the family.
         asks: for a write or destructive tool, the phrases by which a person asks for it ("shut down" for
@@ -195,6 +198,7 @@ class Tool(Generic[A]):
     resources: Callable[[ToolContext, A], list[ResourceRef]] = field(default=_no_resources)
     numbers: Callable[[A], dict[str, int]] = field(default=_no_numbers)
     resource_types: tuple[ResourceType, ...] | None = None
+    rows: tuple[str, ...] = ()
     words: tuple[str, ...] = ()
     asks: tuple[str, ...] = ()
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -212,6 +216,8 @@ class Tool(Generic[A]):
             raise TypeError(f"tool {self.name} has no docstring; it is the model's prompt")
         if self.risk != "read" and not self.asks:
             raise TypeError(f"tool {self.name} changes the lab but declares no `asks` (how a person asks for it)")
+        if self.rows and self.risk != "read":
+            raise TypeError(f"tool {self.name}: only a read tool lists rows")
         if self.remedies and self.risk == "read":
             raise TypeError(f"tool {self.name} reads only, so it remedies nothing: drop `remedies`")
         fields = set(self.args_model.model_fields)

@@ -64,6 +64,7 @@ TOOLS: list[Tool[Any]] = [
         risk="read",
         resource_types=("Lab",),
         summary=lambda a: f"list {a.state} incidents",
+        rows=("incidents", "alerts", "outages"),
         words=("incident", "incidents", "broken", "alerts", "alert", "firing", "outage"),
         aliases={"state": ("status",), "limit": ("n", "count", "max")},
         examples=("What is broken right now?", "Which incidents are open?", "Any alerts firing?"),

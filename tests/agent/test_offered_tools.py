@@ -7,6 +7,8 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 
 from agent.intent import asked_for, asks_in_words
+from agent.scripted import fenced_call
+from agent.toolselect import listed
 from policies.guard import Caller
 from tools.base import EXAMPLE_NAME
 from tools.registry import all_tools
@@ -123,3 +125,48 @@ def test_a_job_template_named_in_a_message_points_at_the_tool_that_runs_it(make_
     assert names.ids(["node07"]) == []  # a node's name is the node argument itself
     assert "ray.submit" in _shown(make_agent, "launch the heartbeat job on the cluster")
     assert "ray.submit" in _shown(make_agent, "run redshift-histogram using 2 cpus")
+
+
+def test_what_a_question_lists_is_read_from_the_tools_rows() -> None:
+    tools = all_tools(None)
+    assert listed("how many vms does the cluster have in total", tools) == {"vm.list"}
+    assert listed("which of my vms are stopped", tools) == {"vm.list"}
+    assert listed("any nodes down?", tools) == {"vm.nodes"}
+    # The longest phrase at a place wins: backup jobs are not Ray jobs.
+    assert listed("which backup jobs are disabled", tools) == {"backup.jobs"}
+    assert listed("list ray jobs", tools) == {"ray.list"}
+    # A question about one thing lists nothing; a node in the singular is where a VM is, not the node listing.
+    assert listed("What is the state of the VM monitoring?", tools) == set()
+    assert listed("which node is void-analysis on", tools) == set()
+
+
+def test_a_count_of_vms_is_not_offered_the_node_listing(make_agent: Any) -> None:
+    # "cluster" fits vm.nodes' words better than vm.list's; the small model, shown both, counted nodes.
+    shown = _shown(make_agent, "how many vms does the cluster have in total")
+    assert "vm.list" in shown and "vm.nodes" not in shown, shown
+    shown = _shown(make_agent, "which nodes are offline")
+    assert "vm.nodes" in shown and "vm.list" not in shown, shown
+
+
+def test_a_named_vm_is_not_offered_the_reads_that_neither_take_nor_list_it(make_agent: Any) -> None:
+    # The model, offered vm.nodes beside vm.show for this translated French question, called vm.nodes.
+    shown = _shown(make_agent, "What is the state of the VM monitoring?")
+    assert "vm.show" in shown and "vm.nodes" not in shown, shown
+    # A named node is listed by vm.nodes, and vm.list takes it: both stay.
+    shown = _shown(make_agent, "is node05 busy")
+    assert {"vm.nodes", "vm.list"} <= shown, shown
+
+
+def test_a_read_of_one_of_two_named_vms_is_made_of_both(make_agent: Any) -> None:
+    def responder(messages: list[BaseMessage], tools: list[dict[str, Any]]) -> str:
+        if type(messages[-1]).__name__ == "ToolMessage" or not tools:
+            return "Done."
+        return fenced_call("vm_show", {"vmid": 110})
+
+    agent = make_agent(responder=responder)
+    result = agent.ask("are proj-pg01 and proj-pg02 on the same host?", caller=CALLER)
+    assert [(c["name"], c["args"]["vmid"]) for c in result.tool_calls] == [("vm.show", 110), ("vm.show", 111)]
+    assert "proj-pg02" in result.answer and "node05" in result.answer
+    # One named VM: the model's call stands alone.
+    result = agent.ask("how much ram does proj-pg01 have", caller=CALLER)
+    assert [(c["name"], c["args"]["vmid"]) for c in result.tool_calls] == [("vm.show", 110)]

@@ -279,6 +279,7 @@ TOOLS: list[Tool[Any]] = [
         fn=backup_jobs,
         risk="read",
         summary=lambda a: "list backup jobs",
+        rows=("backup jobs", "vzdump jobs"),
         words=(
             "backup job",
             "backup jobs",
@@ -305,6 +306,7 @@ TOOLS: list[Tool[Any]] = [
         risk="read",
         resources=_datastore,
         summary=lambda a: "datastore usage, GC and verify status",
+        rows=("datastores",),
         words=("datastore", "how full", "space left", "disk space", "room left", "space", "store1"),
         examples=("How full is the backup datastore?",),
     ),
