@@ -57,17 +57,24 @@ _DOCS = re.compile(
     r"|how long (?:is|are|do|does|may|can)|when (?:is|are|do|does)|objective|rpo|rto|quota|quotas|limit for"
     # What a thing is for: its purpose is written down, not read from its state ("proj-pg02 - what's it for?").
     r"|used for|purpose|what(?:'s|s| is| are| was)\b[^?.!]{0,60}\bfor(?=\W*$)"
+    # What a word means is written down ("what does pending mean for a backup?"), whatever state it names.
+    r"|what (?:does|do)\b[^?.!]{0,60}\bmean|meaning of|what is meant by|definition of"
     # "according to the documentation" in the languages lab members write.
     r"|dokumentation|documentaci[oó]n|laut (?:doku|wiki)|selon la doc)\b",
     re.I,
 )
 # A question for the live state of things: a list, a count, a state.
+# A state only the live system knows, or "now": with a family's word, the question is for its tools even when a
+# page matches it better ("is pbs healthy?" went to the backup pages, and the answer spelt PBS out wrongly).
+_LIVE_NOW = re.compile(
+    r"\b(?:right now|currently|at the moment|now|today|running|stopped|down|offline|online|failed|failing|broken"
+    r"|healthy|working|status|free|full|left|pending|queued)\b",
+    re.I,
+)
 _ASKS_STATE = re.compile(
     r"^\W*(?:which|what|whats|wat|wht|list|show|any|anything|how many|are there|is there|count|give me|get|find"
     r"|tell me|is|are|has|have|did|does|was|were)\b"
-    r"|\b(?:are there|is there|do we have|do i have|right now|currently|at the moment|now|today|running|stopped|down"
-    r"|offline|online|failed|failing|broken"
-    r"|healthy|working|status|free|full|left|pending|queued)\b",
+    r"|\b(?:are there|is there|do we have|do i have)\b|" + _LIVE_NOW.pattern,
     re.I,
 )
 # Cues of _DOCS that ask what one may do; "which templates can I run?" asks for a list with one of them.
@@ -298,7 +305,7 @@ class Router:
             which = ", ".join(sorted(families))
             # One family: its tools first. Several ("VMs not in any backup job"): tool retrieval picks.
             boost = families if len(families) == 1 else frozenset()
-            if docs_score - tool_fit > DOCS_MARGIN:
+            if docs_score - tool_fit > DOCS_MARGIN and not _LIVE_NOW.search(text):
                 # "How many nodes does the Kubernetes cluster have?": a family word, but a page answers it far
                 # better than any tool.
                 why = f"asks about {which}, which a page describes better"

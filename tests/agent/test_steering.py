@@ -74,6 +74,8 @@ def test_questions_about_the_labs_state_go_to_the_tools(text: str, docs_score: f
         # Written for the sixth session's dev cases: "my" alone sent these to the tools (and ray.submit ran).
         "can my ray job pip install whatever it wants?",
         "any rules for naming a vm?",
+        # A state's name asked for its meaning, not for the things in that state.
+        "what does pending mean for a backup?",
     ],
 )
 @pytest.mark.parametrize("docs_score", [0.0, 0.95])
@@ -161,6 +163,11 @@ def test_where_wording_and_scores_disagree_the_model_chooses_between_the_candida
     router, chooser = _asking_router("docs")
     assert router.route("How many nodes does the Kubernetes cluster have?", caller=CALLER, docs_score=0.75,
                         tool_fit=0.74).route == "lab" and chooser.seen == []  # fmt: skip
+    # A state only the live system knows ("healthy", "failed", "right now") is the tools' however well a page
+    # matches: the model, asked, sent "is pbs healthy" to the backup pages.
+    router, chooser = _asking_router("docs")
+    routed = router.route("is pbs healthy", caller=CALLER, docs_score=0.88, tool_fit=0.5, candidates=candidates)
+    assert routed.route == "lab" and chooser.seen == []
     # A yes/no "can I" question a tool answers closely is the model's choice too; without a model the wording holds.
     router, chooser = _asking_router("lab")
     assert router.route("Can I run 10 ray jobs at once?", caller=CALLER, docs_score=0.8, tool_fit=0.84).route == "lab"
