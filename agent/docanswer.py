@@ -82,12 +82,23 @@ def answers_asked(
 _CLOCK = re.compile(r"\d{1,2}:\d{2}")
 
 
+# Small numbers written as words: "kept for one day" gives a number as much as "kept for 1 day".
+_NUMBER_WORDS = {
+    w: str(n)
+    for n, w in enumerate(
+        ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
+    )
+}
+_NUMBER_WORD = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.I)
+
+
 def _values(text: str, kind: Literal["time", "number"]) -> set[str]:
-    """The facts of ``text`` of one kind: clock times (as HH:MM), or numbers (by value)."""
+    """The facts of ``text`` of one kind: clock times (as HH:MM), or numbers (by value; small ones in words too)."""
     text = CITATION.sub(" ", text)  # "[runbook.md § 1. Ask]" states no number
     if kind == "time":
         return {f for f in facts(text) if _CLOCK.fullmatch(f)}
-    return {f for f in facts(text) if re.fullmatch(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?", f)}
+    numbers = {f for f in facts(text) if re.fullmatch(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?", f)}
+    return numbers | {_NUMBER_WORDS[w.lower()] for w in _NUMBER_WORD.findall(text)}
 
 
 def another_sentences_value(

@@ -182,6 +182,15 @@ def test_a_value_from_another_line_of_the_page_is_replaced_by_the_line_that_answ
     # How many snapshots are kept: the 14 of its line, not a clock time of another.
     kept = "how many daily snapshots are kept?"
     assert another_sentences_value("14 of them.", kept, passages, embed=embed) is None
+    # A small number in words is a number: "one day" is the recovery point's, not how long backups are kept.
+    objectives = {
+        "citation": "[backup-policy.md § Objectives]",
+        "section": "Objectives",
+        "text": "| | target |\n|---|---|\n| RPO on premises, VM snapshots | one day (the daily backup) |",
+    }
+    how_long = "how long do we keep the daily backups"
+    quote = another_sentences_value("They are kept for one day.", how_long, [*passages, objectives], embed=embed)
+    assert quote is not None and "The last 14 daily snapshots of each VM are kept." in quote
 
 
 def test_the_answering_sentence_is_found_by_its_heading_its_page_s_rank_and_a_role_for_who() -> None:
