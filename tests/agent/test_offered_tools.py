@@ -101,6 +101,9 @@ def test_a_read_by_id_is_not_offered_when_nothing_in_a_new_thread_stands_for_an_
     assert "ray.status" not in _shown(make_agent, "any of my ray jobs still going?")
     assert "ray.list" in _shown(make_agent, "any of my ray jobs still going?")
     assert "ray.status" in _shown(make_agent, "what is the status of ray job labops_1a2b3c?")
+    # An id of several underscored parts whose random hex has no two digits in a row is an id too (the eval's
+    # job ids: whether ray.logs was offered depended on the id drawn).
+    assert "ray.logs" in _shown(make_agent, "What did Ray job labops_eval_a0f0e8bdc6cf print?")
 
 
 def test_a_question_about_a_job_is_not_offered_a_submission(make_agent: Any) -> None:
