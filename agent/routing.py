@@ -66,15 +66,18 @@ _DOCS = re.compile(
 # A question for the live state of things: a list, a count, a state.
 # A state only the live system knows, or "now": with a family's word, the question is for its tools even when a
 # page matches it better ("is pbs healthy?" went to the backup pages, and the answer spelt PBS out wrongly).
+# Not "running" ("what hardware is the backup server running on?"), "down" ("the process if a node goes down"),
+# "now", "free" or "left": each as often says how something works.
 _LIVE_NOW = re.compile(
-    r"\b(?:right now|currently|at the moment|now|today|running|stopped|down|offline|online|failed|failing|broken"
-    r"|healthy|working|status|free|full|left|pending|queued)\b",
+    r"\b(?:right now|currently|at the moment|stopped|offline|online|failed|failing|broken|healthy|unhealthy"
+    r"|status|pending|queued)\b",
     re.I,
 )
 _ASKS_STATE = re.compile(
     r"^\W*(?:which|what|whats|wat|wht|list|show|any|anything|how many|are there|is there|count|give me|get|find"
     r"|tell me|is|are|has|have|did|does|was|were)\b"
-    r"|\b(?:are there|is there|do we have|do i have)\b|" + _LIVE_NOW.pattern,
+    r"|\b(?:are there|is there|do we have|do i have|now|today|running|down|working|free|full|left)\b|"
+    + _LIVE_NOW.pattern,
     re.I,
 )
 # Cues of _DOCS that ask what one may do; "which templates can I run?" asks for a list with one of them.

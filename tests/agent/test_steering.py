@@ -168,6 +168,10 @@ def test_where_wording_and_scores_disagree_the_model_chooses_between_the_candida
     router, chooser = _asking_router("docs")
     routed = router.route("is pbs healthy", caller=CALLER, docs_score=0.88, tool_fit=0.5, candidates=candidates)
     assert routed.route == "lab" and chooser.seen == []
+    # "Running on" and "goes down" say how things work as often as what state they are in: the model chooses.
+    for text in ("what hardware is the backup server running on?", "what's the process if a node goes down"):
+        router, chooser = _asking_router("docs")
+        assert router.route(text, caller=CALLER, docs_score=0.88, tool_fit=0.5).route == "docs" and chooser.seen
     # A yes/no "can I" question a tool answers closely is the model's choice too; without a model the wording holds.
     router, chooser = _asking_router("lab")
     assert router.route("Can I run 10 ray jobs at once?", caller=CALLER, docs_score=0.8, tool_fit=0.84).route == "lab"
