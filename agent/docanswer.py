@@ -18,6 +18,9 @@ from agent.steering import UNSURE
 
 __all__ = ["another_sentences_value", "answers_asked", "quote_answer"]
 
+# A sentence scoring at least this share of the best one's is about as good as the best.
+NEAR_BEST = 0.75
+
 
 def _ranked(
     question: str, passages: list[dict[str, Any]], k: int, embed: Embed | None, ranked: list[Ranked] | None
@@ -61,7 +64,7 @@ def answers_asked(
     if not ranked:
         return None
     # Only the sentences about as good as the best: the third-best line of a page is usually its other facts.
-    best = [r for r in ranked if r.score >= 0.75 * ranked[0].score]
+    best = [r for r in ranked if r.score >= NEAR_BEST * ranked[0].score]
     # A name the question itself gives ("the heartbeat template") is not what the answer must add. When the best
     # sentence states no fact, the question is answered by its words: a lesser sentence's fact is not the answer
     # ("who can sort out write access?" drew "Export a result with `out_csv`" over "... the platform administrator").
@@ -90,6 +93,23 @@ _NUMBER_WORDS = {
     )
 }
 _NUMBER_WORD = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.I)
+
+
+_HOW_MANY = re.compile(r"\bhow many\s+([a-z]+)(?:\s+([a-z]+))?", re.I)
+
+
+def _counts(sentence: str, values: set[str], question: str) -> bool:
+    """Whether ``sentence`` gives one of ``values`` as a count of what "how many ...?" asks for ("four nodes")."""
+    asked = _HOW_MANY.search(question)
+    if asked is None:
+        return False
+    counted = {content_terms(w)[0] for w in asked.groups() if w and content_terms(w)}
+    words = re.findall(r"[a-z0-9.,]+", sentence.lower())
+    for at, word in enumerate(words):
+        value = _NUMBER_WORDS.get(word) or word.replace(",", "").rstrip(".")
+        if value in values and any(t in counted for w in words[at + 1 : at + 3] for t in content_terms(w)):
+            return True
+    return False
 
 
 def _values(text: str, kind: Literal["time", "number"]) -> set[str]:
@@ -134,6 +154,10 @@ def another_sentences_value(
         return None
     elsewhere = set().union(*(_values(r.sentence, kind) for r in ranked[1:]))
     if not given <= elsewhere:
+        return None
+    # A lesser line that counts what the question counts answers it: the ranking put a Kubernetes node's table
+    # row ("94 GB") over "a Kubernetes cluster of four nodes", and "4 nodes" was right.
+    if kind == "number" and any(_counts(r.sentence, given, question) for r in ranked[1:]):
         return None
     return f'The documentation says: "{ranked[0].sentence}" {ranked[0].citation}'
 

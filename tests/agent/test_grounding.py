@@ -191,6 +191,20 @@ def test_a_value_from_another_line_of_the_page_is_replaced_by_the_line_that_answ
     how_long = "how long do we keep the daily backups"
     quote = another_sentences_value("They are kept for one day.", how_long, [*passages, objectives], embed=embed)
     assert quote is not None and "The last 14 daily snapshots of each VM are kept." in quote
+    # A lesser line counting what the question counts answers it: the ranking put a node's table row first, and
+    # "4" (the cluster "of four nodes") was the answer.
+    nodes = [
+        {"citation": "[cluster-overview.md § Nodes]", "section": "Nodes",
+         "text": "| node | CPU | memory | role |\n|---|---|---|---|\n"
+                 "| node02 | Intel i5-12600H | 94 GB | RKE2 Kubernetes, small services |"},
+        {"citation": "[kubernetes-ray.md § Kubernetes and Ray]", "section": "Kubernetes and Ray",
+         "text": "Distributed jobs run on Ray inside an RKE2 Kubernetes cluster of four nodes (about 80 cores)."},
+    ]  # fmt: skip
+    k8s = "How many nodes does the Kubernetes cluster have?"
+    ranked = best_sentences(k8s, nodes, k=6, embed=embed)
+    assert "node02" in ranked[0].sentence
+    assert another_sentences_value("The Kubernetes cluster has 4 nodes.", k8s, nodes, ranked=ranked) is None
+    assert another_sentences_value("It has four nodes.", k8s, nodes, ranked=ranked) is None
 
 
 def test_the_answering_sentence_is_found_by_its_heading_its_page_s_rank_and_a_role_for_who() -> None:
