@@ -79,6 +79,11 @@ def resolve_names(
             continue  # already one of the listed values (a node name)
         found = _named_in(text, rows, lookup) if lookup.name is not None else set()
         if not found and isinstance(given, str):
+            # The model wrapped a listed value in other words: "heartbeat: template heartbeat" (the note the
+            # agent adds to the message, copied whole) is the template heartbeat.
+            found = _named_in(given, rows, lookup)
+            found = found if len({str(v) for v, _ in found}) == 1 else set()
+        if not found and isinstance(given, str):
             found = _described(given, rows, lookup)
         if len(found) == 1:
             value, name = found.pop()

@@ -59,6 +59,18 @@ def test_fill_resolves_a_vm_name_to_its_id_through_the_lab(nodes: CallNodes) -> 
     assert state["turn"]["named"], "the name the user gave is remembered for the intent step"
 
 
+def test_fill_takes_the_one_listed_value_the_model_wrapped_in_other_words(nodes: CallNodes) -> None:
+    # The model copied the agent's note on the message ("heartbeat: template heartbeat") into the argument.
+    state = _state("can you kick off the heartbeat job for me (heartbeat: template heartbeat)")
+    call = _call("ray.submit", {"template": "heartbeat: template heartbeat"})
+    nodes.fill(state, state["turn"], call)
+    assert call["args"]["template"] == "heartbeat"
+    # Two listed values in the argument settle nothing: validation says what is wrong.
+    call = _call("ray.submit", {"template": "heartbeat or parallel-sum"})
+    nodes.fill(state, state["turn"], call)
+    assert call["args"]["template"] == "heartbeat or parallel-sum"
+
+
 def test_repeat_points_the_model_at_the_result_it_already_has(nodes: CallNodes) -> None:
     state = _state("list the VMs")
     turn = state["turn"]
