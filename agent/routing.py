@@ -57,6 +57,8 @@ _DOCS = re.compile(
     r"|how long (?:is|are|do|does|may|can)|when (?:is|are|do|does)|objective|rpo|rto|quota|quotas|limit for"
     # What a thing is for: its purpose is written down, not read from its state ("proj-pg02 - what's it for?").
     r"|used for|purpose|what(?:'s|s| is| are| was)\b[^?.!]{0,60}\bfor(?=\W*$)"
+    # Defaults and limits are set down, not read off a thing's state ("whats the default template for new vms").
+    r"|what(?:'s|s| is| are) (?:the |our )?(?:default|max(?:imum)?|min(?:imum)?|limits?)\b"
     # What a word means is written down ("what does pending mean for a backup?"), whatever state it names.
     r"|what (?:does|do)\b[^?.!]{0,60}\bmean|meaning of|what is meant by|definition of"
     # "according to the documentation" in the languages lab members write.

@@ -76,6 +76,9 @@ def test_questions_about_the_labs_state_go_to_the_tools(text: str, docs_score: f
         "any rules for naming a vm?",
         # A state's name asked for its meaning, not for the things in that state.
         "what does pending mean for a backup?",
+        # A default or a limit is set down, whatever listing names the thing it is for.
+        "whats the default template for new vms",
+        "what's the max runtime for a ray job",
     ],
 )
 @pytest.mark.parametrize("docs_score", [0.0, 0.95])
