@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import Any
 
 from core.config import Settings
 from core.errors import BackendUnavailable
 from knowledge.embeddings import Embedder, embedder_for
 from knowledge.retrieve import cite, search_store
+from knowledge.screening import screened
 from knowledge.store import Hit, Mode, Store, quoted
 
 __all__ = ["DocsService"]
@@ -31,12 +33,14 @@ class DocsService:
             if self._store is None:
                 self._store = Store(self.settings, dim=self._embedder.dim)
             try:
-                return search_store(self._store, self._embedder, query, k=k, mode=mode)
+                hits = search_store(self._store, self._embedder, query, k=k, mode=mode)
             except BackendUnavailable:
                 # Opened again on the next search: the lab's Milvus server may have restarted elsewhere.
                 self._store.close()
                 self._store = None
                 raise
+        # What the agent reads of a page never holds a paragraph written for an AI assistant (knowledge.screening).
+        return [replace(h, text=screened(h.text)) for h in hits]
 
     def chunks(self) -> int:
         """How many chunks the documentation index holds (0: nothing was ingested)."""
@@ -68,9 +72,10 @@ class DocsService:
             rows = store.query(f"source == {quoted(source)}", ["title", "section", "text", "chunk_index"])
         rows.sort(key=lambda r: int(r["chunk_index"]))
         return [
-            {"section": r["section"], "text": r["text"], "citation": f"[{source} § {r['section'] or r['title']}]"}
+            {"section": r["section"], "text": screened(str(r["text"])),
+             "citation": f"[{source} § {r['section'] or r['title']}]"}
             for r in rows
-        ]
+        ]  # fmt: skip
 
     def search(self, query: str, *, k: int = 4) -> list[dict[str, Any]]:
         """Passages as ``{"text", "source", "section", "citation", "score"}`` (the ``docs.search`` tool's data)."""
