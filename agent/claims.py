@@ -20,7 +20,9 @@ __all__ = [
 
 ProblemKind = Literal["unsourced", "contradiction"]
 # What a problem's claim is: a number, an id, a time, a date, an address, a state, a command, a whole sentence.
-ClaimAbout = Literal["number", "id", "ref", "time", "date", "state", "address", "code", "sentence", "citation"]
+ClaimAbout = Literal[
+    "number", "id", "ref", "time", "date", "state", "address", "code", "sentence", "citation", "expansion"
+]
 
 # --- what counts as a claim ----------------------------------------------------------------------------------
 CITATION = re.compile(r"\[[^\[\]]{1,200}§[^\[\]]{0,200}\]")
@@ -83,7 +85,7 @@ _PLAIN_COMPOUNDS = {
 class Claim:
     """One checkable statement: its kind and the text as written."""
 
-    kind: Literal["number", "id", "ref", "time", "date", "state", "address"]
+    kind: Literal["number", "id", "ref", "time", "date", "state", "address", "expansion"]
     text: str
 
 
@@ -133,7 +135,7 @@ def mask_claims(sentence: str) -> tuple[str, list[Claim]]:
 
     take(_TOKEN_ID, "id")
     for phrase in spelled_out(text):
-        claims.append(Claim(kind="id", text=phrase))
+        claims.append(Claim(kind="expansion", text=phrase))
         text = text.replace(phrase, " " * len(phrase))
     take(_IPV4, "address")
     take(_ISO_DATE, "date")

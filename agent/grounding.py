@@ -173,6 +173,11 @@ class Evidence:
             sources=known,
         )
 
+    @property
+    def haystack(self) -> str:
+        """Every text of the evidence, lower-cased, spacing collapsed (what :meth:`says` searches)."""
+        return self._haystack
+
     def says(self, text: str) -> bool:
         """Whether ``text`` occurs in the evidence (case and spacing ignored)."""
         return _norm(text) in self._haystack
@@ -241,6 +246,11 @@ def _sourced(claim: Claim, evidence: Evidence) -> bool:
             for row in evidence.records
             for v in row.values()
         )
+    if claim.kind == "expansion":
+        # What an abbreviation stands for: each of its words in the evidence ("RPO (recovery point objective)"
+        # where a page has "RPO", "recovery point" and "Objectives"); "Portable Batch System" had none of its own.
+        words = [w for w in re.findall(r"[a-z]+", claim.text.lower()) if len(w) >= 3]
+        return all(re.search(rf"\b{w}", evidence.haystack) for w in words)
     if claim.kind == "id" and claim.text.lower().startswith("node"):
         return evidence.says(claim.text.replace(" ", ""))
     if claim.kind == "ref":

@@ -62,10 +62,9 @@ def _unreachable(exc: BaseException) -> bool:
     return False
 
 
-# What can stand for an id in a message: a number of two digits or more, or a token with an underscore and
-# digits ("labops_1a2b3c", "raysubmit_x8Ab12").
-# A number, or a word joined by underscores whose last part holds a digit (a job's id: "raysubmit_9Xc2",
-# "labops_eval_a0f0e8bdc6cf"; a random hex part need not have two digits in a row).
+# What can stand for an id in a message: a number of two digits or more, or words joined by underscores whose
+# last part holds a digit ("labops_1a2b3c", "raysubmit_x8Ab12", "labops_eval_a0f0e8bdc6cf": a random hex part
+# need not have two digits in a row).
 _ID_LIKE = re.compile(r"\d{2,}|\b[a-z]+(?:_[0-9a-z]+)*_[0-9a-z]*\d[0-9a-z]*\b", re.I)
 
 

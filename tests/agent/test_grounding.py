@@ -245,6 +245,9 @@ def test_an_abbreviation_spelled_out_is_a_name_that_needs_a_source() -> None:
     assert check("The Proxmox Backup Server (PBS) is pbs01.", pages) == []
     # Brackets that spell nothing out are no claim of this kind.
     assert check("The backup server (pbs01) holds store1.", pages) == []
+    # A standard expansion whose words the pages use, though not in that order, stands.
+    objectives = Evidence.build(passages=["## Objectives\nRPO on premises: the recovery point is one day."])
+    assert check("The RPO (Recovery Point Objective) is one day.", objectives) == []
 
 
 def test_the_model_is_shown_the_sentences_that_answer_in_document_order() -> None:
