@@ -135,15 +135,16 @@ class ToolSelector:
         """The ``k`` most relevant tools, in registry order (``scores`` from :meth:`scores`, if at hand)."""
         scores = dict(scores if scores is not None else self.scores(text))
         risk = {t.name: t.risk for t in self.tools}
+        decisive = self.decisive(text) & set(scores)
         rows = listed(text, self.tools) & set(scores)
         if rows:
             # "How many VMs does the cluster have?" asks for VMs: vm.nodes ("cluster") fit its words better, and the
-            # model, shown both, counted nodes. What a question lists settles its family's reads, however close.
+            # model, shown both, counted nodes. What a question lists settles its family's reads, however close,
+            # but for a tool its own words name ("which jobs can I run?" lists jobs, and is ray.templates').
             families = {name.split(".")[0] for name in rows}
             for name in list(scores):
-                if name not in rows and risk[name] == "read" and name.split(".")[0] in families:
+                if name not in rows | decisive and risk[name] == "read" and name.split(".")[0] in families:
                     del scores[name]
-        decisive = self.decisive(text) & set(scores)
         if decisive:
             # The best decisive tool of each family its words settle.
             settled: dict[str, float] = {}

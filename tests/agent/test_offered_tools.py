@@ -149,6 +149,9 @@ def test_a_count_of_vms_is_not_offered_the_node_listing(make_agent: Any) -> None
     assert "vm.list" in shown and "vm.nodes" not in shown, shown
     shown = _shown(make_agent, "which nodes are offline")
     assert "vm.nodes" in shown and "vm.list" not in shown, shown
+    # A tool its own words name stays: "which jobs can I run?" lists jobs, and is ray.templates' question.
+    selector = make_agent(responder=lambda m, t: "ok").deps.selector
+    assert "ray.templates" in [t.name for t in selector.select("which jobs can I run?", 4)]
 
 
 def test_a_named_vm_is_not_offered_the_reads_that_neither_take_nor_list_it(make_agent: Any) -> None:
