@@ -66,7 +66,7 @@ _DOCS = re.compile(
     re.I,
 )
 # A question for the live state of things: a list, a count, a state.
-# A state only the live system knows, or "now": with a family's word, the question is for its tools even when a
+# A state only the live system knows, or "right now": with a family's word, the question is for its tools even when a
 # page matches it better ("is pbs healthy?" went to the backup pages, and the answer spelt PBS out wrongly).
 # Not "running" ("what hardware is the backup server running on?"), "down" ("the process if a node goes down"),
 # "now", "free" or "left": each as often says how something works.
