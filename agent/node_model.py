@@ -34,6 +34,7 @@ from agent.routing import Candidates
 from agent.state import AgentState, Turn
 from agent.steering import UNSURE, constrains, constraint, mentions_docs, schema_options
 from agent.toolcalls import ProposedCall, extract_calls, model_name
+from agent.toolselect import about_thing
 from core.errors import BackendUnavailable, LabOpsError
 from tools.base import Tool
 
@@ -151,9 +152,7 @@ class ModelNodes(Nodes):
         if takes or routed.lists:
             for name in scores:
                 found = self.deps.tool(name)
-                if found is not None and (
-                    name in routed.lists or takes & set(found.json_schema().get("properties", {}))
-                ):
+                if found is not None and about_thing(found, takes, routed.lists):
                     scores[name] += 0.25
         tool_fit = max(scores.values(), default=0.0)
         # Passages cost the small model seconds of prompt time: included for questions about how the lab works,

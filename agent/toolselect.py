@@ -12,6 +12,7 @@ prompt prefix. Nothing here names a tool: all of it is read from the tools' decl
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ import numpy as np
 from knowledge.embeddings import Embedder
 from tools.base import Tool, Toolset
 
-__all__ = ["ToolSelector", "card", "listed", "vocabulary"]
+__all__ = ["ToolSelector", "about_thing", "card", "listed", "vocabulary"]
 
 
 # A look-alike stays on offer only when it fits clearly better than the tool the message's word names: on
@@ -59,6 +60,14 @@ def listed(text: str, tools: list[Tool[Any]]) -> set[str]:
                 found.add(hit)
                 break
     return found
+
+
+def about_thing(tool: Tool[Any], takes: Collection[str], lists: Collection[str]) -> bool:
+    """Whether ``tool`` takes a named thing (one of the arguments ``takes``) or is a listing of it (in ``lists``).
+
+    The tool's argument schema is built anew on each call: ask only for a message that names something.
+    """
+    return tool.name in lists or bool(set(takes) & set(tool.json_schema().get("properties", {})))
 
 
 def card(tool: Tool[Any]) -> str:
@@ -125,10 +134,7 @@ class ToolSelector:
         return {
             t.name
             for t in self.tools
-            if t.risk == "read"
-            and t.name.split(".")[0] in families
-            and t.name not in lists
-            and not takes & set(t.json_schema().get("properties", {}))
+            if t.risk == "read" and t.name.split(".")[0] in families and not about_thing(t, takes, lists)
         }
 
     def select(self, text: str, k: int, scores: dict[str, float] | None = None) -> list[Tool[Any]]:
