@@ -29,6 +29,11 @@ def _ranked(
     return ranked[:k] if ranked is not None else best_sentences(question, passages, k=k, embed=embed)
 
 
+def _quoted(sentence: Ranked) -> str:
+    """A sentence of the documentation as an answer: quoted, with its citation."""
+    return f'The documentation says: "{sentence.sentence}" {sentence.citation}'
+
+
 def quote_answer(
     question: str, passages: list[dict[str, Any]], *, embed: Embed | None = None, ranked: list[Ranked] | None = None
 ) -> str | None:
@@ -41,8 +46,7 @@ def quote_answer(
     best = _ranked(question, passages, 1, embed, ranked)
     if not best or not set(content_terms(question)) & set(content_terms(best[0].sentence)):
         return None
-    top = best[0]
-    return f'The documentation says: "{top.sentence}" {top.citation}'
+    return _quoted(best[0])
 
 
 def answers_asked(
@@ -79,7 +83,7 @@ def answers_asked(
         return None
     else:
         top = best[0]
-    return f'The documentation says: "{top.sentence}" {top.citation}'
+    return _quoted(top)
 
 
 _CLOCK = re.compile(r"\d{1,2}:\d{2}")
@@ -159,7 +163,7 @@ def another_sentences_value(
     # row ("94 GB") over "a Kubernetes cluster of four nodes", and "4 nodes" was right.
     if kind == "number" and any(_counts(r.sentence, given, question) for r in ranked[1:]):
         return None
-    return f'The documentation says: "{ranked[0].sentence}" {ranked[0].citation}'
+    return _quoted(ranked[0])
 
 
 # How much of what the best sentence adds to the question an answer must say to stand without its quote.
