@@ -139,7 +139,8 @@ def read_answer(model_text: str, turn: Turn, *, question: str, user: str, keys: 
 # shown under the answer, even as left out, is read as said (and is found by anyone searching the answer for it).
 _ABOUT = {"number": "a number", "id": "a name or id", "ref": "an id", "time": "a time", "date": "a date",
           "state": "a state", "address": "an address", "code": "a command", "sentence": "a statement",
-          "citation": "a citation", "expansion": "what an abbreviation stands for"}  # fmt: skip
+          "citation": "a citation", "expansion": "what an abbreviation stands for",
+          "verdict": "a yes or no"}  # fmt: skip
 
 
 def left_out_note(dropped: list[Problem]) -> str:

@@ -21,7 +21,7 @@ __all__ = [
 ProblemKind = Literal["unsourced", "contradiction"]
 # What a problem's claim is: a number, an id, a time, a date, an address, a state, a command, a whole sentence.
 ClaimAbout = Literal[
-    "number", "id", "ref", "time", "date", "state", "address", "code", "sentence", "citation", "expansion"
+    "number", "id", "ref", "time", "date", "state", "address", "code", "sentence", "citation", "expansion", "verdict"
 ]
 
 # --- what counts as a claim ----------------------------------------------------------------------------------

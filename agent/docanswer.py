@@ -4,7 +4,8 @@ The model writes the answer from the passages; the grounding check (:mod:`agent.
 fact in it has a source, but a sourced fact may still be another one than asked for. These checks compare the
 answer with the best-ranked sentences (:mod:`agent.ranking`) and, where it misses them, give the quote that
 answers instead: :func:`quote_answer` (the answer made of the documentation's words), :func:`answers_asked`
-(the fact asked for is missing) and :func:`another_sentences_value` (a time or number from another line).
+(the fact asked for is missing) and :func:`another_sentences_value` (a time or number from another line);
+:func:`without_verdict` leaves out a bare "Yes."/"No." the model opens with.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from agent.claims import CITATION, content_terms, facts
+from agent.claims import CITATION, Problem, content_terms, facts, sentences
 from agent.ranking import FOCUS_SENTENCES, WANTS_NUMBER, WANTS_TIME, Embed, Ranked, best_sentences
 from agent.steering import UNSURE
 
-__all__ = ["another_sentences_value", "answers_asked", "quote_answer"]
+__all__ = ["another_sentences_value", "answers_asked", "quote_answer", "without_verdict"]
 
 # A sentence scoring at least this share of the best one's is about as good as the best.
 NEAR_BEST = 0.75
@@ -184,3 +185,37 @@ def _says_what_it_adds(answer: str, question: str, sentence: str) -> bool:
         return True
     adds = terms - asked
     return not adds or len(adds & set(content_terms(answer))) >= COVERED * len(adds)
+
+
+# An answer opening with a verdict: "Yes, ...", "No. ...", "Nope, ...".
+_VERDICT = re.compile(r"^\W*(?:yes|no|yeah|yep|nope|correct|indeed)\b\W*", re.I)
+# New words of the passages a verdict's sentence must add to the question's to stand (without its verdict).
+VERDICT_ADDS = 2
+
+
+def without_verdict(answer: str, question: str, passages: list[dict[str, Any]]) -> tuple[str, Problem | None]:
+    """``answer`` without the "yes" or "no" it opens with, and the problem recorded for it (None: none there).
+
+    The small model's verdicts on yes-or-no questions were a coin toss: of ten in a dev run, five said the
+    opposite of the sentence quoted under them ("Yes, you can SSH straight into the Proxmox hosts" over "Only
+    administrators reach it"; "Yes, that is ok" over "a VM over 500 GB needs a word with the infrastructure
+    engineer"). A verdict has no word the grounding check can look up, so it is left out; what the page says
+    stands. The rest of its sentence stays when it adds at least :data:`VERDICT_ADDS` words of the passages to
+    the question's ("No, the platform administrator pulls models" keeps "the platform administrator pulls
+    models"); a sentence that only turns the question round ("Yes, we encrypt disks.") goes whole.
+    """
+    parts = sentences(answer)
+    if not parts or not _VERDICT.match(parts[0]):
+        return answer, None
+    first = parts[0]
+    rest = _VERDICT.sub("", first, count=1)
+    pages = " ".join(str(p.get("text", "")) for p in passages).lower()
+    asked = set(content_terms(question))
+    adds = [t for t in content_terms(rest) if t not in asked and t in pages]
+    kept = rest[:1].upper() + rest[1:] if len(adds) >= VERDICT_ADDS else ""
+    problem = Problem(kind="unsourced", claim=first[: len(first) - len(rest)].strip(" ,.") or first, sentence=first,
+                      detail="a yes or no the passages do not state", about="verdict")  # fmt: skip
+    remaining = answer.replace(first, kept, 1).strip()
+    if not kept:  # the verdict sentence's citation, written after its full stop, goes with it
+        remaining = re.sub(rf"^(?:{CITATION.pattern}\s*)+", "", remaining).strip()
+    return remaining, problem

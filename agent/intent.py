@@ -15,7 +15,7 @@ from typing import Any
 from agent.spelling import one_edit
 from tools.base import Tool
 
-__all__ = ["asked_for", "asks_in_words", "requests"]
+__all__ = ["asked_for", "asking_pattern", "asks_in_words", "requests"]
 
 
 # A sentence asking for information ("which templates can I run?", "how do I stop a job?", "is VM 131
@@ -57,11 +57,25 @@ def requests(user_text: str) -> str:
     return "\n".join(kept)
 
 
+# English phrasal verbs come apart around their object: "turn it back on", "shut the VM down", "back it up".
+_PARTICLES = frozenset({"on", "off", "up", "down", "out", "over"})
+
+
+def asking_pattern(phrase: str) -> str:
+    """A pattern for an asking phrase, its particle allowed up to three words after the verb ("turn ... on")."""
+    words = phrase.lower().split()
+    exact = rf"(?<![a-z]){re.escape(phrase.lower())}"
+    if len(words) < 2 or words[-1] not in _PARTICLES:
+        return exact
+    verb, particle = re.escape(" ".join(words[:-1])), re.escape(words[-1])
+    return rf"(?:{exact}|(?<![a-z]){verb}(?:\s+[\w'-]+){{1,3}}?\s+{particle}(?![a-z]))"
+
+
 def _says(tool: Tool[Any], user_text: str, *, whole_words: bool) -> bool:
     """Whether ``user_text`` asks with one of ``tool``'s phrases (as a word's start, or as whole words)."""
     text = f" {requests(user_text).lower()} "
     end = r"(?![a-z])" if whole_words else ""
-    return any(re.search(rf"(?<![a-z]){re.escape(phrase.lower())}{end}", text) for phrase in tool.asks)
+    return any(re.search(asking_pattern(phrase) + end, text) for phrase in tool.asks)
 
 
 def asked_for(tool: Tool[Any], user_text: str) -> bool:

@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage, ToolMessage
 from agent.answers import echo_reason, left_out_note, read_answer, report_text, sources_line
 from agent.attribution import cite_lines
 from agent.deps import Nodes
-from agent.docanswer import another_sentences_value, answers_asked, quote_answer
+from agent.docanswer import another_sentences_value, answers_asked, quote_answer, without_verdict
 from agent.epochs import readable
 from agent.events import emit as _emit
 from agent.evidence import turn_evidence
@@ -65,17 +65,21 @@ class AnswerNodes(Nodes):
         pruned = prune(readable(str(last.content), evidence), evidence, cite=bool(turn["log"]), support=support)
         question = str(turn.get("asked") or turn["text"])
         user = str(state.get("user", ""))
+        dropped = list(pruned.dropped)
         if turn["log"]:
             text = read_answer(pruned.text, turn, question=question, user=user, keys=self.deps.identity_fields)
         else:
             # A small model sometimes gives the prompt back ("I am researcher1 (researcher). ..."): no answer.
             body = "" if echo_reason(pruned.text, question=question, user=user) else pruned.text
+            if body and turn.get("passages"):
+                body, verdict = without_verdict(body, question, list(turn["passages"]))
+                dropped += [verdict] if verdict is not None else []
             text = self._docs_answer(body, question, turn)
-        if pruned.dropped:
-            text += f"\n\n{left_out_note(pruned.dropped)}"
-            log.info("grounding left out %d statement(s): %s", len(pruned.dropped),
-                     "; ".join(p.detail for p in pruned.dropped))  # fmt: skip
-        turn["grounding"] = {"dropped": [p.as_dict() for p in pruned.dropped]}
+        if dropped:
+            text += f"\n\n{left_out_note(dropped)}"
+            log.info("grounding left out %d statement(s): %s", len(dropped),
+                     "; ".join(p.detail for p in dropped))  # fmt: skip
+        turn["grounding"] = {"dropped": [p.as_dict() for p in dropped]}
         _emit({"type": "token", "text": text})
         return {
             "messages": [AIMessage(content=text, id=last.id, usage_metadata=last.usage_metadata)],

@@ -187,6 +187,12 @@ class ModelNodes(Nodes):
         # going?" got ray.status {"job_id": "your_job_id"} instead of ray.list.
         no_ids = not before and referent is None and not _ID_LIKE.search(str(turn["asked"]))
         askable: dict[str, float] = {}
+        # The latest request wins: after "turn off void-analysis", "actually turn it back on" asks for a start,
+        # though the stop is still among the recent messages the gate reads.
+        asking = str(turn["asked"])
+        writes = [t for t in (self.deps.tool(n) for n in scores) if t is not None and t.risk != "read"]
+        if not any(asks_in_words(t, asking) for t in writes):
+            asking = said
         for name, score in scores.items():
             found = self.deps.tool(name)
             if found is None or not asked_for(found, said):
@@ -196,7 +202,7 @@ class ModelNodes(Nodes):
             # The message asks for this kind of change in its own words ("back up VM 132"), which its meaning
             # alone ranked below the VM tools that "VM" points to. Whole words only: "my stopped VMs" passes the
             # gate's broad test for vm.stop but asks for nothing.
-            asked = found.risk != "read" and asks_in_words(found, said)
+            asked = found.risk != "read" and asks_in_words(found, asking)
             askable[name] = score + (0.25 if asked else 0.0)
         if routed.lists:
             for name in self.deps.selector.beside(set(routed.takes), set(routed.lists)):

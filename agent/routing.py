@@ -36,6 +36,7 @@ from typing import Any, Literal
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from agent.context import asks_about_self
+from agent.intent import asking_pattern
 from agent.labnames import LabNames
 from agent.steering import json_reply
 from core.config import Settings
@@ -52,6 +53,8 @@ Route = Literal["lab", "docs", "chat"]
 _DOCS = re.compile(
     r"\b(?:how (?:do|does|can|should|to|would)|why|explain|policy|policies|procedure|runbook|documentation|docs|guide"
     r"|who (?:has to|must|may|can|approves?|is allowed)|am i allowed|are we allowed|is it allowed|allowed to"
+    # A wish followed by whether it is permitted ("i need a vm with a 1tb disk, is that ok?") asks for the rule.
+    r"|is (?:that|this) (?:ok|okay|fine|allowed|possible|a problem)|would (?:that|this) (?:work|be ok|be fine)"
     r"|may i|may a|can i|can a|can my|can our|should i|supposed to|what is our|what's our|what are our|how often"
     r"|rules? (?:for|about|on)|naming|conventions?"
     r"|how long (?:is|are|do|does|may|can)|when (?:is|are|do|does)|objective|rpo|rto|quota|quotas|limit for"
@@ -90,6 +93,7 @@ _PERMISSION = re.compile(
 # do I, how often, policy) ask how the lab works whatever tool fits the words ("when are backups checked?").
 _WEAK_DOCS = re.compile(
     r"^(?:can i|may i|can a|can my|can our|may a|allowed to|am i allowed|are we allowed|is it allowed|should i"
+    r"|is (?:that|this) \w+(?: \w+)?|would (?:that|this) \w+(?: \w+)?"
     r"|quota|quotas"
     r"|limit for|how long (?:is|are|do|does|may|can))$",
     re.I,
@@ -179,7 +183,7 @@ class Router:
         for tool in self.tools:
             if tool.risk == "read":
                 continue
-            lengths = [len(p) for p in tool.asks if re.search(where + rf"(?<![a-z]){re.escape(p.lower())}\b", lowered)]
+            lengths = [len(p) for p in tool.asks if re.search(where + asking_pattern(p) + r"\b", lowered)]
             if lengths:
                 found[tool.name] = max(lengths)
         return found

@@ -13,7 +13,7 @@ import pytest
 from langchain_core.messages import BaseMessage
 
 from agent.claims import facts, sentences
-from agent.docanswer import another_sentences_value, answers_asked
+from agent.docanswer import another_sentences_value, answers_asked, without_verdict
 from agent.epochs import readable
 from agent.evidence import bounded_data
 from agent.grounding import Evidence, check, prune
@@ -359,6 +359,28 @@ def test_a_docs_answer_with_nothing_sourced_is_replaced_by_the_documentation_s_w
     result = agent.ask("When are backups verified?", caller=R1)
     assert "03:30" not in result.answer.replace("“03:30”", "") and "11:00" in result.answer
     assert "Sources:" in result.answer
+
+
+def test_a_yes_or_no_the_passages_do_not_state_is_left_out() -> None:
+    pages = [{"text": "Only administrators reach it. Ask the platform administrator to pull a new model."}]
+    # The verdict alone, or with the question turned round, goes with its citation.
+    text, problem = without_verdict(
+        "Yes, you can SSH into the hosts. [networks.md § Management]\n\nOnly administrators reach it.",
+        "can i ssh into the hosts", pages)  # fmt: skip
+    assert text == "Only administrators reach it." and problem is not None and problem.about == "verdict"
+    # What the sentence adds from the pages stays, without its verdict.
+    text, _ = without_verdict("No, ask the platform administrator to pull it.", "can i pull a model myself?", pages)
+    assert text == "Ask the platform administrator to pull it."
+    assert without_verdict("Nobody may pull models.", "can i pull a model?", pages) == (
+        "Nobody may pull models.", None)  # fmt: skip
+
+
+def test_a_docs_answer_s_yes_is_no_answer(make_agent: Any) -> None:
+    # The small model said yes to half of a dev run's yes-or-no questions whose page said no.
+    agent = make_agent(replies=["Yes, that is fine."])
+    result = agent.ask("can i get the verify job moved to 03:00, is that ok?", caller=R1)
+    assert "fine" not in result.answer and "a yes or no" in result.answer
+    assert [p["about"] for p in result.grounding["left_out"]] == ["verdict"]
 
 
 def test_a_question_no_page_answers_gets_no_quote_of_an_unrelated_page(make_agent: Any) -> None:

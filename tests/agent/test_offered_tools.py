@@ -176,3 +176,31 @@ def test_a_read_of_one_of_two_named_vms_is_made_of_both(make_agent: Any) -> None
     # One named VM: the model's call stands alone.
     result = agent.ask("how much ram does proj-pg01 have", caller=CALLER)
     assert [(c["name"], c["args"]["vmid"]) for c in result.tool_calls] == [("vm.show", 110)]
+
+
+def test_a_phrasal_verb_asks_with_its_object_between_verb_and_particle() -> None:
+    tools = {t.name: t for t in all_tools(None)}
+    assert asks_in_words(tools["vm.start"], "actually turn it back on")
+    assert asks_in_words(tools["vm.stop"], "please shut the vm down")
+    assert asks_in_words(tools["vm.stop"], "turn off 130")
+    # The particle must be a word of its own, and close to its verb.
+    assert not asks_in_words(tools["vm.start"], "turn to the online docs")
+    assert not asks_in_words(tools["vm.start"], "turn the page and read what it says on backups")
+
+
+def test_the_latest_request_is_offered_before_an_earlier_one(make_agent: Any) -> None:
+    offered: list[list[str]] = []
+
+    def responder(messages: list[BaseMessage], tools: list[dict[str, Any]]) -> str:
+        if type(messages[-1]).__name__ == "ToolMessage" or not tools:
+            return "Done."
+        offered.append([t["function"]["name"].replace("_", ".", 1) for t in tools])
+        return fenced_call("vm_stop", {"vmid": 130}) if len(offered) == 1 else "Nothing to add."
+
+    agent = make_agent(responder=responder)
+    agent.ask("turn off VM 130", caller=CALLER, thread="t-on-off")
+    agent.ask("actually turn it back on", caller=CALLER, thread="t-on-off")
+    # The model called vm.stop again: "turn it back on" asked for nothing it knew, so vm.start was not offered.
+    second = offered[-1]
+    assert "vm.start" in second, second
+    assert "vm.stop" not in second or second.index("vm.start") < second.index("vm.stop"), second

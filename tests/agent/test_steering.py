@@ -79,6 +79,8 @@ def test_questions_about_the_labs_state_go_to_the_tools(text: str, docs_score: f
         # A default or a limit is set down, whatever listing names the thing it is for.
         "whats the default template for new vms",
         "what's the max runtime for a ray job",
+        # A wish, then whether it is permitted: the rule, not the change ("i need a vm" went to vm.provision).
+        "i need a vm with a 1tb disk, is that ok?",
     ],
 )
 @pytest.mark.parametrize("docs_score", [0.0, 0.95])
