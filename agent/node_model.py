@@ -155,6 +155,7 @@ class ModelNodes(Nodes):
                 if found is not None and about_thing(found, takes, routed.lists):
                     scores[name] += 0.25
         tool_fit = max(scores.values(), default=0.0)
+        turn["tool_fit"] = tool_fit
         # Passages cost the small model seconds of prompt time: included for questions about how the lab works,
         # or when no tool fits the message; a question about the lab as it is now goes to the tools alone.
         wanted = routed.route == "docs" or (routed.route == "lab" and tool_fit < self.deps.tool_fit_floor)
@@ -373,8 +374,11 @@ class ModelNodes(Nodes):
             calls = self._each_named(state, turn, calls)
         if not calls and not text.strip():
             text = fallback_answer(state)
-        if mode in ("docs", "quote") and not calls and UNSURE.search(text) and turn["tools"]:
-            # The passages did not answer it: try the tools once before saying so.
+        fits = float(turn.get("tool_fit", 0.0)) >= self.deps.tool_fit_floor
+        if mode in ("docs", "quote") and not calls and UNSURE.search(text) and turn["tools"] and fits:
+            # The passages did not answer it: try the tools once before saying so, when one fits the message.
+            # "How much did the lab spend on hardware in 2024?" (best tool 0.28) got backup.status, and its
+            # summary as the answer.
             turn["asks_docs"] = False
             turn["docs_answer"] = text
             return {"turn": turn}

@@ -36,6 +36,7 @@ class Turn(TypedDict, total=False):
     docs_missing: str  # why no page could be searched (an empty index, a search that failed)
     must_call: str  # the message holds text only this tool takes: the first model call must call it
     names_given: int  # how many things the message names by name (more than one: a read is made of each)
+    tool_fit: float  # how well the best tool fits the message (toolselect scores, with the route's boosts)
     # model
     modes: list[str]  # the binding used for each model call (quote, docs, pick, free)
     docs_answer: str  # the model's answer from the passages

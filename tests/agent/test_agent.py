@@ -88,6 +88,20 @@ def test_passages_that_do_not_answer_are_followed_by_the_tools(make_agent: Any) 
     assert seen[0] == [] and seen[1], "the second call offers tools"
 
 
+def test_passages_that_do_not_answer_are_not_followed_by_tools_that_fit_no_better(make_agent: Any) -> None:
+    # The eval's "How much did the lab spend on hardware in 2024?": the second call was offered the best of
+    # poorly fitting tools, called backup.status, and its summary stood as the answer.
+    seen: list[list[dict[str, Any]]] = []
+
+    def responder(messages: list[BaseMessage], tools: list[dict[str, Any]]) -> str:
+        seen.append(tools)
+        return "The passages do not say; I do not know." if len(seen) == 1 else fenced_call("backup_status", {})
+
+    result = make_agent(responder=responder).ask("How much did the lab spend on hardware in 2024?", caller=R1)
+    assert len(seen) == 1 and result.tool_calls == [], seen
+    assert "know" in result.answer or "could not find" in result.answer, result.answer
+
+
 def test_an_unrelated_question_is_not_invented(make_agent: Any) -> None:
     agent = make_agent(replies=["Paris."])
     result = agent.ask("What is the capital of France?", caller=R1)

@@ -145,6 +145,18 @@ def test_a_documentation_answer_must_be_about_what_its_passages_say() -> None:
     assert prune(steps, PAGE, support=True).text == "1. VM names are DNS labels."
 
 
+def test_a_lead_in_whose_content_was_left_out_goes_too() -> None:
+    # Seen in a dev run: "3. You can do this by running:" stood above the next answer once its command went.
+    answer = (
+        "VM names are DNS labels. You can check one by running:\n\n```\nlabops-check-name --strict\n```\n\n"
+        "Names are DNS labels."
+    )
+    assert prune(answer, PAGE, support=True).text == "VM names are DNS labels.\n\nNames are DNS labels."
+    # A lead-in whose list lost only its first item still leads the rest.
+    steps = "VM names are DNS labels:\n1. Reboot the router in room 42 first.\n2. Names are DNS labels."
+    assert prune(steps, PAGE, support=True).text == "VM names are DNS labels:\n2. Names are DNS labels."
+
+
 def test_the_fact_that_answers_is_the_one_asked_for() -> None:
     passages = [
         {"citation": "[backup-policy § Schedule]", "text": "- Daily backup job `backup-daily` at **09:00**.\n"
@@ -455,7 +467,8 @@ def test_a_command_no_page_holds_is_left_out_whole_and_a_documented_one_stays() 
         'Run this:\n```sh labops tool call ray.submit --args \'{"template": "nb-01"}\'\n```\nproj-pg01 is on node05.'
     )
     pruned = prune(block, evidence)
-    assert pruned.text == "Run this:\n\nproj-pg01 is on node05."
+    # "Run this:" led into the command only, and goes with it.
+    assert pruned.text == "proj-pg01 is on node05."
     assert [p.detail for p in pruned.dropped] == ["the code line is in no tool result, passage or message of the user"]
     documented = 'Run this:\n```\nlabops tool call ray.submit --args \'{"template": "heartbeat"}\'\n```'
     assert prune(documented, evidence).text == documented and check(documented, evidence) == []
