@@ -187,8 +187,9 @@ def _says_what_it_adds(answer: str, question: str, sentence: str) -> bool:
     return not adds or len(adds & set(content_terms(answer))) >= COVERED * len(adds)
 
 
-# An answer opening with a verdict: "Yes, ...", "No. ...", "Nope, ...".
-_VERDICT = re.compile(r"^\W*(?:yes|no|yeah|yep|nope|correct|indeed)\b\W*", re.I)
+# An answer opening with a verdict: "Yes, ...", "No. ...", "Nope, ...". Its punctuation makes it one: "No VM is
+# stopped" opens with a determiner, and without it would read the other way.
+_VERDICT = re.compile(r"^\W*(?:yes|no|yeah|yep|nope|correct|indeed)\s*(?:[,.!;:\u2013\u2014-]+|$)\s*", re.I)
 # New words of the passages a verdict's sentence must add to the question's to stand (without its verdict).
 VERDICT_ADDS = 2
 

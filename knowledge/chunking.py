@@ -12,12 +12,11 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from knowledge.loaders import Document, _clean_heading
 from knowledge.markup import strip_noise
 
-__all__ = ["ABOUT_PAGE", "Chunk", "chunk_document", "page_facts"]
+__all__ = ["Chunk", "chunk_document"]
 
 MAX_TOKENS = 220  # a chunk's text; with its "title > section" prefix it must fit the model's window
 WINDOW = 256  # all-MiniLM-L6-v2 was trained on 256 tokens and cuts the rest: nothing longer may reach it
@@ -214,35 +213,7 @@ def chunk_document(
                 current.append(piece)
         if current:
             chunks.append(_make(doc, section, "\n\n".join(current), len(chunks)))
-    facts = page_facts(doc.meta)
-    if facts:
-        chunks.append(_make(doc, ABOUT_PAGE, facts, len(chunks)))
     return chunks
-
-
-ABOUT_PAGE = "About this page"
-# Front matter keys that say who keeps a page and when it last changed (as the page's own words give them).
-_OWNER_KEYS = ("owner", "owners", "maintainer", "maintainers", "author", "authors", "contact")
-_UPDATED_KEYS = ("updated", "last_updated", "last-updated", "lastmod", "modified", "date")
-
-
-def page_facts(meta: dict[str, Any]) -> str:
-    """A sentence of the front matter's owner and last update, or "" when it gives neither.
-
-    Who keeps a page and when it changed answer questions too ("who do I ask for a new database?", "is the
-    backup policy current?"): :func:`chunk_document` makes it a passage of its own, so that the page's other
-    passages read, and rank, as before (recall on the retrieval cases is unchanged).
-    """
-
-    def value(keys: tuple[str, ...]) -> str:
-        found = next((meta[k] for k in keys if meta.get(k) not in (None, "", [])), None)
-        if isinstance(found, list):
-            return ", ".join(str(v) for v in found if not isinstance(v, dict | list))
-        return "" if found is None or isinstance(found, dict) else str(found).strip()
-
-    owner, updated = value(_OWNER_KEYS), value(_UPDATED_KEYS)
-    parts = [f"Page owner: {owner}." if owner else "", f"Last updated: {updated}." if updated else ""]
-    return " ".join(p for p in parts if p)
 
 
 def _make(doc: Document, section: str, text: str, index: int) -> Chunk:

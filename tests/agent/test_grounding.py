@@ -385,6 +385,8 @@ def test_a_yes_or_no_the_passages_do_not_state_is_left_out() -> None:
     assert text == "Ask the platform administrator to pull it."
     assert without_verdict("Nobody may pull models.", "can i pull a model?", pages) == (
         "Nobody may pull models.", None)  # fmt: skip
+    # "No" as a determiner is no verdict: without it the sentence would say the opposite.
+    assert without_verdict("No VM is stopped.", "is any vm stopped?", pages) == ("No VM is stopped.", None)
 
 
 def test_a_docs_answer_s_yes_is_no_answer(make_agent: Any) -> None:

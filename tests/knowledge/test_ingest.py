@@ -45,25 +45,6 @@ def test_messy_documents_are_cleaned_and_chunked_by_heading(embedder: OnnxEmbedd
     assert html.title == "Monitoring" and "Backup older than 24 h" in html.text and "p{}" not in html.text
 
 
-def test_who_keeps_a_page_and_when_it_changed_is_a_passage_of_its_own(embedder: OnnxEmbedder, tmp_path: Path) -> None:
-    page = "---\nowner: platform administrator\nupdated: 2026-10-28\n---\n# PostgreSQL\n\nTwo VMs.\n"
-    (tmp_path / "db.md").write_text(page)
-    chunks = chunk_document(load_document(tmp_path / "db.md", root=tmp_path), embedder.count_tokens)
-    assert [(c.section, c.text) for c in chunks] == [
-        ("", "Two VMs."),
-        ("About this page", "Page owner: platform administrator. Last updated: 2026-10-28."),
-    ]
-    # Lists and other spellings of the keys; a page without them has no such passage.
-    (tmp_path / "b.md").write_text("---\nmaintainers: [ana, bo]\nlast_updated: yesterday\n---\n# B\n\nText.\n")
-    assert chunk_document(load_document(tmp_path / "b.md", root=tmp_path), embedder.count_tokens)[-1].text == (
-        "Page owner: ana, bo. Last updated: yesterday."
-    )
-    (tmp_path / "c.md").write_text("---\ntags: [x]\n---\n# C\n\nText.\n")
-    assert [
-        c.section for c in chunk_document(load_document(tmp_path / "c.md", root=tmp_path), embedder.count_tokens)
-    ] == [""]
-
-
 def test_long_sections_split_between_sentences(embedder: OnnxEmbedder, tmp_path: Path) -> None:
     sentences = [f"Sentence number {i} explains how node0{i % 7 + 1} is patched on Tuesdays." for i in range(80)]
     (tmp_path / "long.md").write_text("# Patching\n\n## Weekly\n\n" + " ".join(sentences) + "\n")
