@@ -57,6 +57,11 @@ def _described(value: str, rows: list[dict[str, Any]], lookup: NameLookup) -> se
     return found
 
 
+def _loose(text: str) -> str:
+    """``text`` lower-cased without separators (hyphens, underscores, dots, spaces)."""
+    return re.sub(r"[\s_.-]+", "", text.lower())
+
+
 def resolve_names(
     guard: Guard, caller: Caller, tool: Tool[Any], args: dict[str, Any], text: str
 ) -> tuple[dict[str, Any], dict[str, str]]:
@@ -83,6 +88,14 @@ def resolve_names(
             # agent adds to the message, copied whole) is the template heartbeat.
             found = _named_in(given, rows, lookup)
             found = found if len({str(v) for v, _ in found}) == 1 else set()
+        if not found and isinstance(given, str):
+            # The listed value written with other separators: "redshift_histogram" for "redshift-histogram".
+            loose = _loose(given)
+            found = {
+                (r.get(lookup.value), str(r.get(lookup.name or lookup.value, "")))
+                for r in rows
+                if loose and loose in (_loose(str(r.get(lookup.value, ""))), _loose(str(r.get(lookup.name or "", ""))))
+            }
         if not found and isinstance(given, str):
             found = _described(given, rows, lookup)
         if len(found) == 1:

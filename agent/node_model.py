@@ -374,11 +374,12 @@ class ModelNodes(Nodes):
             calls = self._each_named(state, turn, calls)
         if not calls and not text.strip():
             text = fallback_answer(state)
-        fits = float(turn.get("tool_fit", 0.0)) >= self.deps.tool_fit_floor
+        fits = float(turn.get("tool_fit", 0.0)) >= self.deps.offtopic_floor
         if mode in ("docs", "quote") and not calls and UNSURE.search(text) and turn["tools"] and fits:
-            # The passages did not answer it: try the tools once before saying so, when one fits the message.
-            # "How much did the lab spend on hardware in 2024?" (best tool 0.28) got backup.status, and its
-            # summary as the answer.
+            # The passages did not answer it: try the tools once before saying so, unless no tool fits the message
+            # better than small talk would: "How much did the lab spend on hardware in 2024?" (best tool 0.28) got
+            # backup.status and its summary as the answer. The floor is the small-talk one, not tool_fit_floor:
+            # "anything stopped right now?" (0.40) needs vm.list after the pages said nothing.
             turn["asks_docs"] = False
             turn["docs_answer"] = text
             return {"turn": turn}

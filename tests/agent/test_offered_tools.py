@@ -204,3 +204,14 @@ def test_the_latest_request_is_offered_before_an_earlier_one(make_agent: Any) ->
     second = offered[-1]
     assert "vm.start" in second, second
     assert "vm.stop" not in second or second.index("vm.start") < second.index("vm.stop"), second
+
+
+def test_a_listed_value_written_with_other_separators_is_that_value(make_agent: Any) -> None:
+    # The model wrote the template "submit the redshift histogram job" names as redshift_histogram.
+    def responder(messages: list[BaseMessage], tools: list[dict[str, Any]]) -> str:
+        if type(messages[-1]).__name__ == "ToolMessage" or not tools:
+            return "Done."
+        return fenced_call("ray_submit", {"template": "redshift_histogram"})
+
+    result = make_agent(responder=responder).ask("submit the redshift histogram job", caller=CALLER)
+    assert [(c["name"], c["args"].get("template")) for c in result.tool_calls] == [("ray.submit", "redshift-histogram")]
