@@ -50,7 +50,10 @@ def test_a_model_server_that_moved_is_found_again_without_a_restart(
     try:
         state["parts"]["ollama"] = {"url": "http://127.0.0.1:9", "model": "qwen2.5-coder:1.5b", "pid": None}
         lab_json.write_text(json.dumps(state))
-        settings = load_settings(None, lab_dir=module_lab.lab_dir, llm={"provider": "ollama"}, agent={"docs_k": 0})
+        # The suite's other worker may be using the one CPU model server: a chat can wait behind its calls (a
+        # clean-clone run timed out at the default 180 s once), and what is tested here is the address, not speed.
+        llm = {"provider": "ollama", "timeout": 900}
+        settings = load_settings(None, lab_dir=module_lab.lab_dir, llm=llm, agent={"docs_k": 0})
         key = ApiKeys.from_settings(settings).create("moved", user="researcher1")[1]
         with TestClient(create_app(settings)) as http:
             ready = http.get("/readyz")
@@ -80,7 +83,7 @@ def test_a_chat_finds_the_moved_model_server_by_itself(module_lab: Any, ollama_s
     try:
         state["parts"]["ollama"] = {"url": "http://127.0.0.1:9", "model": "qwen2.5-coder:1.5b", "pid": None}
         lab_json.write_text(json.dumps(state))
-        agent = Agent(load_settings(None, lab_dir=module_lab.lab_dir, llm={"provider": "ollama"},
+        agent = Agent(load_settings(None, lab_dir=module_lab.lab_dir, llm={"provider": "ollama", "timeout": 900},
                                     agent={"docs_k": 0}))  # fmt: skip
         try:
             state["parts"]["ollama"]["url"] = ollama_server.url
