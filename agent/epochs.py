@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from agent.grounding import Evidence
+from agent.haystack import Evidence
 
 __all__ = ["readable"]
 

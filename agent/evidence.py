@@ -13,7 +13,8 @@ from typing import Any
 from langchain_core.messages import HumanMessage, ToolMessage
 
 from agent.claims import Problem
-from agent.grounding import Evidence, check
+from agent.grounding import check
+from agent.haystack import Evidence
 from agent.state import AgentState
 
 __all__ = ["DATA_CHARS", "audit", "bounded_data", "turn_evidence"]

@@ -38,9 +38,9 @@ from agent.claims import (
 from agent.codeblocks import drop_empty_fences, fenced_lines
 from agent.contradictions import entity_problems
 from agent.haystack import Evidence, document_name
-from agent.leftovers import Line, without_dangling_leads
+from agent.leftovers import Line, is_marker, without_dangling_leads
 
-__all__ = ["Evidence", "Pruned", "check", "prune"]
+__all__ = ["Pruned", "check", "prune"]
 
 
 def _sourced(claim: Claim, evidence: Evidence) -> bool:
@@ -184,9 +184,6 @@ class Pruned:
     dropped: list[Problem]
 
 
-_MARKER = re.compile(r"^(?:\d{1,2}[.)]|[-*+])$")
-
-
 def prune(answer: str, evidence: Evidence, *, cite: bool = False, support: bool = False) -> Pruned:
     """``answer`` without the sentences that state something the evidence does not support.
 
@@ -214,7 +211,7 @@ def prune(answer: str, evidence: Evidence, *, cite: bool = False, support: bool 
                 dropped += verdict.problems
             else:
                 good.append(sentence)
-        if good and all(_MARKER.match(g) for g in good):
+        if good and all(is_marker(g) for g in good):
             good = []  # a list item's number ("2.") whose text was left out, or that had none
         if not line.strip() or line.strip().startswith(("```", "~~~")):
             kept.append((line if line.strip() else "", "other"))

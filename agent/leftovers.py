@@ -12,14 +12,19 @@ from typing import Literal
 
 from agent.claims import sentences
 
-__all__ = ["Line", "without_dangling_leads"]
+__all__ = ["Line", "is_marker", "without_dangling_leads"]
 
 # What became of a line of the answer: kept (some or all of its sentences), left out whole, or blank/a fence.
 Line = tuple[str, Literal["kept", "dropped", "other"]]
 
 _LIST_ITEM = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*+])\s")
 _LEAD = re.compile(r":\s*(?:\*\*|__)?\s*$")
-_MARKER_ONLY = re.compile(r"\s*(?:\d{1,2}[.)]|[-*+])\s*")
+_MARKER = re.compile(r"\d{1,2}[.)]|[-*+]")
+
+
+def is_marker(text: str) -> bool:
+    """Whether ``text`` is a list item's marker and nothing else ("2.", "-"): its item's text was left out."""
+    return bool(_MARKER.fullmatch(text.strip()))
 
 
 def without_dangling_leads(lines: list[Line]) -> list[Line]:
@@ -34,7 +39,7 @@ def without_dangling_leads(lines: list[Line]) -> list[Line]:
         if status == "kept" and _LEAD.search(text) and _dangles(lines[at + 1 :]):
             parts = sentences(text)
             text = " ".join(parts[:-1]) if len(parts) > 1 else ""
-            if not text.strip() or _MARKER_ONLY.fullmatch(text):
+            if not text.strip() or is_marker(text):
                 out.append(("", "dropped"))
                 continue
         out.append((text, status))

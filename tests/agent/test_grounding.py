@@ -16,7 +16,8 @@ from agent.claims import facts, sentences
 from agent.docanswer import another_sentences_value, answers_asked, without_verdict
 from agent.epochs import readable
 from agent.evidence import bounded_data
-from agent.grounding import Evidence, check, prune
+from agent.grounding import check, prune
+from agent.haystack import Evidence
 from agent.ranking import best_sentences, focused
 from knowledge.embeddings import OnnxEmbedder
 from policies.guard import Caller
