@@ -160,6 +160,15 @@ def another_sentences_value(
     elsewhere = set().union(*(_values(r.sentence, kind) for r in ranked[1:]))
     if not given <= elsewhere:
         return None
+    # A line holding the answer's value that says more of the question's own words than the first is about what
+    # was asked: asked how big the Kubernetes cluster is, a node's table row ("94 GB ... RKE2 Kubernetes") ranked
+    # just above "a Kubernetes cluster of four nodes (about 80 cores and 375 GB)", the line the model had used.
+    asked = set(content_terms(question))
+    first = len(asked & set(content_terms(ranked[0].sentence)))
+    if any(
+        _values(r.sentence, kind) & given and len(asked & set(content_terms(r.sentence))) > first for r in ranked[1:]
+    ):
+        return None
     # A lesser line that counts what the question counts answers it: the ranking put a Kubernetes node's table
     # row ("94 GB") over "a Kubernetes cluster of four nodes", and "4 nodes" was right.
     if kind == "number" and any(_counts(r.sentence, given, question) for r in ranked[1:]):

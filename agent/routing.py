@@ -104,6 +104,24 @@ _LIST_QUESTION = re.compile(
     r"|happens|kind|sort|type|'s)\b)[a-z]",
     re.I,
 )
+# What a "which ...?" or "what's the ...?" question asks for: the words up to its verb ("which port is the dashboard
+# on", "what's the subnet for ..."); an "of" phrase belongs to it ("what share of the vms are ...").
+_ASKED_FOR = re.compile(
+    r"^\W*(?:(?:which|what|whats|wat|wht)\s+(?!(?:is|are|was|were|do|does|did|can|could|may|might|should|would|will|if"
+    r"|about|of|happens|kind|sort|type|'s)\b)|what(?:'s|s| is| are)\s+(?:the|our|a|an)\s+)"
+    r"(?P<head>(?:[\w-]+\s+){0,2}?[\w-]+)(?P<of>\s+of\s+(?:the\s+|our\s+|my\s+)?[\w-]+(?:\s+[\w-]+)?)?"
+    r"\s+(?P<verb>is|are|was|were|do|does|did|can|could|should|will|would|has|have|had|on|in|for|at|to|with|runs?)\b",
+    re.I,
+)
+# A question about any such thing, not one that is: "does a vm i just made get backups on its own?", "will new
+# jobs be queued?", "if I stop a VM, is it still backed up?". Its family's tools list the things there are.
+_GENERIC = re.compile(
+    r"^\W*(?:does|do|will|would)\s+(?:a|an|new|a new|any new)\s+[a-z]"
+    r"|(?<!check )(?<!see )(?<!know )(?<!out )\bif (?:i|we|you|someone|somebody|a|an)\b",
+    re.I,
+)
+# The verbs of a question about what happened: "what time did the backup run" asks the live record, not a property.
+_PAST = re.compile(r"^(?:was|were|did|had)$", re.I)
 _LONG_ID = re.compile(r"\b\d{6,}\b|\b[a-z]+_[0-9a-f]{6,}\b", re.I)
 # Where a request opens: the message's start, or after "please", "I need", "can you" and the like.
 # ("I need a VM ..." opens with a subject before the asking phrase "need a vm".)
@@ -217,9 +235,31 @@ class Router:
         lowered = text.lower()
         for toolset in self.toolsets:
             for word in toolset.words:
-                if re.search(rf"(?<![a-z]){re.escape(word.lower())}\s*#?\s*\d+\b", lowered):
+                # Written together with a zero-padded number, the word is a host's name, not an id: "pbs01",
+                # "node07" (the backup server was read as backup 01). Ids are written "VM 132", "vm132", "job #3".
+                if re.search(rf"(?<![a-z]){re.escape(word.lower())}(?:\s*#?\s*[1-9]|\s+#?\s*0)\d*\b", lowered):
                     return toolset.name
         return "lab" if _LONG_ID.search(text) else None
+
+    def _asks_for_a_property(self, text: str) -> str | None:
+        """What a "which/what ...?" question asks for when it is nothing the tools list or read; None otherwise.
+
+        "Which port is the Ray dashboard on?" and "what hardware is pbs01?" hold a family's word, but what they ask
+        for (a port, the hardware) is no thing the tools list (``Tool.rows``), no word a tool or family is named by
+        (``words``) and no state: a page may answer it better than the family's tools, which answered with the
+        job templates and the backups' status. Not for questions about what happened ("what time did the backup
+        run?") or about the state right now: the live record answers those.
+        """
+        asked = _ASKED_FOR.search(text)
+        if asked is None or _PAST.match(asked.group("verb")) or _LIVE_NOW.search(text):
+            return None
+        words = f" {asked.group('head')} {asked.group('of') or ''} ".lower()
+        things = {w.lower() for s in self.toolsets for w in s.words}
+        things |= {w.lower() for t in self.tools for w in (*t.rows, *(t.words if t.risk == "read" else ()))}
+        things |= {"state", "states", "status", "health"}
+        if any(re.search(rf"(?<![a-z]){re.escape(w)}(?![a-z])", words) for w in things):
+            return None
+        return re.sub(r"^(?:the|our|a|an)\s+", "", asked.group("head"), flags=re.I)
 
     def _family_question(self, text: str) -> frozenset[str]:
         """The families whose words a question for a list, a count or a state uses."""
@@ -314,6 +354,17 @@ class Router:
             which = ", ".join(sorted(families))
             # One family: its tools first. Several ("VMs not in any backup job"): tool retrieval picks.
             boost = families if len(families) == 1 else frozenset()
+            if _GENERIC.search(text) and not _LIVE_NOW.search(text):
+                lean: Route = "docs" if docs_score >= docs_floor and docs_score > tool_fit else "lab"
+                why = f"asks what happens to any such thing ({which}), not to one there is"
+                return self._unsure(text, candidates, lean=lean, why=why, families=boost)
+            wanted = self._asks_for_a_property(text)
+            if wanted is not None:
+                # Whichever answers the port or the hardware of a thing: the model chooses; without a model, the
+                # better score of the two.
+                why = f"asks for the {wanted} of something {which} names, which no tool lists"
+                lean = "docs" if docs_score >= docs_floor and docs_score > tool_fit else "lab"
+                return self._unsure(text, candidates, lean=lean, why=why, families=boost)
             if docs_score - tool_fit > DOCS_MARGIN and not _LIVE_NOW.search(text):
                 # "How many nodes does the Kubernetes cluster have?": a family word, but a page answers it far
                 # better than any tool.

@@ -226,3 +226,47 @@ def test_a_follow_up_about_an_earlier_thing_goes_to_the_tools_of_its_own_words()
     # Asked how to do something with it, the documentation answers.
     routed = _router().route("how do I restore it?", caller=CALLER, refers="(it: VM 132 qso-vae-dev)")
     assert routed.route == "docs"
+
+
+def test_a_question_for_a_property_no_tool_lists_is_the_model_s_choice() -> None:
+    # "Which port ...?" holds "ray", but no Ray tool lists ports: ray.templates answered it with the job templates.
+    candidates = Candidates(tool="ray.templates: Job templates.", passage="kubernetes-ray.md § Dashboard: port 8265")
+    router, chooser = _asking_router("docs")
+    routed = router.route("which port is the ray dashboard on?", caller=CALLER, docs_score=0.8, tool_fit=0.74,
+                          candidates=candidates)  # fmt: skip
+    assert routed.route == "docs" and "port" in routed.why and "kubernetes-ray.md" in chooser.seen[0]
+    # Without a model, the better score of the two holds.
+    assert _router().route("what hardware is pbs01?", caller=CALLER, docs_score=0.8, tool_fit=0.7).route == "docs"
+    assert _router().route("what hardware is pbs01?", caller=CALLER, docs_score=0.6, tool_fit=0.7).route == "lab"
+    # What the tools list or read, a state, what happened, or "right now" stays with the tools, unasked.
+    for text in (
+        "which VMs are stopped?",
+        "what templates are there for ray jobs?",
+        "what state is the datastore in?",
+        "what time did the backup run last night?",
+        "which port is the ray job using right now?",
+        "what share of the vms are backed up?",
+    ):
+        router, chooser = _asking_router("docs")
+        assert router.route(text, caller=CALLER, docs_score=0.9, tool_fit=0.85).route == "lab", text
+        assert chooser.seen == [], text
+
+
+@pytest.mark.parametrize(
+    ("text", "family"),
+    [("what hardware is pbs01?", None), ("is vm132 ok?", "vm"), ("job #3", "ray"), ("restore backup #7", "backup")],
+)
+def test_a_word_with_a_zero_padded_number_is_a_host_not_an_id(text: str, family: str | None) -> None:
+    assert _router()._id_reference(text) == family
+
+
+def test_a_question_about_any_such_thing_is_the_model_s_choice() -> None:
+    # "A vm i just made": no VM there is, so no listing answers; backup.status answered with the lab's backups.
+    for text in ("does a vm i just made get backups on its own?", "if I stop a VM, do its backups go on?"):
+        router, chooser = _asking_router("docs")
+        assert router.route(text, caller=CALLER, docs_score=0.8, tool_fit=0.77).route == "docs" and chooser.seen
+    # The things there are: asked for, checked on, or right now.
+    for text in ("are the vms backed up?", "check if a backup failed", "does a job run right now?"):
+        router, chooser = _asking_router("docs")
+        assert router.route(text, caller=CALLER, docs_score=0.8, tool_fit=0.77).route == "lab", text
+        assert chooser.seen == [], text
