@@ -107,7 +107,11 @@ class Problem:
 
 # --- sentences ------------------------------------------------------------------------------------------------
 # A closing quote or bracket after the full stop stays with its sentence (a quoted sentence keeps its quotes).
-_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]])|(?<=[.!?][\"')\]]{2}))\s+(?=[A-Z0-9\"'(\[*_`-])|\n+")
+# After a quoted question or sentence ('Ask "which VMs are on node0N?" (`vm.list`) to see ...'), a parenthesis or
+# code goes on with the same sentence.
+_SENTENCE_END = re.compile(
+    r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[*_`-])|(?:(?<=[.!?][\"')\]])|(?<=[.!?][\"')\]]{2}))\s+(?=[A-Z0-9\"'\[*_-])|\n+"
+)
 
 
 def sentences(text: str) -> list[str]:

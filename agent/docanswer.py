@@ -66,7 +66,7 @@ def answers_asked(
     ``ranked`` as in :func:`quote_answer`.
     """
     ranked = _ranked(question, passages, 3, embed, ranked)
-    if not ranked:
+    if not ranked or _read_the_search_s_first(answer, ranked, passages):
         return None
     # Only the sentences about as good as the best: the third-best line of a page is usually its other facts.
     best = [r for r in ranked if r.score >= NEAR_BEST * ranked[0].score]
@@ -88,6 +88,21 @@ def answers_asked(
 
 
 _CLOCK = re.compile(r"\d{1,2}:\d{2}")
+
+
+def _read_the_search_s_first(answer: str, ranked: list[Ranked], passages: list[dict[str, Any]]) -> bool:
+    """Whether ``answer`` gives a fact of the passage the search put first, and the line ranked first is elsewhere.
+
+    The two rankings disagree on the page, and the model read the search's: its answer stands. Asked (in Spanish)
+    how long a DESI query may run, it answered "15 seconds" from the databases page, the search's first; a restore
+    page's "Glacier retrievals take several hours" ranked first among the sentences and replaced it.
+    """
+    if not passages or not ranked:
+        return False
+    top = str(passages[0].get("citation", ""))
+    if not top or ranked[0].citation == top:
+        return False
+    return bool(facts(CITATION.sub(" ", answer)) & facts(str(passages[0].get("text", ""))))
 
 
 # Small numbers written as words: "kept for one day" gives a number as much as "kept for 1 day".
@@ -165,9 +180,10 @@ def another_sentences_value(
     # just above "a Kubernetes cluster of four nodes (about 80 cores and 375 GB)", the line the model had used.
     asked = set(content_terms(question))
     first = len(asked & set(content_terms(ranked[0].sentence)))
-    if any(
-        _values(r.sentence, kind) & given and len(asked & set(content_terms(r.sentence))) > first for r in ranked[1:]
-    ):
+    holding = [r for r in ranked[1:] if _values(r.sentence, kind) & given]
+    if any(len(asked & set(content_terms(r.sentence))) > first for r in holding):
+        return None
+    if _read_the_search_s_first(answer, ranked, passages):
         return None
     # A lesser line that counts what the question counts answers it: the ranking put a Kubernetes node's table
     # row ("94 GB") over "a Kubernetes cluster of four nodes", and "4 nodes" was right.

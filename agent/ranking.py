@@ -66,7 +66,8 @@ def _blocks(text: str) -> list[str]:
         if not stripped:
             blocks.append("")
             continue
-        starts = re.match(r"^(?:[-*+]\s|\d+[.)]\s|\||#)", stripped)
+        # A heading is "#" and a space: "#lab-incidents" on a wrapped line is a Slack channel in the sentence.
+        starts = re.match(r"^(?:[-*+]\s|\d+[.)]\s|\||#{1,6}\s)", stripped)
         if starts or not blocks or not blocks[-1]:
             blocks.append(stripped)
         else:

@@ -75,7 +75,9 @@ _DOCS = re.compile(
 # "now", "free" or "left": each as often says how something works.
 _LIVE_NOW = re.compile(
     r"\b(?:right now|currently|at the moment|stopped|offline|online|failed|failing|broken|healthy|unhealthy"
-    r"|status|pending|queued)\b",
+    r"|status|pending|queued)\b"
+    # "Down" after "is"/"are" is a state ("are any hypervisors down"); after "goes" it says what happens.
+    r"|\b(?:is|are|isn't|aren't)\s+(?:[\w-]+\s+){0,3}?down\b",
     re.I,
 )
 _ASKS_STATE = re.compile(
@@ -266,11 +268,15 @@ class Router:
         lowered = f" {text.lower()} "
         if not _ASKS_STATE.search(text):
             return frozenset()
+        # A family is named by its own words and by what its tools list ("hypervisors": vm.nodes's rows).
         return frozenset(
             toolset.name
             for toolset in self.toolsets
             if toolset.name != "docs"
-            and any(re.search(rf"(?<![a-z]){re.escape(w.lower())}(?![a-z])", lowered) for w in toolset.words)
+            and any(
+                re.search(rf"(?<![a-z]){re.escape(w.lower())}(?![a-z])", lowered)
+                for w in (*toolset.words, *(row for t in toolset.tools for row in t.rows))
+            )
         )
 
     def _unsure(

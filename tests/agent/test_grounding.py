@@ -492,3 +492,19 @@ def test_a_command_no_page_holds_is_left_out_whole_and_a_documented_one_stays() 
     assert prune(documented, evidence).text == documented and check(documented, evidence) == []
     # A code span around a claim is that claim: `node05` needs no more than node05 does.
     assert check("It runs on `node05`.", evidence) == []
+
+
+def test_a_value_of_the_passage_the_search_put_first_stands_against_another_passage_s_line() -> None:
+    # Asked in Spanish how long a DESI query may run: the model answered from the databases page, the search's
+    # first; the sentence ranking put a restore page's "take several hours" first and replaced the answer.
+    access, restore = "[databases.md § Access]", "[runbook-restore.md § From off-site]"
+    timeout, glacier = "Statements time out after 15 seconds by default.", "Glacier retrievals take 12 hours."
+    passages = [{"citation": access, "text": timeout}, {"citation": restore, "text": glacier}]
+    ranked = [Ranked(sentence=glacier, citation=restore, score=1.6), Ranked(sentence=timeout, citation=access, score=1)]
+    question = "how long can a query to the DESI database take before it is cut off?"
+    assert another_sentences_value("It may run 15 seconds.", question, passages, ranked=ranked) is None
+    # The same value in a lesser passage than the first line's is still replaced.
+    assert another_sentences_value("It may run 15 seconds.", question, passages[::-1], ranked=ranked) is not None
+    # Nor is the first line quoted under it as the fact asked for.
+    assert answers_asked("It may run 15 seconds.", question, passages, ranked=ranked) is None
+    assert answers_asked("It may run 15 seconds.", question, passages[::-1], ranked=ranked) is not None

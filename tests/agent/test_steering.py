@@ -270,3 +270,14 @@ def test_a_question_about_any_such_thing_is_the_model_s_choice() -> None:
         router, chooser = _asking_router("docs")
         assert router.route(text, caller=CALLER, docs_score=0.8, tool_fit=0.77).route == "lab", text
         assert chooser.seen == [], text
+
+
+def test_what_a_family_s_tools_list_names_the_family_and_down_after_are_is_a_state() -> None:
+    # "Hypervisors" is vm.nodes's rows, no VM family word: the model, asked, sent this to a security page.
+    router, chooser = _asking_router("docs")
+    routed = router.route("are any hypervisors down", caller=CALLER, docs_score=0.74, tool_fit=0.36)
+    assert routed.route == "lab" and routed.families == frozenset({"vm"}) and chooser.seen == []
+    # "Goes down" says what happens: still the model's choice when a page fits far better.
+    router, chooser = _asking_router("docs")
+    assert router.route("what's the process if a node goes down", caller=CALLER, docs_score=0.8,
+                        tool_fit=0.5).route == "docs" and chooser.seen  # fmt: skip
