@@ -11,7 +11,9 @@ thing; whether the documentation is indexed never changes where a message goes. 
    labops_1a2b", a 64-bit target id) → lab.
 3. The asker's own things ("my VMs", "what do I have") → lab.
 4. A request for a change, in the words a tool declares it is asked with (``Tool.asks``) → lab.
-5. A question for a list, a count or a state of something a toolset covers (its family words) → lab.
+5. A question for a list, a count or a state of something a toolset covers (its family words, or what its tools
+   list) → lab; but one asking for something no tool lists or reads ("which port is the dashboard on?") or about
+   any such thing rather than one there is ("does a new VM get backups?") is the model's choice, as in step 6.
 6. Anything else: the model chooses among the three, constrained to a JSON object naming one
    (Ollama's ``format`` with a JSON schema), shown the best-fitting tool and the best page. Without a model
    to ask (the scripted test model), a message the documentation matches well goes to the documentation,
@@ -360,16 +362,15 @@ class Router:
             which = ", ".join(sorted(families))
             # One family: its tools first. Several ("VMs not in any backup job"): tool retrieval picks.
             boost = families if len(families) == 1 else frozenset()
+            # Whichever answers what happens to any new VM, or the port or the hardware of a thing: the model
+            # chooses; without a model, the better score of the two.
+            lean: Route = "docs" if docs_score >= docs_floor and docs_score > tool_fit else "lab"
             if _GENERIC.search(text) and not _LIVE_NOW.search(text):
-                lean: Route = "docs" if docs_score >= docs_floor and docs_score > tool_fit else "lab"
                 why = f"asks what happens to any such thing ({which}), not to one there is"
                 return self._unsure(text, candidates, lean=lean, why=why, families=boost)
             wanted = self._asks_for_a_property(text)
             if wanted is not None:
-                # Whichever answers the port or the hardware of a thing: the model chooses; without a model, the
-                # better score of the two.
                 why = f"asks for the {wanted} of something {which} names, which no tool lists"
-                lean = "docs" if docs_score >= docs_floor and docs_score > tool_fit else "lab"
                 return self._unsure(text, candidates, lean=lean, why=why, families=boost)
             if docs_score - tool_fit > DOCS_MARGIN and not _LIVE_NOW.search(text):
                 # "How many nodes does the Kubernetes cluster have?": a family word, but a page answers it far
