@@ -23,8 +23,8 @@ Steps 1 and 5 are cues of wording; where the scores disagree with them (a tool f
 closely; a page beats every tool by a wide margin on a question with a family word), the model decides as in
 step 6, and without a model the cue holds.
 
-The cue words of steps 1 and 5 are about the shape of a question, not about this lab; every name and every
-tool word comes from the lab or from the tools' declarations.
+The cue words of steps 1 and 5 (:mod:`agent.cues`) are about the shape of a question, not about this lab; every
+name and every tool word comes from the lab or from the tools' declarations.
 """
 
 from __future__ import annotations
@@ -38,6 +38,21 @@ from typing import Any, Literal
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from agent.context import asks_about_self
+from agent.cues import (
+    ASKED_FOR,
+    ASKS_STATE,
+    DOCS,
+    GENERIC,
+    GREETING_ONLY,
+    LIST_QUESTION,
+    LIVE_NOW,
+    LONG_ID,
+    OPENING,
+    PAST,
+    PERMISSION,
+    REQUEST,
+    WEAK_DOCS,
+)
 from agent.intent import asking_pattern
 from agent.labnames import LabNames
 from agent.steering import json_reply
@@ -50,92 +65,6 @@ __all__ = ["Candidates", "Route", "Routed", "Router"]
 log = logging.getLogger(__name__)
 
 Route = Literal["lab", "docs", "chat"]
-
-# How the lab works: procedures, reasons, rules, permissions, schedules, who does what.
-_DOCS = re.compile(
-    r"\b(?:how (?:do|does|can|should|to|would)|why|explain|policy|policies|procedure|runbook|documentation|docs|guide"
-    r"|who (?:has to|must|may|can|approves?|is allowed)|am i allowed|are we allowed|is it allowed|allowed to"
-    # A wish followed by whether it is permitted ("i need a vm with a 1tb disk, is that ok?") asks for the rule.
-    r"|is (?:that|this) (?:ok|okay|fine|allowed|possible|a problem)|would (?:that|this) (?:work|be ok|be fine)"
-    r"|may i|may a|can i|can a|can my|can our|should i|supposed to|what is our|what's our|what are our|how often"
-    r"|rules? (?:for|about|on)|naming|conventions?"
-    r"|how long (?:is|are|do|does|may|can)|when (?:is|are|do|does)|objective|rpo|rto|quota|quotas|limit for"
-    # What a thing is for: its purpose is written down, not read from its state ("proj-pg02 - what's it for?").
-    r"|used for|purpose|what(?:'s|s| is| are| was)\b[^?.!]{0,60}\bfor(?=\W*$)"
-    # Defaults and limits are set down, not read off a thing's state ("whats the default template for new vms").
-    r"|what(?:'s|s| is| are) (?:the |our )?(?:default|max(?:imum)?|min(?:imum)?|limits?)\b"
-    # What a word means is written down ("what does pending mean for a backup?"), whatever state it names.
-    r"|what (?:does|do)\b[^?.!]{0,60}\bmean|meaning of|what is meant by|definition of"
-    # "according to the documentation" in the languages lab members write.
-    r"|dokumentation|documentaci[oó]n|laut (?:doku|wiki)|selon la doc)\b",
-    re.I,
-)
-# A question for the live state of things: a list, a count, a state.
-# A state only the live system knows, or "right now": with a family's word, the question is for its tools even when a
-# page matches it better ("is pbs healthy?" went to the backup pages, and the answer spelt PBS out wrongly).
-# Not "running" ("what hardware is the backup server running on?"), "down" ("the process if a node goes down"),
-# "now", "free" or "left": each as often says how something works.
-_LIVE_NOW = re.compile(
-    r"\b(?:right now|currently|at the moment|stopped|offline|online|failed|failing|broken|healthy|unhealthy"
-    r"|status|pending|queued)\b"
-    # "Down" after "is"/"are" is a state ("are any hypervisors down"); after "goes" it says what happens.
-    r"|\b(?:is|are|isn't|aren't)\s+(?:[\w-]+\s+){0,3}?down\b",
-    re.I,
-)
-_ASKS_STATE = re.compile(
-    r"^\W*(?:which|what|whats|wat|wht|list|show|any|anything|how many|are there|is there|count|give me|get|find"
-    r"|tell me|is|are|has|have|did|does|was|were)\b"
-    r"|\b(?:are there|is there|do we have|do i have|now|today|running|down|working|free|full|left)\b|"
-    + _LIVE_NOW.pattern,
-    re.I,
-)
-# Cues of _DOCS that ask what one may do; "which templates can I run?" asks for a list with one of them.
-_PERMISSION = re.compile(
-    r"^(?:can i|may i|can a|can my|can our|may a|allowed to|am i allowed|are we allowed|is it allowed)$", re.I
-)
-# Cues a tool may answer too ("can I run 10 jobs at once?", "what is my quota?"); the others (when, why, how
-# do I, how often, policy) ask how the lab works whatever tool fits the words ("when are backups checked?").
-_WEAK_DOCS = re.compile(
-    r"^(?:can i|may i|can a|can my|can our|may a|allowed to|am i allowed|are we allowed|is it allowed|should i"
-    r"|is (?:that|this) \w+(?: \w+)?|would (?:that|this) \w+(?: \w+)?"
-    r"|quota|quotas"
-    r"|limit for|how long (?:is|are|do|does|may|can))$",
-    re.I,
-)
-# A question for a list of things: "which/what" followed by a noun (not "what is", "what can", "which of").
-_LIST_QUESTION = re.compile(
-    r"^\W*(?:which|what)\s+(?!(?:is|are|was|were|do|does|did|can|could|may|might|should|would|will|if|about|of"
-    r"|happens|kind|sort|type|'s)\b)[a-z]",
-    re.I,
-)
-# What a "which ...?" or "what's the ...?" question asks for: the words up to its verb ("which port is the dashboard
-# on", "what's the subnet for ..."); an "of" phrase belongs to it ("what share of the vms are ...").
-_ASKED_FOR = re.compile(
-    r"^\W*(?:(?:which|what|whats|wat|wht)\s+(?!(?:is|are|was|were|do|does|did|can|could|may|might|should|would|will|if"
-    r"|about|of|happens|kind|sort|type|'s)\b)|what(?:'s|s| is| are)\s+(?:the|our|a|an)\s+)"
-    r"(?P<head>(?:[\w-]+\s+){0,2}?[\w-]+)(?P<of>\s+of\s+(?:the\s+|our\s+|my\s+)?[\w-]+(?:\s+[\w-]+)?)?"
-    r"\s+(?P<verb>is|are|was|were|do|does|did|can|could|should|will|would|has|have|had|on|in|for|at|to|with|runs?)\b",
-    re.I,
-)
-# A question about any such thing, not one that is: "does a vm i just made get backups on its own?", "will new
-# jobs be queued?", "if I stop a VM, is it still backed up?". Its family's tools list the things there are.
-_GENERIC = re.compile(
-    r"^\W*(?:does|do|will|would)\s+(?:a|an|new|a new|any new)\s+[a-z]"
-    r"|(?<!check )(?<!see )(?<!know )(?<!out )\bif (?:i|we|you|someone|somebody|a|an)\b",
-    re.I,
-)
-# The verbs of a question about what happened: "what time did the backup run" asks the live record, not a property.
-_PAST = re.compile(r"^(?:was|were|did|had)$", re.I)
-_LONG_ID = re.compile(r"\b\d{6,}\b|\b[a-z]+_[0-9a-f]{6,}\b", re.I)
-# Where a request opens: the message's start, or after "please", "I need", "can you" and the like.
-# ("I need a VM ..." opens with a subject before the asking phrase "need a vm".)
-_REQUEST = r"(?:^\W*(?:please\s+)?(?:i |we )?|\b(?:i need|i want|i'd like|can you|could you|please|pls)\b[^.?!]{0,30}?)"
-# A request's opening: its first words, after a "please" or a "can you" ("start qso-vae-dev back up" opens with
-# "start"; its "back up" is no request for a backup).
-_OPENING = r"^\W*(?:(?:please|pls|plz|ok|okay|now|then)\W+)?(?:(?:can|could|would|will) you\s+(?:please\s+)?)?"
-_GREETING_ONLY = re.compile(
-    r"^\W*(?:hi|hello|hey|thanks?|thank you|cheers|good (?:morning|afternoon|evening)|bye)\b", re.I
-)
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -198,7 +127,7 @@ class Router:
     def _asked_at(self, text: str, where: str) -> dict[str, int]:
         """``{write tool: its longest asking phrase's length}`` for the phrases standing where ``where`` ends.
 
-        In registry order; ``where`` is a pattern for what precedes the phrase (:data:`_REQUEST`, :data:`_OPENING`).
+        In registry order; ``where`` is a pattern for what precedes the phrase (:data:`REQUEST`, :data:`OPENING`).
         """
         lowered = text.lower().strip()
         found: dict[str, int] = {}
@@ -212,7 +141,7 @@ class Router:
 
     def _asks_change(self, text: str) -> str | None:
         """The write tool whose asking phrase opens the message or follows a request ("please", "I need")."""
-        return next(iter(self._asked_at(text, _REQUEST)), None)
+        return next(iter(self._asked_at(text, REQUEST)), None)
 
     def _opening_change(self, text: str, takes: Collection[str], lists: Collection[str]) -> str | None:
         """The one write tool a request opens with, declared to take the thing the message names.
@@ -222,7 +151,7 @@ class Router:
         an argument in ``takes`` named by a listing in ``lists`` (a VM's ``vmid`` by vm.list; vm.provision's
         ``template`` is a VM template, no job template of ray.templates). None when that leaves no tool or several.
         """
-        found = self._asked_at(text, _OPENING)
+        found = self._asked_at(text, OPENING)
         if not found:
             return None
         longest = max(found.values())
@@ -243,7 +172,7 @@ class Router:
                 # "node07" (the backup server was read as backup 01). Ids are written "VM 132", "vm132", "job #3".
                 if re.search(rf"(?<![a-z]){re.escape(word.lower())}(?:\s*#?\s*[1-9]|\s+#?\s*0)\d*\b", lowered):
                     return toolset.name
-        return "lab" if _LONG_ID.search(text) else None
+        return "lab" if LONG_ID.search(text) else None
 
     def _asks_for_a_property(self, text: str) -> str | None:
         """What a "which/what ...?" question asks for when it is nothing the tools list or read; None otherwise.
@@ -254,8 +183,8 @@ class Router:
         job templates and the backups' status. Not for questions about what happened ("what time did the backup
         run?") or about the state right now: the live record answers those.
         """
-        asked = _ASKED_FOR.search(text)
-        if asked is None or _PAST.match(asked.group("verb")) or _LIVE_NOW.search(text):
+        asked = ASKED_FOR.search(text)
+        if asked is None or PAST.match(asked.group("verb")) or LIVE_NOW.search(text):
             return None
         words = f" {asked.group('head')} {asked.group('of') or ''} ".lower()
         things = {w.lower() for s in self.toolsets for w in s.words}
@@ -268,7 +197,7 @@ class Router:
     def _family_question(self, text: str) -> frozenset[str]:
         """The families whose words a question for a list, a count or a state uses."""
         lowered = f" {text.lower()} "
-        if not _ASKS_STATE.search(text):
+        if not ASKS_STATE.search(text):
             return frozenset()
         # A family is named by its own words and by what its tools list ("hypervisors": vm.nodes's rows).
         return frozenset(
@@ -311,11 +240,11 @@ class Router:
         """
         text = text.strip()
         candidates = candidates or Candidates()
-        cues = [m.group(0) for m in _DOCS.finditer(text)]
+        cues = [m.group(0) for m in DOCS.finditer(text)]
         if cues:
-            weak = all(_WEAK_DOCS.match(c) for c in cues)
+            weak = all(WEAK_DOCS.match(c) for c in cues)
             strong_tool = weak and tool_fit >= STRONG_TOOL_FIT and tool_fit > docs_score
-            if strong_tool and _LIST_QUESTION.search(text) and all(_PERMISSION.match(c) for c in cues):
+            if strong_tool and LIST_QUESTION.search(text) and all(PERMISSION.match(c) for c in cues):
                 # "Which job templates can I run?": a list of things one may use, and a tool lists exactly that
                 # (the model, asked, sent it to the documentation in most runs).
                 return Routed(route="lab", why="asks which things one may use, and a tool lists them")
@@ -365,14 +294,14 @@ class Router:
             # Whichever answers what happens to any new VM, or the port or the hardware of a thing: the model
             # chooses; without a model, the better score of the two.
             lean: Route = "docs" if docs_score >= docs_floor and docs_score > tool_fit else "lab"
-            if _GENERIC.search(text) and not _LIVE_NOW.search(text):
+            if GENERIC.search(text) and not LIVE_NOW.search(text):
                 why = f"asks what happens to any such thing ({which}), not to one there is"
                 return self._unsure(text, candidates, lean=lean, why=why, families=boost)
             wanted = self._asks_for_a_property(text)
             if wanted is not None:
                 why = f"asks for the {wanted} of something {which} names, which no tool lists"
                 return self._unsure(text, candidates, lean=lean, why=why, families=boost)
-            if docs_score - tool_fit > DOCS_MARGIN and not _LIVE_NOW.search(text):
+            if docs_score - tool_fit > DOCS_MARGIN and not LIVE_NOW.search(text):
                 # "How many nodes does the Kubernetes cluster have?": a family word, but a page answers it far
                 # better than any tool.
                 why = f"asks about {which}, which a page describes better"
@@ -381,7 +310,7 @@ class Router:
         chosen = self._ask_model(text, candidates)
         if chosen is not None:
             return Routed(route=chosen, why="the model chose it")
-        if _GREETING_ONLY.search(text) and len(text.split()) <= 6:
+        if GREETING_ONLY.search(text) and len(text.split()) <= 6:
             return Routed(route="chat", why="small talk")
         if docs_score >= docs_floor:
             return Routed(route="docs", why="the documentation matches it")
