@@ -33,6 +33,7 @@ import logging
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -114,6 +115,11 @@ _ROUTER_PROMPT = (
 _ROUTER_SCHEMA = {"type": "object", "properties": {"route": {"enum": ["lab", "docs", "chat"]}}, "required": ["route"]}
 
 
+def _holds_word(text: str, words: Collection[str]) -> bool:
+    """Whether lower-cased ``text`` holds one of ``words`` with no letter joined to it on either side."""
+    return any(re.search(rf"(?<![a-z]){re.escape(w)}(?![a-z])", text) for w in words)
+
+
 @dataclass(kw_only=True)
 class Router:
     """Chooses the route of a message (see the module docstring)."""
@@ -123,6 +129,22 @@ class Router:
     toolsets: tuple[Toolset, ...]
     names: LabNames | None = None
     model: Callable[[], BaseChatModel | None] = lambda: None
+
+    @cached_property
+    def _family_words(self) -> dict[str, tuple[str, ...]]:
+        """Each family's words, lower-cased: its own and what its tools list ("hypervisors": vm.nodes's rows)."""
+        return {
+            s.name: tuple(w.lower() for w in (*s.words, *(row for t in s.tools for row in t.rows)))
+            for s in self.toolsets
+            if s.name != "docs"
+        }
+
+    @cached_property
+    def _things(self) -> frozenset[str]:
+        """What the tools list or read, lower-cased: the families' words, the tools' rows, the read tools' words."""
+        things = {w.lower() for s in self.toolsets for w in s.words}
+        things |= {w.lower() for t in self.tools for w in (*t.rows, *(t.words if t.risk == "read" else ()))}
+        return frozenset(things | {"state", "states", "status", "health"})
 
     def _asked_at(self, text: str, where: str) -> dict[str, int]:
         """``{write tool: its longest asking phrase's length}`` for the phrases standing where ``where`` ends.
@@ -186,29 +208,16 @@ class Router:
         asked = ASKED_FOR.search(text)
         if asked is None or PAST.match(asked.group("verb")) or LIVE_NOW.search(text):
             return None
-        words = f" {asked.group('head')} {asked.group('of') or ''} ".lower()
-        things = {w.lower() for s in self.toolsets for w in s.words}
-        things |= {w.lower() for t in self.tools for w in (*t.rows, *(t.words if t.risk == "read" else ()))}
-        things |= {"state", "states", "status", "health"}
-        if any(re.search(rf"(?<![a-z]){re.escape(w)}(?![a-z])", words) for w in things):
+        if _holds_word(f"{asked.group('head')} {asked.group('of') or ''}".lower(), self._things):
             return None
         return re.sub(r"^(?:the|our|a|an)\s+", "", asked.group("head"), flags=re.I)
 
     def _family_question(self, text: str) -> frozenset[str]:
         """The families whose words a question for a list, a count or a state uses."""
-        lowered = f" {text.lower()} "
+        lowered = text.lower()
         if not ASKS_STATE.search(text):
             return frozenset()
-        # A family is named by its own words and by what its tools list ("hypervisors": vm.nodes's rows).
-        return frozenset(
-            toolset.name
-            for toolset in self.toolsets
-            if toolset.name != "docs"
-            and any(
-                re.search(rf"(?<![a-z]){re.escape(w.lower())}(?![a-z])", lowered)
-                for w in (*toolset.words, *(row for t in toolset.tools for row in t.rows))
-            )
-        )
+        return frozenset(family for family, words in self._family_words.items() if _holds_word(lowered, words))
 
     def _unsure(
         self, text: str, candidates: Candidates, *, lean: Route, why: str, families: frozenset[str] = frozenset()
