@@ -68,19 +68,24 @@ _WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*", re.UNICODE)
 def foreign_language(text: str) -> str | None:
     """The language ``text`` is written in when it is not English (None: English, or too little to tell).
 
-    A message counts as foreign when at least two of its words are one language's function words and they
-    outnumber its English function words.
+    A message counts as foreign when at least two of its words are one language's function words (one, when a
+    word is spelt with a letter English does not use) and they outnumber its English function words.
     """
-    words = [w.lower() for w in _WORD.findall(text)]
-    if not words:
+    found = [w.lower() for w in _WORD.findall(text)]
+    if not found:
         return None
+    # A French inverted pronoun is written joined ("peux-tu", "est-ce"): its parts count as words too.
+    words = found + [part for w in found if "-" in w for part in w.split("-")]
     english = sum(w in _ENGLISH for w in words)
     best, hits = None, 0
     for language, vocabulary in _FUNCTION_WORDS.items():
         count = sum(w in vocabulary for w in words)
         if count > hits:
             best, hits = language, count
-    if best is None or hits < 2 or hits <= english:
+    # A short request has few function words ("Peux-tu redémarrer void-analysis ?"): one, with a word spelt
+    # with a letter English does not use, is enough.
+    needed = 1 if any(not w.isascii() for w in found) else 2
+    if best is None or hits < needed or hits <= english:
         return None
     return best
 

@@ -12,8 +12,11 @@ __all__ = ["mention", "mentions"]
 
 
 def mention(name: object) -> str:
-    """The pattern of ``name`` mentioned on its own (its text, escaped, with no word character or hyphen around)."""
-    return rf"(?<![\w-]){re.escape(str(name))}(?![\w-])"
+    """The pattern of ``name`` mentioned on its own (its text, escaped, with no word character or hyphen around).
+
+    A hyphen in the name may be written as a space: "run the redshift histogram" names ``redshift-histogram``.
+    """
+    return rf"(?<![\w-]){re.escape(str(name)).replace(re.escape('-'), '[- ]')}(?![\w-])"
 
 
 def mentions(text: str, name: object) -> bool:

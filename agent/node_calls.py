@@ -233,7 +233,8 @@ class CallNodes(Nodes):
         """A change the user did not ask for is refused (and audited); one on a guessed target is asked about."""
         tool = self._tool(call)
         fixed = call["args"]
-        if not asked_for(tool, recent_user_text(state)):
+        # A request in words no tool declares, read by the model and agreed by meaning (agent.requested).
+        if not asked_for(tool, recent_user_text(state)) and turn.get("requested") != tool.name:
             why = f"not run: {tool.summary(tool.parse(fixed))} — your message did not ask for it"
             self.deps.guard.refuse(tool.name, fixed, caller=caller_of(state), reason=why)
             return self.reply(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -30,6 +30,7 @@ from agent.prompts import SYSTEM_PROMPT, format_passages, tool_definition
 from agent.quotes import Quotable, quotable
 from agent.ranking import focused
 from agent.referents import resolve as resolve_referent
+from agent.requested import requested_change
 from agent.routing import Candidates
 from agent.state import AgentState, Turn
 from agent.steering import UNSURE, constrains, constraint, mentions_docs, schema_options
@@ -126,6 +127,16 @@ class ModelNodes(Nodes):
                                         docs_floor=self.deps.docs_min_score,
                                         tool_fit=max(scores.values(), default=0.0),
                                         candidates=self._candidates(scores, hits))  # fmt: skip
+        if routed.tool is None and routed.route != "chat":
+            # "Could you power down void-analysis": a request in words no write tool declares; taken only when
+            # the model's reading and the words' meaning name the same change (agent.requested).
+            requested = requested_change(self.deps.model, self.settings, text, self.deps.tools, scores)
+            if requested is not None:
+                turn["requested"] = requested
+                # Offered and let through the gate, not forced, and the route stays: the model, shown the change
+                # beside the reads (and the passages), still chooses ("agn-fit memory and cores" was read as a
+                # request to provision).
+                routed = replace(routed, why=f"{routed.why}; may ask for a change ({requested}, read by the model)")
         turn["route"] = {"route": routed.route, "why": routed.why}
         if routed.notes and referent is None:
             # "What node is void-analysis on?": the model reads the id the name stands for, as it does a
@@ -196,14 +207,14 @@ class ModelNodes(Nodes):
             asking = said
         for name, score in scores.items():
             found = self.deps.tool(name)
-            if found is None or not asked_for(found, said):
+            if found is None or not (asked_for(found, said) or name == turn.get("requested")):
                 continue
             if no_ids and found.risk == "read" and _needs_id(found):
                 continue
             # The message asks for this kind of change in its own words ("back up VM 132"), which its meaning
             # alone ranked below the VM tools that "VM" points to. Whole words only: "my stopped VMs" passes the
             # gate's broad test for vm.stop but asks for nothing.
-            asked = found.risk != "read" and asks_in_words(found, asking)
+            asked = found.risk != "read" and (asks_in_words(found, asking) or name == turn.get("requested"))
             askable[name] = score + (0.25 if asked else 0.0)
         if routed.lists:
             for name in self.deps.selector.beside(set(routed.takes), set(routed.lists)):

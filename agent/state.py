@@ -35,6 +35,7 @@ class Turn(TypedDict, total=False):
     offtopic: bool  # small talk: a friendly answer, no model call
     docs_missing: str  # why no page could be searched (an empty index, a search that failed)
     must_call: str  # the message holds text only this tool takes: the first model call must call it
+    requested: str  # a write tool a request in undeclared words asks for (agent.requested): the gate lets it pass
     names_given: int  # how many things the message names by name (more than one: a read is made of each)
     tool_fit: float  # how well the best tool fits the message (toolselect scores, with the route's boosts)
     # model

@@ -37,6 +37,9 @@ VMS = {
         ("Apaga la VM void-analysis, por favor", "Spanish"),
         ("Starte bitte die VM qso-vae-dev, danke", "German"),
         ("Riavvia la VM agn-fit, per favore", "Italian"),
+        # One function word, joined to its verb ("peux-tu"), and a word spelt with a letter English does not use.
+        ("Peux-tu arrêter qso-vae-dev ?", "French"),
+        ("the café VM is down, is that normal?", None),
         ("do me a favor and list my vms", None),
         ("When are backups verified?", None),
         ("is void-analysis running", None),
