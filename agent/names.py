@@ -18,7 +18,7 @@ from agent.mentions import mentions
 from policies.guard import Caller, Guard
 from tools.base import NameLookup, Tool
 
-__all__ = ["each_named", "resolve_names"]
+__all__ = ["each_named", "own_thing", "resolve_names"]
 
 _STOP = {"the", "a", "an", "one", "with", "that", "has", "have", "our", "my", "node", "vm", "machine", "server"}
 
@@ -125,3 +125,27 @@ def each_named(
             ordered = sorted(found, key=lambda row: lowered.find(row[1]))
             return [{**args, arg: value} for value, _ in ordered]
     return [args]
+
+
+def own_thing(
+    guard: Guard, caller: Caller, tool: Tool[Any], lister: Tool[Any] | None, args: dict[str, Any]
+) -> tuple[dict[str, Any], str | None]:
+    """``args`` with the asker's one thing filled in (``Tool.own``), and the note saying so; else unchanged, None.
+
+    For a message about the asker's own things ("cancel my ray job"): the id the model gave stands when it is
+    one of them; otherwise, when exactly one of them fits (a job still pending or running), that one is meant.
+    ``lister`` is the tool ``own.tool`` names; the listing is a read through the guard as the asker.
+    """
+    own = tool.own
+    if own is None or lister is None or lister.mine is None:
+        return args, None
+    result = guard.call(own.tool, {lister.mine: caller.user}, caller=caller)
+    rows = result.data if result.status == "ok" and isinstance(result.data, list) else []
+    values = [
+        row.get(own.value)
+        for row in rows
+        if isinstance(row, dict) and all(row.get(k) in allowed for k, allowed in own.where.items())
+    ]
+    if args.get(own.arg) in values or len(values) != 1:
+        return args, None
+    return {**args, own.arg: values[0]}, f"{own.arg} = {values[0]} (your only {own.what})"

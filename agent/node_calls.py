@@ -22,7 +22,7 @@ from agent.deps import Nodes
 from agent.events import emit as _emit
 from agent.evidence import bounded_data
 from agent.intent import asked_for
-from agent.names import resolve_names
+from agent.names import own_thing, resolve_names
 from agent.normalize import normalize_args, ungrounded_required
 from agent.prompts import format_result
 from agent.state import AgentState, Turn
@@ -176,6 +176,13 @@ class CallNodes(Nodes):
             fixed, named = resolve_names(self.deps.guard, caller_of(state), tool, fixed, asked_text(state))
             # The user's words now name these values: a change on them is no longer a guess.
             turn["named"] = {**turn.get("named", {}), **named}
+        if tool.own is not None and asks_about_self(asked_text(state)):
+            # "Cancel my ray job": the asker's one pending or running job, when there is exactly one.
+            lister = self.deps.tool(tool.own.tool)
+            fixed, own = own_thing(self.deps.guard, caller_of(state), tool, lister, fixed)
+            if own is not None:
+                notes = [*notes, own]
+                turn["named"] = {**turn.get("named", {}), str(fixed[tool.own.arg]): own}
         if tool.prepare is not None:
             fixed = tool.prepare(self.deps.guard.context, fixed, asked_text(state))
         if tool.mine and fixed.get(tool.mine) is None and asks_about_self(asked_text(state)):

@@ -25,6 +25,7 @@ __all__ = [
     "EXAMPLE_NAME",
     "Check",
     "NameLookup",
+    "OwnThing",
     "Plan",
     "ResourceRef",
     "Risk",
@@ -146,6 +147,22 @@ class NameLookup:
     name: str | None = None
 
 
+@dataclass(kw_only=True, frozen=True)
+class OwnThing:
+    """The asker's one thing a change acts on when they call it theirs ("cancel my ray job").
+
+    ``tool`` lists the asker's things (its ``mine`` argument takes the asker, through the guard like any read);
+    of its rows whose fields hold one of ``where``'s values (a job still pending or running), the one there is
+    gives ``arg`` its ``value``. With none or several, nothing is filled and the user is asked as before.
+    """
+
+    arg: str
+    tool: str
+    value: str
+    where: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    what: str = "thing"  # how the note names it: "your only pending or running job"
+
+
 # What the agent may learn from the user's words for a call: the arguments, the context, the user's message.
 Prepare = Callable[[ToolContext, dict[str, Any], str], dict[str, Any]]
 
@@ -177,6 +194,8 @@ class Tool(Generic[A]):
         prepare: fills arguments the user's words give but the model left out (a job template's options).
         mine: the argument that takes the asking user's name when they ask about their own things ("my VMs":
             ``owner`` of ``vm.list``); set by the agent from the channel's identity, never from the model.
+        own: for a change, the asker's one thing it acts on when they call it theirs and give no id
+            (:class:`OwnThing`: "cancel my ray job" with one job running).
         recognizes: regular expressions for text only this tool takes (an SQL statement for ``desi.query``):
             a message holding one is about the lab's tools, whatever else it says.
         remedies: the problems a call of this tool fixes, as incidents name them (``backup:failed``); an
@@ -206,6 +225,7 @@ class Tool(Generic[A]):
     named_by: Mapping[str, NameLookup] = field(default_factory=dict)
     prepare: Prepare | None = None
     mine: str | None = None
+    own: OwnThing | None = None
     recognizes: tuple[str, ...] = ()
     remedies: tuple[str, ...] = ()
 
@@ -221,9 +241,10 @@ class Tool(Generic[A]):
         if self.remedies and self.risk == "read":
             raise TypeError(f"tool {self.name} reads only, so it remedies nothing: drop `remedies`")
         fields = set(self.args_model.model_fields)
-        unknown = (set(self.aliases) | set(self.named_by) | ({self.mine} if self.mine else set())) - fields
+        own = {self.own.arg} if self.own else set()
+        unknown = (set(self.aliases) | set(self.named_by) | ({self.mine} if self.mine else set()) | own) - fields
         if unknown:
-            raise TypeError(f"tool {self.name}: aliases/named_by name no argument: {sorted(unknown)}")
+            raise TypeError(f"tool {self.name}: aliases/named_by/mine/own name no argument: {sorted(unknown)}")
 
     @property
     def description(self) -> str:

@@ -159,6 +159,30 @@ def test_a_ray_job_through_the_agent(make_agent: Any, lab: Path, ray_lab: Path, 
     assert result.tool_calls[0]["args"]["args"] == ["--seconds", "1"] and result.tool_calls[0]["status"] == "ok"
 
 
+def test_my_job_is_the_asker_s_one_job_still_going(make_agent: Any, lab: Path, ray_lab: Path, add_part: Any) -> None:
+    add_part(lab, ray_lab, "ray")
+    guard = Guard.from_settings(load_settings(None, lab_dir=lab))
+
+    def going() -> list[str]:
+        rows = guard.call("ray.list", {"owner": "researcher2"}, caller=R2).data or []
+        return [r["job_id"] for r in rows if r["status"] in ("PENDING", "RUNNING")]
+
+    for job_id in going():  # other tests' jobs of this user on the session's Ray head
+        guard.call("ray.stop", {"job_id": job_id}, caller=R2)
+    submit = {"template": "heartbeat", "args": ["--seconds", "300"]}
+    first = guard.call("ray.submit", submit, caller=R2, call_id="own-1").data["job_id"]
+    # The model, given no id, makes one up ("cancel my ray job" got ray.stop {"job_id": "your_job_id_here"}).
+    stop = fenced_call("ray_stop", {"job_id": "your_job_id_here"})
+    result = make_agent(replies=[stop, "Stopped."]).ask("cancel my ray job", caller=R2)
+    assert [(c["name"], c["args"]["job_id"], c["status"]) for c in result.tool_calls] == [("ray.stop", first, "ok")]
+    # Two of them: which one is not guessed; the user is asked and nothing stops.
+    two = [guard.call("ray.submit", submit, caller=R2, call_id=f"own-{n}").data["job_id"] for n in (2, 3)]
+    result = make_agent(replies=[stop, "Which one?"]).ask("cancel my ray job", caller=R2)
+    assert all(c["status"] != "ok" for c in result.tool_calls) and set(two) <= set(going())
+    for job_id in two:
+        guard.call("ray.stop", {"job_id": job_id}, caller=R2)
+
+
 # --- approvals ---------------------------------------------------------------------------------------------
 def _script(tmp_path: Path, replies: list[Any]) -> Path:
     path = tmp_path / "script.json"

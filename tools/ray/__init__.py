@@ -16,7 +16,7 @@ from pydantic import Field, StringConstraints
 
 from core.endpoints import postgres_dsn
 from core.errors import InvalidArguments
-from tools.base import Check, NameLookup, Plan, ResourceRef, Tool, ToolArgs, ToolResult, Toolset
+from tools.base import Check, NameLookup, OwnThing, Plan, ResourceRef, Tool, ToolArgs, ToolResult, Toolset
 from tools.context import ToolContext
 from tools.ray.backend import RayBackend
 from tools.ray.jobs_api import JobsApi
@@ -345,6 +345,13 @@ TOOLS: list[Tool[Any]] = [
         resources=_job_ref,
         asks=("stop", "cancel", "kill", "abort", "halt", "terminate"),
         aliases=JOB_ID,
+        own=OwnThing(
+            arg="job_id",
+            tool="ray.list",
+            value="job_id",
+            where={"status": ("PENDING", "RUNNING")},
+            what="pending or running job",
+        ),
         examples=("Stop my Ray job labops_1a2b.",),
     ),
     Tool(
