@@ -57,7 +57,9 @@ LIVE_NOW = re.compile(
 )
 ASKS_STATE = re.compile(
     r"^\W*(?:which|what|whats|wat|wht|list|show|any|anything|how many|are there|is there|count|give me|get|find"
-    r"|tell me|is|are|has|have|did|does|was|were)\b"
+    r"|tell me|is|are|has|have|did|does|was|were"
+    # "Do the VMs have backups?" asks the state as "does" does; "do I need ...?" asks what one must do.
+    r"|do\s+(?:the|any|all|our|my|these|those|both)\b)\b"
     r"|\b(?:are there|is there|do we have|do i have|now|today|running|down|working|free|full|left)\b|"
     + LIVE_NOW.pattern,
     re.I,
