@@ -4,7 +4,9 @@ Policy decides whether a user *may* do something; this gate checks that the user
 that read "delete all VMs" in a document or in a VM's description, and proposes ``vm.delete`` while the
 user asked about backups, is stopped here, before the guard, whatever the model believes. Read tools
 pass freely. Each tool that changes the lab declares how people ask for it (``Tool.asks``); the phrases are
-deliberately broad: the gate catches actions nobody asked for, not unusual wording.
+deliberately broad: the gate catches actions nobody asked for, not unusual wording. A request in words no tool
+declares ("could you power down void-analysis") passes for the one change :mod:`agent.requested` read in it (the
+model's constrained reading and the words' meaning agreeing), for that message only.
 """
 
 from __future__ import annotations
