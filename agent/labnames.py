@@ -13,7 +13,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.mentions import mention, mentions
+from agent.mentions import mention, mentions, spaced_names
 from agent.spelling import english_words
 from policies.guard import Caller, Guard
 from tools.base import EXAMPLE_NAME, Tool
@@ -119,14 +119,15 @@ class LabNames:
         """
         lowered = text.lower()
         names = self.names(caller)
-        out = {name: family for name, family in names.items() if mentions(lowered, name)}
+        english = english_words()
+        out = {name: family for name, family in names.items()
+               if mentions(lowered, name, spaced=spaced_names(name, english))}  # fmt: skip
         with self._lock:
             free = sorted(self._ids)
         parts: dict[str, list[str]] = {}
         for name in free:
             for part in set(re.findall(r"[a-z]+", name)):
                 parts.setdefault(part, []).append(name)
-        english = english_words()
         for part, owners in parts.items():
             if len(owners) != 1 or part in english or len(part) < 3:
                 continue

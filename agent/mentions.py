@@ -7,18 +7,33 @@ hyphen or a word character on either side makes the name part of a longer one.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
-__all__ = ["mention", "mentions"]
+__all__ = ["mention", "mentions", "spaced_names"]
 
 
-def mention(name: object) -> str:
+def mention(name: object, *, spaced: bool = False) -> str:
     """The pattern of ``name`` mentioned on its own (its text, escaped, with no word character or hyphen around).
 
-    A hyphen in the name may be written as a space: "run the redshift histogram" names ``redshift-histogram``.
+    With ``spaced``, a hyphen in the name may be written as a space: "run the redshift histogram" names
+    ``redshift-histogram`` (see :func:`spaced_names`: only names a part of which is no English word).
     """
-    return rf"(?<![\w-]){re.escape(str(name)).replace(re.escape('-'), '[- ]')}(?![\w-])"
+    escaped = re.escape(str(name))
+    if spaced:
+        escaped = escaped.replace(re.escape("-"), "[- ]")
+    return rf"(?<![\w-]){escaped}(?![\w-])"
 
 
-def mentions(text: str, name: object) -> bool:
+def mentions(text: str, name: object, *, spaced: bool = False) -> bool:
     """Whether ``text`` mentions ``name`` on its own (case as given: lower both for a case-blind test)."""
-    return re.search(mention(name), text) is not None
+    return re.search(mention(name, spaced=spaced), text) is not None
+
+
+def spaced_names(name: str, english: Collection[str]) -> bool:
+    """Whether ``name`` written with spaces for its hyphens still names it: some part is no English word.
+
+    "redshift histogram" names the template ``redshift-histogram``; "void analysis" is English words, and names
+    the VM ``void-analysis`` no more than "the void analysis project" does.
+    """
+    parts = name.lower().split("-")
+    return len(parts) > 1 and any(p.isalpha() and p not in english for p in parts)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agent.mentions import mentions
+from agent.mentions import mentions, spaced_names
+from agent.spelling import english_words
 from policies.guard import Caller, Guard
 from tools.base import NameLookup, Tool
 
@@ -36,7 +37,7 @@ def _named_in(text: str, rows: list[dict[str, Any]], lookup: NameLookup) -> set[
     found = set()
     for row in rows:
         name = str(row.get(lookup.name or lookup.value, "")).lower()
-        if len(name) >= 3 and mentions(lowered, name):
+        if len(name) >= 3 and mentions(lowered, name, spaced=spaced_names(name, english_words())):
             found.add((row.get(lookup.value), name))
     return found
 
