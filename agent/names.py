@@ -24,8 +24,9 @@ __all__ = ["each_named", "own_thing", "resolve_names"]
 _STOP = {"the", "a", "an", "one", "with", "that", "has", "have", "our", "my", "node", "vm", "machine", "server"}
 
 
-def _listed(guard: Guard, caller: Caller, lookup: NameLookup) -> list[dict[str, Any]]:
-    result = guard.call(lookup.tool, {}, caller=caller)
+def _listed(guard: Guard, caller: Caller, tool: str, args: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The rows a listing tool returns through the guard as ``caller`` (none when the read fails)."""
+    result = guard.call(tool, args or {}, caller=caller)
     if result.status != "ok" or not isinstance(result.data, list):
         return []
     return [row for row in result.data if isinstance(row, dict)]
@@ -34,10 +35,11 @@ def _listed(guard: Guard, caller: Caller, lookup: NameLookup) -> list[dict[str, 
 def _named_in(text: str, rows: list[dict[str, Any]], lookup: NameLookup) -> set[tuple[Any, str]]:
     """Rows whose name the text holds as a whole word (``void-analysis``, ``monitoring``)."""
     lowered = text.lower()
+    english = english_words()
     found = set()
     for row in rows:
         name = str(row.get(lookup.name or lookup.value, "")).lower()
-        if len(name) >= 3 and mentions(lowered, name, spaced=spaced_names(name, english_words())):
+        if len(name) >= 3 and mentions(lowered, name, spaced=spaced_names(name, english)):
             found.add((row.get(lookup.value), name))
     return found
 
@@ -77,7 +79,7 @@ def resolve_names(
         given = out.get(arg)
         if isinstance(given, int) and mentions(text, given):
             continue  # an id the user wrote themselves
-        rows = _listed(guard, caller, lookup)
+        rows = _listed(guard, caller, lookup.tool)
         if not rows:
             continue
         values = {str(r.get(lookup.value)) for r in rows}
@@ -121,7 +123,7 @@ def each_named(
     for arg, lookup in tool.named_by.items():
         if lookup.name is None:
             continue
-        found = _named_in(text, _listed(guard, caller, lookup), lookup)
+        found = _named_in(text, _listed(guard, caller, lookup.tool), lookup)
         if 2 <= len(found) <= most:
             ordered = sorted(found, key=lambda row: lowered.find(row[1]))
             return [{**args, arg: value} for value, _ in ordered]
@@ -140,13 +142,8 @@ def own_thing(
     own = tool.own
     if own is None or lister is None or lister.mine is None:
         return args, None
-    result = guard.call(own.tool, {lister.mine: caller.user}, caller=caller)
-    rows = result.data if result.status == "ok" and isinstance(result.data, list) else []
-    values = [
-        row.get(own.value)
-        for row in rows
-        if isinstance(row, dict) and all(row.get(k) in allowed for k, allowed in own.where.items())
-    ]
+    rows = _listed(guard, caller, own.tool, {lister.mine: caller.user})
+    values = [row.get(own.value) for row in rows if all(row.get(k) in allowed for k, allowed in own.where.items())]
     if args.get(own.arg) in values or len(values) != 1:
         return args, None
     return {**args, own.arg: values[0]}, f"{own.arg} = {values[0]} (your only {own.what})"
