@@ -118,9 +118,9 @@ class _Routes:
             return False
         if any((tool := self.deps.tool(e["name"])) is None or tool.risk != "read" for e in log_entries):
             return False
-        asked = str(turn.get("asked") or turn.get("text") or "")
         if turn.get("requested"):
-            return False
+            return False  # a request in undeclared words (agent.requested): the model may still make the change
+        asked = str(turn.get("asked") or turn.get("text") or "")
         return not any(tool.risk != "read" and asked_for(tool, asked) for tool in self.deps.tools)
 
     def after_guard(self, state: AgentState) -> str:

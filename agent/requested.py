@@ -89,8 +89,10 @@ def requested_change(
     # Not a destructive change: the model read "Apaga la VM" ("turn off the VM") as a deletion, and the words'
     # meaning agreed. Destroying something is done only when asked in the words its tool declares.
     writes = [t for t in tools if t.risk == "write"]
-    declared = any(asks_in_words(t, text) for t in tools if t.risk != "read")
-    if model is None or not writes or declared or not request_form(text):
+    # The asking phrases last: dozens of patterns, read only for a message in a request's form.
+    if model is None or not writes or not request_form(text):
+        return None
+    if any(asks_in_words(t, text) for t in tools if t.risk != "read"):
         return None
     changes = "\n".join(f"- {t.name}: {t.description.splitlines()[0]} (asked as: {', '.join(t.asks[:8])})"
                         for t in writes)  # fmt: skip
