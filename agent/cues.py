@@ -37,6 +37,11 @@ DOCS = re.compile(
     r"|used for|purpose|what(?:'s|s| is| are| was)\b[^?.!]{0,60}\bfor(?=\W*$)"
     # Defaults and limits are set down, not read off a thing's state ("whats the default template for new vms").
     r"|what(?:'s|s| is| are) (?:the |our )?(?:default|max(?:imum)?|min(?:imum)?|limits?)\b"
+    # What happens in a case, and what one does about it, is written down: "what happens if the backup disk fills
+    # up", "a snapshot failed verification, what do i do first" (both went to the live backup status).
+    r"|what (?:happens|would happen|will happen)\b|what (?:do|should|must|can) (?:i|we) do\b|what to do\b"
+    # Whether a limit exists is a rule ("is there a cap on how much log ray.logs gives back" got the job list).
+    r"|(?:is there|are there|any) (?:a |an |any )?(?:cap|limit|ceiling|maximum|max|size limit|time limit)s?\b"
     # What a word means is written down ("what does pending mean for a backup?"), whatever state it names.
     r"|what (?:does|do)\b[^?.!]{0,60}\bmean|meaning of|what is meant by|definition of"
     # "according to the documentation" in the languages lab members write.
@@ -96,6 +101,9 @@ ASKED_FOR = re.compile(
 # jobs be queued?", "if I stop a VM, is it still backed up?". Its family's tools list the things there are.
 GENERIC = re.compile(
     r"^\W*(?:does|do|will|would)\s+(?:a|an|new|a new|any new)\s+[a-z]"
+    # "which template id are new vms cloned from": what any new one gets (it went to the VM list).
+    r"|\b(?:are|do|does|will|would|get|gets)\s+(?:the\s+)?new(?:ly (?:made|created))?\s+[a-z][\w-]*s\b"
+    r"|\bnew(?:ly (?:made|created))?\s+[a-z][\w-]*s\s+(?:are|get|start|go|come)\b"
     r"|(?<!check )(?<!see )(?<!know )(?<!out )\bif (?:i|we|you|someone|somebody|a|an)\b",
     re.I,
 )

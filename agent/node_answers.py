@@ -11,6 +11,7 @@ from langchain_core.messages import AIMessage, ToolMessage
 
 from agent.answers import echo_reason, left_out_note, read_answer, report_text, sources_line
 from agent.attribution import cite_lines
+from agent.claims import CITATION, sentences
 from agent.deps import Nodes
 from agent.docanswer import another_sentences_value, answers_asked, quote_answer, without_verdict
 from agent.epochs import readable
@@ -20,6 +21,7 @@ from agent.grounding import prune
 from agent.ranking import FOCUS_SENTENCES, best_sentences
 from agent.referents import things_of
 from agent.state import AgentState, Turn
+from agent.steering import UNSURE
 from agent.toolcalls import model_name
 
 log = logging.getLogger(__name__)
@@ -112,6 +114,10 @@ class AnswerNodes(Nodes):
                 # The model gave a value from the wrong line of the page: the line that answers replaces it, and
                 # people see that something was left out, not the wrong value again.
                 body = f"{better}\n\n_(Left out the model's answer: it gave the value of another line of the page.)_"
+        # Every sentence says the pages do not tell ("The passage ... does not provide any information about the
+        # principal investigator"): that is "I could not find that", said once in LabOps's own words below; or, when a
+        # sentence of the pages does answer (the check just below), that sentence alone, not beside a "not found".
+        unsure = bool(body) and all(UNSURE.search(p) for p in sentences(CITATION.sub(" ", body)) if p.strip())
         if passages:
             missing = (
                 answers_asked(body, question, passages, ranked=ranked)
@@ -119,7 +125,10 @@ class AnswerNodes(Nodes):
                 else quote_answer(question, passages, ranked=ranked)
             )
             if missing:
-                body = f"{body}\n\n{missing}" if body else missing
+                body = missing if unsure else f"{body}\n\n{missing}" if body else missing
+                unsure = False
+        if unsure:
+            body = ""
         found = bool(body)
         if not found:
             body = "I could not find that: nothing in the lab's documentation or tools answers it."

@@ -22,7 +22,14 @@ __all__ = ["UNSURE", "constrains", "constraint", "json_reply", "mentions_docs", 
 log = logging.getLogger(__name__)
 
 UNSURE = re.compile(
-    r"\b(do not know|don't know|not sure|cannot (?:find|answer|provide)|no information|not mentioned)\b", re.I
+    r"\b(do not know|don't know|not sure|cannot (?:find|answer|provide)|no information|not mentioned)\b"
+    # "The passage ... does not provide any information about the principal investigator": the pages' silence,
+    # said of the pages (not "LabOps does not move VMs itself", a fact of them).
+    r"|\b(?:passages?|documentation|documents?|context|text|pages?|sources?)\s+(?:\w+\s+){0,2}?"
+    r"(?:does not|doesn't|do not|don't|did not)\s+(?:\w+\s+)?(?:provide|give|contain|include|mention|say|specify"
+    r"|state|cover|have)\b"
+    r"|\b(?:not|no|n't)\s+(?:\w+\s+){0,3}?(?:information|details)\s+(?:about|on|regarding|of)\b",
+    re.I,
 )
 
 

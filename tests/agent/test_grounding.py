@@ -399,3 +399,18 @@ def test_a_command_no_page_holds_is_left_out_whole_and_a_documented_one_stays() 
     assert prune(documented, evidence).text == documented and check(documented, evidence) == []
     # A code span around a claim is that claim: `node05` needs no more than node05 does.
     assert check("It runs on `node05`.", evidence) == []
+
+
+def test_a_docs_answer_saying_the_pages_do_not_tell_is_a_plain_not_found(make_agent: Any) -> None:
+    # The model's "The passage ... does not provide any information about ..." read as an answer, with the
+    # passages searched listed as its sources.
+    agent = make_agent(replies=["The passage describes LabOps but does not provide any information about the PI."])
+    result = agent.ask("who is the lab's principal investigator?", caller=R1)
+    assert result.answer.startswith("I could not find that"), result.answer
+    assert "Sources:" not in result.answer and "does not provide" not in result.answer
+
+
+def test_a_not_found_beside_the_page_s_answering_sentence_gives_way_to_it(make_agent: Any) -> None:
+    agent = make_agent(replies=["The documentation does not say when the backups are verified."])
+    result = agent.ask("When are backups verified?", caller=R1)
+    assert "11:00" in result.answer and "does not say" not in result.answer and "could not find" not in result.answer

@@ -82,6 +82,13 @@ def test_questions_about_the_labs_state_go_to_the_tools(text: str, docs_score: f
         "what's the max runtime for a ray job",
         # A wish, then whether it is permitted: the rule, not the change ("i need a vm" went to vm.provision).
         "i need a vm with a 1tb disk, is that ok?",
+        # What happens in a case, what one does about it, whether a limit exists (seventeenth session's explore9:
+        # each went to the live listing of its family).
+        "what happens if the backup disk fills up",
+        "a snapshot failed verification, what do i do first",
+        "is there a cap on how much log a job gives back",
+        # Naming a VM does not make it a request to stop it: what would happen is written down.
+        "what happens if I stop void-analysis",
     ],
 )
 @pytest.mark.parametrize("docs_score", [0.0, 0.95])
@@ -104,7 +111,6 @@ def test_a_named_thing_brings_the_tools_that_take_or_list_it() -> None:
         ("can you stop void-analysis", "vm.stop"),  # "stop" is ray.stop's too, which takes no VM
         ("start a backup of qso-vae-dev", "backup.run"),  # the longest phrase at the opening
         ("is qso-vae-dev backed up? if not start it", None),  # a question opens it: the model chooses
-        ("what happens if I stop void-analysis", None),
         # "make" is vm.provision's, which takes no existing VM (its names are nodes'): the model chooses.
         ("make proj-pg01 faster", None),
     ],
@@ -263,7 +269,8 @@ def test_a_word_with_a_zero_padded_number_is_a_host_not_an_id(text: str, family:
 
 def test_a_question_about_any_such_thing_is_the_model_s_choice() -> None:
     # "A vm i just made": no VM there is, so no listing answers; backup.status answered with the lab's backups.
-    for text in ("does a vm i just made get backups on its own?", "if I stop a VM, do its backups go on?"):
+    for text in ("does a vm i just made get backups on its own?", "if I stop a VM, do its backups go on?",
+                 "which template id are new vms cloned from"):  # fmt: skip
         router, chooser = _asking_router("docs")
         assert router.route(text, caller=CALLER, docs_score=0.8, tool_fit=0.77).route == "docs" and chooser.seen
     # The things there are: asked for, checked on, or right now.

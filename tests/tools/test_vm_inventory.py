@@ -13,6 +13,8 @@ def test_nodes_list_and_show(simulator) -> None:  # type: ignore[no-untyped-def]
     nodes = {n["node"]: n for n in guard.call("vm.nodes", {}, caller=CALLER).data}
     assert nodes["node04"]["status"] == "offline" and nodes["node07"]["memory_gib"] == 128
     assert nodes["node05"]["memory_allocated_gib"] == 64  # proj-pg01 48 GiB + proj-pg02 16 GiB
+    # The CPU model each node reports ("what cpu is in node07?"); an offline node reports nothing.
+    assert "Ryzen 9 5950X" in nodes["node07"]["cpu_model"] and nodes["node04"]["cpu_model"] is None
 
     mine = guard.call("vm.list", {"owner": "researcher1"}, caller=CALLER)
     assert {v["name"] for v in mine.data} == {"void-analysis", "qso-vae-dev"}

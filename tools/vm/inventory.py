@@ -57,6 +57,21 @@ def _gpus(ctx: ToolContext, node: str) -> list[str] | None:
     ]
 
 
+def _cpu_model(ctx: ToolContext, node: str) -> str | None:
+    """The node's CPU model (``cpuinfo.model`` of ``GET /nodes/{node}/status``); None when it cannot be read.
+
+    The status needs Sys.Audit on the node, as the PCI list does: without it the rest of the table stands.
+    """
+    api = ctx.client("pve", pve_client)
+    try:
+        status = call("PVE", lambda: api.nodes(node).status.get(), action=f"reading {node}'s status")
+    except (ToolError, BackendUnavailable) as exc:
+        log.info("CPU of %s unknown: %s", node, exc)
+        return None
+    model = (status or {}).get("cpuinfo", {}).get("model")
+    return str(model) if model else None
+
+
 def _node_addresses(ctx: ToolContext) -> dict[str, str]:
     """Each node's cluster (management) address, from ``GET /cluster/status``."""
     api = ctx.client("pve", pve_client)
@@ -101,10 +116,14 @@ class NodesArgs(ToolArgs):
 def vm_nodes(ctx: ToolContext, args: NodesArgs) -> ToolResult:
     """Cluster nodes with their status (online/offline).
 
-    CPU threads, memory in GiB, memory already allocated to VMs, what is free for new VMs, the node's
+    CPU model and threads, memory in GiB, memory already allocated to VMs, what is free for new VMs, the node's
     management address, and GPUs.
     """
-    rows = node_capacity(ctx)
+    # "What CPU does node03 have?": the model each node reports (an offline node reports none); read here, not in
+    # node_capacity, which placement calls and which needs no CPU's name.
+    rows = [
+        {**r, "cpu_model": _cpu_model(ctx, r["node"]) if r["status"] == "online" else None} for r in node_capacity(ctx)
+    ]
     online = [r for r in rows if r["status"] == "online"]
     best = max(online, key=lambda r: r["memory_free_gib"], default=None)
     msg = f"{len(online)} of {len(rows)} nodes online"
