@@ -115,8 +115,9 @@ class AnswerNodes(Nodes):
                 # people see that something was left out, not the wrong value again.
                 body = f"{better}\n\n_(Left out the model's answer: it gave the value of another line of the page.)_"
         # Every sentence says the pages do not tell ("The passage ... does not provide any information about the
-        # principal investigator"): that is "I could not find that", said once in LabOps's own words below; or, when a
-        # sentence of the pages does answer (the check just below), that sentence alone, not beside a "not found".
+        # principal investigator"): that is "I could not find that", said in LabOps's own words below, unless the
+        # check just below finds a sentence of the pages to quote. Then the model's doubt stays beside the quote:
+        # asked what the lab spent on hardware, the quote was the best of unrelated pages (a GPU booking rule).
         unsure = bool(body) and all(UNSURE.search(p) for p in sentences(CITATION.sub(" ", body)) if p.strip())
         if passages:
             missing = (
@@ -125,7 +126,7 @@ class AnswerNodes(Nodes):
                 else quote_answer(question, passages, ranked=ranked)
             )
             if missing:
-                body = missing if unsure else f"{body}\n\n{missing}" if body else missing
+                body = f"{body}\n\n{missing}" if body else missing
                 unsure = False
         if unsure:
             body = ""
