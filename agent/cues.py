@@ -65,7 +65,9 @@ ASKS_STATE = re.compile(
     r"|tell me|is|are|has|have|did|does|was|were"
     # "Do the VMs have backups?" asks the state as "does" does; "do I need ...?" asks what one must do.
     r"|do\s+(?:the|any|all|our|my|these|those|both)\b)\b"
-    r"|\b(?:are there|is there|do we have|do i have|now|today|running|down|working|free|full|left)\b|"
+    r"|\b(?:are there|is there|do we have|do i have|now|today|running|down|working|free|full|left)\b"
+    # A terse check ending the message: "backups all good?", "pbs ok?" (the model sent the first to the pages).
+    r"|\b(?:all\s+)?(?:good|ok|okay|fine|alright)\W*$|"
     + LIVE_NOW.pattern,
     re.I,
 )

@@ -50,16 +50,27 @@ def listed(text: str, tools: list[Tool[Any]]) -> set[str]:
     After each opener, the first words that are some tool's rows win (the longest phrase at a place first, so
     "which backup jobs" is backup.jobs' and not ray.list's "jobs").
     """
+    return set(listed_phrases(text, tools))
+
+
+def listed_phrases(text: str, tools: list[Tool[Any]]) -> dict[str, tuple[str, ...]]:
+    """:func:`listed`'s tools, each with the row phrase the message used (``{"vm.list": ("vm", "templates")}``)."""
     phrases = sorted(((r.lower().split(), t.name) for t in tools for r in t.rows), key=lambda p: -len(p[0]))
-    found: set[str] = set()
+    found: dict[str, tuple[str, ...]] = {}
     for opener in _LIST_OPENER.finditer(text):
         words = re.findall(r"[\w-]+", text[opener.end() :].lower())[: _LIST_GAP + 3]
         for at in range(min(_LIST_GAP, len(words)) + 1):
-            hit = next((name for phrase, name in phrases if words[at : at + len(phrase)] == phrase), None)
+            hit = next(((name, phrase) for phrase, name in phrases if words[at : at + len(phrase)] == phrase), None)
             if hit is not None:
-                found.add(hit)
+                found.setdefault(hit[0], tuple(hit[1]))
                 break
     return found
+
+
+def _parts(phrase: tuple[str, ...]) -> set[str]:
+    """The shorter runs of words inside ``phrase`` ("vm templates": "vm", "templates")."""
+    n = len(phrase)
+    return {" ".join(phrase[i:j]) for i in range(n) for j in range(i + 1, n + 1) if j - i < n}
 
 
 def about_thing(tool: Tool[Any], takes: Collection[str], lists: Collection[str]) -> bool:
@@ -142,8 +153,16 @@ class ToolSelector:
         scores = dict(scores if scores is not None else self.scores(text))
         risk = {t.name: t.risk for t in self.tools}
         decisive = self.decisive(text) & set(scores)
-        rows = listed(text, self.tools) & set(scores)
+        phrases = listed_phrases(text, self.tools)
+        rows = set(phrases) & set(scores)
         if rows:
+            # "What vm templates are there?" lists vm.list's "vm templates": ray.templates' word "templates" is a part
+            # of that phrase, no reason of its own to offer it (the model, offered both, listed the job templates).
+            inside = set().union(*(_parts(phrases[name]) for name in rows))
+            for tool in self.tools:
+                if tool.name in scores and tool.name not in rows | decisive and tool.risk == "read" and any(
+                        w.lower() in inside for w in (*tool.rows, *tool.words)):  # fmt: skip
+                    del scores[tool.name]
             # "How many VMs does the cluster have?" asks for VMs: vm.nodes ("cluster") fit its words better, and the
             # model, shown both, counted nodes. What a question lists settles its family's reads, however close,
             # but for a tool its own words name ("which jobs can I run?" lists jobs, and is ray.templates').

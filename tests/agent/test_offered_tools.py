@@ -154,6 +154,14 @@ def test_a_count_of_vms_is_not_offered_the_node_listing(make_agent: Any) -> None
     assert "ray.templates" in [t.name for t in selector.select("which jobs can I run?", 4)]
 
 
+def test_a_word_inside_the_listed_phrase_does_not_offer_another_family_s_listing(make_agent: Any) -> None:
+    # "vm templates" is vm.list's; ray.templates' "templates" is a part of it (the model, offered both, listed the
+    # job templates). Asked for job templates, ray.templates is still offered.
+    shown = _shown(make_agent, "what vm templates are there to clone from")
+    assert "vm.list" in shown and "ray.templates" not in shown, shown
+    assert "ray.templates" in _shown(make_agent, "which ray job templates are there")
+
+
 def test_a_named_vm_is_not_offered_the_reads_that_neither_take_nor_list_it(make_agent: Any) -> None:
     # The model, offered vm.nodes beside vm.show for this translated French question, called vm.nodes.
     shown = _shown(make_agent, "What is the state of the VM monitoring?")

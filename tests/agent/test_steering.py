@@ -56,6 +56,7 @@ def _router() -> Router:
         "which VMs lack a recent backup?",
         "any jobs of mine on ray?",
         "do the vms have backups?",  # "does" asked the state already; its plural went to the model's choice
+        "backups all good?",  # a terse check; the model sent it to the pages
     ],
 )
 @pytest.mark.parametrize("docs_score", [0.0, 0.95])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from core.config import load_settings
 from policies.guard import Caller, Guard
+from tools.vm.inventory import prepare_list
 
 CALLER = Caller(user="researcher1", channel="cli")
 
@@ -25,7 +26,21 @@ def test_nodes_list_and_show(simulator) -> None:  # type: ignore[no-untyped-def]
     shown = guard.call("vm.show", {"vmid": 110}, caller=CALLER)
     assert shown.status == "ok" and shown.data["cores"] == 10 and shown.data["memory_gib"] == 48
     assert shown.data["ip"].startswith("10.25.60.") and "production" in shown.data["tags"]
+    # The summary a read answer shows says what policy reads: the tags and PVE's protection flag.
+    wazuh = guard.call("vm.show", {"vmid": 150}, caller=CALLER)
+    assert "tags protected, security" in wazuh.message and "PVE protection on" in wazuh.message
+    # Templates, asked for, come first in the summary (sorted by id they were cut off after the twelfth VM).
+    listed = guard.call("vm.list", {"include_templates": True}, caller=CALLER)
+    assert listed.message.startswith("2 templates: 9000 ubuntu-2404-cloud (node01), 9001 debian-12-cloud")
     missing = guard.call("vm.show", {"vmid": 999}, caller=CALLER)
     assert missing.status == "error" and "vm.list" in missing.message
     bad = guard.call("vm.list", {"status": "sleeping"}, caller=CALLER)
     assert bad.status == "error" and "status" in bad.message
+
+
+def test_a_question_for_vm_templates_lists_them() -> None:
+    # The model called vm.list without include_templates for "what vm templates are there to clone from".
+    for said in ("what vm templates are there to clone from", "which OS templates can I clone", "list vm templates"):
+        assert prepare_list(None, {}, said) == {"include_templates": True}, said  # type: ignore[arg-type]
+    for said in ("which ray job templates are there", "list my vms"):
+        assert prepare_list(None, {}, said) == {}, said  # type: ignore[arg-type]

@@ -7,7 +7,16 @@ from typing import Any, cast
 from tools.base import EXAMPLE_NAME, NameLookup, ResourceRef, Tool, Toolset
 from tools.context import ToolContext
 from tools.vm import power, provision
-from tools.vm.inventory import ListArgs, NodesArgs, ShowArgs, list_vms, show_vm, vm_nodes, vm_resource
+from tools.vm.inventory import (
+    ListArgs,
+    NodesArgs,
+    ShowArgs,
+    list_vms,
+    prepare_list,
+    show_vm,
+    vm_nodes,
+    vm_resource,
+)
 
 __all__ = ["TOOLS", "TOOLSET"]
 
@@ -46,9 +55,11 @@ TOOLS: list[Tool[Any]] = [
         fn=list_vms,
         risk="read",
         summary=lambda a: "list VMs" + "".join(f" {k}={v}" for k, v in a.model_dump(exclude_defaults=True).items()),
-        rows=("vms", "virtual machines", "machines", "guests"),
+        # VM templates are VMs (PVE lists them with template=1); the Ray job templates are ray.templates's.
+        rows=("vms", "virtual machines", "machines", "guests", "vm templates"),
         words=("my vms", "which vms", "list", "stopped", "running", "owned", "own"),
-        examples=("What VMs do I have?", "Which VMs are stopped?", "List the VMs on node03."),
+        examples=("What VMs do I have?", "Which VMs are stopped?", "List the VMs on node03.", "List the VM templates."),
+        prepare=prepare_list,
         mine="owner",
     ),
     Tool(

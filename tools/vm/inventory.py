@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Literal
 
 from pydantic import Field
@@ -12,7 +13,18 @@ from tools.base import ResourceRef, ToolArgs, ToolResult
 from tools.context import ToolContext
 from tools.proxmox import call, pve_client
 
-__all__ = ["ListArgs", "NodesArgs", "ShowArgs", "find_vm", "list_vms", "owner_of", "show_vm", "vm_nodes", "vm_resource"]
+__all__ = [
+    "ListArgs",
+    "NodesArgs",
+    "ShowArgs",
+    "find_vm",
+    "list_vms",
+    "owner_of",
+    "prepare_list",
+    "show_vm",
+    "vm_nodes",
+    "vm_resource",
+]
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +165,26 @@ class ListArgs(ToolArgs):
     include_templates: bool = Field(False, description="Also list templates.")
 
 
+# "VM templates", "OS templates", "templates to clone from": the templates asked for are VMs (a job's template is
+# "job template" or "ray template", ray.templates'). English words about templates, not names of this lab.
+_VM_TEMPLATES = re.compile(
+    r"\b(?:vm|os|cloud|ubuntu|debian|base)\s+templates?\b|\btemplates?\s+(?:to|i can|we can|you can)?\s*clone\b"
+    r"|\bclone\s+(?:\w+\s+){0,3}?from\b",
+    re.I,
+)
+
+
+def prepare_list(ctx: ToolContext, args: dict[str, Any], said: str) -> dict[str, Any]:
+    """``vm.list``'s arguments with ``include_templates`` set when the user asks for VM templates.
+
+    The model called vm.list without it for "what vm templates are there to clone from", and the list it got
+    holds no template. Only set, never cleared: a model that asked for them keeps them.
+    """
+    if _VM_TEMPLATES.search(said) and not args.get("include_templates"):
+        return {**args, "include_templates": True}
+    return args
+
+
 def _vm_row(v: dict[str, Any]) -> dict[str, Any]:
     return {
         "vmid": int(v["vmid"]),
@@ -186,10 +218,20 @@ def list_vms(ctx: ToolContext, args: ListArgs) -> ToolResult:
     rows.sort(key=lambda r: r["vmid"])
     if not rows:
         return ToolResult.no_data("no VM matches these filters", data=[])
-    running = sum(r["status"] == "running" for r in rows)
-    listed = ", ".join(f"{r['vmid']} {r['name']} ({r['status']}, {r['node']})" for r in rows[:12])
-    more = f", and {len(rows) - 12} more" if len(rows) > 12 else ""
-    return ToolResult.ok(f"{len(rows)} VMs ({running} running): {listed}{more}", data=rows)
+    # Templates first, by name: asked for, they are what the question is about (sorted by id they came last, cut
+    # off after the twelfth VM).
+    templates = [r for r in rows if r["template"]]
+    vms = [r for r in rows if not r["template"]]
+    head = (
+        f"{len(templates)} templates: " + ", ".join(f"{r['vmid']} {r['name']} ({r['node']})" for r in templates)
+        if templates
+        else ""
+    )
+    running = sum(r["status"] == "running" for r in vms)
+    listed = ", ".join(f"{r['vmid']} {r['name']} ({r['status']}, {r['node']})" for r in vms[:12])
+    more = f", and {len(vms) - 12} more" if len(vms) > 12 else ""
+    body = f"{len(vms)} VMs ({running} running): {listed}{more}" if vms else ""
+    return ToolResult.ok("; ".join(p for p in (head, body) if p), data=rows)
 
 
 def find_vm(ctx: ToolContext, vmid: int) -> dict[str, Any]:
@@ -243,8 +285,13 @@ def show_vm(ctx: ToolContext, args: ShowArgs) -> ToolResult:
     }
     where = f"on {node}, {data['status']}" + (f", IP {ip}" if ip else "")
     owner = f", owner {data['owner']}" if data["owner"] else ""
+    # "Is wazuh-manager protected?": its tags (policy reads `protected` and `production`) and PVE's protection flag
+    # are the answer, and the summary is what a read answer shows.
+    tags = [t for t in data["tags"] if not t.startswith("owner-")]
+    marks = (f", tags {', '.join(tags)}" if tags else "") + (", PVE protection on" if data["protection"] else "")
     return ToolResult.ok(
-        f"VM {args.vmid} '{data['name']}' {where}, {data['cores']} cores, {data['memory_gib']} GiB{owner}", data=data
+        f"VM {args.vmid} '{data['name']}' {where}, {data['cores']} cores, {data['memory_gib']} GiB{owner}{marks}",
+        data=data,
     )
 
 
