@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 __all__ = [
+    "ADVICE",
     "ASKED_FOR",
     "ASKS_STATE",
     "DOCS",
@@ -67,8 +68,14 @@ ASKS_STATE = re.compile(
     r"|do\s+(?:the|any|all|our|my|these|those|both)\b)\b"
     r"|\b(?:are there|is there|do we have|do i have|now|today|running|down|working|free|full|left)\b"
     # A terse check ending the message: "backups all good?", "pbs ok?" (the model sent the first to the pages).
-    r"|\b(?:all\s+)?(?:good|ok|okay|fine|alright)\W*$|"
-    + LIVE_NOW.pattern,
+    r"|\b(?:all\s+)?(?:good|ok|okay|fine|alright)\W*$|" + LIVE_NOW.pattern,
+    re.I,
+)
+# A question about the lab as it is that also asks what to make of it or do next: "qso-vae-dev backup failed, what
+# now?", "my job has been PENDING forever, what's going on?". The tools answer; the pages' best sentence follows.
+ADVICE = re.compile(
+    r"\bwhat now\b|\bwhat next\b|\bnext steps?\b|\bwhat(?:'s|s| is) (?:going on|wrong|happening|up with)\b"
+    r"|\bhow (?:do|can|should) (?:i|we) (?:fix|solve|sort out|deal with)\b|\bwhat (?:do|should|can) (?:i|we) do\b",
     re.I,
 )
 # Cues of DOCS that ask what one may do; "which templates can I run?" asks for a list with one of them.

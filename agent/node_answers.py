@@ -70,6 +70,7 @@ class AnswerNodes(Nodes):
         dropped = list(pruned.dropped)
         if turn["log"]:
             text = read_answer(pruned.text, turn, question=question, user=user, keys=self.deps.identity_fields)
+            text += self._advice(question, turn)
         else:
             # A small model sometimes gives the prompt back ("I am researcher1 (researcher). ..."): no answer.
             body = "" if echo_reason(pruned.text, question=question, user=user) else pruned.text
@@ -97,6 +98,21 @@ class AnswerNodes(Nodes):
         """
         ended: AgentState = {**state, "messages": [*state.get("messages", []), AIMessage(content="")]}
         return self.respond(ended)
+
+    def _advice(self, question: str, turn: Turn) -> str:
+        """What the pages say to do, under a live answer to "..., what now?" (``turn["advice"]``; "" when nothing).
+
+        The documentation's sentence that best matches the question, quoted with its citation, as a documentation
+        answer quotes it (:func:`agent.docanswer.quote_answer`: none when it shares no word with the question).
+        """
+        advice = list(turn.get("advice") or [])
+        if not advice:
+            return ""
+        embedder = self.deps.selector.embedder
+        quote = quote_answer(question, advice, embed=embedder.embed if embedder is not None else None)
+        if quote is None:
+            return ""
+        return f"\n\n{quote}\n\n{sources_line({'passages': advice}, quote)}"
 
     def _docs_answer(self, body: str, question: str, turn: Turn) -> str:
         passages = list(turn.get("passages", []))

@@ -21,6 +21,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 
 from agent.answers import as_message, fallback_answer
 from agent.context import caller_of, previous_user_text, recent_user_text
+from agent.cues import ADVICE
 from agent.deps import Nodes
 from agent.events import emit as _emit
 from agent.intent import asked_for, asks_in_words
@@ -78,6 +79,12 @@ def _needs_id(tool: Tool[Any]) -> bool:
     """
     fields = tool.args_model.model_fields
     return any((info.alias or name).endswith("id") for name, info in fields.items() if info.is_required())
+
+
+def _passage(hit: Any) -> dict[str, Any]:
+    """A search hit as the turn keeps a passage (text, source, section, score, citation)."""
+    return {"text": hit.text, "source": hit.source, "section": hit.section, "score": hit.score,
+            "citation": f"[{hit.source} § {hit.section or hit.title}]"}  # fmt: skip
 
 
 @dataclass(kw_only=True)
@@ -178,16 +185,14 @@ class ModelNodes(Nodes):
         floor = self.deps.docs_min_score - (DOCS_ROUTED_SLACK if routed.route == "docs" else 0.0)
         relevant = best >= floor
         passages = [
-            {
-                "text": h.text,
-                "source": h.source,
-                "section": h.section,
-                "score": h.score,
-                "citation": f"[{h.source} § {h.section or h.title}]",
-            }
+            _passage(h)
             for i, h in enumerate(hits)
             if wanted and relevant and (i == 0 or h.score >= self.deps.docs_min_score)
         ]
+        if routed.route == "lab" and not passages and relevant and ADVICE.search(text):
+            # "qso-vae-dev backup failed, what now?": the tools answer what is; the page's best sentence, under
+            # their answer, what to do (agent.answers). Kept from the model's prompt: its choice of tool is the same.
+            turn["advice"] = [_passage(h) for h in hits if h.score >= floor]
         if not mentions_docs(text):
             scores.pop("docs.search", None)  # the retrieve step already searched the documentation
         # A change nobody asked for would be refused by the intent gate (agent.intent) after the model spent a

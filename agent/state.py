@@ -30,6 +30,7 @@ class Turn(TypedDict, total=False):
     language: str  # the language the message was written in, when not English (agent.language)
     route: dict[str, str]  # {"route": lab|docs|chat, "why": ...}
     passages: list[dict[str, Any]]  # text, source, section, score, citation
+    advice: list[dict[str, Any]]  # passages for the line under a live answer (cues.ADVICE), not shown to the model
     tools: list[str]  # the tool names offered to the model
     asks_docs: bool  # answered from the passages first
     offtopic: bool  # small talk: a friendly answer, no model call

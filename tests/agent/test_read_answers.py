@@ -75,3 +75,18 @@ def test_a_second_try_whose_model_answer_says_nothing_sourced_is_not_presented_a
     assert result.answer.startswith("That is not in the lab's documentation."), result.answer
     assert "- backup.status:" in result.answer and "Left out" in result.answer, "the invented sentence is left out"
     assert "48250" not in result.answer and "node09" not in result.answer
+
+
+def test_a_live_question_asking_what_now_gets_the_page_s_sentence_under_the_tools(make_agent: Any) -> None:
+    # "qso-vae-dev backup failed, what now?" got the failed state and nothing on what to do about it.
+    agent = make_agent(replies=[fenced_call("backup_status", {"vmid": 132})])
+    result = agent.ask("qso-vae-dev backup failed, what now?", caller=R1)
+    assert [c["name"] for c in result.tool_calls] == ["backup.status"]
+    assert result.answer.index("backup.status:") < result.answer.index("The documentation says:"), result.answer
+    assert "runbook-stale-backup.md" in result.answer.split("The documentation says:")[1]
+    shown = "\n".join(str(m.content) for m in agent.model.calls[0]["messages"])
+    assert "runbook-stale-backup" not in shown, "the passages are not in the model's prompt"
+    # Without the "what now", the same question is answered from the tools alone.
+    plain = make_agent(replies=[fenced_call("backup_status", {"vmid": 132})]).ask("did qso-vae-dev's backup fail?",
+                                                                                 caller=R1)  # fmt: skip
+    assert "The documentation says" not in plain.answer
