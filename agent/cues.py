@@ -75,7 +75,7 @@ ASKS_STATE = re.compile(
 # now?", "my job has been PENDING forever, what's going on?". The tools answer; the pages' best sentence follows.
 ADVICE = re.compile(
     r"\bwhat now\b|\bwhat next\b|\bnext steps?\b|\bwhat(?:'s|s| is) (?:going on|wrong|happening|up with)\b"
-    r"|\bhow (?:do|can|should) (?:i|we) (?:fix|solve|sort out|deal with)\b|\bwhat (?:do|should|can) (?:i|we) do\b",
+    r"|\bhow (?:do|can|should) (?:i|we) (?:fix|solve|sort out|deal with)\b",
     re.I,
 )
 # Cues of DOCS that ask what one may do; "which templates can I run?" asks for a list with one of them.
