@@ -74,8 +74,8 @@ ASKS_STATE = re.compile(
 # A question about the lab as it is that also asks what to make of it or do next: "qso-vae-dev backup failed, what
 # now?", "my job has been PENDING forever, what's going on?". The tools answer; the pages' best sentence follows.
 ADVICE = re.compile(
-    r"\bwhat now\b|\bwhat next\b|\bnext steps?\b|\bwhat(?:'s|s| is) (?:going on|wrong|happening|up with)\b"
-    r"|\bhow (?:do|can|should) (?:i|we) (?:fix|solve|sort out|deal with)\b",
+    # ("What do I do", "how do I fix" are DOCS cues: such a message goes to the pages, with the tools on offer.)
+    r"\bwhat now\b|\bwhat next\b|\bnext steps?\b|\bwhat(?:'s|s| is) (?:going on|wrong|happening|up with)\b",
     re.I,
 )
 # Cues of DOCS that ask what one may do; "which templates can I run?" asks for a list with one of them.
