@@ -74,7 +74,7 @@ ASKS_STATE = re.compile(
 # A question about the lab as it is that also asks what to make of it or do next: "qso-vae-dev backup failed, what
 # now?", "my job has been PENDING forever, what's going on?". The tools answer; the pages' best sentence follows.
 ADVICE = re.compile(
-    # ("What do I do", "how do I fix" are DOCS cues: such a message goes to the pages, with the tools on offer.)
+    # ("What do I do", "how do I fix" are DOCS cues: such a message goes to the pages, the tools when they say nothing.)
     r"\bwhat now\b|\bwhat next\b|\bnext steps?\b|\bwhat(?:'s|s| is) (?:going on|wrong|happening|up with)\b",
     re.I,
 )
