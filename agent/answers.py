@@ -22,6 +22,7 @@ from agent.steering import UNSURE
 from agent.toolcalls import model_name
 
 __all__ = [
+    "COULD_NOT_FIND",
     "as_message",
     "clarify_question",
     "fallback_answer",
@@ -40,6 +41,7 @@ _NARRATION = re.compile(
 
 
 _REPORTS = "Here is what the lab reports:"
+COULD_NOT_FIND = "I could not find that: nothing in the lab's documentation or tools answers it."
 _STILL_UNSURE = "says it does not know although the tools answered"
 _NOT_IN_DOCS = "That is not in the lab's documentation. What the lab's tools report (it may not answer the question):"
 
@@ -117,12 +119,15 @@ def read_answer(model_text: str, turn: Turn, *, question: str, user: str, keys: 
     (``docs_answer``), a model that still does not know is believed (the tools' lines stand under its words).
     """
     lines = _tool_lines(turn.get("log", []), question, keys)
+    if not lines and turn.get("docs_answer"):
+        # The tools were a second try after the pages said nothing, and no call answered either.
+        return COULD_NOT_FIND
     if not lines:
         # No call answered (refused, failed): the model's words stand, unless they give the prompt back.
         if echo_reason(model_text, question=question, user=user) is None:
             return model_text.strip()
         done = report_text(turn.get("log", []))
-        return done or "I could not find that: nothing in the lab's documentation or tools answers it."
+        return done or COULD_NOT_FIND
     reason = junk_reason(model_text, question=question, user=user, tools=[e["name"] for e in turn.get("log", [])])
     second_try = bool(turn.get("docs_answer"))
     believed = second_try and reason == _STILL_UNSURE

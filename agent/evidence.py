@@ -15,9 +15,9 @@ from langchain_core.messages import HumanMessage, ToolMessage
 from agent.claims import Problem
 from agent.grounding import check
 from agent.haystack import Evidence
-from agent.state import AgentState
+from agent.state import AgentState, Turn
 
-__all__ = ["DATA_CHARS", "audit", "bounded_data", "turn_evidence"]
+__all__ = ["DATA_CHARS", "audit", "bounded_data", "turn_evidence", "turn_passages"]
 
 # What a tool result keeps in the turn's log for grounding: enough rows for any listing a person reads in chat,
 # bounded so that one 10,000-row query does not bloat every checkpoint of the thread.
@@ -53,6 +53,11 @@ def _user_texts(state: AgentState, n: int = 3) -> list[str]:
     return [str(m.content) for m in state.get("messages", []) if isinstance(m, HumanMessage)][-n:]
 
 
+def turn_passages(turn: Turn) -> list[dict[str, Any]]:
+    """Every passage the turn's answer may quote: those shown to the model, then ``advice`` (under a live answer)."""
+    return [*turn.get("passages", []), *turn.get("advice", [])]
+
+
 def turn_evidence(state: AgentState) -> Evidence:
     """Everything the answer of the turn in ``state`` may state."""
     turn = state.get("turn") or {}
@@ -65,7 +70,7 @@ def turn_evidence(state: AgentState) -> Evidence:
     # Earlier turns' results as the model saw them (follow-ups: "which node is it on?").
     earlier = [m for m in state.get("messages", [])[: max(0, start - 1)] if isinstance(m, ToolMessage)]
     results += [(str(m.content), None) for m in earlier[-12:]]
-    passages = turn.get("passages", [])
+    passages = turn_passages(turn)
     return Evidence.build(
         results=results,
         passages=[str(p.get("text", "")) for p in passages],

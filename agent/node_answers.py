@@ -9,7 +9,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, ToolMessage
 
-from agent.answers import echo_reason, left_out_note, read_answer, report_text, sources_line
+from agent.answers import COULD_NOT_FIND, echo_reason, left_out_note, read_answer, report_text, sources_line
 from agent.attribution import cite_lines
 from agent.claims import CITATION, sentences
 from agent.deps import Nodes
@@ -148,7 +148,7 @@ class AnswerNodes(Nodes):
             body = ""
         found = bool(body)
         if not found:
-            body = "I could not find that: nothing in the lab's documentation or tools answers it."
+            body = COULD_NOT_FIND
         if turn.get("docs_missing"):
             body += f"\n\n{turn['docs_missing']}"
         # The pages searched are no source of "I could not find that".
@@ -190,6 +190,12 @@ class AnswerNodes(Nodes):
     def report(self, state: AgentState) -> dict[str, Any]:
         """After a change went through, its own report is the answer (no model call to paraphrase it)."""
         turn = state["turn"].copy()
+        if turn.get("docs_answer") and not any(e["status"] == "ok" for e in turn["log"]):
+            # The tools were a second try after the pages said nothing, and every call was refused: asked who the
+            # lab's principal investigator is, the model made up an SQL table, and "Not done: query refused" was
+            # the answer, under the pages searched as its sources.
+            _emit({"type": "token", "text": COULD_NOT_FIND})
+            return {"messages": [AIMessage(content=COULD_NOT_FIND)], "turn": turn}
         text = report_text(turn["log"])
         footer = sources_line(turn, text)
         answer = f"{text}\n\n{footer}" if footer else text

@@ -15,20 +15,20 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.types import Command
 
 from agent.checkpoints import open_checkpointer
-from agent.evidence import audit, turn_evidence
+from agent.evidence import audit, turn_evidence, turn_passages
 from agent.graph import AgentDeps, build_graph
 from agent.labnames import LabNames
 from agent.models import ModelInfo, chat_model, close_model
 from agent.routing import Router
 from agent.spelling import Speller
-from agent.state import new_turn
+from agent.state import Turn, new_turn
 from agent.toolselect import ToolSelector, vocabulary
 from agent.waits import Waits
 from core.config import Settings
@@ -333,7 +333,8 @@ class Agent:
             for e in log_entries
             if e.get("status") in ("ok", "no_data")
         ]
-        passages = [{"citation": p.get("citation"), "text": p.get("text")} for p in turn.get("passages", [])]
+        shown = turn_passages(cast(Turn, turn))
+        passages = [{"citation": p.get("citation"), "text": p.get("text")} for p in shown]
         problems = audit(answer, turn_evidence(values), cite=bool(log_entries)) if pending is None else []
         return TurnResult(
             thread=thread,
@@ -341,7 +342,7 @@ class Agent:
             answer=answer,
             tool_calls=[{k: e.get(k) for k in ("name", "args", "status", "message")} for e in log_entries],
             decisions=[{"tool": e["name"], "outcome": e["status"]} for e in log_entries],
-            citations=[p["citation"] for p in turn.get("passages", [])],
+            citations=[str(p["citation"]) for p in shown],
             pending=pending,
             model=str(self.model_info.get("model", "")),
             latency_s=round(time.monotonic() - started, 3),

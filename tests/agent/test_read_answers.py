@@ -77,6 +77,19 @@ def test_a_second_try_whose_model_answer_says_nothing_sourced_is_not_presented_a
     assert "48250" not in result.answer and "node09" not in result.answer
 
 
+def test_a_second_try_that_no_call_answers_is_a_plain_not_found(make_agent: Any) -> None:
+    # Asked who the lab's PI is, the model, after the pages, made up a table: "Not done: query refused" was shown.
+    agent = make_agent(
+        replies=[
+            "I do not know: the passages do not say.",
+            call("desi_query", {"sql": "SELECT name FROM lab_people WHERE role = 'PI'"}),
+        ]
+    )
+    result = agent.ask("who is the lab's principal investigator?", caller=R1)
+    assert [c["name"] for c in result.tool_calls] == ["desi.query"], result.tool_calls
+    assert result.answer.startswith("I could not find that"), result.answer
+
+
 def test_a_live_question_asking_what_now_gets_the_page_s_sentence_under_the_tools(make_agent: Any) -> None:
     # "qso-vae-dev backup failed, what now?" got the failed state and nothing on what to do about it.
     agent = make_agent(replies=[fenced_call("backup_status", {"vmid": 132})])
@@ -86,6 +99,9 @@ def test_a_live_question_asking_what_now_gets_the_page_s_sentence_under_the_tool
     assert "runbook-stale-backup.md" in result.answer.split("The documentation says:")[1]
     shown = "\n".join(str(m.content) for m in agent.model.calls[0]["messages"])
     assert "runbook-stale-backup" not in shown, "the passages are not in the model's prompt"
+    # The quoted page is among the turn's sources: the audit finds its citation sourced, people see it listed.
+    assert any("runbook-stale-backup.md" in c for c in result.citations), result.citations
+    assert not result.grounding["unsourced"] and not result.grounding["contradictions"], result.grounding
     # Without the "what now", the same question is answered from the tools alone.
     plain = make_agent(replies=[fenced_call("backup_status", {"vmid": 132})]).ask("did qso-vae-dev's backup fail?",
                                                                                  caller=R1)  # fmt: skip
