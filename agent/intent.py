@@ -31,7 +31,10 @@ _QUESTION = re.compile(
     # "Can my job pip install ...?", "do I need ...?", "should the VM ...?": a question about one's things or
     # the lab ("can you", "can we" ask the assistant, and the request words below keep them).
     r"|(?:can|could)\s+(?:my|the|a|an|our|this|that|these|those|it)|do\s+(?:i|they|my|the|our)"
-    r"|(?:should|will|would)\s+(?:i|my|the|it|our))\b",
+    r"|(?:should|will|would)\s+(?:i|my|the|it|our)"
+    # "Would stopping void-analysis lose its data?": the action as the subject of a question about what it does
+    # (vm.stop ran). "Would you stop it?" is put to the assistant, and _REQUEST keeps it.
+    r"|(?:should|will|would|could|might|may|can|does|do|did)\s+(?!(?:no|some|any|every)thing\b)[a-z]+ing)\b",
     re.I,
 )
 _REQUEST = re.compile(r"\b(?:you|please|pls|plz|possible|ok|okay|alright|fine)\b", re.I)

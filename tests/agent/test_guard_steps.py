@@ -125,6 +125,9 @@ def test_intent_refuses_a_change_nobody_asked_for_and_audits_it(nodes: CallNodes
         ("can you run the heartbeat template?", True),
         ("Which templates are there? Run the heartbeat one.", True),
         ("is it ok to run the heartbeat template?", True),
+        # The action as the subject of a question about its effects (a fresh dev case: the job, a VM stop, ran).
+        ("would running the heartbeat template slow the cluster down?", False),
+        ("would you run the heartbeat template?", True),
     ],
 )
 def test_intent_tells_a_question_for_information_from_a_request(nodes: CallNodes, said: str, asked: bool) -> None:
