@@ -18,7 +18,7 @@ from agent.epochs import readable
 from agent.events import emit as _emit
 from agent.evidence import turn_evidence
 from agent.grounding import prune
-from agent.ranking import FOCUS_SENTENCES, best_sentences
+from agent.ranking import FOCUS_SENTENCES, Embed, best_sentences
 from agent.referents import things_of
 from agent.state import AgentState, Turn
 from agent.steering import UNSURE
@@ -99,6 +99,11 @@ class AnswerNodes(Nodes):
         ended: AgentState = {**state, "messages": [*state.get("messages", []), AIMessage(content="")]}
         return self.respond(ended)
 
+    def _embed(self) -> Embed | None:
+        """The sentence embedder the answer checks rank with (None: ranked by words alone)."""
+        embedder = self.deps.selector.embedder
+        return embedder.embed if embedder is not None else None
+
     def _advice(self, question: str, turn: Turn) -> str:
         """What the pages say to do, under a live answer to "..., what now?" (``turn["advice"]``; "" when nothing).
 
@@ -108,16 +113,14 @@ class AnswerNodes(Nodes):
         advice = list(turn.get("advice") or [])
         if not advice:
             return ""
-        embedder = self.deps.selector.embedder
-        quote = quote_answer(question, advice, embed=embedder.embed if embedder is not None else None)
+        quote = quote_answer(question, advice, embed=self._embed())
         if quote is None:
             return ""
         return f"\n\n{quote}\n\n{sources_line({'passages': advice}, quote)}"
 
     def _docs_answer(self, body: str, question: str, turn: Turn) -> str:
         passages = list(turn.get("passages", []))
-        embedder = self.deps.selector.embedder
-        embed = embedder.embed if embedder is not None else None
+        embed = self._embed()
         if turn.get("quoted") == []:
             # The model, shown the documentation's best sentences, picked none: no quote of a lesser one either.
             body, passages = "", []
@@ -135,16 +138,16 @@ class AnswerNodes(Nodes):
         # check just below finds a sentence of the pages to quote. Then the model's doubt stays beside the quote:
         # asked what the lab spent on hardware, the quote was the best of unrelated pages (a GPU booking rule).
         unsure = bool(body) and all(UNSURE.search(p) for p in sentences(CITATION.sub(" ", body)) if p.strip())
+        missing = None
         if passages:
             missing = (
                 answers_asked(body, question, passages, ranked=ranked)
                 if body
                 else quote_answer(question, passages, ranked=ranked)
             )
-            if missing:
-                body = f"{body}\n\n{missing}" if body else missing
-                unsure = False
-        if unsure:
+        if missing:
+            body = f"{body}\n\n{missing}" if body else missing
+        elif unsure:
             body = ""
         found = bool(body)
         if not found:

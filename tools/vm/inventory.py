@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import Field
@@ -50,6 +51,15 @@ def _resources(ctx: ToolContext, kind: str) -> list[dict[str, Any]]:
     return rows
 
 
+def _optional(read: Callable[[], Any], action: str) -> Any:
+    """What ``read`` returns from PVE, or None (logged) when it fails: a part of a table that may stay unknown."""
+    try:
+        return call("PVE", read, action=action)
+    except (ToolError, BackendUnavailable) as exc:
+        log.info("%s failed; left unknown: %s", action, exc)
+        return None
+
+
 def _gpus(ctx: ToolContext, node: str) -> list[str] | None:
     """The node's GPUs (PCI display controllers) by name; None when the node's PCI list cannot be read.
 
@@ -57,10 +67,8 @@ def _gpus(ctx: ToolContext, node: str) -> list[str] | None:
     the table, with the GPUs unknown.
     """
     api = ctx.client("pve", pve_client)
-    try:
-        devices = call("PVE", lambda: api.nodes(node).hardware.pci.get(), action=f"listing {node}'s PCI devices")
-    except (ToolError, BackendUnavailable) as exc:
-        log.info("GPUs of %s unknown: %s", node, exc)
+    devices = _optional(lambda: api.nodes(node).hardware.pci.get(), f"listing {node}'s PCI devices")
+    if devices is None:
         return None
     return [
         str(d.get("device_name") or f"{d.get('vendor')}:{d.get('device')}")
@@ -75,11 +83,7 @@ def _cpu_model(ctx: ToolContext, node: str) -> str | None:
     The status needs Sys.Audit on the node, as the PCI list does: without it the rest of the table stands.
     """
     api = ctx.client("pve", pve_client)
-    try:
-        status = call("PVE", lambda: api.nodes(node).status.get(), action=f"reading {node}'s status")
-    except (ToolError, BackendUnavailable) as exc:
-        log.info("CPU of %s unknown: %s", node, exc)
-        return None
+    status = _optional(lambda: api.nodes(node).status.get(), f"reading {node}'s status")
     model = (status or {}).get("cpuinfo", {}).get("model")
     return str(model) if model else None
 
