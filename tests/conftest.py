@@ -37,6 +37,42 @@ def pytest_configure(config: pytest.Config) -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+class _MachineClock:
+    """A ``time`` module stand-in for gRPC's server thread: the machine's clock, wherever a test travels.
+
+    ``time.monotonic`` is one of the clocks time-machine leaves alone; the offset to the wall clock is taken
+    before any test travels.
+    """
+
+    def __init__(self) -> None:
+        self._offset = time.time() - time.monotonic()
+
+    def time(self) -> float:
+        """Seconds since the epoch on the machine's clock."""
+        return time.monotonic() + self._offset
+
+
+@pytest.fixture(scope="session", autouse=True)
+def grpc_server_on_the_machine_clock() -> Iterator[None]:
+    """Keep Milvus Lite's in-process gRPC server thread off the time a test travels to.
+
+    Milvus Lite serves a directory from a gRPC server thread in this process (the first store opened starts
+    it, and it lives until the process ends). That thread waits for work with deadlines of ``time.time() + 1``.
+    Under time-machine that clock is the test's: travelled into the past, every deadline has passed and the
+    thread spins a core (measured: 2.5 s of CPU in 3 s); and its clock read racing the moment a travel began
+    or ended raised in that thread, which failed a CI run (2026-12-07). The lab's clock is the tests' business,
+    not the gRPC library's.
+    """
+    import grpc._server
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(grpc._server, "time", _MachineClock())
+    try:
+        yield
+    finally:
+        patch.undo()
+
+
 @pytest.fixture
 def well_known_ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Held by a test that starts the embedded lab through its supervisor, until the lab is down again.
