@@ -62,6 +62,12 @@ def fallback_answer(state: AgentState) -> str:
     found = [f"{e['name']}: {e['message']}" for e in turn.get("log", []) if e["status"] in ("ok", "no_data")]
     if found:
         return f"{_REPORTS}\n" + "\n".join(found)
+    done = report_text(turn.get("log", []))
+    tried = [e for e in turn.get("log", []) if e["status"] not in ("ok", "no_data")]
+    if done or tried:
+        # Nothing answered, and a call was refused: why, in the refusal's words (the model's last try, if every
+        # try was one it could have corrected: "num_gpus: less than or equal to 1").
+        return done or report_text([{**tried[-1], "repairable": False}])
     if turn.get("passages"):
         p = turn["passages"][0]
         return f"The closest passage of the documentation, {p['citation']}, says: {' '.join(p['text'].split())[:400]}"

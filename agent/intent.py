@@ -34,7 +34,12 @@ _QUESTION = re.compile(
     r"|(?:should|will|would)\s+(?:i|my|the|it|our)"
     # "Would stopping void-analysis lose its data?": the action as the subject of a question about what it does
     # (vm.stop ran). "Would you stop it?" is put to the assistant, and _REQUEST keeps it.
-    r"|(?:should|will|would|could|might|may|can|does|do|did)\s+(?!(?:no|some|any|every)thing\b)[a-z]+ing)\b",
+    r"|(?:should|will|would|could|might|may|can|does|do|did)\s+(?!(?:no|some|any|every)thing\b)[a-z]+ing"
+    # "If I reboot agn-fit, will I lose anything?": a condition, then a question about what follows from it
+    # (vm.reboot ran). "If it hangs, reboot it" has no such question and stays a request.
+    # "Is"/"are" only after a comma: "if that is the case, reboot it" is a request.
+    r"|(?:what\s+)?if\b(?=[^.!?;\n]*?(?:\b(?:will|would|does|do|did)|,\s*(?:is|are))\s+(?:i|we|it|that|this|they|my"
+    r"|our|the|there|anything|everything|something|anyone|someone)\b))\b",
     re.I,
 )
 _REQUEST = re.compile(r"\b(?:you|please|pls|plz|possible|ok|okay|alright|fine)\b", re.I)

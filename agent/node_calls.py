@@ -26,6 +26,7 @@ from agent.names import own_thing, resolve_names
 from agent.normalize import normalize_args, ungrounded_required
 from agent.prompts import format_result
 from agent.state import AgentState, Turn
+from agent.stated import with_stated_amounts
 from agent.toolcalls import model_name
 from policies.guard import Authorization, validation_errors
 from tools.base import Tool, ToolResult
@@ -172,6 +173,10 @@ class CallNodes(Nodes):
             # ("my VMs" made a model add tag=researcher-1, which "I am researcher1" seemed to ground).
             evidence=evidence(state, user=not tool.mine),
         )
+        if tool.risk != "read":
+            # A change runs with the amounts the user stated ("with 2 gpus"), not the model's rewrite of them.
+            fixed, stated = with_stated_amounts(tool.json_schema(), tool.aliases, fixed, asked_text(state))
+            notes = [*notes, *stated]
         if tool.named_by:
             fixed, named = resolve_names(self.deps.guard, caller_of(state), tool, fixed, asked_text(state))
             # The user's words now name these values: a change on them is no longer a guess.

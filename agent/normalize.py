@@ -17,12 +17,12 @@ from typing import Any
 
 from agent.mentions import mentions
 
-__all__ = ["normalize_args", "ungrounded_required"]
+__all__ = ["MEMORY_FACTORS", "WORD_NUMBERS", "normalize_args", "ungrounded_required"]
 
 _IDENTITY_KEYS = {"user", "username", "requester", "as_user", "caller", "requested_by", "on_behalf_of"}
 _PLACEHOLDERS = {"", "none", "null", "nil", "default", "all", "any", "n/a", "na", "unknown", "unspecified", "*"}
 _UNIT = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$")
-_MEMORY_FACTORS = {
+MEMORY_FACTORS = {
     "": 1.0, "g": 1.0, "gb": 1.0, "gib": 1.0, "gig": 1.0, "gigs": 1.0, "gigabyte": 1.0, "gigabytes": 1.0,
     "m": 1 / 1024, "mb": 1 / 1024, "mib": 1 / 1024, "megabytes": 1 / 1024,
     "t": 1024.0, "tb": 1024.0, "tib": 1024.0,
@@ -68,7 +68,7 @@ def _number(value: Any, key: str) -> float | None:
             return None
     number, unit = float(match.group(1)), match.group(2)
     if key == "memory_gib":
-        factor = _MEMORY_FACTORS.get(unit)
+        factor = MEMORY_FACTORS.get(unit)
         return None if factor is None else number * factor
     if unit in ("", "cores", "core", "cpus", "cpu", "vcpus", "arcmin", "arcminutes", "rows", "lines", "s", "seconds"):
         return number
@@ -166,7 +166,7 @@ def _squash(text: str) -> str:
     return re.sub(r"[\s_\-'\"`]+", "", text.lower())
 
 
-_WORD_NUMBERS = {
+WORD_NUMBERS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
     "eleven": 11, "twelve": 12, "fourteen": 14, "sixteen": 16, "twenty": 20, "twenty-four": 24, "thirty-two": 32,
     "forty-eight": 48, "sixty-four": 64, "a hundred": 100, "single": 1, "a couple of": 2, "a dozen": 12,
@@ -178,7 +178,7 @@ def _numbers_in(text: str) -> set[float]:
     # Not the digits of a name ("build-01", "node07"): a model that fills template=1 from "build-01" guessed it.
     found = {float(n) for n in re.findall(r"(?<![\w.-])-?\d+(?:\.\d+)?", text)}
     lowered = text.lower()
-    found |= {float(v) for w, v in _WORD_NUMBERS.items() if mentions(lowered, w)}
+    found |= {float(v) for w, v in WORD_NUMBERS.items() if mentions(lowered, w)}
     return found
 
 

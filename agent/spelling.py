@@ -27,6 +27,8 @@ _WORD = re.compile(r"[A-Za-z]+")
 # A word standing alone: not part of an id, a path, a column or a name ("raysubmit_Ab12", "desi_dr1.zpix",
 # "qso-vae-dev"), which is never changed.
 _TOKEN = re.compile(r"(?<![\w\-./@:'\"`])[a-z0-9]+(?![\w\-/@'\"`]|\.\w)")
+# A hyphenated word, the form of most VM names ("qso-vae-dev"): a typo in it is read against the lab's names.
+_NAME = re.compile(r"(?<![\w\-./@:'\"`])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)+(?![\w\-/@'\"`]|\.\w)")
 _STANDALONE = re.compile(r"(?<![\w\-./@:'\"`])[A-Za-z]+(?![\w\-/@'\"`]|\.\w)")
 # Text to be taken as written: code, SQL, a value given with "=", quoted text.
 _VERBATIM = re.compile(r"[`={}()\[\]<>]|\bselect\b.*\bfrom\b|\"", re.I | re.S)
@@ -52,6 +54,13 @@ _ARE = re.compile(
 _CONTRACTION = re.compile(r"\b(i|we|you|they|he|she)['\u2019](d|m|re|ve|ll)\b(\s+\w+)?", re.I)
 _CONTRACTED = {"m": "am", "re": "are", "ve": "have", "ll": "will"}
 _PARTICIPLE = re.compile(r"\s+(?:\w+ed|been|got|gone|done|seen|run|begun|taken|given|made)$", re.I)
+# "Turn of void-analysis": the particle "off" missing a letter, before what is switched (a name, an id, "it"). Not
+# "the turn of the year": the thing after is a VM's name, a number or a pronoun.
+_OFF = re.compile(
+    r"\b(turn|switch|shut|power)\s+of(?=\s+(?:it|them|my|our|this|that|these|those|vm|the\s+vm"
+    r"|[a-z0-9]+(?:-[a-z0-9]+)+|\d+)\b)",
+    re.I,
+)
 _WH = re.compile(r"^\W*(?:what|which|where|when|how|who|why|whats|what's)\b", re.I)
 _INNER_R = re.compile(
     r"(?<=[a-z] )r(?= (?:[a-z]+(?:ed|ing)|there|down|up|mine|free|online|offline|full|ok|broken|stuck|still|left|on"
@@ -84,6 +93,15 @@ def one_edit(a: str, b: str) -> bool:
     while i < len(short) and short[i] == long_[i]:
         i += 1
     return short[i:] == long_[i + 1 :]
+
+
+def _name_meant(token: str, names: set[str]) -> str:
+    """A hyphenated word read as the one name of the lab one edit away ("void-anlysis": ``void-analysis``)."""
+    lowered = token.lower()
+    if lowered in names:
+        return token
+    near = [n for n in names if "-" in n and len(n) >= 6 and one_edit(lowered, n)]
+    return near[0] if len(near) == 1 else token
 
 
 def _expand(match: re.Match[str]) -> str:
@@ -126,7 +144,8 @@ class Speller:
         """
         if _VERBATIM.search(text):
             return text
-        also = {w.lower() for name in known for w in _WORD.findall(name)}
+        known_names = {name.lower() for name in known}
+        also = {w.lower() for name in known_names for w in _WORD.findall(name)}
 
         def fix(match: re.Match[str]) -> str:
             word = match.group(0)
@@ -140,9 +159,11 @@ class Speller:
                 return word
             return meant.capitalize() if word[0].isupper() else meant
 
-        text = _CONTRACTION.sub(_expand, text.strip())
+        text = _NAME.sub(lambda m: _name_meant(m.group(0), known_names), text.strip())
+        text = _CONTRACTION.sub(_expand, text)
         text = _TOKEN.sub(lambda m: _SHORTHAND.get(m.group(0), m.group(0)), text)
         text = _STANDALONE.sub(fix, text)
+        text = _OFF.sub(lambda m: f"{m.group(1)} off", text)
         text = _ARE.sub(lambda m: m.group(0)[:-1] + "are", text)
         if _WH.search(text):
             text = _INNER_R.sub("are", text)  # "which vms r stopped"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.answers import read_answer
+from agent.answers import fallback_answer, read_answer
 
 QUESTION = "How much did the lab spend on hardware in 2024?"
 
@@ -30,3 +30,12 @@ def test_the_model_s_words_stand_when_they_answer() -> None:
     turn: Any = {"log": [_entry("error", "PVE is unreachable (pve.host)")]}
     said = "I could not reach the Proxmox API, so nothing was created."
     assert read_answer(said, turn, question="create a vm called x", user="researcher1") == said
+
+
+def test_a_silent_model_after_refused_tries_gets_the_last_refusal() -> None:
+    # "submit heartbeat with 2 gpus": two tries refused by validation, the model then said nothing. "I do not
+    # know" would hide why nothing ran.
+    why = "invalid arguments for ray.submit: num_gpus: Input should be less than or equal to 1"
+    turn: Any = {"log": [_entry("error", why, repairable=True), _entry("error", why, repairable=True)]}
+    assert fallback_answer({"turn": turn}) == f"Not done: {why}"
+    assert fallback_answer({"turn": {"log": []}}).startswith("I do not know")

@@ -128,6 +128,11 @@ def test_intent_refuses_a_change_nobody_asked_for_and_audits_it(nodes: CallNodes
         # The action as the subject of a question about its effects (a fresh dev case: the job, a VM stop, ran).
         ("would running the heartbeat template slow the cluster down?", False),
         ("would you run the heartbeat template?", True),
+        # A condition, then a question about what follows (a fresh dev case: the VM was rebooted).
+        ("if i run the heartbeat template will it slow the cluster?", False),
+        ("If I run the heartbeat template, is there a cost?", False),
+        ("if the cluster is idle, run the heartbeat template", True),
+        ("if that is the case, run the heartbeat template", True),
     ],
 )
 def test_intent_tells_a_question_for_information_from_a_request(nodes: CallNodes, said: str, asked: bool) -> None:
@@ -155,3 +160,20 @@ def test_authorise_asks_policy_and_keeps_the_call_for_the_next_node(nodes: CallN
     state = _state("delete VM 131", user="researcher1")
     update = nodes.authorise(state, state["turn"], _call("vm.delete", {"vmid": 131}))
     assert state["turn"]["log"][-1]["status"] == "denied" and "messages" in update
+
+
+def test_fill_keeps_the_amount_the_user_stated_and_validation_refuses_it(nodes: CallNodes) -> None:
+    # "with 2 gpus": the model left the amount out and the job ran on none (a fresh dev case).
+    state = _state("submit heartbeat with 2 gpus")
+    call = _call("ray.submit", {"template": "heartbeat"})
+    nodes.fill(state, state["turn"], call)
+    assert call["args"]["num_gpus"] == 2 and any("num_gpus = 2 (as you asked" in n for n in call["notes"])
+    refused = nodes.validate(state, state["turn"], call)
+    assert refused is not None and "num_gpus" in str(refused["messages"][0].content)
+
+
+def test_fill_leaves_amounts_alone_in_reads_and_when_the_words_give_two(nodes: CallNodes) -> None:
+    state = _state("resize it from 2 cores to 4 cores")
+    call = _call("ray.submit", {"template": "heartbeat", "num_cpus": 4})
+    nodes.fill(state, state["turn"], call)
+    assert call["args"]["num_cpus"] == 4 and not any("as you asked" in n for n in call["notes"])

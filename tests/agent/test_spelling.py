@@ -54,6 +54,27 @@ def test_the_lab_s_names_are_words_too(speller: Speller) -> None:
     assert speller.correct("is wazuhh up", known=["wazuh-manager"]) == "is wazuh up"
 
 
+def test_a_typo_in_a_vm_name_is_read_as_the_one_name_a_letter_away(speller: Speller) -> None:
+    names = ["void-analysis", "proj-pg01", "proj-pg02", "agn-fit"]
+    assert speller.correct("pls stop void-anlysis", known=names) == "please stop void-analysis"
+    # Two names a letter away: neither is guessed.
+    assert speller.correct("is proj-pg03 up", known=names) == "is proj-pg03 up"
+    assert speller.correct("show agn-fit", known=names) == "show agn-fit"
+
+
+@pytest.mark.parametrize(
+    ("typed", "read"),
+    [
+        ("turn of void-analysis for the weekend", "turn off void-analysis for the weekend"),
+        ("switch of 132", "switch off 132"),
+        ("what happened at the turn of the year", "what happened at the turn of the year"),
+        ("a turn of events", "a turn of events"),
+    ],
+)
+def test_off_missing_a_letter_before_what_is_switched(speller: Speller, typed: str, read: str) -> None:
+    assert speller.correct(typed, known=["void-analysis"]) == read
+
+
 def test_one_edit() -> None:
     assert one_edit("whcih", "which") and one_edit("stoped", "stopped") and one_edit("stopd", "stoped")
     assert not one_edit("which", "which") and not one_edit("stop", "stopped") and not one_edit("halt", "what")
