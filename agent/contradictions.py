@@ -15,11 +15,11 @@ from typing import Any
 from agent.claims import CITATION, NUMBER, Problem, mask_claims
 from agent.mentions import mentions
 
-__all__ = ["entity_problems"]
+__all__ = ["STATE_WORDS", "entity_problems"]
 
 # --- states ---------------------------------------------------------------------------------------------------
 # Words a sentence may state about a named thing, and the values of the data they stand for.
-_STATES: dict[str, tuple[str, ...]] = {
+STATE_WORDS: dict[str, tuple[str, ...]] = {
     "running": ("running",),
     "up": ("running", "online"),
     "online": ("online",),
@@ -47,7 +47,7 @@ _GROUPS: tuple[frozenset[str], ...] = (
 )
 # "(0 running)", "3 of 5 running", "2 VMs running": a number counting things in a state (not an id: "VM 132 running").
 _COUNTED = re.compile(r"(?<![\w#-])(?<!vm )(?<!job )(?<!id )\d+\s*(?:of\s+\d+\s+)?(?:(?:vms|jobs|nodes)\s+)?$", re.I)
-_STATE_WORD = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _STATES), key=len, reverse=True)) + r")\b", re.I)
+_STATE_WORD = re.compile(r"\b(" + "|".join(sorted(map(re.escape, STATE_WORDS), key=len, reverse=True)) + r")\b", re.I)
 _NEGATION = re.compile(
     r"\b(?:not|n't|no longer|never|neither|nor)\b[\w\s]{0,12}$"
     # "no snapshot of the last 7 days was verified", "none of them is running"
@@ -86,7 +86,7 @@ def _values(rows: list[dict[str, Any]]) -> set[str]:
 
 def _state_problem(word: str, negated: bool, entity: str, rows: list[dict[str, Any]]) -> str | None:
     """Why stating ``word`` of ``entity`` contradicts its rows (None: it agrees, or nothing says otherwise)."""
-    meant = set(_STATES[word.lower()])
+    meant = set(STATE_WORDS[word.lower()])
     values = _values(rows)
     if negated:
         return f"the data says {entity} is {', '.join(sorted(meant & values))}" if meant & values else None

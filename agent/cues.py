@@ -18,6 +18,7 @@ __all__ = [
     "LIST_QUESTION",
     "LIVE_NOW",
     "LONG_ID",
+    "NEW_NAME",
     "OPENING",
     "PAST",
     "PERMISSION",
@@ -125,6 +126,8 @@ REQUEST = r"(?:^\W*(?:please\s+)?(?:i |we )?|\b(?:i need|i want|i'd like|can you
 # A request's opening: its first words, after a "please" or a "can you" ("start qso-vae-dev back up" opens with
 # "start"; its "back up" is no request for a backup).
 OPENING = r"^\W*(?:(?:please|pls|plz|ok|okay|now|then)\W+)?(?:(?:can|could|would|will) you\s+(?:please\s+)?)?"
+# A request names the thing it makes: "a VM named cosmo-nb", "call it hod-test".
+NEW_NAME = re.compile(r"\b(?:named|called|name it|call it)\s+[`'\"]?[a-z0-9][\w-]*", re.I)
 GREETING_ONLY = re.compile(
     r"^\W*(?:hi|hello|hey|thanks?|thank you|cheers|good (?:morning|afternoon|evening)|bye)\b", re.I
 )

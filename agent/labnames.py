@@ -88,6 +88,12 @@ class LabNames:
             found = [self._where[n] for n in names if n in self._where]
         return frozenset(a for _, args in found for a in args), frozenset(t for t, _ in found)
 
+    def id_of(self, name: str) -> tuple[str, Any] | None:
+        """The field and value a free-form name stands for (``("vmid", 130)`` for void-analysis), or None."""
+        with self._lock:
+            found = self._ids.get(name.lower())
+        return found if found is not None and found[1] not in (None, "") else None
+
     def ids(self, names: Collection[str]) -> list[str]:
         """What the names among ``names`` stand for, as notes: ``"void-analysis: vmid 130"``.
 

@@ -41,6 +41,10 @@ _FUNCTION_WORDS: dict[str, frozenset[str]] = {
         "der das den dem des ein eine einen ist sind wann wie welche welcher welches warum wo wer ich wir"
         " ihr mein meine unser unsere mit für auf nicht gibt werden wird kann können darf dürfen läuft laufen"
         " und oder noch schon sicherung sicherungen welchem welchen um uhr bitte danke"
+        # A short German question or request has few of the words above ("Wie viel Speicher hat agn-fit?",
+        # "Starte bitte die VM qso-vae-dev"): its verbs and pronouns of chat count too ("hat" is rare in English).
+        " hat haben habe liegen liegt viel viele mir mich davon gerade jetzt heute alle starte stoppe zeige zeig"
+        " gehören gehört speicher knoten"
     ),
     "Spanish": _words(
         "el los las es son cuándo cuando cómo como qué cuál cuáles dónde quién por qué para una uno del al"
@@ -95,8 +99,8 @@ def foreign_language(text: str) -> str | None:
 _TRANSLATE_PROMPT = (
     "Translate the {language} message of a research computing lab's member into English, sentence for sentence: "
     "a question stays a question, a request stays a request. Keep names, numbers, ids and technical terms "
-    "exactly as written. Do not answer it. Reply with JSON only, for example "
-    '{{"english": "Which nodes are offline right now?"}}.'
+    "exactly as written, and add nothing the message does not say. Do not answer it. Reply with JSON only: "
+    '{{"english": "<the message in English>"}}.'
 )
 _TRANSLATE_SCHEMA = {
     "type": "object",

@@ -12,6 +12,7 @@ from langchain_core.messages import AIMessage, ToolMessage
 from agent.answers import COULD_NOT_FIND, echo_reason, left_out_note, read_answer, report_text, sources_line
 from agent.attribution import cite_lines
 from agent.claims import CITATION, sentences
+from agent.context import caller_of
 from agent.deps import Nodes
 from agent.docanswer import another_sentences_value, answers_asked, quote_answer, without_verdict
 from agent.epochs import readable
@@ -19,7 +20,7 @@ from agent.events import emit as _emit
 from agent.evidence import turn_evidence
 from agent.grounding import prune
 from agent.ranking import FOCUS_SENTENCES, Embed, best_sentences
-from agent.referents import things_of
+from agent.referents import named_thing, things_of
 from agent.state import AgentState, Turn
 from agent.steering import UNSURE
 from agent.toolcalls import model_name
@@ -87,8 +88,25 @@ class AnswerNodes(Nodes):
         return {
             "messages": [AIMessage(content=text, id=last.id, usage_metadata=last.usage_metadata)],
             "turn": turn,
-            **_remembered(turn),
+            **(_remembered(turn) or self._named_in(text, state)),
         }
+
+    def _named_in(self, answer: str, state: AgentState) -> dict[str, Any]:
+        """The things an answer from the pages named ("The GPU VM is `gpu-ollama`."), kept for the next "it".
+
+        Only what the lab lists (its VM names, by their ids); none when the answer names none.
+        """
+        names = self.deps.router.names
+        if names is None:
+            return {}
+        body = answer.split("\n\nSources:")[0]
+        things = []
+        for name in names.named(body, caller_of(state)):
+            found = names.id_of(name)
+            thing = named_thing(found[0], found[1], name) if found is not None else None
+            if thing is not None:
+                things.append(thing)
+        return {"things": things} if things else {}
 
     def answered(self, state: AgentState) -> dict[str, Any]:
         """The read tools answered: their summaries (and the rows the question names) are the answer.
@@ -233,7 +251,8 @@ class AnswerNodes(Nodes):
         turn = state["turn"].copy()
         text = str(turn.pop("clarify"))
         _emit({"type": "token", "text": text})
-        return {"messages": [AIMessage(content=text)], "turn": turn}
+        # The next message may be the answer: it is then read with the request it completes (agent.node_model).
+        return {"messages": [AIMessage(content=text)], "turn": turn, "awaiting": text}
 
     def refused(self, state: AgentState) -> dict[str, Any]:
         """The model could not form a valid call after repairs."""

@@ -46,7 +46,14 @@ log = logging.getLogger(__name__)
 # on the dev phrasings: translated questions' best passages scored 0.52-0.56 (the English originals 0.73-0.86).
 DOCS_ROUTED_SLACK = 0.15
 # Words that make a short message a follow-up of the previous one.
-FOLLOW_UP = re.compile(r"\b(?:it|its|that|those|them|these|this one|the first|the second|the last|same)\b", re.I)
+# Words of a follow-up: a referring word, or an opening that goes on from the last message ("and did last night's
+# run go ok for void-analysis?" after "when do the daily backups run?").
+FOLLOW_UP = re.compile(
+    r"^\W*(?:and|also|plus|what about|how about)\b|\b(?:it|its|that|those|them|these|this one|the first|the second"
+    r"|the last|same)\b",
+    re.I,
+)
+_ELLIPSIS = re.compile(r"^\W*(?:and|also|plus|what about|how about|same for)\b", re.I)
 # A call that the model can start text with; streamed text is held back while it might be one.
 _CALL_STARTS = ("```", "{", "[", "<tool_call>", "<tool")
 
@@ -87,6 +94,15 @@ def _passage(hit: Any) -> dict[str, Any]:
             "citation": f"[{hit.source} § {hit.section or hit.title}]"}  # fmt: skip
 
 
+def _answers_question_back(state: AgentState, text: str) -> bool:
+    """Whether ``text`` is a short reply to the question the last answer asked back (``AgentState.awaiting``)."""
+    awaiting = state.get("awaiting")
+    answers = [m for m in state.get("messages", []) if isinstance(m, AIMessage) and not m.tool_calls]
+    if not awaiting or not answers or str(answers[-1].content) != awaiting:
+        return False
+    return len(text.split()) <= 8 and "?" not in text
+
+
 @dataclass(kw_only=True)
 class ModelNodes(Nodes):
     """Retrieval and the model call."""
@@ -104,6 +120,10 @@ class ModelNodes(Nodes):
             listed = self.deps.router.names
             text = self.deps.speller.correct(text, known=listed.names(caller_of(state)) if listed is not None else ())
         before = previous_user_text(state)
+        if _answers_question_back(state, text):
+            # "I want a new VM with 2 cores" → "Which name?" → "call it hod-test": the answer completes the
+            # request it was asked for, and is read with it (the route, the tools, the arguments, the gate).
+            text = f"{before}\n{text}"
         referent = resolve_referent(text, list(state.get("things") or []), before=before)
         refers = referent.note() if referent is not None else None
         turn["asked"] = f"{text} {refers}" if refers is not None else text
@@ -116,7 +136,8 @@ class ModelNodes(Nodes):
         hits: list[Any] = []
         if self.deps.docs is not None and self.bounds.docs_k > 0:
             try:
-                hits = self.deps.docs.hits(text, k=self.bounds.docs_k)
+                # "How do I fix that?" after "which VM has no backup job?": the pages are searched for both.
+                hits = self.deps.docs.hits(f"{before}\n{text}" if before and short else text, k=self.bounds.docs_k)
                 if not hits and not self.deps.docs.chunks():
                     turn["docs_missing"] = (
                         "The lab's documentation index is empty, so no page could be searched: run `labops ingest "
@@ -129,7 +150,10 @@ class ModelNodes(Nodes):
             if turn.get("docs_missing"):
                 _emit({"type": "notice", "text": turn["docs_missing"]})
         best = max((h.score for h in hits), default=0.0)
-        routed = self.deps.router.route(text, caller=caller_of(state), docs_score=best,
+        # "And galaxies?" after a count of quasars: a question only with the one before it, routed with it.
+        elliptic = bool(before) and referent is None and len(text.split()) <= 5 and bool(_ELLIPSIS.match(text))
+        routed = self.deps.router.route(f"{before}\n{text}" if elliptic else text, caller=caller_of(state),
+                                        docs_score=best,
                                         refers=refers,
                                         docs_floor=self.deps.docs_min_score,
                                         tool_fit=max(scores.values(), default=0.0),

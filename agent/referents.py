@@ -23,7 +23,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Referent", "resolve", "things_of"]
+from agent.contradictions import STATE_WORDS
+
+__all__ = ["Referent", "named_thing", "resolve", "things_of"]
 
 MAX_THINGS = 60
 # Fields that identify a thing, in the order they label it, with the word put before the value.
@@ -86,6 +88,14 @@ def things_of(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(out.values())
 
 
+def named_thing(field: str, value: Any, name: str) -> dict[str, Any] | None:
+    """A thing an answer named without a tool listing it ("The GPU VM is `gpu-ollama`."), for the next "it"."""
+    word = next((w for f, w in _ID_FIELDS if f == field), None)
+    if word is None:
+        return None
+    return {"field": field, "value": value, "label": f"{word} {value}", "name": name, "traits": []}
+
+
 @dataclass(kw_only=True, frozen=True)
 class Referent:
     """What a message's referring words stand for."""
@@ -105,9 +115,24 @@ _ORDINALS = {"first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "last
 _ORDINAL = re.compile(rf"\bthe\s+(first|second|third|fourth|fifth|last)(?:\s+{_KINDS})?\b", re.I)
 _SINGULAR = re.compile(r"\b(?:it|its|that one|this one|that (?:vm|machine|job|node)|this (?:vm|machine|job|node))\b",
                        re.I)  # fmt: skip
-_PLURAL = re.compile(r"\b(?:them|they|those|these|both|all of them)\b", re.I)
+# "Which of the following ...": how a translation often renders "welche davon" ("which of them").
+_PLURAL = re.compile(r"\b(?:them|they|those|these|both|all of them|of the following)\b", re.I)
 # A thing the message already names by id ("VM 132") needs no resolving.
 _HAS_ID = re.compile(r"\b\d{2,}\b|\b[a-z]+_[0-9a-f]{6,}\b", re.I)
+
+
+# "Which of my VMs are off?": "off" is said of a VM the tools call stopped (beside contradictions' state words).
+_SAID_STATES = {**STATE_WORDS, "off": ("stopped", "offline")}
+
+
+def _states_said(text: str) -> set[str]:
+    """The words of ``text`` and the values the state words among them stand for ("down": stopped, offline)."""
+    lowered = text.lower()
+    said = set(re.findall(r"[a-z][a-z_-]+", lowered))
+    for word, values in _SAID_STATES.items():
+        if re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", lowered):
+            said |= set(values)
+    return said
 
 
 def resolve(text: str, things: list[dict[str, Any]], *, before: str = "") -> Referent | None:
@@ -134,7 +159,7 @@ def resolve(text: str, things: list[dict[str, Any]], *, before: str = "") -> Ref
     if len(things) == 1 and singular is not None:
         return Referent(words=singular.group(0), things=(things[0],))
     if singular is not None and before:
-        said = set(re.findall(r"[a-z][a-z_-]+", before.lower()))
+        said = _states_said(before)
         asked = tuple(t for t in things if said & set(t["traits"]))
         if len(asked) == 1:
             return Referent(words=singular.group(0), things=asked)

@@ -48,6 +48,7 @@ from agent.cues import (
     LIST_QUESTION,
     LIVE_NOW,
     LONG_ID,
+    NEW_NAME,
     OPENING,
     PAST,
     PERMISSION,
@@ -162,8 +163,15 @@ class Router:
         return found
 
     def _asks_change(self, text: str) -> str | None:
-        """The write tool whose asking phrase opens the message or follows a request ("please", "I need")."""
-        return next(iter(self._asked_at(text, REQUEST)), None)
+        """The write tool whose asking phrase opens the message or follows a request ("please", "I need").
+
+        Or follows "can I" / "could we", when the message names the thing to be made ("can I get a VM named
+        cosmo-nb?"): without a name, "can I get a VM with 64 cores?" may ask what the rules allow.
+        """
+        found = next(iter(self._asked_at(text, REQUEST)), None)
+        if found is None and NEW_NAME.search(text):
+            found = next(iter(self._asked_at(text, r"^\W*(?:can|may|could) (?:i|we)\b[^.?!]{0,30}?")), None)
+        return found
 
     def _opening_change(self, text: str, takes: Collection[str], lists: Collection[str]) -> str | None:
         """The one write tool a request opens with, declared to take the thing the message names.
@@ -257,6 +265,10 @@ class Router:
                 # "Which job templates can I run?": a list of things one may use, and a tool lists exactly that
                 # (the model, asked, sent it to the documentation in most runs).
                 return Routed(route="lab", why="asks which things one may use, and a tool lists them")
+            # "Can I get a VM named cosmo-nb, 2 cores 4gb?" asks for the thing itself: it names what is to be made.
+            change = self._asks_change(text) if all(PERMISSION.match(c) for c in cues) else None
+            if change is not None and NEW_NAME.search(text):
+                return Routed(route="lab", why=f"asks for a change ({change}), naming what is to be made")
             # "Can I run 10 jobs at once?" reads like a permission question, but a tool fits it closely.
             if strong_tool:
                 return self._unsure(text, candidates, lean="docs",

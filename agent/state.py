@@ -68,6 +68,7 @@ class AgentState(TypedDict, total=False):
     channel: str
     turn: Turn
     things: list[dict[str, Any]]  # what the last turn's results were about, for the next one's "it" (referents)
+    awaiting: str  # the question a change asked back (clarify): a short reply completes that request
 
 
 def new_turn(

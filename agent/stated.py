@@ -20,6 +20,7 @@ __all__ = ["stated_amounts", "with_stated_amounts"]
 
 # Not words that say what an amount is for: "num" of num_gpus, and units ("16 gib" may be a disk as well).
 _SKIP = {"num", "of", "the", "gib", "mib", "gb", "mb"}
+_DISK = r"(?:disks?|storage|ssd|hdd|nvme|space|volume)\b"
 _UNITS = "|".join(sorted((u for u in MEMORY_FACTORS if u), key=len, reverse=True))
 
 
@@ -47,6 +48,7 @@ def stated_amounts(schema: dict[str, Any], aliases: Mapping[str, tuple[str, ...]
     numbers = "|".join([r"\d+(?:\.\d+)?", *sorted((re.escape(w) for w in WORD_NUMBERS), key=len, reverse=True)])
     lowered = f" {text.lower()} "
     found: dict[str, float] = {}
+    sizes = [k for k, p in schema.get("properties", {}).items() if k.endswith("_gib") and _numeric(p)]
     for key, prop in schema.get("properties", {}).items():
         if not _numeric(prop):
             continue
@@ -61,6 +63,12 @@ def stated_amounts(schema: dict[str, Any], aliases: Mapping[str, tuple[str, ...]
             amount, unit = _amount(match.group(1)), match.group(2) or ""
             if amount is not None and (not unit or key.endswith("_gib")):
                 amounts.add(amount * MEMORY_FACTORS[unit] if key.endswith("_gib") else amount)
+        if key.endswith("_gib") and sizes == [key]:
+            # "2 cores and 4 gb": a size alone is the tool's one size in GiB, unless it is said of a disk.
+            for match in re.finditer(rf"(?<![\w.-])({numbers})\s*({_UNITS})(?![a-z])(?!\s*(?:of\s+)?{_DISK})", lowered):
+                amount = _amount(match.group(1))
+                if amount is not None and match.group(2):
+                    amounts.add(amount * MEMORY_FACTORS[match.group(2)])
         if len(amounts) == 1:  # "from 2 cores to 4 cores" is no single amount: the model's reading stands
             found[key] = amounts.pop()
     return found

@@ -28,6 +28,11 @@ def tools() -> dict[str, Tool[Any]]:
         ("vm.provision", "a vm with a 700 gib disk", {}),
         ("vm.provision", "resize from 2 cores to 4 cores", {}),
         ("vm.provision", "name it node-2 please", {}),
+        # A size alone is the tool's one size in GiB, unless it is said of a disk.
+        ("vm.provision", "a new vm with 2 cores and 4 gb", {"cores": 2.0, "memory_gib": 4.0}),
+        ("vm.provision", "a vm with a 700gb disk and 8gb", {"memory_gib": 8.0}),
+        ("vm.provision", "a vm with 700 gb of storage", {}),
+        ("ray.submit", "run heartbeat with 8gb", {"memory_gib": 8.0}),
     ],
 )
 def test_stated_amounts(tools: dict[str, Tool[Any]], tool: str, text: str, amounts: dict[str, float]) -> None:

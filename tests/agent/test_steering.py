@@ -290,3 +290,18 @@ def test_what_a_family_s_tools_list_names_the_family_and_down_after_are_is_a_sta
     router, chooser = _asking_router("docs")
     assert router.route("what's the process if a node goes down", caller=CALLER, docs_score=0.8,
                         tool_fit=0.5).route == "docs" and chooser.seen  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "route"),
+    [
+        # Naming the thing to be made makes "can I get ..." a request for it, not a question about the rules.
+        ("can i get a vm named cosmo-nb, 2 cores 4gb", "lab"),
+        ("could we get a new vm called lens-2 with 4 cores?", "lab"),
+        ("can i get a vm with 64 cores?", "docs"),
+        ("can i name my vm anything I like?", "docs"),
+    ],
+)
+def test_a_permission_question_that_names_what_it_makes_is_a_request(text: str, route: str) -> None:
+    routed = _router().route(text, caller=CALLER, docs_score=0.8, tool_fit=0.7)
+    assert routed.route == route, routed.why
