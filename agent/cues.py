@@ -12,6 +12,7 @@ __all__ = [
     "ADVICE",
     "ASKED_FOR",
     "ASKS_STATE",
+    "BARE_NUMBER",
     "DOCS",
     "GENERIC",
     "GREETING_ONLY",
@@ -126,6 +127,8 @@ REQUEST = r"(?:^\W*(?:please\s+)?(?:i |we )?|\b(?:i need|i want|i'd like|can you
 # A request's opening: its first words, after a "please" or a "can you" ("start qso-vae-dev back up" opens with
 # "start"; its "back up" is no request for a backup).
 OPENING = r"^\W*(?:(?:please|pls|plz|ok|okay|now|then)\W+)?(?:(?:can|could|would|will) you\s+(?:please\s+)?)?"
+# A number standing alone, of an id's length ("start 130 and 132"; not "4 cores", "node07", "2.5").
+BARE_NUMBER = re.compile(r"(?<![\w.-])\d{3,}(?![\w.-]|\s*(?:gb|gib|mb|cores?|cpus?|gpus?|%|rows|seconds|s)\b)", re.I)
 # A request names the thing it makes: "a VM named cosmo-nb", "call it hod-test".
 NEW_NAME = re.compile(r"\b(?:named|called|name it|call it)\s+[`'\"]?[a-z0-9][\w-]*", re.I)
 GREETING_ONLY = re.compile(

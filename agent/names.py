@@ -11,6 +11,7 @@ it like any other. The agent holds no lab facts: which node has a GPU is whateve
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -111,23 +112,51 @@ def resolve_names(
 def each_named(
     guard: Guard, caller: Caller, tool: Tool[Any], args: dict[str, Any], text: str, *, most: int = 4
 ) -> list[dict[str, Any]]:
-    """One read's arguments for each of the things ``text`` names by name, in the order it names them.
+    """One call's arguments for each of the things ``text`` names (by name or id), in the order it names them.
 
     "Are proj-pg01 and proj-pg02 on the same host?" names two VMs; the model reads one of them (``vm.show`` of
-    110) and the answer could say nothing of the other. A read of one thing whose argument a name settles is
-    made for each thing named (2 to ``most``; more is a question for the listing). Anything else: ``[args]``.
+    110) and the answer could say nothing of the other. A call on one thing whose argument a name settles is
+    made for each thing named (2 to ``most``; more is a question for the listing); a change only for things
+    listed as its object. Anything else: ``[args]``.
     """
-    if tool.risk != "read":
-        return [args]
     lowered = text.lower()
     for arg, lookup in tool.named_by.items():
         if lookup.name is None:
             continue
-        found = _named_in(text, _listed(guard, caller, lookup.tool), lookup)
-        if 2 <= len(found) <= most:
-            ordered = sorted(found, key=lambda row: lowered.find(row[1]))
-            return [{**args, arg: value} for value, _ in ordered]
+        rows = _listed(guard, caller, lookup.tool)
+        by_value = dict(_ids_in(text, rows, lookup))
+        by_value.update(_named_in(text, rows, lookup))  # a thing named and numbered (the agent's note) is one
+        found = set(by_value.items())
+        if not 2 <= len(found) <= most:
+            continue
+        ordered = sorted(found, key=lambda row: _where(lowered, row[1]))
+        if tool.risk != "read" and not _one_list(lowered, [row[1] for row in ordered]):
+            # A change is made of each only when they are its object, listed together ("start 130 and 132",
+            # "back up agn-fit and void-analysis"): not "stop 130 and show me 132".
+            continue
+        return [{**args, arg: value} for value, _ in ordered]
     return [args]
+
+
+def _ids_in(text: str, rows: list[dict[str, Any]], lookup: NameLookup) -> set[tuple[Any, str]]:
+    """Rows whose id the text holds as a number standing alone ("start 130 and 132")."""
+    numbers = set(re.findall(r"(?<![\w.-])\d{2,}(?![\w.-])", text))
+    return {(row.get(lookup.value), str(row.get(lookup.value))) for row in rows
+            if isinstance(row.get(lookup.value), int) and str(row.get(lookup.value)) in numbers}  # fmt: skip
+
+
+def _where(lowered: str, word: str) -> int:
+    match = re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", lowered)
+    return match.start() if match else lowered.find(word)
+
+
+def _one_list(lowered: str, words: list[str]) -> bool:
+    """Whether ``words`` stand in ``lowered`` one after another, joined only by commas, "and" or "&"."""
+    spans = [re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", lowered) for w in words]
+    if any(m is None for m in spans):
+        return False
+    between = [lowered[a.end() : b.start()] for a, b in itertools.pairwise(spans) if a and b]
+    return all(re.fullmatch(r"\s*(?:,|&|and|,\s*and|\+)\s*(?:vm\s+)?", gap) for gap in between)
 
 
 def own_thing(

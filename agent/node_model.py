@@ -21,7 +21,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 
 from agent.answers import as_message, fallback_answer
 from agent.context import caller_of, previous_user_text, recent_user_text
-from agent.cues import ADVICE
+from agent.cues import ADVICE, BARE_NUMBER
 from agent.deps import Nodes
 from agent.events import emit as _emit
 from agent.intent import asked_for, asks_in_words
@@ -335,9 +335,10 @@ class ModelNodes(Nodes):
         return {"messages": [AIMessage(content=text)], "turn": turn}
 
     def _each_named(self, state: AgentState, turn: Turn, calls: list[ProposedCall]) -> list[ProposedCall]:
-        """A first read of one of several things the message names by name, made of each (``each_named``)."""
+        """A first call on one of several things the message names, made for each (``each_named``)."""
         tool = self.deps.tool(calls[0].name) if len(calls) == 1 else None
-        if tool is None or int(turn.get("names_given", 0)) < 2 or int(turn.get("steps", 0)) > 0:
+        several = int(turn.get("names_given", 0)) >= 2 or len(BARE_NUMBER.findall(str(turn["asked"]))) >= 2
+        if tool is None or not several or int(turn.get("steps", 0)) > 0:
             return calls
         variants = each_named(self.deps.guard, caller_of(state), tool, calls[0].args, str(turn["asked"]))
         return [calls[0].with_args(v) for v in variants] if len(variants) > 1 else calls

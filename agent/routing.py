@@ -42,6 +42,7 @@ from agent.context import asks_about_self
 from agent.cues import (
     ASKED_FOR,
     ASKS_STATE,
+    BARE_NUMBER,
     DOCS,
     GENERIC,
     GREETING_ONLY,
@@ -161,6 +162,14 @@ class Router:
             if lengths:
                 found[tool.name] = max(lengths)
         return found
+
+    def _numeric_ids(self, name: str) -> frozenset[str]:
+        """The integer id arguments (``vmid``) of the tool ``name``."""
+        tool = next((t for t in self.tools if t.name == name), None)
+        if tool is None:
+            return frozenset()
+        props = tool.json_schema().get("properties", {})
+        return frozenset(k for k, p in props.items() if k.endswith("id") and p.get("type") == "integer")
 
     def _asks_change(self, text: str) -> str | None:
         """The write tool whose asking phrase opens the message or follows a request ("please", "I need").
@@ -306,7 +315,11 @@ class Router:
             return Routed(route="lab", why="asks about the asker's own things", mine=True)
         change = self._asks_change(text)
         if change is not None:
-            return Routed(route="lab", why=f"asks for a change ({change})")
+            # "Start 130 and 132": bare numbers after the request are the ids a tool of its kind takes (an
+            # integer id, ``vmid``); the tools taking one are offered first (it was taken for small talk).
+            takes = self._numeric_ids(change) if BARE_NUMBER.search(text) else frozenset()
+            return Routed(route="lab", why=f"asks for a change ({change})" + (" by id" if takes else ""),
+                          takes=takes, families=frozenset({change.split(".")[0]} if takes else ()))  # fmt: skip
         families = self._family_question(text)
         if families:
             which = ", ".join(sorted(families))

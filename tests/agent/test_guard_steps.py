@@ -177,3 +177,20 @@ def test_fill_leaves_amounts_alone_in_reads_and_when_the_words_give_two(nodes: C
     call = _call("ray.submit", {"template": "heartbeat", "num_cpus": 4})
     nodes.fill(state, state["turn"], call)
     assert call["args"]["num_cpus"] == 4 and not any("as you asked" in n for n in call["notes"])
+
+
+def test_each_thing_listed_as_the_object_of_a_change_gets_the_change(nodes: CallNodes) -> None:
+    from agent.names import each_named
+    from policies.guard import Caller
+
+    tool = nodes.deps.tool("vm.start")
+    assert tool is not None
+    caller = Caller(user="researcher1", channel="cli")
+    both = each_named(nodes.deps.guard, caller, tool, {"vmid": 130}, "start 130 and 132")
+    assert both == [{"vmid": 130}, {"vmid": 132}]
+    # A thing named and numbered (the agent's note after the name) is one thing.
+    noted = "start void-analysis and qso-vae-dev (void-analysis: vmid 130; qso-vae-dev: vmid 132)"
+    named = each_named(nodes.deps.guard, caller, tool, {"vmid": 130}, noted)
+    assert named == [{"vmid": 130}, {"vmid": 132}]
+    # Not the object of the change: "show me 132" asks for a read of it, not for a start.
+    assert each_named(nodes.deps.guard, caller, tool, {"vmid": 130}, "start 130 and show me 132") == [{"vmid": 130}]

@@ -305,3 +305,11 @@ def test_what_a_family_s_tools_list_names_the_family_and_down_after_are_is_a_sta
 def test_a_permission_question_that_names_what_it_makes_is_a_request(text: str, route: str) -> None:
     routed = _router().route(text, caller=CALLER, docs_score=0.8, tool_fit=0.7)
     assert routed.route == route, routed.why
+
+
+def test_a_change_on_bare_numbers_is_about_the_ids_its_tools_take() -> None:
+    # "start 130 and 132" fitted no tool's words and was answered as small talk.
+    routed = _router().route("start 130 and 132", caller=CALLER, docs_score=0.3, tool_fit=0.29)
+    assert routed.route == "lab" and routed.takes == frozenset({"vmid"}) and routed.families == frozenset({"vm"})
+    # Amounts are no ids.
+    assert _router().route("start a vm with 512 gb", caller=CALLER, docs_score=0.3, tool_fit=0.29).takes == frozenset()
