@@ -20,7 +20,7 @@ from agent.spelling import english_words
 from policies.guard import Caller, Guard
 from tools.base import NameLookup, Tool
 
-__all__ = ["each_named", "own_thing", "resolve_names"]
+__all__ = ["each_named", "own_thing", "own_values", "resolve_names"]
 
 _STOP = {"the", "a", "an", "one", "with", "that", "has", "have", "our", "my", "node", "vm", "machine", "server"}
 
@@ -159,6 +159,15 @@ def _one_list(lowered: str, words: list[str]) -> bool:
     return all(re.fullmatch(r"\s*(?:,|&|and|,\s*and|\+)\s*(?:vm\s+)?", gap) for gap in between)
 
 
+def own_values(guard: Guard, caller: Caller, tool: Tool[Any], lister: Tool[Any] | None) -> list[Any]:
+    """The asker's things ``tool`` may act on (``Tool.own``: their pending or running jobs), from the listing."""
+    own = tool.own
+    if own is None or lister is None or lister.mine is None:
+        return []
+    rows = _listed(guard, caller, own.tool, {lister.mine: caller.user})
+    return [row.get(own.value) for row in rows if all(row.get(k) in allowed for k, allowed in own.where.items())]
+
+
 def own_thing(
     guard: Guard, caller: Caller, tool: Tool[Any], lister: Tool[Any] | None, args: dict[str, Any]
 ) -> tuple[dict[str, Any], str | None]:
@@ -169,10 +178,9 @@ def own_thing(
     ``lister`` is the tool ``own.tool`` names; the listing is a read through the guard as the asker.
     """
     own = tool.own
-    if own is None or lister is None or lister.mine is None:
+    if own is None:
         return args, None
-    rows = _listed(guard, caller, own.tool, {lister.mine: caller.user})
-    values = [row.get(own.value) for row in rows if all(row.get(k) in allowed for k, allowed in own.where.items())]
+    values = own_values(guard, caller, tool, lister)
     if args.get(own.arg) in values or len(values) != 1:
         return args, None
     return {**args, own.arg: values[0]}, f"{own.arg} = {values[0]} (your only {own.what})"

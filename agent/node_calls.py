@@ -22,7 +22,7 @@ from agent.deps import Nodes
 from agent.events import emit as _emit
 from agent.evidence import bounded_data
 from agent.intent import asked_for
-from agent.names import own_thing, resolve_names
+from agent.names import own_thing, own_values, resolve_names
 from agent.normalize import normalize_args, ungrounded_required
 from agent.prompts import format_result
 from agent.state import AgentState, Turn
@@ -314,6 +314,13 @@ class CallNodes(Nodes):
         if not missing:
             return None
         turn["clarify"] = clarify_question(tool.name, missing)
+        if tool.own is not None and asks_about_self(asked_text(state)):
+            # "Kill my running ray job" with two running: which of them, by the ids to answer with.
+            lister = self.deps.tool(tool.own.tool)
+            values = own_values(self.deps.guard, caller_of(state), tool, lister)
+            if values:
+                shown = ", ".join(str(v) for v in values[:8]) + (", ..." if len(values) > 8 else "")
+                turn["clarify"] += f" Your {tool.own.what}s: {shown}."
         turn["queue"] = []
         return self.reply(turn, call, ToolResult.error("not run: " + turn["clarify"]), repairable=True)
 
