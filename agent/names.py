@@ -145,14 +145,19 @@ def _ids_in(text: str, rows: list[dict[str, Any]], lookup: NameLookup) -> set[tu
             if isinstance(row.get(lookup.value), int) and str(row.get(lookup.value)) in numbers}  # fmt: skip
 
 
+def _span(lowered: str, word: str) -> re.Match[str] | None:
+    """Where ``word`` stands in ``lowered`` as a whole word (a name's hyphens part of it)."""
+    return re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", lowered)
+
+
 def _where(lowered: str, word: str) -> int:
-    match = re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", lowered)
+    match = _span(lowered, word)
     return match.start() if match else lowered.find(word)
 
 
 def _one_list(lowered: str, words: list[str]) -> bool:
     """Whether ``words`` stand in ``lowered`` one after another, joined only by commas, "and" or "&"."""
-    spans = [re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", lowered) for w in words]
+    spans = [_span(lowered, w) for w in words]
     if any(m is None for m in spans):
         return False
     between = [lowered[a.end() : b.start()] for a, b in itertools.pairwise(spans) if a and b]

@@ -48,12 +48,11 @@ DOCS_ROUTED_SLACK = 0.15
 # Words that make a short message a follow-up of the previous one.
 # Words of a follow-up: a referring word, or an opening that goes on from the last message ("and did last night's
 # run go ok for void-analysis?" after "when do the daily backups run?").
+_GOES_ON = r"^\W*(?:and|also|plus|what about|how about|same for)\b"
 FOLLOW_UP = re.compile(
-    r"^\W*(?:and|also|plus|what about|how about)\b|\b(?:it|its|that|those|them|these|this one|the first|the second"
-    r"|the last|same)\b",
-    re.I,
+    _GOES_ON + r"|\b(?:it|its|that|those|them|these|this one|the first|the second|the last|same)\b", re.I
 )
-_ELLIPSIS = re.compile(r"^\W*(?:and|also|plus|what about|how about|same for)\b", re.I)
+_ELLIPSIS = re.compile(_GOES_ON, re.I)
 # A call that the model can start text with; streamed text is held back while it might be one.
 _CALL_STARTS = ("```", "{", "[", "<tool_call>", "<tool")
 
