@@ -119,7 +119,8 @@ class ModelNodes(Nodes):
             listed = self.deps.router.names
             text = self.deps.speller.correct(text, known=listed.names(caller_of(state)) if listed is not None else ())
         before = previous_user_text(state)
-        if _answers_question_back(state, text):
+        completes = _answers_question_back(state, text)
+        if completes:
             # "I want a new VM with 2 cores" → "Which name?" → "call it hod-test": the answer completes the
             # request it was asked for, and is read with it (the route, the tools, the arguments, the gate).
             text = f"{before}\n{text}"
@@ -127,16 +128,18 @@ class ModelNodes(Nodes):
         refers = referent.note() if referent is not None else None
         turn["asked"] = f"{text} {refers}" if refers is not None else text
         # A short follow-up ("show me the first one", "stop it") is about what was asked before, unless what it
-        # refers to was found in the last results (then the message names it).
-        short = len(text.split()) <= 8 or FOLLOW_UP.search(text)
-        about = turn["asked"] if referent is not None or not before or not short else f"{before}\n{text}"
+        # refers to was found in the last results (then the message names it); a reply that completes a request
+        # already holds the message before.
+        short = bool(before) and not completes and bool(len(text.split()) <= 8 or FOLLOW_UP.search(text))
+        joined = f"{before}\n{text}"
+        about = joined if short and referent is None else turn["asked"]
         names = self.deps.router.names
         scores = self.deps.selector.scores(names.masked(about, caller_of(state)) if names is not None else about)
         hits: list[Any] = []
         if self.deps.docs is not None and self.bounds.docs_k > 0:
             try:
                 # "How do I fix that?" after "which VM has no backup job?": the pages are searched for both.
-                hits = self.deps.docs.hits(f"{before}\n{text}" if before and short else text, k=self.bounds.docs_k)
+                hits = self.deps.docs.hits(joined if short else text, k=self.bounds.docs_k)
                 if not hits and not self.deps.docs.chunks():
                     turn["docs_missing"] = (
                         "The lab's documentation index is empty, so no page could be searched: run `labops ingest "
@@ -150,8 +153,8 @@ class ModelNodes(Nodes):
                 _emit({"type": "notice", "text": turn["docs_missing"]})
         best = max((h.score for h in hits), default=0.0)
         # "And galaxies?" after a count of quasars: a question only with the one before it, routed with it.
-        elliptic = bool(before) and referent is None and len(text.split()) <= 5 and bool(_ELLIPSIS.match(text))
-        routed = self.deps.router.route(f"{before}\n{text}" if elliptic else text, caller=caller_of(state),
+        elliptic = short and referent is None and len(text.split()) <= 5 and bool(_ELLIPSIS.match(text))
+        routed = self.deps.router.route(joined if elliptic else text, caller=caller_of(state),
                                         docs_score=best,
                                         refers=refers,
                                         docs_floor=self.deps.docs_min_score,

@@ -17,7 +17,7 @@ from typing import Any
 
 from agent.mentions import mentions
 
-__all__ = ["MEMORY_FACTORS", "WORD_NUMBERS", "normalize_args", "ungrounded_required"]
+__all__ = ["MEMORY_FACTORS", "WORD_NUMBERS", "arg_kind", "normalize_args", "ungrounded_required"]
 
 _IDENTITY_KEYS = {"user", "username", "requester", "as_user", "caller", "requested_by", "on_behalf_of"}
 _PLACEHOLDERS = {"", "none", "null", "nil", "default", "all", "any", "n/a", "na", "unknown", "unspecified", "*"}
@@ -34,7 +34,8 @@ def _properties(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return props
 
 
-def _kind(prop: dict[str, Any]) -> str | None:
+def arg_kind(prop: dict[str, Any]) -> str | None:
+    """An argument's JSON type from its schema (the non-null one of an optional argument's ``anyOf``)."""
     if "type" in prop:
         return str(prop["type"])
     for option in prop.get("anyOf", []):
@@ -110,7 +111,7 @@ def _rename(
 
 def _coerce(key: str, value: Any, prop: dict[str, Any], notes: list[str]) -> tuple[bool, Any]:
     """``(keep, value)`` for one argument."""
-    kind = _kind(prop)
+    kind = arg_kind(prop)
     optional = "default" in prop or any(o.get("type") == "null" for o in prop.get("anyOf", []))
     if optional and (value is None or (isinstance(value, str) and value.strip().lower() in _PLACEHOLDERS)):
         # "none", "all", "default" in an optional field mean "not given" (small models fill every field).

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from agent.normalize import MEMORY_FACTORS, WORD_NUMBERS
+from agent.normalize import MEMORY_FACTORS, WORD_NUMBERS, arg_kind
 
 __all__ = ["stated_amounts", "with_stated_amounts"]
 
@@ -32,8 +32,7 @@ def _words(key: str, aliases: tuple[str, ...]) -> set[str]:
 
 
 def _numeric(prop: dict[str, Any]) -> bool:
-    kinds = {prop.get("type")} | {o.get("type") for o in prop.get("anyOf", [])}
-    return bool(kinds & {"integer", "number"})
+    return arg_kind(prop) in ("integer", "number")
 
 
 def _amount(text: str) -> float | None:
@@ -84,8 +83,8 @@ def with_stated_amounts(
         current = out.get(key)
         if isinstance(current, int | float) and not isinstance(current, bool) and float(current) == amount:
             continue
-        kinds = {props[key].get("type")} | {o.get("type") for o in props[key].get("anyOf", [])}
-        value: float | int = int(amount) if "integer" in kinds and amount == int(amount) else amount
+        integer = arg_kind(props[key]) == "integer"
+        value: float | int = int(amount) if integer and amount == int(amount) else amount
         out[key] = value
         was = "left out" if current is None else f"was {current!r}"
         notes.append(f"{key} = {value:g} (as you asked; {was})")
