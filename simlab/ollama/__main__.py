@@ -24,6 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-alive", type=float, default=300.0, help="seconds reported by /api/ps")
     parser.add_argument("--cache-mb", type=int, default=1536, help="RAM for saved prompt prefixes (0: off)")
     parser.add_argument(
+        "--state-dir",
+        default=None,
+        help="where the states of long system prompts are kept across restarts (default: prompt-states/ beside "
+        "the model; '' to keep none)",
+    )
+    parser.add_argument("--state-mb", type=int, default=1024, help="disk for those states (0: off)")
+    parser.add_argument(
         "--draft-tokens", type=int, default=8, help="tokens drafted from the context per verifying batch (0: off)"
     )
     opts = parser.parse_args(argv)
@@ -41,12 +48,19 @@ def main(argv: list[str] | None = None) -> int:
 
     if opts.draft_tokens < 0:
         parser.error(f"--draft-tokens {opts.draft_tokens}: give 0 (off) or a positive number")
+    if opts.state_mb < 0:
+        parser.error(f"--state-mb {opts.state_mb}: give 0 (off) or a positive number of MiB")
+    state_dir = Path(opts.state_dir) if opts.state_dir else None
+    if opts.state_dir is None:
+        state_dir = path.parent / "prompt-states"
     engine = ChatEngine(
         path,
         n_ctx=opts.num_ctx,
         n_threads=opts.threads or os.cpu_count(),
         cache_mb=opts.cache_mb,
         draft_tokens=opts.draft_tokens,
+        state_dir=state_dir,
+        state_mb=opts.state_mb,
     )
     logging.getLogger("simlab.ollama").info("model %s loaded in %.1f s", asset.name, engine.load_duration / 1e9)
     app = create_app(OllamaServer(engine, asset, keep_alive_s=opts.keep_alive))

@@ -24,11 +24,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import takewhile
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import jinja2.sandbox
+
+from simlab.ollama.states import HeadStore, load_state, state_bytes
 
 __all__ = ["ChatEngine", "Generation", "split_tool_calls"]
 
@@ -113,15 +116,8 @@ class PrefixCache:
 
     def save(self, llm: Any) -> None:
         """Keep the context's current state under its tokens (oldest states go first when full)."""
-        import ctypes
-
-        import llama_cpp
-
         key = tuple(llm.input_ids[: llm.n_tokens].tolist())
-        size = llama_cpp.llama_state_get_size(llm._ctx.ctx)
-        buf = (ctypes.c_uint8 * int(size))()
-        used = int(llama_cpp.llama_state_get_data(llm._ctx.ctx, buf, size))
-        data = bytes(buf)[:used]
+        data = state_bytes(llm)
         if key in self.states:
             self.size -= len(self.states.pop(key))
         self.states[key] = data
@@ -132,10 +128,6 @@ class PrefixCache:
 
     def restore(self, llm: Any, tokens: list[int], *, better_than: int) -> int:
         """Load the state sharing the longest prefix with ``tokens`` if it beats ``better_than``; tokens reused."""
-        import ctypes
-
-        import llama_cpp
-
         best_key, best = None, better_than
         for key in self.states:
             n = _common_prefix(list(key[: len(tokens)]), tokens)
@@ -143,15 +135,8 @@ class PrefixCache:
                 best_key, best = key, n
         if best_key is None:
             return 0
-        data = self.states[best_key]
         self.states.move_to_end(best_key)
-        buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
-        if int(llama_cpp.llama_state_set_data(llm._ctx.ctx, buf, len(data))) != len(data):
-            return 0
-        llm.input_ids[: len(best_key)] = best_key
-        llm.n_tokens = len(best_key)
-        llm._requires_eval = True
-        return best
+        return best if load_state(llm, self.states[best_key], best_key) else 0
 
 
 class ChatEngine:
@@ -165,6 +150,8 @@ class ChatEngine:
         n_threads: int | None = None,
         cache_mb: int = 1536,
         draft_tokens: int = 8,
+        state_dir: Path | None = None,
+        state_mb: int = 1024,
     ) -> None:
         from simlab.ollama.drafts import DraftingLlama, PromptLookup
 
@@ -187,11 +174,19 @@ class ChatEngine:
         # Saved model states keyed by their tokens: a prompt that shares a prefix with any earlier one (the
         # same system prompt and tools, or the same conversation so far) restarts from the longest one.
         self.cache = PrefixCache(capacity_bytes=cache_mb << 20) if cache_mb > 0 else None
+        # The system turn's state on disk too, for the next start of the server (simlab.ollama.states).
+        self.heads = (
+            HeadStore(state_dir, model_path=model_path, n_ctx=n_ctx, capacity_bytes=state_mb << 20)
+            if state_dir is not None and state_mb > 0
+            else None
+        )
         self._embedder: Any = None
         self.last_used = time.time()
 
     # --- prompt ----------------------------------------------------------------------------------------
-    def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> str:
+    def render(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, *, generation_prompt: bool = True
+    ) -> str:
         """The prompt text for ``messages`` (Ollama message shape) and ``tools`` (function definitions)."""
         rendered_messages = []
         for m in messages:
@@ -204,10 +199,23 @@ class ChatEngine:
             rendered_messages.append(item)
         try:
             return str(
-                self.template.render(messages=rendered_messages, tools=tools or None, add_generation_prompt=True)
+                self.template.render(
+                    messages=rendered_messages, tools=tools or None, add_generation_prompt=generation_prompt
+                )
             )
         except jinja2.TemplateError as exc:
             raise ValueError(f"cannot render the chat template: {exc}") from exc
+
+    def head(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, tokens: list[int]) -> int:
+        """How many of the prompt's ``tokens`` are its system turn (tools included); 0 if it has none."""
+        system = list(takewhile(lambda m: m.get("role") == "system", messages))
+        if not system or len(system) == len(messages):
+            return 0
+        try:
+            head = self.tokenize(self.render(system, tools, generation_prompt=False))
+        except ValueError:
+            return 0
+        return len(head) if head and tokens[: len(head)] == head else 0
 
     def tokenize(self, text: str) -> list[int]:
         """Prompt tokens (special tokens such as ``<|im_start|>`` recognised)."""
@@ -244,7 +252,8 @@ class ChatEngine:
         if max_new < 0:
             max_new = self.n_ctx
         tokens = self.fit(messages, tools, reserve=min(max_new, self.n_ctx // 2))
-        cached = self._restore(tokens)
+        head = self.head(messages, tools, tokens) if self.heads is not None else 0
+        cached = self._restore(tokens, head)
         if opts.get("seed") is not None:
             self.llm.set_seed(int(opts["seed"]))
         stops = [*_STOP, *(opts.get("stop") or [])]
@@ -297,6 +306,8 @@ class ChatEngine:
             self.last_used = time.time()
             if self.cache is not None and self.llm.n_tokens > 0:
                 self.cache.save(self.llm)
+            if head:
+                self._keep_head(tokens[:head])
         if held:
             text += held
             yield held
@@ -308,12 +319,35 @@ class ChatEngine:
         gen.content = text
         yield gen
 
-    def _restore(self, tokens: list[int]) -> int:
-        """Load the saved state sharing the longest prefix with ``tokens``; returns the tokens reused."""
+    def _restore(self, tokens: list[int], head: int = 0) -> int:
+        """Load the saved state sharing the longest prefix with ``tokens``; returns the tokens reused.
+
+        In memory first; the first ``head`` tokens' state from disk when nothing in memory goes as far.
+        """
         current = _common_prefix(self.llm.input_ids[: self.llm.n_tokens].tolist(), tokens)
-        if self.cache is None:
-            return current
-        return max(current, self.cache.restore(self.llm, tokens, better_than=current))
+        if self.cache is not None:
+            current = max(current, self.cache.restore(self.llm, tokens, better_than=current))
+        if head > current and self.heads is not None and self.heads.load(self.llm, tokens[:head]):
+            log.info("the prompt's first %d tokens were read from %s", head, self.heads.folder)
+            return head
+        return current
+
+    def _keep_head(self, head: list[int]) -> None:
+        """Write the state of the prompt's system turn to disk, once per head (the context keeps only it)."""
+        if self.heads is None or len(head) < self.heads.min_tokens or self.heads.has(head):
+            return
+        if self.llm.n_tokens < len(head) or self.llm.input_ids[: len(head)].tolist() != head:
+            return  # generation stopped before the head was evaluated
+        # Drop what follows the head from the context, so the state written holds the head only; the whole
+        # conversation's state is in the memory cache already.
+        self.llm._ctx.kv_cache_seq_rm(-1, len(head), -1)
+        self.llm.n_tokens = len(head)
+        self.llm._requires_eval = True
+        started = time.perf_counter()
+        path = self.heads.save(self.llm, head)
+        if path is not None:
+            log.info("kept the first %d prompt tokens' state in %s (%.1f s)", len(head), path,
+                     time.perf_counter() - started)  # fmt: skip
 
     # --- embeddings --------------------------------------------------------------------------------------
     def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
