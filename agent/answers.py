@@ -16,7 +16,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, AIMessageChunk
 
 from agent.claims import Problem
-from agent.compact import named_records
+from agent.compact import asked_fields, named_records
 from agent.state import AgentState, Turn
 from agent.steering import UNSURE
 from agent.toolcalls import model_name
@@ -107,12 +107,13 @@ def junk_reason(answer: str, *, question: str, user: str, tools: list[str]) -> s
 
 
 def _tool_lines(log: list[dict[str, Any]], question: str, keys: Collection[str]) -> list[str]:
-    """Each answering call's summary, and under it the rows of its data the question names."""
+    """Each answering call's summary, and under it the rows of its data the question names (or the fields)."""
     lines = []
     for entry in log:
         if entry["status"] in ("ok", "no_data"):
             lines.append(f"- {entry['name']}: {entry['message']}")
             lines += [f"  - {record}" for record in named_records(entry.get("data"), question, keys)]
+            lines += [f"  - {field}" for field in asked_fields(entry.get("data"), question, str(entry["message"]))]
     return lines
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from agent.mentions import mentions
 
-__all__ = ["compact_data", "named_records", "named_rows"]
+__all__ = ["asked_fields", "compact_data", "named_records", "named_rows"]
 
 _SEP = " | "
 _CHECKSUM = re.compile(r"^[0-9a-f]{32,}$", re.I)
@@ -231,3 +231,24 @@ def named_records(data: Any, question: str, keys: Collection[str], *, limit: int
         if left:
             lines += [_record(r) for r in shown]
     return lines[:limit]
+
+
+def asked_fields(data: Any, question: str, said: str) -> list[str]:
+    """The fields of one record that ``question`` asks about by name and the tool's message ``said`` leaves out.
+
+    "How big is the disk on qso-vae-dev?": ``vm.show``'s one line names cores and memory, its record holds
+    ``disk_gib: 120``. Nested settings and lists are not shown this way (their record is long; the tool's
+    summary speaks for them).
+    """
+    if not isinstance(data, dict) or _is_table(data):
+        return []
+    words = _words(question)
+    lowered = said.lower()
+    return [
+        f"{k}: {_cell(v)}"
+        for k, v in data.items()
+        if not isinstance(v, dict | list)
+        and _cell(v)
+        and any(_fits(w, k) for w in words)
+        and not any(re.search(rf"(?<![\w.]){re.escape(t.lower())}(?![\w.])", lowered) for t in {_cell(v), str(v)})
+    ]

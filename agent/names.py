@@ -173,6 +173,24 @@ def own_values(guard: Guard, caller: Caller, tool: Tool[Any], lister: Tool[Any] 
     return [row.get(own.value) for row in rows if all(row.get(k) in allowed for k, allowed in own.where.items())]
 
 
+# "All my VMs", "every one of my jobs", "both of my vms": the asker's things, each of them.
+_ALL_OF_MINE = re.compile(r"\b(?:all|every|each|both)\s+(?:one\s+)?(?:of\s+)?(?:my|our)\b", re.IGNORECASE)
+
+
+def each_own(
+    guard: Guard, caller: Caller, tool: Tool[Any], lister: Tool[Any] | None, text: str, *, most: int = 4
+) -> list[Any]:
+    """The asker's things a change is made on, one call each, when the message says all of them; else ``[]``.
+
+    "Shut down all my vms": the asker's running VMs (``Tool.own``). More than ``most`` is a question for the
+    user, as when several are named.
+    """
+    if tool.own is None or not _ALL_OF_MINE.search(text):
+        return []
+    values = own_values(guard, caller, tool, lister)
+    return values if 1 <= len(values) <= most else []
+
+
 def own_thing(
     guard: Guard, caller: Caller, tool: Tool[Any], lister: Tool[Any] | None, args: dict[str, Any]
 ) -> tuple[dict[str, Any], str | None]:

@@ -26,7 +26,7 @@ from agent.deps import Nodes
 from agent.events import emit as _emit
 from agent.intent import asked_for, asks_in_words
 from agent.language import foreign_language, to_english
-from agent.names import each_named
+from agent.names import each_named, each_own
 from agent.prompts import SYSTEM_PROMPT, format_passages, tool_definition
 from agent.quotes import Quotable, quotable
 from agent.ranking import focused
@@ -339,6 +339,13 @@ class ModelNodes(Nodes):
     def _each_named(self, state: AgentState, turn: Turn, calls: list[ProposedCall]) -> list[ProposedCall]:
         """A first call on one of several things the message names, made for each (``each_named``)."""
         tool = self.deps.tool(calls[0].name) if len(calls) == 1 else None
+        if tool is not None and tool.own is not None and tool.risk != "read" and not int(turn.get("steps", 0)):
+            mine = each_own(self.deps.guard, caller_of(state), tool, self.deps.tool(tool.own.tool), str(turn["asked"]))
+            if mine:
+                # The user's words ("all my vms") name these: a change on them is not the model's guess.
+                said = {str(v): f"{tool.own.arg} = {v} (one of your {tool.own.what}s)" for v in mine}
+                turn["named"] = {**turn.get("named", {}), **said}
+                return [calls[0].with_args({**calls[0].args, tool.own.arg: v}) for v in mine]
         several = int(turn.get("names_given", 0)) >= 2 or len(BARE_NUMBER.findall(str(turn["asked"]))) >= 2
         if tool is None or not several or int(turn.get("steps", 0)) > 0:
             return calls

@@ -29,6 +29,17 @@ def test_the_rows_the_question_names_stand_under_the_summary(make_agent: Any) ->
     assert rows and all("node02" in line for line in rows), result.answer
 
 
+def test_the_field_a_question_asks_about_stands_under_a_summary_that_leaves_it_out(make_agent: Any) -> None:
+    # vm.show's line names cores and memory; the disk size is only in its record.
+    agent = make_agent(replies=[fenced_call("vm_show", {"vmid": 132})])
+    result = agent.ask("how big is the disk on qso-vae-dev", caller=R1)
+    assert "  - disk_gib: 120" in result.answer.splitlines(), result.answer
+    # What the line says already is not repeated (24.0 GiB of memory).
+    agent = make_agent(replies=[fenced_call("vm_show", {"vmid": 132})])
+    answer = agent.ask("how much memory does qso-vae-dev have", caller=R1).answer
+    assert "24.0 GiB" in answer and "memory_gib" not in answer, answer
+
+
 def test_a_follow_up_reads_the_answer_of_the_turn_before(make_agent: Any) -> None:
     # The answer built from the result is kept in the thread like a model's: the next question sees it.
     agent = make_agent(replies=[fenced_call("vm_list", {"owner": "researcher1"}), "It is stopped."])

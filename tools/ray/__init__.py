@@ -293,7 +293,8 @@ TOOLS: list[Tool[Any]] = [
         risk="read",
         summary=lambda a: "list Ray job templates",
         rows=("job templates", "ray templates"),
-        words=("templates", "template", "which jobs can", "what jobs can"),
+        words=("templates", "template", "which jobs can", "what jobs can", "jobs can i run", "jobs i can run",
+               "kinds of jobs", "types of jobs", "kinds of ray jobs", "types of ray jobs"),
         examples=("Which Ray job templates can I run?",),
     ),
     Tool(

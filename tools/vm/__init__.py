@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from tools.base import EXAMPLE_NAME, NameLookup, ResourceRef, Tool, Toolset
+from tools.base import EXAMPLE_NAME, NameLookup, OwnThing, ResourceRef, Tool, Toolset
 from tools.context import ToolContext
 from tools.vm import power, provision
 from tools.vm.inventory import (
@@ -24,6 +24,11 @@ __all__ = ["TOOLS", "TOOLSET"]
 VMID = {"vmid": ("vm_id", "id", "vm", "vm_number")}
 # A VM may be named instead of numbered ("reboot proj-pg01"): vm.list maps names to ids.
 BY_NAME = {"vmid": NameLookup(tool="vm.list", value="vmid", name="name")}
+
+
+def _own(status: str) -> OwnThing:
+    """The asker's VMs a power change can act on ("shut down my vm": the one that is running)."""
+    return OwnThing(arg="vmid", tool="vm.list", value="vmid", where={"status": (status,)}, what=f"{status} VM")
 
 
 def _show_resources(ctx: ToolContext, args: ShowArgs) -> list[ResourceRef]:
@@ -141,6 +146,7 @@ TOOLS: list[Tool[Any]] = [
         asks=("start", "boot", "power on", "turn on", "bring up", "resume", "fire up"),
         aliases=VMID,
         named_by=BY_NAME,
+        own=_own("stopped"),
         examples=("Start VM 132.", f"Please boot {EXAMPLE_NAME}."),
     ),
     Tool(
@@ -154,6 +160,7 @@ TOOLS: list[Tool[Any]] = [
         asks=("stop", "shut", "power off", "turn off", "halt", "bring down", "pause"),
         aliases=VMID,
         named_by=BY_NAME,
+        own=_own("running"),
         examples=("Stop VM 130.", f"Shut down {EXAMPLE_NAME}."),
     ),
     Tool(
@@ -167,6 +174,7 @@ TOOLS: list[Tool[Any]] = [
         asks=("reboot", "restart", "bounce", "power cycle"),
         aliases=VMID,
         named_by=BY_NAME,
+        own=_own("running"),
         examples=("Reboot VM 131.",),
     ),
     Tool(
