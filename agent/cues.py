@@ -33,6 +33,9 @@ DOCS = re.compile(
     r"|who (?:has to|must|may|can|approves?|is allowed)|am i allowed|are we allowed|is it allowed|allowed to"
     # A wish followed by whether it is permitted ("i need a vm with a 1tb disk, is that ok?") asks for the rule.
     r"|is (?:that|this) (?:ok|okay|fine|allowed|possible|a problem)|would (?:that|this) (?:work|be ok|be fine)"
+    # ... or by what to know first ("i need a vm with a 700gb disk, anything i should know?" got vm.provision).
+    r"|(?:anything|something|what|things?)\s+(?:else\s+)?(?:i|we)\s+(?:should|need to|must|have to|ought to)\s+"
+    r"(?:know|consider|watch out|be aware|keep in mind)|any (?:tips|advice|caveats|gotchas|pitfalls)"
     r"|may i|may a|can i|can a|can my|can our|should i|supposed to|what is our|what's our|what are our|how often"
     r"|rules? (?:for|about|on)|naming|conventions?"
     r"|how long (?:is|are|do|does|may|can)|when (?:is|are|do|does)|objective|rpo|rto|quota|quotas|limit for"

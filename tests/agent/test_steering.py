@@ -83,6 +83,9 @@ def test_questions_about_the_labs_state_go_to_the_tools(text: str, docs_score: f
         "what's the max runtime for a ray job",
         # A wish, then whether it is permitted: the rule, not the change ("i need a vm" went to vm.provision).
         "i need a vm with a 1tb disk, is that ok?",
+        # ... or what to know first (nineteenth session: vm.provision, then a question for the VM's name).
+        "i need a vm with a 700gb disk, anything i should know?",
+        "any tips before i submit a ray job with 4 gpus?",
         # What happens in a case, what one does about it, whether a limit exists (seventeenth session's explore9:
         # each went to the live listing of its family).
         "what happens if the backup disk fills up",
