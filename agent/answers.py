@@ -143,7 +143,9 @@ def read_answer(model_text: str, turn: Turn, *, question: str, user: str, keys: 
     # A second try whose model answer said nothing that stands: the tools' lines are what was tried, not an answer.
     lead = _NOT_IN_DOCS if second_try else _REPORTS
     text = f"{body}\n\nFrom the lab:\n{facts}" if body else f"{lead}\n{facts}"
-    docs = sources_line({"passages": turn.get("passages", [])}, text)
+    # Only pages the words cite: a page retrieved beside the tools, not used, is no source of this answer.
+    cited = [p for p in turn.get("passages", []) if p["citation"] in text]
+    docs = sources_line({"passages": cited}, text)
     return f"{text}\n\n{docs}" if docs else text
 
 

@@ -65,9 +65,10 @@ class LabNames:
             kinds: dict[str, str] = {}
             for (tool, name_field), (freeform, value_field, args) in self._lookups().items():
                 listed = self.guard.call(tool, {}, caller=caller)
-                if listed.status != "ok" or not isinstance(listed.data, list):
+                if listed.status != "ok" or not isinstance(listed.data, list | dict):
                     continue
-                for row in listed.data:
+                # A listing of one thing (the backup server's datastore) is one row.
+                for row in listed.data if isinstance(listed.data, list) else [listed.data]:
                     name = str(row.get(name_field, "")).strip().lower() if isinstance(row, dict) else ""
                     if len(name) >= 3:
                         where[name] = (tool, args)

@@ -28,6 +28,8 @@ _STOP = {"the", "a", "an", "one", "with", "that", "has", "have", "our", "my", "n
 def _listed(guard: Guard, caller: Caller, tool: str, args: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """The rows a listing tool returns through the guard as ``caller`` (none when the read fails)."""
     result = guard.call(tool, args or {}, caller=caller)
+    if isinstance(result.data, dict) and result.status == "ok":
+        return [result.data]  # a listing of one thing (the backup server's datastore)
     if result.status != "ok" or not isinstance(result.data, list):
         return []
     return [row for row in result.data if isinstance(row, dict)]
@@ -86,7 +88,10 @@ def resolve_names(
         values = {str(r.get(lookup.value)) for r in rows}
         if given is not None and str(given) in values and lookup.name is None:
             continue  # already one of the listed values (a node name)
-        found = _named_in(text, rows, lookup) if lookup.name is not None else set()
+        # A listed value the model left out of a read's filter ("what does researcher2 have running": vm.list's
+        # owner) is the one the message names; a change's is never filled from a mention.
+        by_value = given is None and tool.risk == "read"
+        found = _named_in(text, rows, lookup) if lookup.name is not None or by_value else set()
         if not found and isinstance(given, str):
             # The model wrapped a listed value in other words: "heartbeat: template heartbeat" (the note the
             # agent adds to the message, copied whole) is the template heartbeat.

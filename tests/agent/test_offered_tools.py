@@ -191,6 +191,7 @@ def test_a_phrasal_verb_asks_with_its_object_between_verb_and_particle() -> None
     assert asks_in_words(tools["vm.start"], "actually turn it back on")
     assert asks_in_words(tools["vm.stop"], "please shut the vm down")
     assert asks_in_words(tools["vm.stop"], "turn off 130")
+    assert asks_in_words(tools["vm.stop"], "pull the plug on void-analysis")  # an idiom the tool declares
     # The particle must be a word of its own, and close to its verb.
     assert not asks_in_words(tools["vm.start"], "turn to the online docs")
     assert not asks_in_words(tools["vm.start"], "turn the page and read what it says on backups")

@@ -117,3 +117,22 @@ def test_a_live_question_asking_what_now_gets_the_page_s_sentence_under_the_tool
     plain = make_agent(replies=[fenced_call("backup_status", {"vmid": 132})]).ask("did qso-vae-dev's backup fail?",
                                                                                  caller=R1)  # fmt: skip
     assert "The documentation says" not in plain.answer
+
+
+def test_a_lab_member_named_in_a_question_is_the_owner_filter(make_agent: Any) -> None:
+    # The model filtered by state only; the owner named in the message is one the listing shows.
+    agent = make_agent(replies=[fenced_call("vm_list", {"status": "running"})])
+    result = agent.ask("what does researcher2 have running", caller=R1)
+    assert result.route["route"] == "lab", result.route
+    assert [c["args"] for c in result.tool_calls] == [{"status": "running", "owner": "researcher2"}]
+    assert "agn-fit" in result.answer and "void-analysis" not in result.answer
+    # A page retrieved beside the tools and not cited is not listed as a source of the answer.
+    assert "Sources:" not in result.answer, result.answer
+
+
+def test_a_datastore_named_by_the_backup_server_is_a_question_for_the_lab(make_agent: Any) -> None:
+    agent = make_agent(replies=[fenced_call("backup_datastore", {})])
+    result = agent.ask("is store1 ok?", caller=R1)
+    assert result.route["route"] == "lab" and "store1" in result.route["why"], result.route
+    assert [(c["name"], c["args"]) for c in result.tool_calls] == [("backup.datastore", {"store": "store1"})]
+    assert "% used" in result.answer

@@ -91,6 +91,16 @@ class NoArgs(ToolArgs):
     """No arguments."""
 
 
+class DatastoreArgs(ToolArgs):
+    """Which datastore of the backup server."""
+
+    store: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$",
+        description="The PBS datastore's name; leave it out for the lab's backup datastore.",
+    )
+
+
 def _retention(value: Any) -> dict[str, int]:
     """A job's ``prune-backups``: an object, or the property string ``keep-daily=14,keep-weekly=4``.
 
@@ -166,15 +176,17 @@ def backup_jobs(ctx: ToolContext, args: NoArgs) -> ToolResult:
     return ToolResult.ok(msg, data={"jobs": rows, "not_covered": uncovered})
 
 
-def backup_datastore(ctx: ToolContext, args: NoArgs) -> ToolResult:
+def backup_datastore(ctx: ToolContext, args: DatastoreArgs) -> ToolResult:
     """PBS datastore health.
 
     Total/used/available space in GiB and percent, last garbage collection, and the verify job's last result.
     """
     pbs = ctx.client("pbs", pbs_client)
-    store = ctx.settings.pbs.datastore
+    store = args.store or ctx.settings.pbs.datastore
     status: dict[str, Any] = call(
-        "PBS", lambda: pbs.admin.datastore(store).status.get(), action=f"reading datastore {store} (pbs.datastore)"
+        "PBS",
+        lambda: pbs.admin.datastore(store).status.get(),
+        action=f"reading datastore {store} (the store argument, or pbs.datastore)",
     )
     verify = call("PBS", lambda: pbs.admin.verify.get(), action="reading verify jobs")
     total, used = int(status.get("total", 0)), int(status.get("used", 0))
@@ -252,8 +264,8 @@ def _run_resource(ctx: ToolContext, args: RunArgs) -> list[ResourceRef]:
     return [vm_resource(ctx, args.vmid)]
 
 
-def _datastore(ctx: ToolContext, args: NoArgs) -> list[ResourceRef]:
-    return [ResourceRef(type="Datastore", id=ctx.settings.pbs.datastore)]
+def _datastore(ctx: ToolContext, args: DatastoreArgs) -> list[ResourceRef]:
+    return [ResourceRef(type="Datastore", id=args.store or ctx.settings.pbs.datastore)]
 
 
 TOOLS: list[Tool[Any]] = [
@@ -301,13 +313,15 @@ TOOLS: list[Tool[Any]] = [
     ),
     Tool(
         name="backup.datastore",
-        args_model=NoArgs,
+        args_model=DatastoreArgs,
         fn=backup_datastore,
         risk="read",
         resources=_datastore,
         summary=lambda a: "datastore usage, GC and verify status",
         rows=("datastores",),
-        words=("datastore", "how full", "space left", "disk space", "room left", "space", "store1"),
+        words=("datastore", "how full", "space left", "disk space", "room left", "space"),
+        # The datastores' names come from the backup server ("is store1 ok?" names one).
+        named_by={"store": NameLookup(tool="backup.datastore", value="store")},
         examples=("How full is the backup datastore?",),
     ),
     Tool(

@@ -66,6 +66,8 @@ TOOLS: list[Tool[Any]] = [
         examples=("What VMs do I have?", "Which VMs are stopped?", "List the VMs on node03.", "List the VM templates."),
         prepare=prepare_list,
         mine="owner",
+        # Lab members are named by the owners the listing shows ("what does researcher2 have running").
+        named_by={"owner": NameLookup(tool="vm.list", value="owner")},
     ),
     Tool(
         name="vm.show",
@@ -157,7 +159,7 @@ TOOLS: list[Tool[Any]] = [
         resources=power.vm_ref,
         summary=lambda a: f"{a.mode} VM {a.vmid}",
         plan=cast(Any, power.plan_power("stop")),
-        asks=("stop", "shut", "power off", "turn off", "halt", "bring down", "pause"),
+        asks=("stop", "shut", "power off", "turn off", "halt", "bring down", "pause", "pull the plug"),
         aliases=VMID,
         named_by=BY_NAME,
         own=_own("running"),
