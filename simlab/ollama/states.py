@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import struct
+import time
 from array import array
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ __all__ = ["HeadStore", "load_state", "state_bytes"]
 log = logging.getLogger(__name__)
 
 MAGIC = b"LABOPS-LLAMA-STATE 1\n"
+# Writing a state takes about a second; a temporary file this old belongs to a server that died writing it.
+STALE_TMP_S = 600.0
 
 
 def state_bytes(llm: Any) -> bytes:
@@ -69,14 +72,15 @@ class HeadStore:
     """States of prompt heads in ``folder``, at most ``capacity_bytes`` of them (the oldest go first)."""
 
     def __init__(self, folder: Path, *, model_path: Path, n_ctx: int, capacity_bytes: int, min_tokens: int = 512):
-        import llama_cpp
+        from importlib.metadata import version
 
         self.folder = folder
         self.capacity = capacity_bytes
         # Shorter heads cost seconds to evaluate, about what reading their file costs.
         self.min_tokens = min_tokens
         stat = model_path.stat()
-        self.identity = f"{model_path.name}:{stat.st_size}:{stat.st_mtime_ns}:{n_ctx}:{llama_cpp.__version__}"
+        build = version("llama_cpp_python")
+        self.identity = f"{model_path.name}:{stat.st_size}:{stat.st_mtime_ns}:{n_ctx}:{build}"
 
     def path_for(self, tokens: list[int]) -> Path:
         """The file that holds (or would hold) the state of ``tokens``."""
@@ -133,7 +137,15 @@ class HeadStore:
         return path
 
     def prune(self, *, keep: Path | None = None) -> None:
-        """Remove the least recently used files until the rest fit ``capacity`` (``keep`` stays)."""
+        """Remove the least recently used files until the rest fit ``capacity`` (``keep`` stays).
+
+        A temporary file left by a server killed while writing is removed once it is older than any write takes.
+        """
+        now = time.time()
+        for tmp in self.folder.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                if now - tmp.stat().st_mtime > STALE_TMP_S:
+                    tmp.unlink()
         try:
             files = [(p.stat().st_mtime_ns, p.stat().st_size, p) for p in self.folder.glob("*.state")]
         except OSError:

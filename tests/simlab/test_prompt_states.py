@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -101,5 +102,12 @@ def test_the_oldest_files_go_past_the_capacity(tmp_path: Path) -> None:
         f = store.folder / f"{i}.state"
         f.write_bytes(b"x" * 1000)
         os.utime(f, ns=(i * 10**9, i * 10**9))
+    # A server killed while writing left a temporary file; one still being written (just now) is not touched.
+    dead, live = store.folder / ".x.state.1.tmp", store.folder / ".y.state.2.tmp"
+    dead.write_bytes(b"half")
+    live.write_bytes(b"half")
+    old = time.time() - 3600
+    os.utime(dead, (old, old))
     store.prune(keep=store.folder / "0.state")  # the file just written stays, however old its clock says it is
     assert sorted(p.name for p in store.folder.glob("*.state")) == ["0.state", "3.state"]
+    assert not dead.exists() and live.exists()
