@@ -317,7 +317,7 @@ TOOLS: list[Tool[Any]] = [
         fn=backup_datastore,
         risk="read",
         resources=_datastore,
-        summary=lambda a: "datastore usage, GC and verify status",
+        summary=lambda a: "datastore usage, GC and verify status" + (f" of {a.store}" if a.store else ""),
         rows=("datastores",),
         words=("datastore", "how full", "space left", "disk space", "room left", "space"),
         # The datastores' names come from the backup server ("is store1 ok?" names one).
