@@ -144,8 +144,7 @@ def read_answer(model_text: str, turn: Turn, *, question: str, user: str, keys: 
     lead = _NOT_IN_DOCS if second_try else _REPORTS
     text = f"{body}\n\nFrom the lab:\n{facts}" if body else f"{lead}\n{facts}"
     # Only pages the words cite: a page retrieved beside the tools, not used, is no source of this answer.
-    cited = [p for p in turn.get("passages", []) if p["citation"] in text]
-    docs = sources_line({"passages": cited}, text)
+    docs = sources_line({"passages": turn.get("passages", [])}, text, cited_only=True)
     return f"{text}\n\n{docs}" if docs else text
 
 
@@ -205,12 +204,15 @@ def clarify_question(tool_name: str, missing: list[tuple[str, str]]) -> str:
     )
 
 
-def sources_line(turn: Turn, answer: str) -> str:
-    """The deterministic sources line: documents offered (and cited) and the tools whose data answered."""
+def sources_line(turn: Turn, answer: str, *, cited_only: bool = False) -> str:
+    """The deterministic sources line: documents offered (and cited) and the tools whose data answered.
+
+    The documents the answer cites; when it cites none, every one offered, unless ``cited_only``.
+    """
     parts = []
     cites = [p["citation"] for p in turn.get("passages", [])]
-    if cites:
-        used = [c for c in cites if c in answer] or cites
+    used = [c for c in cites if c in answer] or ([] if cited_only else cites)
+    if used:
         parts.append("Sources: " + ", ".join(dict.fromkeys(used)))
     tools = [e["name"] for e in turn.get("log", []) if e["status"] in ("ok", "no_data")]
     if tools:

@@ -64,12 +64,8 @@ class LabNames:
             ids: dict[str, tuple[str, Any]] = {}
             kinds: dict[str, str] = {}
             for (tool, name_field), (freeform, value_field, args) in self._lookups().items():
-                listed = self.guard.call(tool, {}, caller=caller)
-                if listed.status != "ok" or not isinstance(listed.data, list | dict):
-                    continue
-                # A listing of one thing (the backup server's datastore) is one row.
-                for row in listed.data if isinstance(listed.data, list) else [listed.data]:
-                    name = str(row.get(name_field, "")).strip().lower() if isinstance(row, dict) else ""
+                for row in self.guard.call(tool, {}, caller=caller).records():
+                    name = str(row.get(name_field, "")).strip().lower()
                     if len(name) >= 3:
                         where[name] = (tool, args)
                         if freeform:

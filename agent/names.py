@@ -27,12 +27,7 @@ _STOP = {"the", "a", "an", "one", "with", "that", "has", "have", "our", "my", "n
 
 def _listed(guard: Guard, caller: Caller, tool: str, args: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """The rows a listing tool returns through the guard as ``caller`` (none when the read fails)."""
-    result = guard.call(tool, args or {}, caller=caller)
-    if isinstance(result.data, dict) and result.status == "ok":
-        return [result.data]  # a listing of one thing (the backup server's datastore)
-    if result.status != "ok" or not isinstance(result.data, list):
-        return []
-    return [row for row in result.data if isinstance(row, dict)]
+    return guard.call(tool, args or {}, caller=caller).records()
 
 
 def _named_in(text: str, rows: list[dict[str, Any]], lookup: NameLookup) -> set[tuple[Any, str]]:

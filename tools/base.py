@@ -71,6 +71,14 @@ class ToolResult(BaseModel):
         """The call worked but found nothing."""
         return cls(status="no_data", data=data, message=message)
 
+    def records(self) -> list[dict[str, Any]]:
+        """A successful listing's rows; a result about one thing (a datastore's status) is one row; else none."""
+        if self.status != "ok":
+            return []
+        if isinstance(self.data, dict):
+            return [self.data]
+        return [row for row in self.data if isinstance(row, dict)] if isinstance(self.data, list) else []
+
 
 class ResourceRef(BaseModel):
     """A thing a call touches, as policy sees it (a Cedar resource entity)."""
