@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import struct
-import time
 from array import array
 from pathlib import Path
 from typing import Any
@@ -141,7 +140,12 @@ class HeadStore:
 
         A temporary file left by a server killed while writing is removed once it is older than any write takes.
         """
-        now = time.time()
+        # Ages on the file system's own clock (the folder changed when the newest file was made or renamed), not
+        # the process's: the two differ under a controlled clock, and a file's age must not.
+        try:
+            now = self.folder.stat().st_mtime
+        except OSError:
+            return
         for tmp in self.folder.glob(".*.tmp"):
             with contextlib.suppress(OSError):
                 if now - tmp.stat().st_mtime > STALE_TMP_S:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +108,7 @@ def test_the_oldest_files_go_past_the_capacity(tmp_path: Path) -> None:
     dead, live = store.folder / ".x.state.1.tmp", store.folder / ".y.state.2.tmp"
     dead.write_bytes(b"half")
     live.write_bytes(b"half")
-    old = time.time() - 3600
+    old = live.stat().st_mtime - 3600  # the file system's clock, which a controlled clock does not move
     os.utime(dead, (old, old))
     store.prune(keep=store.folder / "0.state")  # the file just written stays, however old its clock says it is
     assert sorted(p.name for p in store.folder.glob("*.state")) == ["0.state", "3.state"]
