@@ -198,10 +198,10 @@ def clarify_question(tool_name: str, missing: list[tuple[str, str]]) -> str:
                  for name, d in missing]  # fmt: skip
     wanted = "; ".join(f"{name} ({description})" if description else name for name, description in described)
     action = tool_name.split(".")[-1]
-    return (
-        f"Before I {action} anything I need to know more: {wanted}. I will not guess this for a change. "
-        f"Which {missing[0][0].replace('_', ' ')} do you mean?"
-    )
+    first = missing[0][0].replace("_", " ")
+    # A name for something new is chosen, not picked out: "which name do you mean?" asked for one that exists.
+    question = f"What {first} should it have?" if first.endswith("name") else f"Which {first} do you mean?"
+    return f"Before I {action} anything I need to know more: {wanted}. I will not guess this for a change. {question}"
 
 
 def sources_line(turn: Turn, answer: str, *, cited_only: bool = False) -> str:

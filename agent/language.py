@@ -50,6 +50,9 @@ _FUNCTION_WORDS: dict[str, frozenset[str]] = {
         "el los las es son cuándo cuando cómo como qué cuál cuáles dónde quién por qué para una uno del al"
         " mis mi nuestro nuestra tengo tenemos hay con sin está están puedo puede se copia copias"
         " respaldo respaldos hora cuantos cuántos cuantas cuántas tiene tienen esta hacer la favor gracias"
+        # A request is often a verb and a name ("¿puedes reiniciar agn-fit?" was read as English).
+        " puedes podrías podrias reinicia reiniciar apaga apagar arranca arrancar enciende encender detén detener"
+        " inicia iniciar muestra muéstrame dime"
     ),
     "Italian": _words(
         "il lo gli della delle dei quando perché dove chi che è sono una uno con non posso"
@@ -84,6 +87,8 @@ def foreign_language(text: str) -> str | None:
     best, hits = None, 0
     for language, vocabulary in _FUNCTION_WORDS.items():
         count = sum(w in vocabulary for w in words)
+        # Spanish opens a question or an exclamation with a mark no other language uses.
+        count += language == "Spanish" and ("¿" in text or "¡" in text)
         if count > hits:
             best, hits = language, count
     # A short request has few function words ("Peux-tu redémarrer void-analysis ?"): one, with a word spelt

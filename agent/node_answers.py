@@ -218,7 +218,8 @@ class AnswerNodes(Nodes):
             _emit({"type": "token", "text": COULD_NOT_FIND})
             return {"messages": [AIMessage(content=COULD_NOT_FIND)], "turn": turn}
         text = report_text(turn["log"])
-        footer = sources_line(turn, text)
+        # The change's own report cites no page: the pages searched beside it were no source of it.
+        footer = sources_line(turn, text, cited_only=True)
         answer = f"{text}\n\n{footer}" if footer else text
         _emit({"type": "token", "text": answer})
         return {"messages": [AIMessage(content=answer)], "turn": turn, **_remembered(turn)}

@@ -26,7 +26,7 @@ from agent.names import own_thing, own_values, resolve_names
 from agent.normalize import normalize_args, ungrounded_required
 from agent.prompts import format_result
 from agent.state import AgentState, Turn
-from agent.stated import with_stated_amounts
+from agent.stated import with_stated_amounts, with_stated_values
 from agent.toolcalls import model_name
 from policies.guard import Authorization, validation_errors
 from tools.base import Tool, ToolResult
@@ -176,7 +176,8 @@ class CallNodes(Nodes):
         if tool.risk != "read":
             # A change runs with the amounts the user stated ("with 2 gpus"), not the model's rewrite of them.
             fixed, stated = with_stated_amounts(tool.json_schema(), tool.aliases, fixed, asked_text(state))
-            notes = [*notes, *stated]
+            fixed, given = with_stated_values(tool.json_schema(), tool.values, fixed, asked_text(state))
+            notes = [*notes, *stated, *given]
         if tool.named_by:
             fixed, named = resolve_names(self.deps.guard, caller_of(state), tool, fixed, asked_text(state))
             # The user's words now name these values: a change on them is no longer a guess.

@@ -34,6 +34,7 @@ from agent.referents import resolve as resolve_referent
 from agent.requested import requested_change
 from agent.routing import Candidates
 from agent.state import AgentState, Turn
+from agent.stated import gives_arguments
 from agent.steering import UNSURE, constrains, constraint, mentions_docs, schema_options
 from agent.toolcalls import ProposedCall, extract_calls, model_name
 from agent.toolselect import about_thing
@@ -168,8 +169,14 @@ class ModelNodes(Nodes):
                 turn["requested"] = requested
                 # Offered and let through the gate, not forced, and the route stays: the model, shown the change
                 # beside the reads (and the passages), still chooses ("agn-fit memory and cores" was read as a
-                # request to provision).
-                routed = replace(routed, why=f"{routed.why}; may ask for a change ({requested}, read by the model)")
+                # request to provision). But a request that gives the change its arguments ("could i get a
+                # fresh vm named spec-fit-2 with 4 cpus") is about the lab: the pages' how-to was quoted instead.
+                change = self.deps.tool(requested)
+                given = change is not None and gives_arguments(
+                    change.json_schema(), change.aliases, change.values, text
+                )
+                why = f"{routed.why}; may ask for a change ({requested}, read by the model)"
+                routed = replace(routed, route="lab" if given else routed.route, why=why)
         turn["route"] = {"route": routed.route, "why": routed.why}
         if routed.notes and referent is None:
             # "What node is void-analysis on?": the model reads the id the name stands for, as it does a

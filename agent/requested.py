@@ -48,8 +48,12 @@ _TO_SEE = re.compile(
     r"(?:show|list|display|print|check|count|find|look|see|search|tell|give me|gimme|get me|explain|describe"
     r"|summari[sz]e|report|what|which|how|why|when|where|who"
     r"|i (?:need|want|would like|'d like) to (?:know|see|understand)"
-    # Asking what one may or must do: "can i ssh straight into the proxmox hosts".
-    r"|(?:can|could|may|might|should|must|do|does|did) (?:i|we|they|it)|am i|are we)\b",
+    # Asking what one may or must do: "can i ssh straight into the proxmox hosts"; but "could i get a fresh vm
+    # named spec-fit-2" asks for a thing to be made (not for "a list", "a look" or "a summary" of things).
+    r"|(?:can|could|may|might|should|must|do|does|did) (?:i|we|they|it)"
+    r"(?!\s+(?:please\s+)?(?:get|have|grab|borrow)\s+(?:a|an|another|one|two|three|\d+|some)\s+"
+    r"(?!list\b|look\b|summary\b|count\b|report\b|overview\b|quick look\b))"
+    r"|am i|are we)\b",
     re.I,
 )
 # Put to the assistant ("can you ...?", "please ...?") a question mark still ends a request.

@@ -86,7 +86,8 @@ class Routed:
     takes: frozenset[str] = frozenset()
     lists: frozenset[str] = frozenset()
     # The one tool the message is for: it holds text only that tool takes, or a request opens with its asking
-    # phrase for the thing it names. The first model call must call it.
+    # phrase for the thing it names, or asks for a thing to be made without its name. The first model call must
+    # call it.
     tool: str | None = None
     notes: tuple[str, ...] = ()  # what the things it names by name stand for ("void-analysis: vmid 130")
     mine: bool = False  # about the asker's own things: the tools that list a person's things fit
@@ -181,6 +182,14 @@ class Router:
         if found is None and NEW_NAME.search(text):
             found = next(iter(self._asked_at(text, r"^\W*(?:can|may|could) (?:i|we)\b[^.?!]{0,30}?")), None)
         return found
+
+    def _needs_new_name(self, change: str) -> bool:
+        """Whether the change requires a name for what it makes: a required ``*name`` no listing resolves."""
+        tool = next((t for t in self.tools if t.name == change), None)
+        if tool is None:
+            return False
+        required = tool.json_schema().get("required", [])
+        return any(key.endswith("name") and key not in tool.named_by for key in required)
 
     def _opening_change(self, text: str, takes: Collection[str], lists: Collection[str]) -> str | None:
         """The one write tool a request opens with, declared to take the thing the message names.
@@ -318,8 +327,17 @@ class Router:
             # "Start 130 and 132": bare numbers after the request are the ids a tool of its kind takes (an
             # integer id, ``vmid``); the tools taking one are offered first (it was taken for small talk).
             takes = self._numeric_ids(change) if BARE_NUMBER.search(text) else frozenset()
-            return Routed(route="lab", why=f"asks for a change ({change})" + (" by id" if takes else ""),
-                          takes=takes, families=frozenset({change.split(".")[0]} if takes else ()))  # fmt: skip
+            # "Give me a vm with 2 cores": the change needs a name only the user can give, and the model read the
+            # VM list instead of asking. Made to call the change, it is asked back for the name (the gate's
+            # question: a change on a value nobody gave is not made).
+            # Only when no other change is asked in the same words ("launch" runs a job as well as making a VM).
+            asked = self._asked_at(text, REQUEST)
+            alone = [name for name, length in asked.items() if length == asked.get(change)] == [change]
+            unnamed = alone and self._needs_new_name(change) and not NEW_NAME.search(text)
+            return Routed(route="lab", why=f"asks for a change ({change})" + (" by id" if takes else "")
+                          + (", without the name of what is to be made" if unnamed else ""),
+                          takes=takes, families=frozenset({change.split(".")[0]} if takes else ()),
+                          tool=change if unnamed else None)  # fmt: skip
         families = self._family_question(text)
         if families:
             which = ", ".join(sorted(families))

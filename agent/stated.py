@@ -14,9 +14,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from agent.cues import NEW_NAME
 from agent.normalize import MEMORY_FACTORS, WORD_NUMBERS, arg_kind
 
-__all__ = ["stated_amounts", "with_stated_amounts"]
+__all__ = ["gives_arguments", "stated_amounts", "stated_values", "with_stated_amounts", "with_stated_values"]
 
 # Not words that say what an amount is for: "num" of num_gpus, and units ("16 gib" may be a disk as well).
 _SKIP = {"num", "of", "the", "gib", "mib", "gb", "mb"}
@@ -89,3 +90,48 @@ def with_stated_amounts(
         was = "left out" if current is None else f"was {current!r}"
         notes.append(f"{key} = {value:g} (as you asked; {was})")
     return out, notes
+
+
+# "not on the gpu", "without a gpu", "don't force it": the phrase is said, and its value is not wanted.
+_NEGATED = re.compile(r"\b(?:no|not|without|never|don'?t|do not|rather than|instead of)\W+(?:\w+\W+){0,2}$")
+
+
+def stated_values(values: Mapping[str, Mapping[str, Any]], text: str) -> dict[str, Any]:
+    """Each argument whose declared phrases in ``text`` (not negated) all give one value ("hard" → mode stop)."""
+    lowered = text.lower()
+    found: dict[str, Any] = {}
+    for key, said in values.items():
+        given = []
+        for phrase, value in said.items():
+            for match in re.finditer(rf"(?<![\w-]){re.escape(phrase.lower())}(?![\w-])", lowered):
+                if not _NEGATED.search(lowered[: match.start()]):
+                    given.append(value)
+        if given and all(v == given[0] for v in given):  # "hard, no, clean shutdown": no single value
+            found[key] = given[0]
+    return found
+
+
+def with_stated_values(
+    schema: dict[str, Any], values: Mapping[str, Mapping[str, Any]], args: dict[str, Any], text: str
+) -> tuple[dict[str, Any], list[str]]:
+    """``args`` with the values the user's words give, as amounts stated are kept: the words win over the model.
+
+    An argument the user's words set already (an amount stated: "with 1 gpu") is left as it is.
+    """
+    props = schema.get("properties", {})
+    out, notes = dict(args), []
+    for key, value in stated_values(values, text).items():
+        current = out.get(key, props.get(key, {}).get("default"))
+        if current == value or (key in stated_amounts(schema, {}, text)):
+            continue
+        out[key] = value
+        was = "left out" if key not in args else f"was {current!r}"
+        notes.append(f"{key} = {value!r} (as you asked; {was})")
+    return out, notes
+
+
+def gives_arguments(schema: dict[str, Any], aliases: Mapping[str, tuple[str, ...]],
+                    values: Mapping[str, Mapping[str, Any]], text: str) -> bool:  # fmt: skip
+    """Whether ``text`` gives a change its arguments: an amount, a declared value, or a name ("called x")."""
+    names = "name" in schema.get("properties", {}) and bool(NEW_NAME.search(text))
+    return names or bool(stated_amounts(schema, aliases, text)) or bool(stated_values(values, text))

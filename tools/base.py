@@ -197,6 +197,9 @@ class Tool(Generic[A]):
         asks: for a write or destructive tool, the phrases by which a person asks for it ("shut down" for
             ``vm.stop``); a call nobody asked for is refused before the guard (the intent gate).
         aliases: for each argument, other names a model writes for it (``ram`` for ``memory_gib``).
+        values: for each argument, phrases by which a person gives its value without naming the argument
+            ("hard" for ``mode="stop"`` of ``vm.stop``, "on the gpu" for ``num_gpus=1`` of ``ray.submit``); a
+            change takes the value when the model left the argument at its default.
         examples: requests this tool answers, as people write them (tool retrieval embeds them).
         named_by: for each argument, how a thing the user names resolves to its value (:class:`NameLookup`).
         prepare: fills arguments the user's words give but the model left out (a job template's options).
@@ -229,6 +232,7 @@ class Tool(Generic[A]):
     words: tuple[str, ...] = ()
     asks: tuple[str, ...] = ()
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    values: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     examples: tuple[str, ...] = ()
     named_by: Mapping[str, NameLookup] = field(default_factory=dict)
     prepare: Prepare | None = None
@@ -250,9 +254,19 @@ class Tool(Generic[A]):
             raise TypeError(f"tool {self.name} reads only, so it remedies nothing: drop `remedies`")
         fields = set(self.args_model.model_fields)
         own = {self.own.arg} if self.own else set()
-        unknown = (set(self.aliases) | set(self.named_by) | ({self.mine} if self.mine else set()) | own) - fields
+        named = set(self.aliases) | set(self.values) | set(self.named_by) | ({self.mine} if self.mine else set())
+        unknown = (named | own) - fields
         if unknown:
-            raise TypeError(f"tool {self.name}: aliases/named_by/mine/own name no argument: {sorted(unknown)}")
+            raise TypeError(f"tool {self.name}: aliases/values/named_by/mine/own name no argument: {sorted(unknown)}")
+        for arg, said in self.values.items():
+            # A value a phrase gives must be one the argument takes, or every call that used it would be refused.
+            for phrase, value in said.items():
+                try:
+                    self.args_model.__pydantic_validator__.validate_assignment(
+                        self.args_model.model_construct(), arg, value
+                    )
+                except ValueError as exc:
+                    raise TypeError(f"tool {self.name}: {phrase!r} gives {arg}={value!r}, which it refuses") from exc
 
     @property
     def description(self) -> str:

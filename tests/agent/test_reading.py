@@ -43,6 +43,9 @@ VMS = {
         ("Wie viel Speicher hat agn-fit?", "German"),
         ("In welchem Namespace liegen die RayJob-Objekte?", "German"),
         ("Starte bitte die VM qso-vae-dev", "German"),
+        # A verb and a name, between the marks only Spanish opens a question or an exclamation with.
+        ("¿puedes reiniciar agn-fit?", "Spanish"),
+        ("¡apaga void-analysis!", "Spanish"),
         ("the café VM is down, is that normal?", None),
         ("do me a favor and list my vms", None),
         ("When are backups verified?", None),

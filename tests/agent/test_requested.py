@@ -58,6 +58,11 @@ def _scores(best: str, second: str = "vm.show") -> dict[str, float]:
         ("i need to know which vms are stopped", False),
         ("how many galaxies have a redshift between 0.5 and 1", False),
         ("can i ssh straight into the proxmox hosts", False),
+        # "Could I get a ..." asks for a thing to be made, unless what it asks for is a list or a look.
+        ("could i get a fresh vm named spec-fit-2 with 4 cpus and 16 gb ram", True),
+        ("can we have another vm like agn-fit", True),
+        ("can i get a list of my vms", False),
+        ("can i get the logs of my last job", False),
     ],
 )
 def test_only_a_request_to_act_reads_as_one(text: str, form: bool) -> None:

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from agent.stated import stated_amounts, with_stated_amounts
-from tools.base import Tool
+from agent.stated import gives_arguments, stated_amounts, stated_values, with_stated_amounts, with_stated_values
+from tools.base import Tool, ToolArgs
 from tools.registry import all_tools
 
 
@@ -47,3 +47,69 @@ def test_a_stated_amount_replaces_the_model_s_and_says_so(tools: dict[str, Tool[
     assert notes == ["cores = 16 (as you asked; was 8)"]
     same, none = with_stated_amounts(t.json_schema(), t.aliases, {"name": "x", "cores": 16}, "x with 16 cores")
     assert same == {"name": "x", "cores": 16} and none == []
+
+
+@pytest.mark.parametrize(
+    ("tool", "text", "values"),
+    [
+        ("vm.stop", "hard power off void-analysis right now", {"mode": "stop"}),
+        ("vm.stop", "pull the plug on 130", {"mode": "stop"}),
+        ("vm.stop", "shut down 130 gracefully", {"mode": "shutdown"}),
+        ("vm.stop", "shut down 130", {}),
+        # Said and not wanted, or both said: no single value.
+        ("vm.stop", "stop 130, not hard", {}),
+        ("vm.stop", "stop 130, hard if it has to be, clean if it can", {}),
+        ("ray.submit", "run heartbeat on the gpu", {"num_gpus": 1}),
+        ("ray.submit", "run heartbeat without the gpu", {}),
+        # Part of another word is no phrase: "a gpu" inside "a gpu-less box" would be.
+        ("ray.submit", "run heartbeat on the gpus-free queue", {}),
+    ],
+)
+def test_declared_phrases_give_an_argument_its_value(
+    tools: dict[str, Tool[Any]], tool: str, text: str, values: dict[str, Any]
+) -> None:
+    assert stated_values(tools[tool].values, text) == values
+
+
+def test_the_words_value_replaces_the_model_s_unless_an_amount_was_stated(tools: dict[str, Tool[Any]]) -> None:
+    stop, submit = tools["vm.stop"], tools["ray.submit"]
+    args, notes = with_stated_values(stop.json_schema(), stop.values, {"vmid": 130}, "hard stop 130")
+    assert args == {"vmid": 130, "mode": "stop"} and notes == ["mode = 'stop' (as you asked; left out)"]
+    args, notes = with_stated_values(stop.json_schema(), stop.values, {"vmid": 130, "mode": "stop"}, "stop 130 cleanly")
+    assert args["mode"] == "shutdown" and notes == ["mode = 'shutdown' (as you asked; was 'stop')"]
+    # "with 0 gpus on the gpu node": the amount is the user's own number, and stands.
+    args, notes = with_stated_values(submit.json_schema(), submit.values, {"template": "heartbeat", "num_gpus": 0},
+                                     "run heartbeat with 0 gpus on the gpu node")  # fmt: skip
+    assert args["num_gpus"] == 0 and notes == []
+
+
+def test_a_phrase_giving_a_value_the_argument_refuses_is_a_declaration_error() -> None:
+    class Args(ToolArgs):
+        """Arguments."""
+
+        mode: str = "a"
+        count: int = 0
+
+    def fn(ctx: Any, args: Args) -> Any:
+        """Do a thing."""
+
+    with pytest.raises(TypeError, match="'lots' gives count='many'"):
+        Tool(name="t.x", args_model=Args, fn=fn, risk="read", summary=str, values={"count": {"lots": "many"}})
+    with pytest.raises(TypeError, match="name no argument"):
+        Tool(name="t.x", args_model=Args, fn=fn, risk="read", summary=str, values={"size": {"big": 1}})
+    Tool(name="t.x", args_model=Args, fn=fn, risk="read", summary=str, values={"count": {"a few": 3}})
+
+
+@pytest.mark.parametrize(
+    ("tool", "text", "given"),
+    [
+        ("vm.provision", "could i get a fresh vm named spec-fit-2", True),
+        ("vm.provision", "a vm with 4 cpus please", True),
+        ("vm.provision", "agn-fit memory and cores", False),
+        ("vm.stop", "pull the plug on it", True),
+        ("vm.stop", "could you power it down", False),
+    ],
+)
+def test_a_request_gives_its_change_arguments(tools: dict[str, Tool[Any]], tool: str, text: str, given: bool) -> None:
+    t = tools[tool]
+    assert gives_arguments(t.json_schema(), t.aliases, t.values, text) is given

@@ -316,3 +316,20 @@ def test_a_change_on_bare_numbers_is_about_the_ids_its_tools_take() -> None:
     assert routed.route == "lab" and routed.takes == frozenset({"vmid"}) and routed.families == frozenset({"vm"})
     # Amounts are no ids.
     assert _router().route("start a vm with 512 gb", caller=CALLER, docs_score=0.3, tool_fit=0.29).takes == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("text", "must_call"),
+    [
+        # The model read the VM list for this and answered with it; made to call the change, it is asked back
+        # for the name (a change on a value nobody gave is not made).
+        ("give me a vm with 2 cores", "vm.provision"),
+        ("give me a vm called nb-2 with 2 cores", None),
+        # The thing acted on is looked up by its id or name: no name of something new is needed.
+        ("start 130 and 132", None),
+        ("launch parallel-sum", None),
+    ],
+)
+def test_a_request_to_make_something_without_its_name_must_call_the_change(text: str, must_call: str | None) -> None:
+    routed = _router().route(text, caller=CALLER, docs_score=0.3, tool_fit=0.6)
+    assert routed.route == "lab" and routed.tool == must_call, routed.why

@@ -49,3 +49,12 @@ def test_submit_arguments_keep_declared_flags_and_replace_made_up_ones(
         args["args"] = model_args
     prepared = prepare_submit(ctx, args, "Submit the redshift-histogram job with 20 bins.")
     assert prepared["args"] == expected
+
+
+def test_flags_the_model_made_up_are_dropped_when_the_words_give_no_option(tmp_path: Path) -> None:
+    # "run heartbeat on the gpu" became args ["--heartbeat"]: the job's parser would refuse it and fail at once.
+    ctx = ToolContext(settings=load_settings(None, lab_dir=tmp_path))
+    args = {"template": "heartbeat", "args": ["--heartbeat"]}
+    assert prepare_submit(ctx, args, "run heartbeat on the gpu")["args"] == []
+    kept = {"template": "heartbeat", "args": ["--seconds", "30"]}
+    assert prepare_submit(ctx, kept, "run heartbeat on the gpu for a bit") == kept

@@ -321,6 +321,8 @@ TOOLS: list[Tool[Any]] = [
         # was offered ray.submit, which the model took, and the user was asked which template to run).
         asks=("run", "submit", "start", "launch", "kick off", "execute", "schedule", "compute"),
         aliases={"template": ("job_template", "name", "job_name")},
+        # "run heartbeat on the gpu": the model left num_gpus at 0 and the job ran without the GPU asked for.
+        values={"num_gpus": dict.fromkeys(("a gpu", "the gpu", "on gpu", "with gpu", "gpu job", "gpu-enabled"), 1)},
         # A template named in a message ("launch the heartbeat job") points at this tool, whatever the verb.
         named_by={"template": NameLookup(tool="ray.templates", value="name")},
         prepare=prepare_submit,

@@ -61,7 +61,8 @@ def prepare_submit(ctx: ToolContext, args: dict[str, Any], said: str) -> dict[st
     """``ray.submit``'s arguments with the template's options the user gave values for.
 
     The model's own ``args`` stand when every flag in them is a declared option; flags it made up ("-b" for
-    ``bins``) are replaced by what the user's words give, since the job would only fail on them.
+    ``bins``) are replaced by what the user's words give (nothing, when they give no option), since the job
+    would only fail on them.
     """
     try:
         job = template(ctx.settings, str(args.get("template", "")))
@@ -72,6 +73,8 @@ def prepare_submit(ctx: ToolContext, args: dict[str, Any], said: str) -> dict[st
     if model_args and isinstance(model_args, list) and _declared_only(model_args, options):
         return args
     given = options_in(said, options)
-    if given:
+    if given or model_args:
+        # Flags the model made up with no option said ("--heartbeat" for "run heartbeat on the gpu") are
+        # dropped: the job's argument parser would refuse them and the job would fail at once.
         return {**args, "args": given}
     return args

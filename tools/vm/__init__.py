@@ -161,6 +161,14 @@ TOOLS: list[Tool[Any]] = [
         plan=cast(Any, power.plan_power("stop")),
         asks=("stop", "shut", "power off", "turn off", "halt", "bring down", "pause", "pull the plug"),
         aliases=VMID,
+        # "hard power off void-analysis": the model kept the default clean shutdown. PVE's 'stop' cuts power.
+        values={
+            "mode": {
+                **dict.fromkeys(("hard", "force", "forced", "forcibly", "forcefully", "pull the plug"), "stop"),
+                **dict.fromkeys(("cut the power", "cut power", "power cut"), "stop"),
+                **dict.fromkeys(("clean", "cleanly", "gracefully", "graceful"), "shutdown"),
+            }
+        },
         named_by=BY_NAME,
         own=_own("running"),
         examples=("Stop VM 130.", f"Shut down {EXAMPLE_NAME}."),
