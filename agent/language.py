@@ -100,11 +100,16 @@ def foreign_language(text: str) -> str | None:
 
 
 # The example keeps a question a question (without it the 1.5B model turned "Welches Werkzeug nutzt ...?" into
-# a statement); it is in no language of the lab's users' messages, so it cannot be copied as an answer.
+# a statement); it is in no language of the lab's users' messages, so it cannot be copied as an answer. The
+# time-of-day phrases: "um wie viel uhr läuft das tägliche backup?" became "How many hours does the daily backup
+# take?"; with them "At what time does the daily backup run?", and "Wie viele Stunden dauert das Backup?" is
+# still "How many hours does the backup take?" (checked by hand on 2026-12-07 with the embedded model).
 _TRANSLATE_PROMPT = (
     "Translate the {language} message of a research computing lab's member into English, sentence for sentence: "
     "a question stays a question, a request stays a request. Keep names, numbers, ids and technical terms "
-    "exactly as written, and add nothing the message does not say. Do not answer it. Reply with JSON only: "
+    'exactly as written, and add nothing the message does not say. A question for a time of day ("um wie viel '
+    'Uhr", "à quelle heure", "a qué hora") asks "at what time", not how many hours. Do not answer it. '
+    "Reply with JSON only: "
     '{{"english": "<the message in English>"}}.'
 )
 _TRANSLATE_SCHEMA = {

@@ -26,6 +26,9 @@ def speller() -> Speller:
         ("shwo me vm 130 pls", "show me vm 130 please"),
         ("is the verifed backup ok", "is the verified backup ok"),
         ("how big is the k8s cluster", "how big is the kubernetes cluster"),
+        ("which network is postgres reachable on", "which network is postgres database reachable on"),
+        ("is the db up", "is the database up"),
+        ("is proj-pg01 a postgres-16 box", "is proj-pg01 a postgres-16 box"),  # a name stays as written
     ],
 )
 def test_typos_are_read_as_the_words_meant(speller: Speller, typed: str, read: str) -> None:
