@@ -42,11 +42,9 @@ _COMMON = (
 _SHORTHAND = {"u": "you", "ur": "your", "pls": "please", "plz": "please", "rn": "right now", "atm": "at the moment",
               "thx": "thanks", "ty": "thank you", "abt": "about", "pw": "password",
               # Abbreviations of the trade the sentence model does not know ("k8s" shares nothing with a page's
-              # "Kubernetes"), and a product named where pages say what it is: "which network is postgres reachable
-              # on" found the management network's section, not the rule "Database ports (5432) are open only on
-              # the data network".
-              "k8s": "kubernetes", "db": "database", "dbs": "databases", "postgres": "postgres database",
-              "postgresql": "postgresql database"}  # fmt: skip
+              # "Kubernetes"). Not "postgres" read as "postgres database" (tried on 2026-12-07: it mended "which
+              # network is postgres reachable on" and broke two dev questions that found their page before).
+              "k8s": "kubernetes", "db": "database", "dbs": "databases"}  # fmt: skip
 _ARE = re.compile(
     r"^\W*(?:r(?=\s+[a-z])|(?:what|which|where|when|how|who|why)\s+r(?=\s+(?:my|the|our|your|all|any|there|we|you"
     r"|they|these|those|its|their)\b))",

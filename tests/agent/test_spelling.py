@@ -26,7 +26,6 @@ def speller() -> Speller:
         ("shwo me vm 130 pls", "show me vm 130 please"),
         ("is the verifed backup ok", "is the verified backup ok"),
         ("how big is the k8s cluster", "how big is the kubernetes cluster"),
-        ("which network is postgres reachable on", "which network is postgres database reachable on"),
         ("is the db up", "is the database up"),
         ("is proj-pg01 a postgres-16 box", "is proj-pg01 a postgres-16 box"),  # a name stays as written
     ],
