@@ -119,8 +119,17 @@ def sentences(text: str) -> list[str]:
     protected = re.sub(r"\b(e\.g|i\.e|etc|vs|approx|cf)\.", lambda m: m.group(0).replace(".", "\x00"), text, flags=re.I)
     # A citation is part of its sentence, numbered section and all ("[runbook.md § 2. Restore]").
     protected = CITATION.sub(lambda m: m.group(0).replace(".", "\x00"), protected)
-    parts = [p.replace("\x00", ".").strip() for p in _SENTENCE_END.split(protected)]
-    return [p for p in parts if p]
+    parts: list[str] = []
+    for part in (p.replace("\x00", ".").strip() for p in _SENTENCE_END.split(protected)):
+        # A citation after a sentence's end ('The page says: "...". [a.md § B]') is that sentence's own: split off,
+        # the quote counted as uncited, and a page quoted under a tool's answer was "no source" of it.
+        lead = re.match(rf"(?:\s*{CITATION.pattern}[\s.,;]*)+", part)
+        if parts and lead:
+            parts[-1] = f"{parts[-1]} {lead.group(0).strip()}"
+            part = part[lead.end() :].strip()
+        if part:
+            parts.append(part)
+    return parts
 
 
 def mask_claims(sentence: str) -> tuple[str, list[Claim]]:

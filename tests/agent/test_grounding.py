@@ -118,6 +118,32 @@ def test_sentences_keep_decimals_versions_and_abbreviations_whole() -> None:
     assert sentences("See [runbook.md § 2. Restore]. Then ask.") == ["See [runbook.md § 2. Restore].", "Then ask."]
 
 
+def test_a_citation_after_a_sentence_s_end_is_that_sentence_s() -> None:
+    quoted = 'The documentation says: "VM 151 sits in the disabled `backup-legacy` job." [stale.md § Example]'
+    assert sentences(quoted) == [quoted]
+    assert sentences("It runs at 09:00. [a.md § B], [c.md § D] Ask first.") == [
+        "It runs at 09:00. [a.md § B], [c.md § D]", "Ask first."
+    ]  # fmt: skip
+
+
+def test_a_page_quoted_under_a_tool_answer_is_sourced_by_its_citation() -> None:
+    # A live answer with the page's advice under it: the quote's ids ("backup-legacy") are the page's, and the
+    # grounding audit of a test run counted them as unsourced while the citation stood split off the quote.
+    evidence = Evidence.build(
+        results=[("VM 151 (monitoring): last backup 85.8 h ago; stale", [{"vmid": 151, "name": "monitoring"}])],
+        passages=["VM 151 (`monitoring`) sits only in the disabled `backup-legacy` job, so it is stale."],
+        user_texts=["the monitoring vm has no recent backup, what now?"],
+        sources=["runbook-stale-backup.md"],
+    )
+    answer = (
+        'VM 151 (monitoring): last backup 85.8 h ago; stale\n\nThe documentation says: "VM 151 (`monitoring`) sits '
+        'only in the disabled `backup-legacy` job, so it is stale." [runbook-stale-backup.md § Example]'
+    )
+    assert check(answer, evidence, cite=True) == []
+    uncited = answer.rsplit(" [", 1)[0]
+    assert [p.claim for p in check(uncited, evidence, cite=True)] == ["backup-legacy"]
+
+
 PAGE = Evidence.build(
     passages=["Tell LabOps what you need: a VM called ray-worker-3 with 8 cores. Names are DNS labels."],
     user_texts=["which printer should i use on the 3rd floor?"],

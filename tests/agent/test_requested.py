@@ -10,7 +10,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-import agent.node_model
+import agent.node_retrieve
 from agent.node_calls import CallNodes
 from agent.requested import request_form, requested_change
 from agent.scripted import fenced_call
@@ -129,7 +129,7 @@ def test_a_change_read_by_the_model_is_offered_and_runs_through_policy(
 
     bot = make_agent(responder=responder)
     # The scripted model cannot be constrained: the reading is given here (its own tests are above).
-    monkeypatch.setattr(agent.node_model, "requested_change", lambda *a, **k: "vm.stop")
+    monkeypatch.setattr(agent.node_retrieve, "requested_change", lambda *a, **k: "vm.stop")
     result = bot.ask("could you power down void-analysis", caller=Caller(user="researcher1", channel="cli"))
     assert offered and "vm_stop" in offered[0]
     assert [c["name"] for c in result.tool_calls] == ["vm.stop"]
