@@ -176,7 +176,7 @@ class CallNodes(Nodes):
         if tool.risk != "read":
             # A change runs with the amounts the user stated ("with 2 gpus"), not the model's rewrite of them.
             fixed, stated = with_stated_amounts(tool.json_schema(), tool.aliases, fixed, asked_text(state))
-            fixed, given = with_stated_values(tool.json_schema(), tool.values, fixed, asked_text(state))
+            fixed, given = with_stated_values(tool.json_schema(), tool.aliases, tool.values, fixed, asked_text(state))
             notes = [*notes, *stated, *given]
         if tool.named_by:
             fixed, named = resolve_names(self.deps.guard, caller_of(state), tool, fixed, asked_text(state))

@@ -112,17 +112,22 @@ def stated_values(values: Mapping[str, Mapping[str, Any]], text: str) -> dict[st
 
 
 def with_stated_values(
-    schema: dict[str, Any], values: Mapping[str, Mapping[str, Any]], args: dict[str, Any], text: str
+    schema: dict[str, Any],
+    aliases: Mapping[str, tuple[str, ...]],
+    values: Mapping[str, Mapping[str, Any]],
+    args: dict[str, Any],
+    text: str,
 ) -> tuple[dict[str, Any], list[str]]:
-    """``args`` with the values the user's words give, as amounts stated are kept: the words win over the model.
+    """``args`` with the values the user's words give, over the model's (as a stated amount is kept).
 
-    An argument the user's words set already (an amount stated: "with 1 gpu") is left as it is.
+    An argument the user stated an amount for ("with 0 gpus on the gpu node") keeps that amount.
     """
     props = schema.get("properties", {})
     out, notes = dict(args), []
+    amounts = stated_amounts(schema, aliases, text)
     for key, value in stated_values(values, text).items():
         current = out.get(key, props.get(key, {}).get("default"))
-        if current == value or (key in stated_amounts(schema, {}, text)):
+        if current == value or key in amounts:
             continue
         out[key] = value
         was = "left out" if key not in args else f"was {current!r}"

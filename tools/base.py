@@ -199,7 +199,7 @@ class Tool(Generic[A]):
         aliases: for each argument, other names a model writes for it (``ram`` for ``memory_gib``).
         values: for each argument, phrases by which a person gives its value without naming the argument
             ("hard" for ``mode="stop"`` of ``vm.stop``, "on the gpu" for ``num_gpus=1`` of ``ray.submit``); a
-            change takes the value when the model left the argument at its default.
+            change takes that value over the model's, as it takes an amount the user stated.
         examples: requests this tool answers, as people write them (tool retrieval embeds them).
         named_by: for each argument, how a thing the user names resolves to its value (:class:`NameLookup`).
         prepare: fills arguments the user's words give but the model left out (a job template's options).

@@ -73,13 +73,16 @@ def test_declared_phrases_give_an_argument_its_value(
 
 def test_the_words_value_replaces_the_model_s_unless_an_amount_was_stated(tools: dict[str, Tool[Any]]) -> None:
     stop, submit = tools["vm.stop"], tools["ray.submit"]
-    args, notes = with_stated_values(stop.json_schema(), stop.values, {"vmid": 130}, "hard stop 130")
+    args, notes = with_stated_values(stop.json_schema(), stop.aliases, stop.values, {"vmid": 130}, "hard stop 130")
     assert args == {"vmid": 130, "mode": "stop"} and notes == ["mode = 'stop' (as you asked; left out)"]
-    args, notes = with_stated_values(stop.json_schema(), stop.values, {"vmid": 130, "mode": "stop"}, "stop 130 cleanly")
+    args, notes = with_stated_values(
+        stop.json_schema(), stop.aliases, stop.values, {"vmid": 130, "mode": "stop"}, "stop 130 cleanly"
+    )
     assert args["mode"] == "shutdown" and notes == ["mode = 'shutdown' (as you asked; was 'stop')"]
     # "with 0 gpus on the gpu node": the amount is the user's own number, and stands.
-    args, notes = with_stated_values(submit.json_schema(), submit.values, {"template": "heartbeat", "num_gpus": 0},
-                                     "run heartbeat with 0 gpus on the gpu node")  # fmt: skip
+    said = "run heartbeat with 0 gpus on the gpu node"
+    asked = {"template": "heartbeat", "num_gpus": 0}
+    args, notes = with_stated_values(submit.json_schema(), submit.aliases, submit.values, asked, said)
     assert args["num_gpus"] == 0 and notes == []
 
 
