@@ -14,6 +14,7 @@ import re
 from typing import Any, Literal
 
 from agent.claims import CITATION, Problem, content_terms, facts, sentences
+from agent.leftovers import without_back_reference
 from agent.ranking import FOCUS_SENTENCES, WANTS_NUMBER, WANTS_TIME, Embed, Ranked, best_sentences
 from agent.steering import UNSURE
 
@@ -244,4 +245,8 @@ def without_verdict(answer: str, question: str, passages: list[dict[str, Any]]) 
     remaining = answer.replace(first, kept, 1).strip()
     if not kept:  # the verdict sentence's citation, written after its full stop, goes with it
         remaining = re.sub(rf"^(?:{CITATION.pattern}\s*)+", "", remaining).strip()
+        # "No, ... . This is because x": with the verdict gone, "this" points at nothing.
+        following = sentences(remaining)
+        if following:
+            remaining = remaining.replace(following[0], without_back_reference(following[0]), 1)
     return remaining, problem

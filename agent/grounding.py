@@ -38,7 +38,7 @@ from agent.claims import (
 from agent.codeblocks import drop_empty_fences, fenced_lines
 from agent.contradictions import entity_problems
 from agent.haystack import Evidence, document_name
-from agent.leftovers import Line, is_marker, without_dangling_leads
+from agent.leftovers import Line, is_marker, without_back_reference, without_dangling_leads
 
 __all__ = ["Pruned", "check", "prune"]
 
@@ -194,6 +194,7 @@ def prune(answer: str, evidence: Evidence, *, cite: bool = False, support: bool 
     kept: list[Line] = []
     dropped: list[Problem] = []
     seen: list[str] = []
+    after_drop = False
     for line, code in fenced_lines(answer):
         if code:
             problem = _code_problem(line, evidence)
@@ -209,8 +210,11 @@ def prune(answer: str, evidence: Evidence, *, cite: bool = False, support: bool 
             seen.append(sentence)
             if verdict.problems:
                 dropped += verdict.problems
+                after_drop = True
             else:
-                good.append(sentence)
+                # "No, ... . This is because ...": with the verdict left out, "this" points at nothing.
+                good.append(without_back_reference(sentence) if after_drop else sentence)
+                after_drop = False
         if good and all(is_marker(g) for g in good):
             good = []  # a list item's number ("2.") whose text was left out, or that had none
         if not line.strip() or line.strip().startswith(("```", "~~~")):

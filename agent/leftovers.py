@@ -2,7 +2,8 @@
 
 The grounding check (:mod:`agent.grounding`) leaves out a model's sentences one by one. A sentence that only
 announces what follows ("You can do this by running:", "For example:") then stands above nothing, or above
-the next step, where it reads as if that step were the command it announced.
+the next step, where it reads as if that step were the command it announced. And a sentence that opens by
+pointing back ("This is because ...") at one left out points at nothing: the opening goes, the rest stays.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Literal
 
 from agent.claims import sentences
 
-__all__ = ["Line", "is_marker", "without_dangling_leads"]
+__all__ = ["Line", "is_marker", "without_back_reference", "without_dangling_leads"]
 
 # What became of a line of the answer: kept (some or all of its sentences), left out whole, or blank/a fence.
 Line = tuple[str, Literal["kept", "dropped", "other"]]
@@ -20,6 +21,13 @@ Line = tuple[str, Literal["kept", "dropped", "other"]]
 _LIST_ITEM = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*+])\s")
 _LEAD = re.compile(r":\s*(?:\*\*|__)?\s*$")
 _MARKER = re.compile(r"\d{1,2}[.)]|[-*+]")
+# "This is because", "That's why", "This means that": an opening that says how the sentence follows from the one
+# before it.
+_BACK = re.compile(
+    r"^(?:this|that|it)(?: is|'s| was)? (?:because|why|since)\s+|^(?:this|that) means(?: that)?\s+"
+    r"|^(?:therefore|so|hence|thus),?\s+",
+    re.I,
+)
 
 
 def is_marker(text: str) -> bool:
@@ -53,3 +61,15 @@ def _dangles(after: list[Line]) -> bool:
         return False
     kept = next((t for t, s in following if s == "kept"), None)
     return kept is None or not _LIST_ITEM.match(kept)
+
+
+def without_back_reference(sentence: str) -> str:
+    """``sentence`` without an opening that points back at the sentence before ("This is because x" → "X").
+
+    For a sentence whose predecessor was left out; unchanged when it opens otherwise.
+    """
+    match = _BACK.match(sentence)
+    if match is None or not sentence[match.end() :].strip():
+        return sentence
+    rest = sentence[match.end() :]
+    return rest[0].upper() + rest[1:]

@@ -104,6 +104,20 @@ def test_a_yes_or_no_the_passages_do_not_state_is_left_out() -> None:
     assert without_verdict("No VM is stopped.", "is any vm stopped?", pages) == ("No VM is stopped.", None)
 
 
+def test_a_sentence_pointing_back_at_a_left_out_verdict_keeps_only_what_it_says() -> None:
+    # explore18's first run: "No, ..." left out, and the answer opened "This is because daily snapshots ...".
+    pages = [
+        {"text": "Backups are deduplicated, so daily snapshots of the same VM cost far less than their full size."}
+    ]
+    text, problem = without_verdict(
+        "No, they do not.\n\nThis is because daily snapshots of the same VM cost far less than their full size.",
+        "does every daily backup take up the full disk size again?", pages)  # fmt: skip
+    assert text == "Daily snapshots of the same VM cost far less than their full size." and problem is not None
+    # A sentence that opens otherwise stays as written.
+    text, _ = without_verdict("Yes. This page is about backups.", "is it about backups?", pages)
+    assert text == "This page is about backups."
+
+
 def test_a_value_of_the_passage_the_search_put_first_stands_against_another_passage_s_line() -> None:
     # Asked in Spanish how long a DESI query may run: the model answered from the databases page, the search's
     # first; the sentence ranking put a restore page's "take several hours" first and replaced the answer.

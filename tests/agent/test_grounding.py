@@ -126,6 +126,16 @@ def test_a_citation_after_a_sentence_s_end_is_that_sentence_s() -> None:
     ]  # fmt: skip
 
 
+def test_a_sentence_pointing_back_at_one_left_out_keeps_only_what_it_says() -> None:
+    page = Evidence.build(passages=["Daily snapshots of the same VM cost far less than their full size."],
+                          user_texts=["does a backup take the full size?"])  # fmt: skip
+    pruned = prune("No, each backup is 300 GiB. This is because daily snapshots of the same VM cost far less "
+                   "than their full size.", page)  # fmt: skip
+    assert pruned.text == "Daily snapshots of the same VM cost far less than their full size."
+    kept = prune("Daily snapshots cost far less than their full size. This is because of the same VM.", page)
+    assert kept.text.endswith("This is because of the same VM.")
+
+
 def test_a_page_quoted_under_a_tool_answer_is_sourced_by_its_citation() -> None:
     # A live answer with the page's advice under it: the quote's ids ("backup-legacy") are the page's, and the
     # grounding audit of a test run counted them as unsourced while the citation stood split off the quote.
