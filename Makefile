@@ -45,7 +45,7 @@ demo: $(STAMP)
 # The suite's files are spread over worker processes (pytest-xdist; a file's tests stay in one worker, so its
 # module fixtures start once): 13 min 48 s to 14 min 50 s on two cores, 19 min 24 s in one process (2026-12-06);
 # 15 min 6 s for 873 tests (2026-12-07); 13 min 8 s for 887 once the model server kept its system turn on disk
-# (2026-12-07, later); 13 min 47 s for 918 (2026-12-07, twentieth session). The twenty slowest are listed at the end, to know what to trim.
+# (2026-12-07, later); 13 min 47 s for 918 and 14 min 25 s for 920 (2026-12-07, twentieth session). The twenty slowest are listed at the end, to know what to trim.
 # The session fixtures (embedded database, Ray head, model server) start in each worker that needs them: at
 # most four workers, whatever the core count. PYTEST_WORKERS=0 runs everything in one process.
 PYTEST_WORKERS ?= auto

@@ -25,7 +25,8 @@ _MARKER = re.compile(r"\d{1,2}[.)]|[-*+]")
 # before it.
 _BACK = re.compile(
     r"^(?:this|that|it)(?: is|'s| was)? (?:because|why|since)\s+|^(?:this|that) means(?: that)?\s+"
-    r"|^(?:therefore|so|hence|thus),?\s+",
+    # "So," with its comma only: "So far ..." and "So many ..." do not point back.
+    r"|^(?:therefore|hence|thus),?\s+|^so,\s+",
     re.I,
 )
 
