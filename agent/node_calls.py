@@ -163,8 +163,9 @@ class CallNodes(Nodes):
     def fill(self, state: AgentState, turn: Turn, call: dict[str, Any]) -> None:
         """Repair the arguments where it is unambiguous and complete them from the user's words and identity."""
         tool = self._tool(call)
+        schema, said = tool.json_schema(), asked_text(state)
         fixed, notes = normalize_args(
-            tool.json_schema(),
+            schema,
             call["args"],
             aliases=tool.aliases,
             known_ids=self.known_ids(state),
@@ -175,14 +176,14 @@ class CallNodes(Nodes):
         )
         if tool.risk != "read":
             # A change runs with the amounts the user stated ("with 2 gpus"), not the model's rewrite of them.
-            fixed, stated = with_stated_amounts(tool.json_schema(), tool.aliases, fixed, asked_text(state))
-            fixed, given = with_stated_values(tool.json_schema(), tool.aliases, tool.values, fixed, asked_text(state))
+            fixed, stated = with_stated_amounts(schema, tool.aliases, fixed, said)
+            fixed, given = with_stated_values(schema, tool.aliases, tool.values, fixed, said)
             notes = [*notes, *stated, *given]
         if tool.named_by:
-            fixed, named = resolve_names(self.deps.guard, caller_of(state), tool, fixed, asked_text(state))
+            fixed, named = resolve_names(self.deps.guard, caller_of(state), tool, fixed, said)
             # The user's words now name these values: a change on them is no longer a guess.
             turn["named"] = {**turn.get("named", {}), **named}
-        if tool.own is not None and asks_about_self(asked_text(state)):
+        if tool.own is not None and asks_about_self(said):
             # "Cancel my ray job": the asker's one pending or running job, when there is exactly one.
             lister = self.deps.tool(tool.own.tool)
             fixed, own = own_thing(self.deps.guard, caller_of(state), tool, lister, fixed)
@@ -190,8 +191,8 @@ class CallNodes(Nodes):
                 notes = [*notes, own]
                 turn["named"] = {**turn.get("named", {}), str(fixed[tool.own.arg]): own}
         if tool.prepare is not None:
-            fixed = tool.prepare(self.deps.guard.context, fixed, asked_text(state))
-        if tool.mine and fixed.get(tool.mine) is None and asks_about_self(asked_text(state)):
+            fixed = tool.prepare(self.deps.guard.context, fixed, said)
+        if tool.mine and fixed.get(tool.mine) is None and asks_about_self(said):
             # "my VMs": the owner is who asks, from the channel (the model often leaves the filter out).
             fixed = {**fixed, tool.mine: state.get("user")}
             notes = [*notes, f"{tool.mine} = {state.get('user')} (you asked about your own)"]

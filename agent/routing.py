@@ -164,28 +164,32 @@ class Router:
                 found[tool.name] = max(lengths)
         return found
 
+    def _tool(self, name: str) -> Tool[Any] | None:
+        return next((t for t in self.tools if t.name == name), None)
+
     def _numeric_ids(self, name: str) -> frozenset[str]:
         """The integer id arguments (``vmid``) of the tool ``name``."""
-        tool = next((t for t in self.tools if t.name == name), None)
+        tool = self._tool(name)
         if tool is None:
             return frozenset()
         props = tool.json_schema().get("properties", {})
         return frozenset(k for k, p in props.items() if k.endswith("id") and p.get("type") == "integer")
 
-    def _asks_change(self, text: str) -> str | None:
+    def _asks_change(self, text: str, asked: dict[str, int] | None = None) -> str | None:
         """The write tool whose asking phrase opens the message or follows a request ("please", "I need").
 
         Or follows "can I" / "could we", when the message names the thing to be made ("can I get a VM named
-        cosmo-nb?"): without a name, "can I get a VM with 64 cores?" may ask what the rules allow.
+        cosmo-nb?"): without a name, "can I get a VM with 64 cores?" may ask what the rules allow. ``asked`` is
+        :meth:`_asked_at` for :data:`REQUEST`, when the caller has it already.
         """
-        found = next(iter(self._asked_at(text, REQUEST)), None)
+        found = next(iter(asked if asked is not None else self._asked_at(text, REQUEST)), None)
         if found is None and NEW_NAME.search(text):
             found = next(iter(self._asked_at(text, r"^\W*(?:can|may|could) (?:i|we)\b[^.?!]{0,30}?")), None)
         return found
 
     def _needs_new_name(self, change: str) -> bool:
         """Whether the change requires a name for what it makes: a required ``*name`` no listing resolves."""
-        tool = next((t for t in self.tools if t.name == change), None)
+        tool = self._tool(change)
         if tool is None:
             return False
         required = tool.json_schema().get("required", [])
@@ -322,7 +326,8 @@ class Router:
                 return self._unsure(text, candidates, lean="lab", why="asks about the asker's own things, which a "
                                     "page describes better")  # fmt: skip
             return Routed(route="lab", why="asks about the asker's own things", mine=True)
-        change = self._asks_change(text)
+        asked = self._asked_at(text, REQUEST)
+        change = self._asks_change(text, asked)
         if change is not None:
             # "Start 130 and 132": bare numbers after the request are the ids a tool of its kind takes (an
             # integer id, ``vmid``); the tools taking one are offered first (it was taken for small talk).
@@ -331,7 +336,6 @@ class Router:
             # VM list instead of asking. Made to call the change, it is asked back for the name (the gate's
             # question: a change on a value nobody gave is not made).
             # Only when no other change is asked in the same words ("launch" runs a job as well as making a VM).
-            asked = self._asked_at(text, REQUEST)
             alone = [name for name, length in asked.items() if length == asked.get(change)] == [change]
             unnamed = alone and self._needs_new_name(change) and not NEW_NAME.search(text)
             return Routed(route="lab", why=f"asks for a change ({change})" + (" by id" if takes else "")
